@@ -1,0 +1,152 @@
+"""Assemble decision records and the run record, and hash them into the program's chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows.codes import OUTCOMES
+from flows.decide import Decisions, RunContext
+from schemas.audit import ARROW_DECISION_SCHEMA, DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
+
+RUN_STATUSES = ("committed", "dry_run", "rejected", "halted", "failed")
+
+
+def decision_records(decisions: Decisions, ctx: RunContext,
+                     payment_files: pl.DataFrame) -> pl.DataFrame:
+    """Return one decision record per input row, registry rows first, in the audit's columns.
+
+    `payment_files` maps `payment_id` to `payment_file`.
+    """
+    common = {
+        "run_id": pl.lit(ctx.run_id), "program": pl.lit(ctx.program.id),
+        "run_month": pl.lit(ctx.run_month), "instalment": pl.lit(ctx.instalment, pl.Int64),
+        "rule_set_id": pl.lit(ctx.program.id), "rule_set_sha256": pl.lit(ctx.program.sha256),
+        "decided_at": pl.lit(ctx.decided_at, pl.Datetime("us", "UTC")),
+    }
+    payout = pl.when(pl.col("outcome") == "PAID")
+    registry = decisions.registry.with_columns(
+        application_id=pl.lit(None, pl.String),
+        payout=payout.then(pl.lit(ctx.program.payout_channels[0])),
+    )
+    enrollment = decisions.enrollment.with_columns(
+        payout=payout.then(pl.col("payout")),
+        population=pl.lit(None, pl.String),
+    )
+    # An application's population is its beneficiary's; take it from the registry.
+    populations = registry.filter("kept").select("person_key", b_population="population")
+    enrollment = enrollment.join(populations, on="person_key", how="left",
+                                 maintain_order="left").with_columns(population="b_population")
+    columns = list(DECISION_COLUMNS)
+    frame = pl.concat([
+        f.with_columns(**common).join(payment_files, on="payment_id", how="left",
+                                      maintain_order="left").select(columns)
+        for f in (registry, enrollment)
+    ])
+    return DECISION_SCHEMA.validate(frame)
+
+
+def parquet_bytes(frame: pl.DataFrame, schema: pa.Schema, metadata: dict[str, str]) -> bytes:
+    """Return zstd Parquet bytes with the given Arrow schema and key-value metadata."""
+    table = frame.to_arrow().cast(schema)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def decisions_parquet(records: pl.DataFrame, ctx: RunContext) -> bytes:
+    """Return the run's decision records as Parquet with schema-version metadata."""
+    return parquet_bytes(records, ARROW_DECISION_SCHEMA, {
+        "jiwon.schema_version": SCHEMA_VERSION, "jiwon.table": "decisions",
+        "jiwon.run_id": ctx.run_id, "jiwon.program": ctx.program.id})
+
+
+def outcome_counts(records: pl.DataFrame) -> dict[str, int]:
+    """Return the number of decision records per outcome, every outcome present."""
+    counts = dict(records.group_by("outcome").len().iter_rows())
+    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+
+
+@dataclass
+class RunRecord:
+    """One run, committed or not (spec/outputs.md): the run manifest auditors start from."""
+
+    run_id: str
+    flow_run_id: str | None
+    program: str
+    run_month: str
+    reference_date: dt.date
+    trigger: str
+    operator: str
+    reason: str | None
+    dry_run: bool
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    code_version: str
+    rule_set_id: str
+    rule_set_sha256: str
+    parameters: str  # JSON: the run's parameters and the program values it used
+    message: str
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    total_paid_krw: int = 0
+    prev_run_sha256: str | None = None
+    run_sha256: str = ""
+
+    def canonical(self) -> bytes:
+        """Return the bytes `run_sha256` is computed over: every field but `run_sha256`."""
+        body = asdict(self)
+        body.pop("run_sha256")
+        return json.dumps(body, sort_keys=True, default=str, ensure_ascii=False).encode()
+
+    def sealed(self) -> RunRecord:
+        """Return the record with `run_sha256` set over its canonical form."""
+        self.run_sha256 = hashlib.sha256(self.canonical()).hexdigest()
+        return self
+
+
+INPUT_TYPE = pa.struct([("kind", pa.string()), ("file", pa.string()), ("sha256", pa.string()),
+                        ("rows", pa.int64()), ("encoding", pa.string()),
+                        ("skipped_by_run", pa.string())])
+OUTPUT_TYPE = pa.struct([("file", pa.string()), ("sha256", pa.string()), ("records", pa.int64()),
+                         ("total_krw", pa.int64())])
+RUN_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("flow_run_id", pa.string()), ("program", pa.string()),
+    ("run_month", pa.string()), ("reference_date", pa.date32()), ("trigger", pa.string()),
+    ("operator", pa.string()), ("reason", pa.string()), ("dry_run", pa.bool_()),
+    ("status", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")), ("code_version", pa.string()),
+    ("rule_set_id", pa.string()), ("rule_set_sha256", pa.string()), ("parameters", pa.string()),
+    ("message", pa.string()), ("inputs", pa.list_(INPUT_TYPE)),
+    ("outputs", pa.list_(OUTPUT_TYPE)),
+    ("counts", pa.struct([(o, pa.int64()) for o in OUTCOMES])),
+    ("total_paid_krw", pa.int64()), ("prev_run_sha256", pa.string()), ("run_sha256", pa.string()),
+])
+
+
+def run_record_parquet(record: RunRecord) -> bytes:
+    """Return the run record as a one-row Parquet file."""
+    table = pa.Table.from_pylist([asdict(record)], schema=RUN_SCHEMA)
+    table = table.replace_schema_metadata({b"jiwon.schema_version": SCHEMA_VERSION.encode(),
+                                           b"jiwon.table": b"runs"})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def record_from_row(row: dict[str, Any]) -> RunRecord:
+    """Rebuild a RunRecord from a row read back from `audit/runs` (for verification)."""
+    names = set(RunRecord.__dataclass_fields__)
+    return RunRecord(**{k: v for k, v in row.items() if k in names})

@@ -1,0 +1,156 @@
+"""The `jiwon` command: run, demo, audit explain/verify, fixtures generate.
+
+Exit status (spec/outputs.md): 0 done; 2 bad usage; 3 input rejected; 4 halted by a safety check;
+1 anything unexpected. Every non-zero exit prints one line: what went wrong, what to do next.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+import typer  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from flows.errors import JiwonError  # noqa: E402
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="jiwon (지원): pay a support fund exactly once per resident, with an audit trail.")
+audit_app = typer.Typer(no_args_is_help=True, help="Read and check the audit trail.")
+fixtures_app = typer.Typer(no_args_is_help=True, help="Synthetic extracts for demos and tests.")
+app.add_typer(audit_app, name="audit")
+app.add_typer(fixtures_app, name="fixtures")
+
+DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
+
+
+def fail(message: str, code: int) -> None:
+    """Print one line to stderr and exit with `code`."""
+    typer.echo(message.splitlines()[0] if message else "failed", err=True)
+    raise typer.Exit(code)
+
+
+def execute(params: dict[str, object]) -> None:
+    """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
+    from flows.disburse import DisburseParams, disburse
+    from flows.summary import print_summary
+
+    try:
+        validated = DisburseParams.model_validate(params)
+    except ValidationError as e:
+        first = e.errors()[0]
+        fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+    try:
+        summary = disburse(validated)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:  # a bug or an environment failure: say so in one line
+        fail(f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
+             "record says committed. Run again; if it repeats, report it with this line.", 1)
+    print_summary(summary)
+
+
+@app.command()
+def run(
+    program: Annotated[str, typer.Option(help="program id (rules/programs/<id>)")],
+    registry: Annotated[Path, typer.Option(help="folder of registry extract files")],
+    enrollments: Annotated[Path, typer.Option(help="folder of enrollment extract files")],
+    out: Annotated[Path, typer.Option(help="output root")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="pay and publish nothing")] = False,
+    reason: Annotated[str | None, typer.Option(help="why this run (required for reruns)")] = None,
+    operator: Annotated[str, typer.Option(help="who starts the run")] = os.environ.get(
+        "USER", "operator"),
+    trigger: Annotated[str, typer.Option(help="manual, rerun or scheduled")] = "manual",
+    run_month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
+) -> None:
+    """Run the disburse flow for one program. Needs JIWON_PII_KEY in the environment."""
+    execute({"program": program, "registry": registry, "enrollments": enrollments, "out": out,
+             "dry_run": dry_run, "reason": reason, "operator": operator, "trigger": trigger,
+             "run_month": run_month})
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where to write demo data and results")] = Path(
+        "demo-output"),
+    rows: Annotated[int, typer.Option(help="residents to generate")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 2025,
+) -> None:
+    """Generate demo extracts, run the flow end to end with a demo key, print the summary."""
+    from fixtures.generate import generate_population, write_population
+
+    if os.environ.get("JIWON_PII_KEY"):
+        typer.echo("note: the demo ignores JIWON_PII_KEY and uses its built-in demo key")
+    os.environ["JIWON_PII_KEY"] = DEMO_KEY
+    typer.secho("DEMO MODE: person keys use the built-in demo key; never use it for real data.",
+                fg=typer.colors.YELLOW, bold=True)
+    data = out / "data"
+    write_population(generate_population(rows, seed=seed), data)
+    typer.echo(f"generated {rows:,} residents in {data}/registry and {data}/enrollments")
+    execute({"program": "paju-livelihood-2025", "registry": data / "registry",
+             "enrollments": data / "enrollments", "out": out / "out", "operator": "demo",
+             "reason": "demo run on synthetic data", "run_month": "2025-03"})
+
+
+@audit_app.command("explain")
+def explain(
+    out: Annotated[Path, typer.Option(help="output root")],
+    rrn: Annotated[str | None, typer.Option(help="the resident's RRN (never printed)")] = None,
+    payment_id: Annotated[str | None, typer.Option(help="a payment id")] = None,
+    program: Annotated[str | None, typer.Option(help="limit to one program")] = None,
+) -> None:
+    """Say whether a person was paid, how much, by which run and rule, from which input row."""
+    from flows.explain import explain_person
+
+    if (rrn is None) == (payment_id is None):
+        fail("bad usage: give exactly one of --rrn or --payment-id", 2)
+    try:
+        typer.echo(explain_person(out, rrn=rrn, payment_id=payment_id, program=program))
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+
+
+@audit_app.command("verify")
+def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
+    """Recompute the hash chain and totals; exit 1 naming the first broken link."""
+    from flows.verify import verify_trail
+
+    problems, checked = verify_trail(out)
+    if problems:
+        for p in problems:
+            typer.echo(p, err=True)
+        fail(f"audit verify failed: {problems[0]}", 1)
+    typer.echo(f"audit verify: {checked} run(s) checked, hash chain and totals intact")
+
+
+@fixtures_app.command("generate")
+def generate(
+    rows: Annotated[int, typer.Option(help="residents to generate")],
+    out: Annotated[Path, typer.Option(help="writes OUT/registry and OUT/enrollments")],
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    encoding: Annotated[str, typer.Option(help="utf-8 or cp949")] = "utf-8",
+) -> None:
+    """Write a deterministic synthetic Paju population as registry and enrollment extracts."""
+    from fixtures.generate import generate_population, write_population
+
+    if encoding not in ("utf-8", "cp949"):
+        fail(f"bad usage: --encoding must be utf-8 or cp949, not {encoding!r}", 2)
+    enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
+    written = write_population(generate_population(rows, seed=seed), out, encoding=enc)
+    for kind, paths in written.items():
+        typer.echo(f"{kind}: {len(paths)} file(s) in {out / ('registry' if kind == 'registry' else 'enrollments')}")
+
+
+def main() -> None:
+    """Entry point of the `jiwon` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was published unless a run record says committed", err=True)
+        sys.exit(1)

@@ -1,0 +1,330 @@
+"""The `disburse` Prefect flow: registry and enrollment extracts in, payment files and audit out.
+
+The flow is a thin layer: each task wraps one pure stage function, and every read of the clock,
+the environment or the file system happens here, at the edge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flows import audit, layout, payments, report, validate
+from flows.decide import Decisions, RunContext, decide
+from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
+from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
+from flows.ledger import Ledger, read_ledger
+from flows.publish import Staging, recover
+from rules.program import Program, ProgramError, load_program
+from rules.reference import bank_codes, vocabulary
+from schemas.enrollment import enrollment_schema
+from schemas.registry import registry_schema
+
+SEOUL = ZoneInfo("Asia/Seoul")
+PII_KEY_ENV = "JIWON_PII_KEY"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class DisburseParams(BaseModel):
+    """What an operator or a schedule asks a run to do (validated by Prefect via pydantic)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1, description="program id, a folder under rules/programs")
+    registry: Path = Field(description="folder of registry extract files")
+    enrollments: Path = Field(description="folder of enrollment extract files")
+    out: Path = Field(description="output root")
+    dry_run: bool = Field(default=False, description="compute everything, pay and publish nothing")
+    operator: str = Field(default="unknown", min_length=1)
+    reason: str | None = Field(default=None, description="why the run was started")
+    trigger: Literal["scheduled", "manual", "rerun"] = "manual"
+    run_month: str | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                                  description="YYYY-MM; default: the current month in Seoul")
+
+    @model_validator(mode="after")
+    def _rerun_needs_reason(self) -> DisburseParams:
+        if self.trigger == "rerun" and not (self.reason or "").strip():
+            raise ValueError("a rerun needs --reason: say why it is run again")
+        return self
+
+
+@dataclass
+class RunSummary:
+    """What the command line prints after a run."""
+
+    run_id: str
+    program: str
+    status: str
+    dry_run: bool
+    counts: dict[str, int]
+    total_paid_krw: int
+    message: str
+    out: str
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+def stage(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a pure stage function as a Prefect task (no caching: inputs are large frames)."""
+    return task(fn, name=fn.__name__.strip("_").replace("_", "-"),  # type: ignore[return-value]
+                cache_policy=NO_CACHE)
+
+
+@stage
+def read_extracts(folder: Path, kind: Literal["registry", "enrollment"]) -> Delivery:
+    """Read one delivery folder."""
+    return read_delivery(list_delivery(folder, kind), kind)
+
+
+def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
+    """Drop enrollment files a committed run already consumed; list them as skipped."""
+    files = [
+        InputFile(**{**f.__dict__, "skipped_by_run": consumed.get(f.sha256)}) for f in delivery.files
+    ]
+    skipped = [f.sha256 for f in files if f.skipped_by_run]
+    frame = delivery.frame.filter(~pl.col("source_sha256").is_in(skipped))
+    return Delivery(delivery.kind, frame, files)
+
+
+@stage
+def validate_registry(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Check every registry row; quarantine failures with reasons."""
+    schema = registry_schema(program.admin_codes(), vocabulary())
+    return validate.validate_registry(delivery, schema, vocabulary(), program.reference_date,
+                                      program.as_of_must_equal_reference_date)
+
+
+@stage
+def validate_enrollments(delivery: Delivery) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Check every enrollment row; quarantine failures with reasons."""
+    return validate.validate_enrollments(delivery, enrollment_schema(bank_codes(), vocabulary()))
+
+
+@stage
+def decide_outcomes(registry: pl.DataFrame, enrollment: pl.DataFrame, ledger: Ledger,
+                    ctx: RunContext) -> Decisions:
+    """Deduplicate, check eligibility and applications, and choose the payees."""
+    return decide(registry, enrollment, ledger.paid_before(ctx.instalment), ctx)
+
+
+@stage
+def build_outputs(decisions: Decisions, ctx: RunContext) -> tuple[
+        list[payments.PaymentFile], pl.DataFrame]:
+    """Render the credit files and the decision records."""
+    program = ctx.program
+    assigned = payments.assign_files(decisions.payees, program.max_records_per_file,
+                                     prefix="local_currency")
+    rows = payments.credit_rows(assigned, ctx.run_id, program.id, program.title.ko)
+    files = payments.credit_files(rows)
+    records = audit.decision_records(decisions, ctx, assigned.select("payment_id", "payment_file"))
+    return files, records
+
+
+def check_budget(program: Program, ledger: Ledger, total: int) -> None:
+    """Halt when this run would take the program past its budget ceiling."""
+    if ledger.paid_total_krw + total > program.budget_krw:
+        raise RunHalted(
+            f"run halted: paying {total:,} won now after {ledger.paid_total_krw:,} won already "
+            f"paid exceeds the budget of {program.budget_krw:,} won; nothing was paid. Check the "
+            f"inputs, or raise budget_krw in the program file if the council raised it.")
+
+
+def pii_key() -> str:
+    """Return the deployment's personal-data key; refuse to run without one."""
+    key = os.environ.get(PII_KEY_ENV, "")
+    if len(key) < 16:
+        raise UsageError(
+            f"{PII_KEY_ENV} is not set (or shorter than 16 characters): a real run refuses to "
+            f"start without the deployment's secret key. Set it from your secret store; "
+            f"`jiwon demo` uses a demo key.")
+    return key
+
+
+def code_version() -> str:
+    """Return the installed jiwon version."""
+    try:
+        return importlib.metadata.version("jiwon")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def quarantine_csv(report_frame: pl.DataFrame) -> bytes:
+    """Return the quarantine report as UTF-8-with-BOM CSV that Excel opens, formulas defused."""
+    text_columns = [c for c, t in report_frame.schema.items() if t == pl.String]
+    safe = report_frame.with_columns(payments.formula_safe(c) for c in text_columns)
+    return b"\xef\xbb\xbf" + safe.write_csv().encode("utf-8")
+
+
+def reason_counts(records: pl.DataFrame) -> dict[str, int]:
+    """Return how many decision records carry each reason code, most frequent first."""
+    exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
+    counted = exploded.group_by("reason_codes").len().sort("len", "reason_codes",
+                                                           descending=[True, False])
+    return dict(counted.iter_rows())
+
+
+@flow(name="disburse", log_prints=False, validate_parameters=True)
+def disburse(params: DisburseParams) -> RunSummary:
+    """Pay one program's eligible, enrolled residents exactly once, and record why for every row."""
+    log = get_run_logger()
+    started = dt.datetime.now(dt.UTC)
+    run_month = params.run_month or started.astimezone(SEOUL).strftime("%Y-%m")
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    out = params.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    key = pii_key()
+    try:
+        program = load_program(params.program)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    for note in recover(out):
+        log.warning(note)
+    ctx = RunContext(run_id, program, run_month, started, key)
+    record = audit.RunRecord(
+        run_id=run_id, flow_run_id=str(flow_run.get_id() or ""), program=program.id,
+        run_month=run_month, reference_date=program.reference_date, trigger=params.trigger,
+        operator=params.operator, reason=params.reason, dry_run=params.dry_run, status="failed",
+        started_at=started, finished_at=started, code_version=code_version(),
+        rule_set_id=program.id, rule_set_sha256=program.sha256,
+        parameters=json.dumps({"run": params.model_dump(mode="json"),
+                               "program": {"amount_krw": program.amount_krw,
+                                           "reference_date": str(program.reference_date),
+                                           "quarantine_threshold": program.quarantine_threshold}},
+                              ensure_ascii=False, sort_keys=True),
+        message="")
+    staging = Staging(out, program.id, run_month, run_id)
+    try:
+        summary = _run(params, ctx, record, staging, out)
+    except JiwonError as e:
+        record.status = "halted" if isinstance(e, RunHalted) else "rejected"
+        record.message = str(e)
+        _commit(record, staging, ledger_sha=read_ledger(out, program.id).last_run_sha256)
+        log.error(str(e))
+        raise
+    log.info("run %s %s: %s", run_id, summary.status, summary.counts)
+    return summary
+
+
+def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging,
+         out: Path) -> RunSummary:
+    log = get_run_logger()
+    program = ctx.program
+    ledger = read_ledger(out, program.id)
+    registry = read_extracts(params.registry, "registry")
+    record.inputs = [_input(f) for f in registry.files]
+    enrollment = skip_consumed(read_extracts(params.enrollments, "enrollment"), ledger.consumed)
+    record.inputs += [_input(f) for f in enrollment.files]
+    if enrollment.frame.height == 0:
+        log.warning("every enrollment file was consumed by an earlier run: nobody new is paid")
+        enrollment = Delivery("enrollment", empty_delivery("enrollment").frame, enrollment.files)
+    log.info("read %d registry and %d enrollment rows", registry.frame.height,
+             enrollment.frame.height)
+    reg_checked, reg_quarantine = validate_registry(registry, program)
+    enr_checked, enr_quarantine = validate_enrollments(enrollment)
+    quarantine = pl.concat([reg_quarantine, enr_quarantine])
+    try:
+        validate.check_quarantine_rate(registry, reg_checked, program.quarantine_threshold)
+        validate.check_quarantine_rate(enrollment, enr_checked, program.quarantine_threshold)
+    except RunHalted:
+        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
+        raise
+    decisions = decide_outcomes(reg_checked, enr_checked, ledger, ctx)
+    files, records = build_outputs(decisions, ctx)
+    total = sum(f.total_krw for f in files)
+    check_budget(program, ledger, total)
+    record.counts = audit.outcome_counts(records)
+    record.total_paid_krw = int(records.filter(pl.col("source_kind") == "registry")[
+        "amount_krw"].sum())
+    if record.total_paid_krw != total:
+        raise RuntimeError(f"payment files total {total} but the audit says "
+                           f"{record.total_paid_krw}: refusing to commit")
+    if params.dry_run:
+        record.status = "dry_run"
+        record.message = "dry run: nothing was paid or published except this run record"
+    else:
+        record.status = "committed"
+        _stage_payments(staging, files, ctx)
+        staging.write(layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
+                      / "decisions.parquet", audit.decisions_parquet(records, ctx))
+        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
+    report_md = report.summary_markdown(record, reason_counts(records))
+    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    _commit(record, staging, ledger.last_run_sha256)
+    return RunSummary(
+        run_id=ctx.run_id, program=program.id, status=record.status, dry_run=params.dry_run,
+        counts=record.counts, total_paid_krw=record.total_paid_krw, message=record.message,
+        out=str(out), paths=_paths(params.dry_run, program.id, ctx))
+
+
+def _input(f: InputFile) -> dict[str, Any]:
+    return {"kind": f.kind, "file": f.file, "sha256": f.sha256, "rows": f.rows,
+            "encoding": f.encoding, "skipped_by_run": f.skipped_by_run}
+
+
+def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: RunContext) -> None:
+    folder = layout.payments_dir(ctx.program.id, ctx.run_id)
+    for f in files:
+        staging.write(folder / f.file, f.content)
+    staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
+
+
+def _stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str,
+                      run_id: str) -> None:
+    if quarantine.height == 0:
+        return
+    folder = layout.quarantine_dir(program, run_id)
+    staging.write(folder / "quarantine.parquet",
+                  audit.parquet_bytes(quarantine, quarantine.to_arrow().schema,
+                                      {"jiwon.table": "quarantine"}), private=True)
+    staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
+
+
+def _commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> None:
+    """Seal the run record over every staged file, stage it, and publish the run."""
+    record.finished_at = dt.datetime.now(dt.UTC)
+    record.outputs = [_output(w.path, w.sha256, staging) for w in staging.written]
+    record.prev_run_sha256 = ledger_sha
+    record.sealed()
+    staging.write(layout.run_record_file(record.program, record.run_id),
+                  audit.run_record_parquet(record))
+    staging.publish()
+
+
+def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
+    """Describe a written file; payment files carry their records and total from the manifest."""
+    records, total = None, None
+    manifest = staging.root / Path(path).parent / "manifest.json"
+    if path.startswith("payments/") and manifest.exists() and not path.endswith("manifest.json"):
+        body = json.loads(manifest.read_text())
+        entry = next(f for f in body["files"] if f["file"] == Path(path).name)
+        records, total = entry["records"], entry["total_krw"]
+    return {"file": path, "sha256": sha256, "records": records, "total_krw": total}
+
+
+def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
+    if dry_run:
+        return {"report": str(layout.reports_dir(program, ctx.run_id))}
+    return {
+        "payments": str(layout.payments_dir(program, ctx.run_id)),
+        "audit": str(layout.decisions_dir(program, ctx.run_month, ctx.run_id)),
+        "run record": str(layout.run_record_file(program, ctx.run_id)),
+        "quarantine": str(layout.quarantine_dir(program, ctx.run_id)),
+        "report": str(layout.reports_dir(program, ctx.run_id)),
+    }
+
+
+__all__ = ["DisburseParams", "InputRejected", "RunSummary", "disburse"]

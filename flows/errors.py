@@ -1,0 +1,32 @@
+"""Errors that stop a run, each with the exit status of spec/outputs.md and a one-line message."""
+
+from __future__ import annotations
+
+
+class JiwonError(Exception):
+    """A failure an operator can act on: `str(error)` is one line saying what and what to do."""
+
+    exit_code = 1
+
+
+class InputRejected(JiwonError):
+    """A delivery that must not be paid from (exit 3): names the file, line, problem and fix."""
+
+    exit_code = 3
+
+    def __init__(self, file: str, problem: str, action: str, line: int | None = None) -> None:
+        self.file, self.problem, self.action, self.line = file, problem, action, line
+        where = f"{file}, line {line}" if line is not None else file
+        super().__init__(f"input rejected: {where}: {problem}. {action}")
+
+
+class RunHalted(JiwonError):
+    """A safety check stopped the run before anything was paid (exit 4)."""
+
+    exit_code = 4
+
+
+class UsageError(JiwonError):
+    """Bad parameters or settings (exit 2)."""
+
+    exit_code = 2

@@ -1,0 +1,46 @@
+"""Where a run's outputs live under the output root (spec/outputs.md), in publish order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def decisions_dir(program: str, run_month: str, run_id: str) -> Path:
+    """Return the hive partition folder of a run's decision records."""
+    return Path("audit/decisions", f"program={program}", f"run_month={run_month}",
+                f"run_id={run_id}")
+
+
+def run_record_file(program: str, run_id: str) -> Path:
+    """Return the run record's path: its presence is what makes a run committed."""
+    return Path("audit/runs", f"program={program}", f"run_id={run_id}.parquet")
+
+
+def payments_dir(program: str, run_id: str) -> Path:
+    """Return the folder of a run's payment files and manifest."""
+    return Path("payments", program, run_id)
+
+
+def quarantine_dir(program: str, run_id: str) -> Path:
+    """Return the folder of a run's quarantined rows (owner-only)."""
+    return Path("quarantine", program, run_id)
+
+
+def reports_dir(program: str, run_id: str) -> Path:
+    """Return the folder of a run's human-readable report."""
+    return Path("reports", program, run_id)
+
+
+def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
+    """Return the units moved into place, in order: the run record commits, payments follow it.
+
+    Payment files are released only after the run record exists, and recovery rolls a committed
+    run forward (releasing its payments) or an uncommitted one back (deleting what it moved).
+    """
+    return [
+        decisions_dir(program, run_month, run_id),
+        quarantine_dir(program, run_id),
+        reports_dir(program, run_id),
+        run_record_file(program, run_id),
+        payments_dir(program, run_id),
+    ]

@@ -1,0 +1,71 @@
+"""What earlier committed runs of a program did, read back from the committed audit trail.
+
+The ledger is derived, not stored: a run is committed exactly when its run record exists, so the
+trail cannot disagree with it (docs/decisions/0002-ledger-from-audit-trail.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from flows import layout
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Who was paid, which enrollment files were consumed, and the chain's last link."""
+
+    paid: pl.DataFrame  # person_key, instalment, amount_krw, run_id
+    consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
+    last_run_sha256: str | None = None
+
+    @property
+    def paid_total_krw(self) -> int:
+        """Return the won paid by committed runs so far."""
+        return int(self.paid["amount_krw"].sum()) if self.paid.height else 0
+
+    def paid_before(self, instalment: int) -> pl.DataFrame:
+        """Return the person keys paid `instalment` by an earlier committed run."""
+        return self.paid.filter(pl.col("instalment") == instalment).select("person_key").unique()
+
+
+EMPTY_PAID = pl.DataFrame(schema={"person_key": pl.String, "instalment": pl.Int64,
+                                  "amount_krw": pl.Int64, "run_id": pl.String})
+
+
+def run_records(out: Path, program: str) -> pl.DataFrame:
+    """Return every run record of a program, oldest first (empty when there are none)."""
+    folder = out / layout.run_record_file(program, "x").parent
+    files = sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical").sort(
+        "finished_at", "run_id")
+
+
+def read_ledger(out: Path, program: str) -> Ledger:
+    """Read the ledger of a program from its committed runs."""
+    runs = run_records(out, program)
+    if runs.height == 0:
+        return Ledger(EMPTY_PAID)
+    committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
+    consumed = {}
+    for row in committed.select("run_id", "inputs").iter_rows(named=True):
+        for item in row["inputs"]:
+            if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
+                consumed.setdefault(item["sha256"], row["run_id"])
+    paid = EMPTY_PAID
+    ids = committed["run_id"].to_list()
+    if ids:
+        paid = (
+            pl.scan_parquet(out / "audit/decisions" / f"program={program}" / "**/*.parquet",
+                            hive_partitioning=True)
+            .filter(pl.col("run_id").is_in(ids), pl.col("source_kind") == "registry",
+                    pl.col("outcome") == "PAID")
+            .select("person_key", "instalment", "amount_krw", "run_id")
+            .collect()
+        )
+    return Ledger(paid, consumed, runs["run_sha256"][-1])

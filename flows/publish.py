@@ -1,0 +1,110 @@
+"""Stage a run's files and publish them atomically; recover what a crash left behind.
+
+Every file is first written under `OUT/.staging/<run_id>/` with the same relative path it will
+have. Publishing renames whole units into place (a rename is atomic on one file system) and the
+run record is the commit point: see `flows.layout.publish_units`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows import layout
+
+STAGING = ".staging"
+MARKER = "staged.json"
+
+
+@dataclass(frozen=True)
+class Written:
+    """A staged file: its path relative to the output root and its SHA-256."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class Staging:
+    """The private folder a run writes into before it commits."""
+
+    def __init__(self, out: Path, program: str, run_month: str, run_id: str) -> None:
+        self.out = out
+        self.units = layout.publish_units(program, run_month, run_id)
+        self.root = out / STAGING / run_id
+        self.root.mkdir(parents=True, exist_ok=False)
+        (self.root / MARKER).write_text(json.dumps(
+            {"program": program, "run_month": run_month, "run_id": run_id}))
+        self.written: list[Written] = []
+
+    def write(self, relative: Path, content: bytes, private: bool = False) -> Written:
+        """Write `content` at `relative` inside the staging folder; owner-only when private."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            target.parent.chmod(0o700)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        written = Written(str(relative), hashlib.sha256(content).hexdigest(), len(content))
+        self.written.append(written)
+        return written
+
+    def publish(self) -> None:
+        """Move each staged unit into place, in order, then remove the staging folder."""
+        for unit in self.units:
+            move_unit(self.root, self.out, unit)
+        shutil.rmtree(self.root)
+
+
+def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
+    """Rename one staged unit into the output root, if it was staged and not yet moved."""
+    source = staging_root / unit
+    if not source.exists():
+        return
+    target = out / unit
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def recover(out: Path) -> list[str]:
+    """Finish or undo runs a crash interrupted; return one line per run repaired.
+
+    A staged run whose run record is published is committed: its remaining units (payments) are
+    moved into place. Any other staged run is rolled back: what it had already moved is deleted.
+    """
+    notes: list[str] = []
+    staging = out / STAGING
+    for root in sorted(staging.glob("*/")) if staging.is_dir() else []:
+        marker = root / MARKER
+        if not marker.is_file():  # crashed before the marker was written: nothing was moved
+            shutil.rmtree(root)
+            continue
+        run = json.loads(marker.read_text())
+        units = layout.publish_units(run["program"], run["run_month"], run["run_id"])
+        if (out / layout.run_record_file(run["program"], run["run_id"])).exists():
+            for unit in units:
+                move_unit(root, out, unit)
+            notes.append(f"run {run['run_id']}: committed before it was interrupted; "
+                         "released its remaining files")
+        else:
+            for unit in units:
+                remove(out / unit)
+            notes.append(f"run {run['run_id']}: interrupted before commit; removed its "
+                         "partial output (nothing was paid)")
+        shutil.rmtree(root)
+    return notes
+
+
+def remove(path: Path) -> None:
+    """Delete a published file or folder if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

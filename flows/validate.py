@@ -1,0 +1,193 @@
+"""Normalise values, parse them, and run the pandera schemas: every row keeps going, with reasons.
+
+A row that fails a check is not dropped: it gets `quarantined = true` and its reason codes, and
+later stages give it the outcome QUARANTINED. File-level gates (mixed `as_of`, quarantine rate)
+raise instead, because they make the whole delivery untrustworthy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+
+from flows import rrn
+from flows.codes import BY_CODE
+from flows.errors import InputRejected, RunHalted
+from flows.ingest import Delivery
+
+FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
+ASCII = [str(i) for i in range(10)] + ["-", " "]
+ID_COLUMNS = ("rrn", "applicant_rrn", "account_no")
+QUARANTINE_SCHEMA = {
+    "source_kind": pl.String, "source_file": pl.String, "source_row": pl.Int64,
+    "column": pl.String, "value": pl.String, "reason_code": pl.String,
+    "message_ko": pl.String, "message_en": pl.String,
+}
+
+
+def normalise(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """Trim, turn full-width digits and hyphens into ASCII, blanks into nulls, strip RRN hyphens."""
+    cleaned = [
+        pl.col(c).str.replace_many(FULLWIDTH, ASCII).str.strip_chars().alias(c) for c in columns
+    ]
+    ids = [pl.col(c).str.replace_all(r"[-\s]", "").alias(c) for c in ID_COLUMNS if c in columns]
+    blanks = [pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in columns]
+    return frame.with_columns(cleaned).with_columns(ids).with_columns(blanks)
+
+
+def parse_date(column: str) -> pl.Expr:
+    """Return the column as a date from YYYY-MM-DD or YYYYMMDD, null when it is neither."""
+    return pl.coalesce(
+        pl.col(column).str.to_date("%Y-%m-%d", strict=False),
+        pl.col(column).str.to_date("%Y%m%d", strict=False),
+    )
+
+
+def parse_timestamp(column: str) -> pl.Expr:
+    """Return an ISO 8601 timestamp in Asia/Seoul (the zone when no offset is given)."""
+    naive = pl.col(column).str.replace("T", " ").str.replace(r"\.\d+$", "")
+    with_offset = pl.col(column).str.replace("Z$", "+00:00").str.replace(r"\.\d+([+-])", "$1")
+    return pl.coalesce(
+        naive.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
+        .dt.replace_time_zone("Asia/Seoul"),
+        naive.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
+        .dt.replace_time_zone("Asia/Seoul"),
+        with_offset.str.to_datetime("%Y-%m-%dT%H:%M:%S%:z", strict=False, time_unit="us")
+        .dt.convert_time_zone("Asia/Seoul"),
+    )
+
+
+def parse_registry(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the parsed `p_*` columns the registry checks compare."""
+    return frame.with_columns(
+        p_rrn_birth=rrn.birth_date("rrn"),
+        p_birth_date=parse_date("birth_date"),
+        p_registered_on=parse_date("registered_on"),
+        p_status_changed_on=parse_date("status_changed_on"),
+        p_as_of=parse_date("as_of"),
+    )
+
+
+def parse_enrollment(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the parsed `p_*` columns the enrollment checks compare."""
+    return frame.with_columns(p_rrn_birth=rrn.birth_date("rrn"),
+                              p_applied_at=parse_timestamp("applied_at"))
+
+
+def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Run `schema` over every row and return one row per failed check: index, column, code."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        cases = e.failure_cases
+        if cases["index"].null_count():
+            broken = cases.filter(pl.col("index").is_null()).row(0, named=True)
+            raise RuntimeError(f"schema {schema.name} could not run check {broken['check']} on "
+                               f"column {broken['column']}: {broken['failure_case']}") from None
+        return cases.select(pl.col("index").cast(pl.UInt32), "column",
+                            pl.col("check").alias("reason_code"),
+                            pl.col("failure_case").alias("value"))
+    return pl.DataFrame(schema={"index": pl.UInt32, "column": pl.String,
+                                "reason_code": pl.String, "value": pl.String})
+
+
+def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
+    """Add `reason_codes` (sorted, unique) and `quarantined` to every row from its failures."""
+    per_row = cases.group_by("index").agg(reason_codes=pl.col("reason_code").unique().sort())
+    return (
+        frame.with_row_index("index")
+        .join(per_row, on="index", how="left", maintain_order="left")
+        .with_columns(
+            reason_codes=pl.col("reason_codes").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            quarantined=pl.col("reason_codes").is_not_null(),
+        )
+        .drop("index")
+    )
+
+
+def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
+    """Return one row per failed check, with source file and row, value and messages."""
+    messages = pl.DataFrame(
+        {"reason_code": list(BY_CODE), "message_ko": [c.ko for c in BY_CODE.values()],
+         "message_en": [c.en for c in BY_CODE.values()]})
+    sources = frame.select("source_kind", "source_file", "source_row").with_row_index("index")
+    return (
+        cases.join(sources, on="index", how="left")
+        .join(messages, on="reason_code", how="left")
+        .select(list(QUARANTINE_SCHEMA))
+        .sort("source_kind", "source_file", "source_row", "column")
+    )
+
+
+def checksum_warnings(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add `warning_codes` with RRN_CHECKSUM_MISMATCH for valid old-scheme numbers that fail it."""
+    checksum = (
+        pl.when(~pl.col("quarantined") & rrn.checksum_warning("rrn").fill_null(False))
+        .then(pl.lit(["RRN_CHECKSUM_MISMATCH"]))
+        .otherwise(pl.lit([], dtype=pl.List(pl.String)))
+    )
+    return frame.with_columns(warning_codes=checksum)
+
+
+def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) -> dt.date:
+    """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one."""
+    per_file = frame.group_by("source_file", maintain_order=True).agg(
+        pl.col("as_of").unique().sort(nulls_last=True), pl.col("p_as_of").drop_nulls().unique(),
+        first_row=pl.col("source_row").first())
+    for row in per_file.iter_rows(named=True):
+        if len(row["as_of"]) != 1 or len(row["p_as_of"]) != 1:
+            values = ", ".join(repr(v) for v in row["as_of"][:5])
+            raise InputRejected(row["source_file"], f"as_of (기준일) must be one date on every row, "
+                                f"found {values}", "Ask for a single-snapshot extract.")
+    dates = sorted({row["p_as_of"][0] for row in per_file.iter_rows(named=True)})
+    if len(dates) > 1:
+        raise InputRejected(per_file["source_file"][-1], f"as_of differs between files of one "
+                            f"delivery ({', '.join(map(str, dates))})",
+                            "Deliver files of a single snapshot together.")
+    as_of: dt.date = dates[0]
+    if as_of < reference_date or (must_equal and as_of != reference_date):
+        rule = "equal to" if must_equal else "on or after"
+        raise InputRejected(per_file["source_file"][0], f"as_of {as_of} is not {rule} the program's "
+                            f"reference date {reference_date}",
+                            "Ask for the snapshot of the program's reference date.")
+    return as_of
+
+
+def check_quarantine_rate(delivery: Delivery, frame: pl.DataFrame, threshold: float) -> None:
+    """Halt when the share of quarantined rows of a delivery exceeds the program's threshold."""
+    if frame.height == 0:
+        return
+    bad = int(frame["quarantined"].sum())
+    if bad / frame.height > threshold:
+        raise RunHalted(
+            f"run halted: {bad} of {frame.height} {delivery.kind} rows ({bad / frame.height:.2%}) "
+            f"failed row checks, above the program's threshold of {threshold:.2%}; nothing was "
+            f"paid. Fix the rows listed in the quarantine report and deliver again.")
+
+
+def validate_registry(
+    delivery: Delivery, schema: pa.DataFrameSchema, vocabulary: dict[str, Any],
+    reference_date: dt.date, as_of_must_equal: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return every registry row with reasons and warnings, and the quarantine report."""
+    columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
+    frame = parse_registry(normalise(delivery.frame.lazy(), columns)).collect()
+    check_as_of(frame, reference_date, as_of_must_equal)
+    cases = failure_cases(frame, schema)
+    checked = checksum_warnings(attach_reasons(frame, cases))
+    return checked, quarantine_report(frame, cases)
+
+
+def validate_enrollments(
+    delivery: Delivery, schema: pa.DataFrameSchema,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return every enrollment row with reasons, and the quarantine report."""
+    columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
+    frame = parse_enrollment(normalise(delivery.frame.lazy(), columns)).collect()
+    cases = failure_cases(frame, schema)
+    checked = attach_reasons(frame, cases).with_columns(
+        warning_codes=pl.lit([], dtype=pl.List(pl.String)))
+    return checked, quarantine_report(frame, cases)
