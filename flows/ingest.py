@@ -200,7 +200,7 @@ def list_delivery(folder: Path, kind: Kind) -> list[Path]:
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     unknown = [p.name for p in paths if p.suffix.lower() not in (".csv", ".parquet")]
     if unknown:
-        raise InputRejected(unknown[0], f"in {folder} is neither .csv nor .parquet",
+        raise InputRejected(str(folder / unknown[0]), "is neither .csv nor .parquet",
                             "Remove it from the delivery folder or convert it.")
     if not paths:
         raise InputRejected(str(folder), f"holds no {kind} files",

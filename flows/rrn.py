@@ -13,10 +13,10 @@ _CENTURY = {"1": "19", "2": "19", "5": "19", "6": "19", "3": "20", "4": "20", "7
 
 
 def birth_date(rrn: str = "rrn") -> pl.Expr:
-    """Return the birth date digits 1-7 encode, null where they do not form a real date."""
+    """Return the birth date digits 1-7 encode; null unless 13 digits forming a real date."""
     century = pl.col(rrn).str.slice(6, 1).replace_strict(_CENTURY, default=None)
-    return pl.concat_str(century, pl.col(rrn).str.slice(0, 6)).str.to_date(
-        "%Y%m%d", strict=False)
+    return pl.when(pl.col(rrn).str.contains(r"^\d{13}$")).then(
+        pl.concat_str(century, pl.col(rrn).str.slice(0, 6)).str.to_date("%Y%m%d", strict=False))
 
 
 def check_digit_ok(rrn: str = "rrn") -> pl.Expr:

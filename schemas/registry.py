@@ -32,7 +32,8 @@ def registry_schema(admin_codes: frozenset[str], vocabulary: dict[str, list[str]
             "name": text(
                 "성명, 1-50 characters",
                 rule("NAME_BLANK", pl.col("name").is_not_null(), "not blank"),
-                rule("NAME_TOO_LONG", pl.col("name").str.len_chars() <= 50, "at most 50 characters"),
+                rule("NAME_TOO_LONG", pl.col("name").is_null() | (pl.col("name").str.len_chars() <= 50),
+                     "at most 50 characters"),
             ),
             "birth_date": text(
                 "생년월일, ISO date (YYYY-MM-DD or YYYYMMDD)",

@@ -1,0 +1,46 @@
+# Two commands on a fresh machine with only Python 3.11 and pip:
+#   make demo   - runs the main job on built-in demo data
+#   make test   - runs the test suite
+# uv is installed into .tools/ if it is not on PATH; the locked environment goes to .venv/.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v $(PYTHON))
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: demo test test-slow lint format bench sync docs clean
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+sync: $(UV)
+	$(UV) sync --locked --quiet
+
+demo: sync
+	$(UV) run jiwon demo
+
+test: sync
+	$(UV) run pytest -q
+
+test-slow: sync
+	$(UV) run pytest -q -m slow --runslow
+
+lint: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: sync
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+docs: sync
+	$(UV) run jiwon docs codes > docs/codes.md
+
+bench: sync
+	$(UV) run python -m bench.run --rows 540000
+
+clean:
+	rm -rf .venv .tools demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Shared fixtures: a session-wide Prefect test backend, the story files, a test key."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+ROOT = Path(__file__).resolve().parents[1]
+STORY = ROOT / "fixtures" / "story"
+TEST_KEY = "test-key-0123456789abcdef"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow scale test: run with make test-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def prefect_backend() -> Iterator[None]:
+    """Run flows against a temporary Prefect API with its own SQLite database."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def pii_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Set JIWON_PII_KEY for the test."""
+    monkeypatch.setenv("JIWON_PII_KEY", TEST_KEY)
+    return TEST_KEY
+
+
+@pytest.fixture
+def story(tmp_path: Path) -> Path:
+    """Copy the story delivery into a fresh folder (tests may add or break files)."""
+    target = tmp_path / "story"
+    shutil.copytree(STORY / "registry", target / "registry")
+    shutil.copytree(STORY / "enrollments", target / "enrollments")
+    return target
