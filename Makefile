@@ -15,32 +15,33 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv
 
+# Precompiled bytecode halves Prefect's start-up (PYTHONDONTWRITEBYTECODE may be set).
 sync: $(UV)
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 demo: sync
-	$(UV) run jiwon demo
+	$(UV) run --no-sync jiwon demo
 
 test: sync
-	$(UV) run pytest -q
+	$(UV) run --no-sync pytest -q
 
 test-slow: sync
-	$(UV) run pytest -q -m slow --runslow
+	$(UV) run --no-sync pytest -q -m slow --runslow
 
 lint: sync
-	$(UV) run ruff check .
-	$(UV) run ruff format --check .
-	$(UV) run mypy
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy
 
 format: sync
-	$(UV) run ruff format .
-	$(UV) run ruff check --fix .
+	$(UV) run --no-sync ruff format .
+	$(UV) run --no-sync ruff check --fix .
 
 docs: sync
-	$(UV) run jiwon docs codes > docs/codes.md
+	$(UV) run --no-sync jiwon docs codes > docs/codes.md
 
 bench: sync
-	$(UV) run python -m bench.run --rows 540000
+	$(UV) run --no-sync python -m bench.run --rows 540000
 
 clean:
 	rm -rf .venv .tools demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from pydantic import ValidationError  # noqa: E402
 
 from flows.errors import JiwonError  # noqa: E402
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="jiwon (지원): pay a support fund exactly once per resident, with an audit trail.")
 audit_app = typer.Typer(no_args_is_help=True, help="Read and check the audit trail.")
 fixtures_app = typer.Typer(no_args_is_help=True, help="Synthetic extracts for demos and tests.")

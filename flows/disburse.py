@@ -229,7 +229,9 @@ def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, stagi
     enrollment = skip_consumed(read_extracts(params.enrollments, "enrollment"), ledger.consumed)
     record.inputs += [_input(f) for f in enrollment.files]
     if enrollment.frame.height == 0:
-        log.warning("every enrollment file was consumed by an earlier run: nobody new is paid")
+        record.message = ("every enrollment file was already consumed by an earlier committed "
+                          "run: nobody new is paid by this run")
+        log.warning(record.message)
         enrollment = Delivery("enrollment", empty_delivery("enrollment").frame, enrollment.files)
     log.info("read %d registry and %d enrollment rows", registry.frame.height,
              enrollment.frame.height)
@@ -254,7 +256,8 @@ def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, stagi
                            f"{record.total_paid_krw}: refusing to commit")
     if params.dry_run:
         record.status = "dry_run"
-        record.message = "dry run: nothing was paid or published except this run record"
+        record.message = " ".join(filter(None, [
+            record.message, "dry run: nothing was paid or published but this record and report"]))
     else:
         record.status = "committed"
         _stage_payments(staging, files, ctx)

@@ -6,19 +6,19 @@ import os
 from pathlib import Path
 
 import polars as pl
-import polars_hash  # noqa: F401
 
 from flows.codes import describe
+from flows.decide import keyed
 from flows.errors import UsageError
-from flows.validate import ASCII, FULLWIDTH
+from flows.validate import normalise
 
 DECISIONS_GLOB = "audit/decisions/**/*.parquet"
 
 
 def person_key(rrn: str, key: str) -> str:
     """Return the person key of an RRN typed in any accepted form."""
-    normalised = pl.Series([rrn]).str.replace_many(FULLWIDTH, ASCII).str.replace_all(r"[-\s]", "")
-    return str(pl.select(normalised.chash.hmac_sha256(key=key)).item())
+    typed = normalise(pl.LazyFrame({"rrn": [rrn]}), ["rrn"])
+    return str(typed.select(keyed("rrn", key)).collect().item())
 
 
 def committed_decisions(out: Path) -> pl.LazyFrame:
