@@ -1,0 +1,29 @@
+"""Run the real `disburse` flow in tests and read back what it published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.disburse import DisburseParams, RunSummary, disburse
+
+
+def run_flow(data: Path, out: Path, **overrides: Any) -> RunSummary:
+    """Run the flow on `data/registry` and `data/enrollments` into `out`."""
+    params = {"program": "paju-livelihood-2025", "registry": data / "registry",
+              "enrollments": data / "enrollments", "out": out, "operator": "test",
+              "run_month": "2025-03"} | overrides
+    return disburse(DisburseParams.model_validate(params))
+
+
+def decisions(out: Path, run_id: str | None = None) -> pl.DataFrame:
+    """Return the published decision records (of one run, or all)."""
+    frame = pl.read_parquet(out / "audit/decisions/**/*.parquet", hive_partitioning=True)
+    return frame if run_id is None else frame.filter(pl.col("run_id") == run_id)
+
+
+def runs(out: Path) -> pl.DataFrame:
+    """Return every run record, oldest first."""
+    return pl.read_parquet(out / "audit/runs/**/*.parquet").sort("finished_at")
