@@ -20,16 +20,20 @@ from schemas.audit import ARROW_DECISION_SCHEMA, DECISION_COLUMNS, DECISION_SCHE
 RUN_STATUSES = ("committed", "dry_run", "rejected", "halted", "failed")
 
 
-def decision_records(decisions: Decisions, ctx: RunContext,
-                     payment_files: pl.DataFrame) -> pl.DataFrame:
+def decision_records(
+    decisions: Decisions, ctx: RunContext, payment_files: pl.DataFrame
+) -> pl.DataFrame:
     """Return one decision record per input row, registry rows first, in the audit's columns.
 
     `payment_files` maps `payment_id` to `payment_file`.
     """
     common = {
-        "run_id": pl.lit(ctx.run_id), "program": pl.lit(ctx.program.id),
-        "run_month": pl.lit(ctx.run_month), "instalment": pl.lit(ctx.instalment, pl.Int64),
-        "rule_set_id": pl.lit(ctx.program.id), "rule_set_sha256": pl.lit(ctx.program.sha256),
+        "run_id": pl.lit(ctx.run_id),
+        "program": pl.lit(ctx.program.id),
+        "run_month": pl.lit(ctx.run_month),
+        "instalment": pl.lit(ctx.instalment, pl.Int64),
+        "rule_set_id": pl.lit(ctx.program.id),
+        "rule_set_sha256": pl.lit(ctx.program.sha256),
         "decided_at": pl.lit(ctx.decided_at, pl.Datetime("us", "UTC")),
     }
     payout = pl.when(pl.col("outcome") == "PAID")
@@ -43,14 +47,18 @@ def decision_records(decisions: Decisions, ctx: RunContext,
     )
     # An application's population is its beneficiary's; take it from the registry.
     populations = registry.filter("kept").select("person_key", b_population="population")
-    enrollment = enrollment.join(populations, on="person_key", how="left",
-                                 maintain_order="left").with_columns(population="b_population")
+    enrollment = enrollment.join(
+        populations, on="person_key", how="left", maintain_order="left"
+    ).with_columns(population="b_population")
     columns = list(DECISION_COLUMNS)
-    frame = pl.concat([
-        f.with_columns(**common).join(payment_files, on="payment_id", how="left",
-                                      maintain_order="left").select(columns)
-        for f in (registry, enrollment)
-    ])
+    frame = pl.concat(
+        [
+            f.with_columns(**common)
+            .join(payment_files, on="payment_id", how="left", maintain_order="left")
+            .select(columns)
+            for f in (registry, enrollment)
+        ]
+    )
     return DECISION_SCHEMA.validate(frame)
 
 
@@ -58,7 +66,8 @@ def parquet_bytes(frame: pl.DataFrame, schema: pa.Schema, metadata: dict[str, st
     """Return zstd Parquet bytes with the given Arrow schema and key-value metadata."""
     table = frame.to_arrow().cast(schema)
     table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}})
+        {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
@@ -66,9 +75,16 @@ def parquet_bytes(frame: pl.DataFrame, schema: pa.Schema, metadata: dict[str, st
 
 def decisions_parquet(records: pl.DataFrame, ctx: RunContext) -> bytes:
     """Return the run's decision records as Parquet with schema-version metadata."""
-    return parquet_bytes(records, ARROW_DECISION_SCHEMA, {
-        "jiwon.schema_version": SCHEMA_VERSION, "jiwon.table": "decisions",
-        "jiwon.run_id": ctx.run_id, "jiwon.program": ctx.program.id})
+    return parquet_bytes(
+        records,
+        ARROW_DECISION_SCHEMA,
+        {
+            "jiwon.schema_version": SCHEMA_VERSION,
+            "jiwon.table": "decisions",
+            "jiwon.run_id": ctx.run_id,
+            "jiwon.program": ctx.program.id,
+        },
+    )
 
 
 def outcome_counts(records: pl.DataFrame) -> dict[str, int]:
@@ -117,30 +133,59 @@ class RunRecord:
         return self
 
 
-INPUT_TYPE = pa.struct([("kind", pa.string()), ("file", pa.string()), ("sha256", pa.string()),
-                        ("rows", pa.int64()), ("encoding", pa.string()),
-                        ("skipped_by_run", pa.string())])
-OUTPUT_TYPE = pa.struct([("file", pa.string()), ("sha256", pa.string()), ("records", pa.int64()),
-                         ("total_krw", pa.int64())])
-RUN_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("flow_run_id", pa.string()), ("program", pa.string()),
-    ("run_month", pa.string()), ("reference_date", pa.date32()), ("trigger", pa.string()),
-    ("operator", pa.string()), ("reason", pa.string()), ("dry_run", pa.bool_()),
-    ("status", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
-    ("finished_at", pa.timestamp("us", tz="UTC")), ("code_version", pa.string()),
-    ("rule_set_id", pa.string()), ("rule_set_sha256", pa.string()), ("parameters", pa.string()),
-    ("message", pa.string()), ("inputs", pa.list_(INPUT_TYPE)),
-    ("outputs", pa.list_(OUTPUT_TYPE)),
-    ("counts", pa.struct([(o, pa.int64()) for o in OUTCOMES])),
-    ("total_paid_krw", pa.int64()), ("prev_run_sha256", pa.string()), ("run_sha256", pa.string()),
-])
+INPUT_TYPE = pa.struct(
+    [
+        ("kind", pa.string()),
+        ("file", pa.string()),
+        ("sha256", pa.string()),
+        ("rows", pa.int64()),
+        ("encoding", pa.string()),
+        ("skipped_by_run", pa.string()),
+    ]
+)
+OUTPUT_TYPE = pa.struct(
+    [
+        ("file", pa.string()),
+        ("sha256", pa.string()),
+        ("records", pa.int64()),
+        ("total_krw", pa.int64()),
+    ]
+)
+RUN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("flow_run_id", pa.string()),
+        ("program", pa.string()),
+        ("run_month", pa.string()),
+        ("reference_date", pa.date32()),
+        ("trigger", pa.string()),
+        ("operator", pa.string()),
+        ("reason", pa.string()),
+        ("dry_run", pa.bool_()),
+        ("status", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("code_version", pa.string()),
+        ("rule_set_id", pa.string()),
+        ("rule_set_sha256", pa.string()),
+        ("parameters", pa.string()),
+        ("message", pa.string()),
+        ("inputs", pa.list_(INPUT_TYPE)),
+        ("outputs", pa.list_(OUTPUT_TYPE)),
+        ("counts", pa.struct([(o, pa.int64()) for o in OUTCOMES])),
+        ("total_paid_krw", pa.int64()),
+        ("prev_run_sha256", pa.string()),
+        ("run_sha256", pa.string()),
+    ]
+)
 
 
 def run_record_parquet(record: RunRecord) -> bytes:
     """Return the run record as a one-row Parquet file."""
     table = pa.Table.from_pylist([asdict(record)], schema=RUN_SCHEMA)
-    table = table.replace_schema_metadata({b"jiwon.schema_version": SCHEMA_VERSION.encode(),
-                                           b"jiwon.table": b"runs"})
+    table = table.replace_schema_metadata(
+        {b"jiwon.schema_version": SCHEMA_VERSION.encode(), b"jiwon.table": b"runs"}
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()

@@ -15,13 +15,17 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
-import typer  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
+import typer
+from pydantic import ValidationError
 
-from flows.errors import JiwonError  # noqa: E402
+from flows.errors import JiwonError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="jiwon (지원): pay a support fund exactly once per resident, with an audit trail.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="jiwon (지원): pay a support fund exactly once per resident, with an audit trail.",
+)
 audit_app = typer.Typer(no_args_is_help=True, help="Read and check the audit trail.")
 fixtures_app = typer.Typer(no_args_is_help=True, help="Synthetic extracts for demos and tests.")
 app.add_typer(audit_app, name="audit")
@@ -51,8 +55,11 @@ def execute(params: dict[str, object]) -> None:
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except Exception as e:  # a bug or an environment failure: say so in one line
-        fail(f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
-             "record says committed. Run again; if it repeats, report it with this line.", 1)
+        fail(
+            f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
+            "record says committed. Run again; if it repeats, report it with this line.",
+            1,
+        )
     print_summary(summary)
 
 
@@ -65,20 +72,32 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="pay and publish nothing")] = False,
     reason: Annotated[str | None, typer.Option(help="why this run (required for reruns)")] = None,
     operator: Annotated[str, typer.Option(help="who starts the run")] = os.environ.get(
-        "USER", "operator"),
+        "USER", "operator"
+    ),
     trigger: Annotated[str, typer.Option(help="manual, rerun or scheduled")] = "manual",
     run_month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
 ) -> None:
     """Run the disburse flow for one program. Needs JIWON_PII_KEY in the environment."""
-    execute({"program": program, "registry": registry, "enrollments": enrollments, "out": out,
-             "dry_run": dry_run, "reason": reason, "operator": operator, "trigger": trigger,
-             "run_month": run_month})
+    execute(
+        {
+            "program": program,
+            "registry": registry,
+            "enrollments": enrollments,
+            "out": out,
+            "dry_run": dry_run,
+            "reason": reason,
+            "operator": operator,
+            "trigger": trigger,
+            "run_month": run_month,
+        }
+    )
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where to write demo data and results")] = Path(
-        "demo-output"),
+        "demo-output"
+    ),
     rows: Annotated[int, typer.Option(help="residents to generate")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 2025,
 ) -> None:
@@ -88,14 +107,25 @@ def demo(
     if os.environ.get("JIWON_PII_KEY"):
         typer.echo("note: the demo ignores JIWON_PII_KEY and uses its built-in demo key")
     os.environ["JIWON_PII_KEY"] = DEMO_KEY
-    typer.secho("DEMO MODE: person keys use the built-in demo key; never use it for real data.",
-                fg=typer.colors.YELLOW, bold=True)
+    typer.secho(
+        "DEMO MODE: person keys use the built-in demo key; never use it for real data.",
+        fg=typer.colors.YELLOW,
+        bold=True,
+    )
     data = out / "data"
     write_population(generate_population(rows, seed=seed), data)
     typer.echo(f"generated {rows:,} residents in {data}/registry and {data}/enrollments")
-    execute({"program": "paju-livelihood-2025", "registry": data / "registry",
-             "enrollments": data / "enrollments", "out": out / "out", "operator": "demo",
-             "reason": "demo run on synthetic data", "run_month": "2025-03"})
+    execute(
+        {
+            "program": "paju-livelihood-2025",
+            "registry": data / "registry",
+            "enrollments": data / "enrollments",
+            "out": out / "out",
+            "operator": "demo",
+            "reason": "demo run on synthetic data",
+            "run_month": "2025-03",
+        }
+    )
 
 
 @audit_app.command("explain")
@@ -144,7 +174,7 @@ def generate(
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
     written = write_population(generate_population(rows, seed=seed), out, encoding=enc)
     for kind, paths in written.items():
-        typer.echo(f"{kind}: {len(paths)} file(s) in {out / ('registry' if kind == 'registry' else 'enrollments')}")
+        typer.echo(f"{kind}: {len(paths)} file(s) in {paths[0].parent if paths else out}")
 
 
 def main() -> None:
@@ -152,5 +182,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        typer.echo("interrupted: nothing was published unless a run record says committed", err=True)
+        typer.echo(
+            "interrupted: nothing was published unless a run record says committed", err=True
+        )
         sys.exit(1)

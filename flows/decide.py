@@ -48,17 +48,22 @@ class Decisions:
 def keyed(column: str, key: str, prefix: str = "") -> pl.Expr:
     """Return the HMAC-SHA256 (hex) of a column with the deployment's secret key."""
     value = pl.concat_str(pl.lit(prefix), pl.col(column)) if prefix else pl.col(column)
-    return value.chash.hmac_sha256(key=key)
+    hmac: pl.Expr = value.chash.hmac_sha256(key=key)  # type: ignore[attr-defined]
+    return hmac
+
+
+def sha256_hex(expr: pl.Expr) -> pl.Expr:
+    """Return the SHA-256 (hex) of a string expression (polars-hash, stable across versions)."""
+    digest: pl.Expr = expr.chash.sha2_256()  # type: ignore[attr-defined]
+    return digest
 
 
 def payment_id(ctx: RunContext) -> pl.Expr:
     """Return the id stable for (program, person, instalment), so reruns reuse it."""
-    return pl.concat_str(
-        pl.lit("JW"),
-        pl.concat_str(pl.lit(f"{ctx.program.id}|"), pl.col("person_key"),
-                      pl.lit(f"|{ctx.instalment}")).chash.sha2_256().str.slice(0, 22)
-        .str.to_uppercase(),
+    identity = pl.concat_str(
+        pl.lit(f"{ctx.program.id}|"), pl.col("person_key"), pl.lit(f"|{ctx.instalment}")
     )
+    return pl.concat_str(pl.lit("JW"), sha256_hex(identity).str.slice(0, 22).str.to_uppercase())
 
 
 Case = tuple[pl.Expr, "str | pl.Expr", pl.Expr, "str | pl.Expr"]
@@ -86,9 +91,13 @@ def household_warnings(head_relation: str) -> pl.Expr:
     Counted over kept rows only, so a person listed twice does not make two heads.
     """
     heads = (pl.col("kept") & (pl.col("relation") == head_relation)).sum().over("household_id")
-    fault = (pl.when(pl.col("kept") & (heads == 0)).then(pl.lit(["HOUSEHOLD_NO_HEAD"]))
-             .when(pl.col("kept") & (heads > 1)).then(pl.lit(["HOUSEHOLD_MULTIPLE_HEADS"]))
-             .otherwise(EMPTY))
+    fault = (
+        pl.when(pl.col("kept") & (heads == 0))
+        .then(pl.lit(["HOUSEHOLD_NO_HEAD"]))
+        .when(pl.col("kept") & (heads > 1))
+        .then(pl.lit(["HOUSEHOLD_MULTIPLE_HEADS"]))
+        .otherwise(EMPTY)
+    )
     return pl.concat_list("warning_codes", fault)
 
 
@@ -118,7 +127,8 @@ def proxy_check(ctx: RunContext) -> tuple[pl.Expr, pl.Expr]:
     spouse = pl.col("a_relation") == ctx.spouse_relation
     minor = rrn.age_on(pl.col("b_birth"), ctx.program.reference_date) < ctx.minor_age_under
     same_household = pl.col("a_household").is_not_null() & (
-        pl.col("a_household") == pl.col("b_household"))
+        pl.col("a_household") == pl.col("b_household")
+    )
     office = pl.col("channel") == "office"
     allowed = (
         (pl.col("applicant_rrn") == pl.col("rrn"))
@@ -126,113 +136,207 @@ def proxy_check(ctx: RunContext) -> tuple[pl.Expr, pl.Expr]:
         | (same_household & office & head)
     )
     not_allowed, held = Outcome.PROXY_NOT_ALLOWED.value, Outcome.HELD_FOR_REVIEW.value
-    outcome, reason, _ = first_match([
-        (allowed, "", EMPTY, ""),
-        (~same_household & office, held, pl.lit(["PROXY_NEEDS_FAMILY_PROOF"]), ""),
-        (~same_household, not_allowed, pl.lit(["PROXY_OUTSIDE_HOUSEHOLD"]), ""),
-        (minor, not_allowed, pl.lit(["PROXY_NOT_HEAD_OR_SPOUSE"]), ""),
-        (~office, not_allowed, pl.lit(["PROXY_ADULT_ONLINE"]), ""),
-        (pl.lit(True), not_allowed, pl.lit(["PROXY_NOT_HEAD"]), ""),
-    ])
+    outcome, reason, _ = first_match(
+        [
+            (allowed, "", EMPTY, ""),
+            (~same_household & office, held, pl.lit(["PROXY_NEEDS_FAMILY_PROOF"]), ""),
+            (~same_household, not_allowed, pl.lit(["PROXY_OUTSIDE_HOUSEHOLD"]), ""),
+            (minor, not_allowed, pl.lit(["PROXY_NOT_HEAD_OR_SPOUSE"]), ""),
+            (~office, not_allowed, pl.lit(["PROXY_ADULT_ONLINE"]), ""),
+            (pl.lit(True), not_allowed, pl.lit(["PROXY_NOT_HEAD"]), ""),
+        ]
+    )
     return pl.when(outcome != "").then(outcome), reason
 
 
 def decide_enrollment(
-    enrollment: pl.LazyFrame, registry: pl.LazyFrame, paid_before: pl.LazyFrame, ctx: RunContext,
+    enrollment: pl.LazyFrame,
+    registry: pl.LazyFrame,
+    paid_before: pl.LazyFrame,
+    ctx: RunContext,
 ) -> pl.LazyFrame:
     """Give every application an outcome; PAID for the earliest valid one per beneficiary."""
     kept = registry.filter("kept")
     beneficiary = kept.select(
-        "rrn", "person_key", "household_key", "rrn_masked", "name_masked", "admin_code",
-        b_household="household_id", b_birth="p_birth_date", b_eligible="eligible",
-        window_start="window_start", window_end="window_end")
-    applicant = kept.select(applicant_rrn="rrn", a_household="household_id",
-                            a_relation="relation")
-    quarantined = registry.filter(pl.col("quarantined") & pl.col("rrn").is_not_null()).select(
-        "rrn", b_quarantined=pl.lit(True)).unique("rrn")
+        "rrn",
+        "person_key",
+        "household_key",
+        "rrn_masked",
+        "name_masked",
+        "admin_code",
+        b_household="household_id",
+        b_birth="p_birth_date",
+        b_eligible="eligible",
+        window_start="window_start",
+        window_end="window_end",
+    )
+    applicant = kept.select(applicant_rrn="rrn", a_household="household_id", a_relation="relation")
+    quarantined = (
+        registry.filter(pl.col("quarantined") & pl.col("rrn").is_not_null())
+        .select("rrn", b_quarantined=pl.lit(True))
+        .unique("rrn")
+    )
     frame = (
         enrollment.join(beneficiary, on="rrn", how="left", maintain_order="left")
         .join(applicant, on="applicant_rrn", how="left", maintain_order="left")
         .join(quarantined, on="rrn", how="left", maintain_order="left")
-        .with_columns(person_key=pl.coalesce("person_key", keyed("rrn", ctx.pii_key)),
-                      rrn_masked=pl.coalesce("rrn_masked", rrn.masked("rrn")))
-        .join(paid_before.select("person_key", paid_before=pl.lit(True)), on="person_key",
-              how="left", maintain_order="left")
+        .with_columns(
+            person_key=pl.coalesce("person_key", keyed("rrn", ctx.pii_key)),
+            rrn_masked=pl.coalesce("rrn_masked", rrn.masked("rrn")),
+        )
+        .join(
+            paid_before.select("person_key", paid_before=pl.lit(True)),
+            on="person_key",
+            how="left",
+            maintain_order="left",
+        )
     )
     proxy_outcome, proxy_reason = proxy_check(ctx)
     applied_day = pl.col("p_applied_at").dt.date()
     in_window = (applied_day >= pl.col("window_start")) & (applied_day <= pl.col("window_end"))
     matched = pl.col("b_household").is_not_null()
-    outcome, reasons, rule = first_match([
-        (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
-        (~matched & pl.col("b_quarantined").fill_null(False), Outcome.UNMATCHED,
-         pl.lit(["BENEFICIARY_QUARANTINED"]), "match.registry"),
-        (~matched, Outcome.UNMATCHED, pl.lit(["BENEFICIARY_NOT_IN_REGISTRY"]), "match.registry"),
-        (~pl.col("b_eligible"), Outcome.INELIGIBLE, pl.lit(["BENEFICIARY_INELIGIBLE"]),
-         "eligibility.beneficiary"),
-        (pl.col("paid_before").fill_null(False), Outcome.ALREADY_PAID,
-         pl.lit(["BENEFICIARY_ALREADY_PAID"]), "ledger.already_paid"),
-        (proxy_outcome.is_not_null(), proxy_outcome, proxy_reason, "application.proxy"),
-        (~in_window.fill_null(False), Outcome.INELIGIBLE, pl.lit(["OUTSIDE_WINDOW"]),
-         "application.window"),
-        (~pl.col("payout").is_in(list(ctx.program.payout_channels)), Outcome.INELIGIBLE,
-         pl.lit(["PAYOUT_NOT_OFFERED"]), "application.payout"),
-    ])
+    outcome, reasons, rule = first_match(
+        [
+            (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
+            (
+                ~matched & pl.col("b_quarantined").fill_null(False),
+                Outcome.UNMATCHED,
+                pl.lit(["BENEFICIARY_QUARANTINED"]),
+                "match.registry",
+            ),
+            (
+                ~matched,
+                Outcome.UNMATCHED,
+                pl.lit(["BENEFICIARY_NOT_IN_REGISTRY"]),
+                "match.registry",
+            ),
+            (
+                ~pl.col("b_eligible"),
+                Outcome.INELIGIBLE,
+                pl.lit(["BENEFICIARY_INELIGIBLE"]),
+                "eligibility.beneficiary",
+            ),
+            (
+                pl.col("paid_before").fill_null(False),
+                Outcome.ALREADY_PAID,
+                pl.lit(["BENEFICIARY_ALREADY_PAID"]),
+                "ledger.already_paid",
+            ),
+            (proxy_outcome.is_not_null(), proxy_outcome, proxy_reason, "application.proxy"),
+            (
+                ~in_window.fill_null(False),
+                Outcome.INELIGIBLE,
+                pl.lit(["OUTSIDE_WINDOW"]),
+                "application.window",
+            ),
+            (
+                ~pl.col("payout").is_in(list(ctx.program.payout_channels)),
+                Outcome.INELIGIBLE,
+                pl.lit(["PAYOUT_NOT_OFFERED"]),
+                "application.payout",
+            ),
+        ]
+    )
     frame = frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule)
     winners = winning_applications(frame.filter(pl.col("outcome").is_null()))
-    lost = pl.col("outcome").is_null() & (pl.col("application_id") != pl.col("winner_application_id"))
+    lost = pl.col("outcome").is_null() & (
+        pl.col("application_id") != pl.col("winner_application_id")
+    )
     won = pl.col("outcome").is_null()
     return (
         frame.join(winners, on="rrn", how="left", maintain_order="left")
         .with_columns(
-            outcome=pl.when(lost).then(pl.lit(Outcome.DUPLICATE_APPLICATION.value))
-            .when(won).then(pl.lit(Outcome.PAID.value)).otherwise("outcome"),
-            reason_codes=pl.when(lost).then(pl.lit(["DUPLICATE_OF_EARLIER_APPLICATION"]))
-            .when(won).then(EMPTY).otherwise("reason_codes"),
-            rule_id=pl.when(lost).then(pl.lit("dedup.application"))
-            .when(won).then(pl.lit("payment.paid")).otherwise("rule_id"),
+            outcome=pl.when(lost)
+            .then(pl.lit(Outcome.DUPLICATE_APPLICATION.value))
+            .when(won)
+            .then(pl.lit(Outcome.PAID.value))
+            .otherwise("outcome"),
+            reason_codes=pl.when(lost)
+            .then(pl.lit(["DUPLICATE_OF_EARLIER_APPLICATION"]))
+            .when(won)
+            .then(EMPTY)
+            .otherwise("reason_codes"),
+            rule_id=pl.when(lost)
+            .then(pl.lit("dedup.application"))
+            .when(won)
+            .then(pl.lit("payment.paid"))
+            .otherwise("rule_id"),
             duplicate_of=pl.when(lost).then("winner_application_id"),
         )
-        .with_columns(amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
-                      .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64))
-                      .otherwise(pl.lit(0, dtype=pl.Int64)))
+        .with_columns(
+            amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
+            .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64))
+            .otherwise(pl.lit(0, dtype=pl.Int64))
+        )
     )
 
 
 def decide_registry(
-    registry: pl.LazyFrame, enrollment: pl.LazyFrame, paid_before: pl.LazyFrame, ctx: RunContext,
+    registry: pl.LazyFrame,
+    enrollment: pl.LazyFrame,
+    paid_before: pl.LazyFrame,
+    ctx: RunContext,
 ) -> pl.LazyFrame:
     """Give every registry row an outcome, PAID where this run pays its winning application."""
     by_beneficiary = enrollment.group_by("rrn").agg(
         has_paid_app=(pl.col("outcome") == Outcome.PAID.value).any(),
         has_held_app=(pl.col("outcome") == Outcome.HELD_FOR_REVIEW.value).any(),
     )
-    frame = (
-        registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left")
-        .join(paid_before.select("person_key", paid_before=pl.lit(True)), on="person_key",
-              how="left", maintain_order="left")
+    frame = registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left").join(
+        paid_before.select("person_key", paid_before=pl.lit(True)),
+        on="person_key",
+        how="left",
+        maintain_order="left",
     )
     kept = pl.col("kept")
-    outcome, reasons, rule = first_match([
-        (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
-        (pl.col("is_duplicate"), Outcome.DUPLICATE_RECORD, pl.lit(["DUPLICATE_RRN"]),
-         "dedup.record"),
-        (~pl.col("eligible"), Outcome.INELIGIBLE, pl.col("ineligible_reasons"),
-         pl.col("ineligible_rule")),
-        (kept & pl.col("paid_before").fill_null(False), Outcome.ALREADY_PAID,
-         pl.lit(["PAID_IN_EARLIER_RUN"]), "ledger.already_paid"),
-        (kept & pl.col("has_paid_app").fill_null(False), Outcome.PAID, EMPTY, "payment.paid"),
-        (kept & pl.col("has_held_app").fill_null(False), Outcome.HELD_FOR_REVIEW,
-         pl.lit(["APPLICATION_HELD"]), "application.proxy"),
-        (pl.lit(True), Outcome.UNENROLLED, pl.lit(["NO_VALID_APPLICATION"]), "application.none"),
-    ])
+    outcome, reasons, rule = first_match(
+        [
+            (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
+            (
+                pl.col("is_duplicate"),
+                Outcome.DUPLICATE_RECORD,
+                pl.lit(["DUPLICATE_RRN"]),
+                "dedup.record",
+            ),
+            (
+                ~pl.col("eligible"),
+                Outcome.INELIGIBLE,
+                pl.col("ineligible_reasons"),
+                pl.col("ineligible_rule"),
+            ),
+            (
+                kept & pl.col("paid_before").fill_null(False),
+                Outcome.ALREADY_PAID,
+                pl.lit(["PAID_IN_EARLIER_RUN"]),
+                "ledger.already_paid",
+            ),
+            (kept & pl.col("has_paid_app").fill_null(False), Outcome.PAID, EMPTY, "payment.paid"),
+            (
+                kept & pl.col("has_held_app").fill_null(False),
+                Outcome.HELD_FOR_REVIEW,
+                pl.lit(["APPLICATION_HELD"]),
+                "application.proxy",
+            ),
+            (
+                pl.lit(True),
+                Outcome.UNENROLLED,
+                pl.lit(["NO_VALID_APPLICATION"]),
+                "application.none",
+            ),
+        ]
+    )
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
         amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
-        .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64)).otherwise(pl.lit(0, dtype=pl.Int64)))
+        .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64))
+        .otherwise(pl.lit(0, dtype=pl.Int64))
+    )
 
 
 def decide(
-    registry: pl.DataFrame, enrollment: pl.DataFrame, paid_before: pl.DataFrame, ctx: RunContext,
+    registry: pl.DataFrame,
+    enrollment: pl.DataFrame,
+    paid_before: pl.DataFrame,
+    ctx: RunContext,
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run."""
     reg = prepare_registry(registry.lazy(), ctx).collect()
@@ -243,6 +347,14 @@ def decide(
     reg = reg.with_columns(payment_id=with_ids)
     enr = enr.with_columns(payment_id=with_ids)
     payees = enr.filter(paid).select(
-        "payment_id", "person_key", "card_id", "bank_code", "account_no", "account_holder",
-        "payout", "amount_krw", "application_id")
+        "payment_id",
+        "person_key",
+        "card_id",
+        "bank_code",
+        "account_no",
+        "account_holder",
+        "payout",
+        "amount_krw",
+        "application_id",
+    )
     return Decisions(reg, enr, payees)

@@ -22,8 +22,7 @@ def mark_duplicate_records(registry: pl.LazyFrame) -> pl.LazyFrame:
         registry.with_columns(_pos=position)
         .filter(valid)
         .group_by("rrn")
-        .agg(_kept_pos=pl.col("_pos").min(),
-             _kept_ref=source_ref().sort_by(pl.col("_pos")).first())
+        .agg(_kept_pos=pl.col("_pos").min(), _kept_ref=source_ref().sort_by(pl.col("_pos")).first())
     )
     return (
         registry.with_columns(_pos=position)

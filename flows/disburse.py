@@ -53,8 +53,11 @@ class DisburseParams(BaseModel):
     operator: str = Field(default="unknown", min_length=1)
     reason: str | None = Field(default=None, description="why the run was started")
     trigger: Literal["scheduled", "manual", "rerun"] = "manual"
-    run_month: str | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                                  description="YYYY-MM; default: the current month in Seoul")
+    run_month: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="YYYY-MM; default: the current month in Seoul",
+    )
 
     @model_validator(mode="after")
     def _rerun_needs_reason(self) -> DisburseParams:
@@ -80,8 +83,8 @@ class RunSummary:
 
 def stage(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap a pure stage function as a Prefect task (no caching: inputs are large frames)."""
-    return task(fn, name=fn.__name__.strip("_").replace("_", "-"),  # type: ignore[return-value]
-                cache_policy=NO_CACHE)
+    wrapped: Callable[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
+    return wrapped
 
 
 @stage
@@ -93,7 +96,8 @@ def read_extracts(folder: Path, kind: Literal["registry", "enrollment"]) -> Deli
 def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
     """Drop enrollment files a committed run already consumed; list them as skipped."""
     files = [
-        InputFile(**{**f.__dict__, "skipped_by_run": consumed.get(f.sha256)}) for f in delivery.files
+        InputFile(**{**f.__dict__, "skipped_by_run": consumed.get(f.sha256)})
+        for f in delivery.files
     ]
     skipped = [f.sha256 for f in files if f.skipped_by_run]
     frame = delivery.frame.filter(~pl.col("source_sha256").is_in(skipped))
@@ -104,8 +108,13 @@ def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
 def validate_registry(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check every registry row; quarantine failures with reasons."""
     schema = registry_schema(program.admin_codes(), vocabulary())
-    return validate.validate_registry(delivery, schema, vocabulary(), program.reference_date,
-                                      program.as_of_must_equal_reference_date)
+    return validate.validate_registry(
+        delivery,
+        schema,
+        vocabulary(),
+        program.reference_date,
+        program.as_of_must_equal_reference_date,
+    )
 
 
 @stage
@@ -115,19 +124,22 @@ def validate_enrollments(delivery: Delivery) -> tuple[pl.DataFrame, pl.DataFrame
 
 
 @stage
-def decide_outcomes(registry: pl.DataFrame, enrollment: pl.DataFrame, ledger: Ledger,
-                    ctx: RunContext) -> Decisions:
+def decide_outcomes(
+    registry: pl.DataFrame, enrollment: pl.DataFrame, ledger: Ledger, ctx: RunContext
+) -> Decisions:
     """Deduplicate, check eligibility and applications, and choose the payees."""
     return decide(registry, enrollment, ledger.paid_before(ctx.instalment), ctx)
 
 
 @stage
-def build_outputs(decisions: Decisions, ctx: RunContext) -> tuple[
-        list[payments.PaymentFile], pl.DataFrame]:
+def build_outputs(
+    decisions: Decisions, ctx: RunContext
+) -> tuple[list[payments.PaymentFile], pl.DataFrame]:
     """Render the credit files and the decision records."""
     program = ctx.program
-    assigned = payments.assign_files(decisions.payees, program.max_records_per_file,
-                                     prefix="local_currency")
+    assigned = payments.assign_files(
+        decisions.payees, program.max_records_per_file, prefix="local_currency"
+    )
     rows = payments.credit_rows(assigned, ctx.run_id, program.id, program.title.ko)
     files = payments.credit_files(rows)
     records = audit.decision_records(decisions, ctx, assigned.select("payment_id", "payment_file"))
@@ -140,7 +152,8 @@ def check_budget(program: Program, ledger: Ledger, total: int) -> None:
         raise RunHalted(
             f"run halted: paying {total:,} won now after {ledger.paid_total_krw:,} won already "
             f"paid exceeds the budget of {program.budget_krw:,} won; nothing was paid. Check the "
-            f"inputs, or raise budget_krw in the program file if the council raised it.")
+            f"inputs, or raise budget_krw in the program file if the council raised it."
+        )
 
 
 def pii_key() -> str:
@@ -150,7 +163,8 @@ def pii_key() -> str:
         raise UsageError(
             f"{PII_KEY_ENV} is not set (or shorter than 16 characters): a real run refuses to "
             f"start without the deployment's secret key. Set it from your secret store; "
-            f"`jiwon demo` uses a demo key.")
+            f"`jiwon demo` uses a demo key."
+        )
     return key
 
 
@@ -172,8 +186,11 @@ def quarantine_csv(report_frame: pl.DataFrame) -> bytes:
 def reason_counts(records: pl.DataFrame) -> dict[str, int]:
     """Return how many decision records carry each reason code, most frequent first."""
     exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
-    counted = exploded.group_by("reason_codes").len().sort("len", "reason_codes",
-                                                           descending=[True, False])
+    counted = (
+        exploded.group_by("reason_codes")
+        .len()
+        .sort("len", "reason_codes", descending=[True, False])
+    )
     return dict(counted.iter_rows())
 
 
@@ -195,17 +212,35 @@ def disburse(params: DisburseParams) -> RunSummary:
         log.warning(note)
     ctx = RunContext(run_id, program, run_month, started, key)
     record = audit.RunRecord(
-        run_id=run_id, flow_run_id=str(flow_run.get_id() or ""), program=program.id,
-        run_month=run_month, reference_date=program.reference_date, trigger=params.trigger,
-        operator=params.operator, reason=params.reason, dry_run=params.dry_run, status="failed",
-        started_at=started, finished_at=started, code_version=code_version(),
-        rule_set_id=program.id, rule_set_sha256=program.sha256,
-        parameters=json.dumps({"run": params.model_dump(mode="json"),
-                               "program": {"amount_krw": program.amount_krw,
-                                           "reference_date": str(program.reference_date),
-                                           "quarantine_threshold": program.quarantine_threshold}},
-                              ensure_ascii=False, sort_keys=True),
-        message="")
+        run_id=run_id,
+        flow_run_id=str(flow_run.get_id() or ""),
+        program=program.id,
+        run_month=run_month,
+        reference_date=program.reference_date,
+        trigger=params.trigger,
+        operator=params.operator,
+        reason=params.reason,
+        dry_run=params.dry_run,
+        status="failed",
+        started_at=started,
+        finished_at=started,
+        code_version=code_version(),
+        rule_set_id=program.id,
+        rule_set_sha256=program.sha256,
+        parameters=json.dumps(
+            {
+                "run": params.model_dump(mode="json"),
+                "program": {
+                    "amount_krw": program.amount_krw,
+                    "reference_date": str(program.reference_date),
+                    "quarantine_threshold": program.quarantine_threshold,
+                },
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        ),
+        message="",
+    )
     staging = Staging(out, program.id, run_month, run_id)
     try:
         summary = _run(params, ctx, record, staging, out)
@@ -219,8 +254,9 @@ def disburse(params: DisburseParams) -> RunSummary:
     return summary
 
 
-def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging,
-         out: Path) -> RunSummary:
+def _run(
+    params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging, out: Path
+) -> RunSummary:
     log = get_run_logger()
     program = ctx.program
     ledger = read_ledger(out, program.id)
@@ -229,12 +265,15 @@ def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, stagi
     enrollment = skip_consumed(read_extracts(params.enrollments, "enrollment"), ledger.consumed)
     record.inputs += [_input(f) for f in enrollment.files]
     if enrollment.frame.height == 0:
-        record.message = ("every enrollment file was already consumed by an earlier committed "
-                          "run: nobody new is paid by this run")
+        record.message = (
+            "every enrollment file was already consumed by an earlier committed "
+            "run: nobody new is paid by this run"
+        )
         log.warning(record.message)
         enrollment = Delivery("enrollment", empty_delivery("enrollment").frame, enrollment.files)
-    log.info("read %d registry and %d enrollment rows", registry.frame.height,
-             enrollment.frame.height)
+    log.info(
+        "read %d registry and %d enrollment rows", registry.frame.height, enrollment.frame.height
+    )
     reg_checked, reg_quarantine = validate_registry(registry, program)
     enr_checked, enr_quarantine = validate_enrollments(enrollment)
     quarantine = pl.concat([reg_quarantine, enr_quarantine])
@@ -249,33 +288,58 @@ def _run(params: DisburseParams, ctx: RunContext, record: audit.RunRecord, stagi
     total = sum(f.total_krw for f in files)
     check_budget(program, ledger, total)
     record.counts = audit.outcome_counts(records)
-    record.total_paid_krw = int(records.filter(pl.col("source_kind") == "registry")[
-        "amount_krw"].sum())
+    record.total_paid_krw = int(
+        records.filter(pl.col("source_kind") == "registry")["amount_krw"].sum()
+    )
     if record.total_paid_krw != total:
-        raise RuntimeError(f"payment files total {total} but the audit says "
-                           f"{record.total_paid_krw}: refusing to commit")
+        raise RuntimeError(
+            f"payment files total {total} but the audit says "
+            f"{record.total_paid_krw}: refusing to commit"
+        )
     if params.dry_run:
         record.status = "dry_run"
-        record.message = " ".join(filter(None, [
-            record.message, "dry run: nothing was paid or published but this record and report"]))
+        record.message = " ".join(
+            filter(
+                None,
+                [
+                    record.message,
+                    "dry run: nothing was paid or published but this record and report",
+                ],
+            )
+        )
     else:
         record.status = "committed"
         _stage_payments(staging, files, ctx)
-        staging.write(layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
-                      / "decisions.parquet", audit.decisions_parquet(records, ctx))
+        staging.write(
+            layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "decisions.parquet",
+            audit.decisions_parquet(records, ctx),
+        )
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, reason_counts(records))
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     _commit(record, staging, ledger.last_run_sha256)
     return RunSummary(
-        run_id=ctx.run_id, program=program.id, status=record.status, dry_run=params.dry_run,
-        counts=record.counts, total_paid_krw=record.total_paid_krw, message=record.message,
-        out=str(out), paths=_paths(params.dry_run, program.id, ctx))
+        run_id=ctx.run_id,
+        program=program.id,
+        status=record.status,
+        dry_run=params.dry_run,
+        counts=record.counts,
+        total_paid_krw=record.total_paid_krw,
+        message=record.message,
+        out=str(out),
+        paths=_paths(params.dry_run, program.id, ctx),
+    )
 
 
 def _input(f: InputFile) -> dict[str, Any]:
-    return {"kind": f.kind, "file": f.file, "sha256": f.sha256, "rows": f.rows,
-            "encoding": f.encoding, "skipped_by_run": f.skipped_by_run}
+    return {
+        "kind": f.kind,
+        "file": f.file,
+        "sha256": f.sha256,
+        "rows": f.rows,
+        "encoding": f.encoding,
+        "skipped_by_run": f.skipped_by_run,
+    }
 
 
 def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: RunContext) -> None:
@@ -285,14 +349,19 @@ def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: Ru
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
 
 
-def _stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str,
-                      run_id: str) -> None:
+def _stage_quarantine(
+    staging: Staging, quarantine: pl.DataFrame, program: str, run_id: str
+) -> None:
     if quarantine.height == 0:
         return
     folder = layout.quarantine_dir(program, run_id)
-    staging.write(folder / "quarantine.parquet",
-                  audit.parquet_bytes(quarantine, quarantine.to_arrow().schema,
-                                      {"jiwon.table": "quarantine"}), private=True)
+    staging.write(
+        folder / "quarantine.parquet",
+        audit.parquet_bytes(
+            quarantine, quarantine.to_arrow().schema, {"jiwon.table": "quarantine"}
+        ),
+        private=True,
+    )
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
 
 
@@ -302,8 +371,9 @@ def _commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -
     record.outputs = [_output(w.path, w.sha256, staging) for w in staging.written]
     record.prev_run_sha256 = ledger_sha
     record.sealed()
-    staging.write(layout.run_record_file(record.program, record.run_id),
-                  audit.run_record_parquet(record))
+    staging.write(
+        layout.run_record_file(record.program, record.run_id), audit.run_record_parquet(record)
+    )
     staging.publish()
 
 

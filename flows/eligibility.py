@@ -22,22 +22,33 @@ def window_bounds(program: Program) -> tuple[pl.Expr, pl.Expr]:
     """Return the application window (start, end, inclusive dates) of the row's population."""
     ids = [p.id for p in program.populations]
     start = pl.col("population").replace_strict(
-        ids, [p.window.start for p in program.populations], default=None, return_dtype=pl.Date)
+        ids, [p.window.start for p in program.populations], default=None, return_dtype=pl.Date
+    )
     end = pl.col("population").replace_strict(
-        ids, [p.window.end for p in program.populations], default=None, return_dtype=pl.Date)
+        ids, [p.window.end for p in program.populations], default=None, return_dtype=pl.Date
+    )
     return start, end
 
 
 def ineligibility(program: Program) -> list[tuple[str, str, pl.Expr]]:
     """Return (rule id, reason code, fails-expression) for every eligibility rule, in order."""
     rules = [
-        ("eligibility.status", "STATUS_NOT_ELIGIBLE",
-         ~pl.col("status").is_in(list(program.eligibility.statuses))),
+        (
+            "eligibility.status",
+            "STATUS_NOT_ELIGIBLE",
+            ~pl.col("status").is_in(list(program.eligibility.statuses)),
+        ),
         ("eligibility.population", "POPULATION_NOT_ELIGIBLE", pl.col("population").is_null()),
     ]
     if program.eligibility.registered_on_or_before_reference_date:
-        rules.insert(1, ("eligibility.registered_on", "REGISTERED_AFTER_REFERENCE",
-                         pl.col("p_registered_on") > program.reference_date))
+        rules.insert(
+            1,
+            (
+                "eligibility.registered_on",
+                "REGISTERED_AFTER_REFERENCE",
+                pl.col("p_registered_on") > program.reference_date,
+            ),
+        )
     return rules
 
 
@@ -46,14 +57,23 @@ def assess(registry: pl.LazyFrame, program: Program) -> pl.LazyFrame:
     rules = ineligibility(program)
     start, end = window_bounds(program)
     reasons = pl.concat_list(
-        [pl.when(fails.fill_null(True)).then(pl.lit([code])).otherwise(pl.lit([], pl.List(pl.String)))
-         for _, code, fails in rules])
+        [
+            pl.when(fails.fill_null(True))
+            .then(pl.lit([code]))
+            .otherwise(pl.lit([], pl.List(pl.String)))
+            for _, code, fails in rules
+        ]
+    )
     first_rule: pl.Expr = pl.lit(None, dtype=pl.String)
     for rule_id, _, fails in reversed(rules):
         first_rule = pl.when(fails.fill_null(True)).then(pl.lit(rule_id)).otherwise(first_rule)
     return (
         registry.with_columns(population=population_id(program))
-        .with_columns(window_start=start, window_end=end, ineligible_reasons=reasons,
-                      ineligible_rule=first_rule)
+        .with_columns(
+            window_start=start,
+            window_end=end,
+            ineligible_reasons=reasons,
+            ineligible_rule=first_rule,
+        )
         .with_columns(eligible=pl.col("ineligible_reasons").list.len() == 0)
     )

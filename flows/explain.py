@@ -23,14 +23,19 @@ def person_key(rrn: str, key: str) -> str:
 
 def committed_decisions(out: Path) -> pl.LazyFrame:
     """Return the decision records of committed runs only."""
-    runs = pl.scan_parquet(out / "audit/runs/**/*.parquet", hive_partitioning=False).filter(
-        pl.col("status") == "committed").select("run_id")
+    runs = (
+        pl.scan_parquet(out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        .filter(pl.col("status") == "committed")
+        .select("run_id")
+    )
     return pl.scan_parquet(out / DECISIONS_GLOB, hive_partitioning=True).join(
-        runs, on="run_id", how="semi")
+        runs, on="run_id", how="semi"
+    )
 
 
-def explain_person(out: Path, rrn: str | None = None, payment_id: str | None = None,
-                   program: str | None = None) -> str:
+def explain_person(
+    out: Path, rrn: str | None = None, payment_id: str | None = None, program: str | None = None
+) -> str:
     """Return a readable account of a person's (or a payment's) decision records."""
     if not list(out.glob(DECISIONS_GLOB)):
         raise UsageError(f"no audit trail under {out}: pass the output root of earlier runs")
@@ -38,7 +43,9 @@ def explain_person(out: Path, rrn: str | None = None, payment_id: str | None = N
     if rrn is not None:
         key = os.environ.get("JIWON_PII_KEY", "")
         if not key:
-            raise UsageError("JIWON_PII_KEY is not set: explaining by RRN needs the key the runs used")
+            raise UsageError(
+                "JIWON_PII_KEY is not set: explaining by RRN needs the key the runs used"
+            )
         decisions = decisions.filter(pl.col("person_key") == person_key(rrn, key))
         subject = "this RRN"
     else:
@@ -53,13 +60,17 @@ def explain_person(out: Path, rrn: str | None = None, payment_id: str | None = N
     lines = []
     paid = rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"))
     head = rows.row(0, named=True)
-    lines.append(f"person {head['rrn_masked'] or '(malformed RRN)'} {head['name_masked'] or ''} "
-                 f"key {head['person_key'][:12]}…")
+    lines.append(
+        f"person {head['rrn_masked'] or '(malformed RRN)'} {head['name_masked'] or ''} "
+        f"key {head['person_key'][:12]}…"
+    )
     if paid.height:
         for p in paid.iter_rows(named=True):
-            lines.append(f"PAID {p['amount_krw']:,} won by run {p['run_id']} ({p['program']}, "
-                         f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}, "
-                         f"rule {p['rule_id']}")
+            lines.append(
+                f"PAID {p['amount_krw']:,} won by run {p['run_id']} ({p['program']}, "
+                f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}, "
+                f"rule {p['rule_id']}"
+            )
     else:
         lines.append("NOT PAID by any committed run")
     for r in rows.iter_rows(named=True):
@@ -70,5 +81,6 @@ def explain_person(out: Path, rrn: str | None = None, payment_id: str | None = N
             f"  {r['decided_at']:%Y-%m-%d %H:%M} run {r['run_id']} {r['program']}: "
             f"{r['source_kind']} {r['source_file']} row {r['source_row']}{app} -> "
             f"{r['outcome']} [{r['rule_id']}] reasons: {reasons}; warnings: {warnings}"
-            + (f"; duplicate of {r['duplicate_of']}" if r["duplicate_of"] else ""))
+            + (f"; duplicate of {r['duplicate_of']}" if r["duplicate_of"] else "")
+        )
     return "\n".join(lines)

@@ -46,13 +46,21 @@ ENROLLMENT_COLUMNS: dict[str, str] = {
     "account_no": "계좌번호",
     "account_holder": "예금주",
 }
-COLUMNS: dict[Kind, dict[str, str]] = {"registry": REGISTRY_COLUMNS, "enrollment": ENROLLMENT_COLUMNS}
+COLUMNS: dict[Kind, dict[str, str]] = {
+    "registry": REGISTRY_COLUMNS,
+    "enrollment": ENROLLMENT_COLUMNS,
+}
 OPTIONAL: dict[Kind, frozenset[str]] = {
     "registry": frozenset({"status_changed_on"}),
     "enrollment": frozenset({"card_id", "bank_code", "account_no", "account_holder"}),
 }
-EXTRA_ALIASES: dict[str, str] = {"외국인등록번호": "rrn", "주민번호": "rrn", "대상자주민등록번호": "rrn",
-                                 "신청인주민등록번호": "applicant_rrn", "카드번호": "card_id"}
+EXTRA_ALIASES: dict[str, str] = {
+    "외국인등록번호": "rrn",
+    "주민번호": "rrn",
+    "대상자주민등록번호": "rrn",
+    "신청인주민등록번호": "applicant_rrn",
+    "카드번호": "card_id",
+}
 SOURCE_COLUMNS = ("source_kind", "source_file", "source_sha256", "source_row")
 BOM = b"\xef\xbb\xbf"
 
@@ -90,8 +98,10 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
             raw[3:].decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputRejected(
-                name, f"starts with a UTF-8 byte-order mark but byte {e.start + 3} is not UTF-8",
-                "Export the file again as UTF-8 or CP949.") from None
+                name,
+                f"starts with a UTF-8 byte-order mark but byte {e.start + 3} is not UTF-8",
+                "Export the file again as UTF-8 or CP949.",
+            ) from None
         return raw[3:], "utf-8-sig"
     try:
         raw.decode("utf-8")
@@ -121,12 +131,16 @@ def read_csv_strings(utf8: bytes, name: str) -> pl.DataFrame:
     try:
         return pl.read_csv(io.BytesIO(utf8), infer_schema=False, truncate_ragged_lines=False)
     except pl.exceptions.NoDataError:
-        raise InputRejected(name, "is empty (no header row)",
-                            "Ask for the extract to be produced again.") from None
+        raise InputRejected(
+            name, "is empty (no header row)", "Ask for the extract to be produced again."
+        ) from None
     except pl.exceptions.PolarsError as e:
         first = str(e).strip().splitlines()[0]
-        raise InputRejected(name, f"is not a well-formed CSV ({first})",
-                            "Check the quoting and the number of fields per line.") from None
+        raise InputRejected(
+            name,
+            f"is not a well-formed CSV ({first})",
+            "Check the quoting and the number of fields per line.",
+        ) from None
 
 
 def read_parquet_strings(raw: bytes, name: str) -> pl.DataFrame:
@@ -134,31 +148,45 @@ def read_parquet_strings(raw: bytes, name: str) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(io.BytesIO(raw))
     except Exception as e:  # pyarrow and polars raise several types for a broken footer
-        raise InputRejected(name, f"is not a readable Parquet file ({type(e).__name__})",
-                            "Ask for the extract to be produced again.") from None
+        raise InputRejected(
+            name,
+            f"is not a readable Parquet file ({type(e).__name__})",
+            "Ask for the extract to be produced again.",
+        ) from None
     return frame.select(pl.all().cast(pl.String))
 
 
-def conform_columns(frame: pl.DataFrame, kind: Kind, name: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
+def conform_columns(
+    frame: pl.DataFrame, kind: Kind, name: str
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """Rename to English, drop blank trailing columns, reject missing columns, add optional ones."""
     renamed = {c: canonical_header(c, kind) for c in frame.columns}
     seen: dict[str, str] = {}
     for original, english in renamed.items():
         if english in COLUMNS[kind] and english in seen:
-            raise InputRejected(name, f"has the column {english!r} twice ({seen[english]!r} and "
-                                f"{original!r})", "Keep one of them and deliver again.")
+            raise InputRejected(
+                name,
+                f"has the column {english!r} twice ({seen[english]!r} and {original!r})",
+                "Keep one of them and deliver again.",
+            )
         seen[english] = original
     frame = frame.rename(renamed)
-    blank = [c for c in frame.columns if (c == "" or c.startswith("_duplicated_"))
-             and frame[c].null_count() == frame.height]
+    blank = [
+        c
+        for c in frame.columns
+        if (c == "" or c.startswith("_duplicated_")) and frame[c].null_count() == frame.height
+    ]
     frame = frame.drop(blank)
     expected = COLUMNS[kind]
     missing = [c for c in expected if c not in frame.columns and c not in OPTIONAL[kind]]
     if missing:
         listed = ", ".join(f"{c} ({expected[c]})" for c in missing)
-        raise InputRejected(name, f"is missing the required column(s) {listed}",
-                            "Add the column(s) to the extract's header and deliver it again.",
-                            line=1)
+        raise InputRejected(
+            name,
+            f"is missing the required column(s) {listed}",
+            "Add the column(s) to the extract's header and deliver it again.",
+            line=1,
+        )
     ignored = tuple(c for c in frame.columns if c not in expected)
     frame = frame.with_columns(
         [pl.lit(None, dtype=pl.String).alias(c) for c in expected if c not in frame.columns]
@@ -180,8 +208,12 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
         frame = read_csv_strings(utf8, name)
     frame, ignored = conform_columns(frame, kind, name)
     if frame.height == 0:
-        raise InputRejected(name, "has a header but no data rows",
-                            "Ask for the extract to be produced again.", line=2)
+        raise InputRejected(
+            name,
+            "has a header but no data rows",
+            "Ask for the extract to be produced again.",
+            line=2,
+        )
     frame = frame.with_columns(
         source_kind=pl.lit(kind),
         source_file=pl.lit(name),
@@ -195,16 +227,25 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
 def list_delivery(folder: Path, kind: Kind) -> list[Path]:
     """Return the delivery's CSV and Parquet files in name order; reject anything else."""
     if not folder.is_dir():
-        raise InputRejected(str(folder), f"is not a folder of {kind} extracts",
-                            "Pass the folder that holds the delivery's files.")
+        raise InputRejected(
+            str(folder),
+            f"is not a folder of {kind} extracts",
+            "Pass the folder that holds the delivery's files.",
+        )
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     unknown = [p.name for p in paths if p.suffix.lower() not in (".csv", ".parquet")]
     if unknown:
-        raise InputRejected(str(folder / unknown[0]), "is neither .csv nor .parquet",
-                            "Remove it from the delivery folder or convert it.")
+        raise InputRejected(
+            str(folder / unknown[0]),
+            "is neither .csv nor .parquet",
+            "Remove it from the delivery folder or convert it.",
+        )
     if not paths:
-        raise InputRejected(str(folder), f"holds no {kind} files",
-                            "Copy the delivery's .csv or .parquet files into it.")
+        raise InputRejected(
+            str(folder),
+            f"holds no {kind} files",
+            "Copy the delivery's .csv or .parquet files into it.",
+        )
     return paths
 
 
@@ -224,6 +265,9 @@ def read_delivery(paths: list[Path], kind: Kind) -> Delivery:
 def empty_delivery(kind: Kind) -> Delivery:
     """Return a delivery with no rows and the right columns (all enrollment files consumed)."""
     schema = {c: pl.String for c in COLUMNS[kind]} | {
-        "source_kind": pl.String, "source_file": pl.String, "source_sha256": pl.String,
-        "source_row": pl.Int64}
+        "source_kind": pl.String,
+        "source_file": pl.String,
+        "source_sha256": pl.String,
+        "source_row": pl.Int64,
+    }
     return Delivery(kind, pl.DataFrame(schema=schema), [])

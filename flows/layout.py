@@ -7,8 +7,9 @@ from pathlib import Path
 
 def decisions_dir(program: str, run_month: str, run_id: str) -> Path:
     """Return the hive partition folder of a run's decision records."""
-    return Path("audit/decisions", f"program={program}", f"run_month={run_month}",
-                f"run_id={run_id}")
+    return Path(
+        "audit/decisions", f"program={program}", f"run_month={run_month}", f"run_id={run_id}"
+    )
 
 
 def run_record_file(program: str, run_id: str) -> Path:

@@ -32,8 +32,14 @@ class Ledger:
         return self.paid.filter(pl.col("instalment") == instalment).select("person_key").unique()
 
 
-EMPTY_PAID = pl.DataFrame(schema={"person_key": pl.String, "instalment": pl.Int64,
-                                  "amount_krw": pl.Int64, "run_id": pl.String})
+EMPTY_PAID = pl.DataFrame(
+    schema={
+        "person_key": pl.String,
+        "instalment": pl.Int64,
+        "amount_krw": pl.Int64,
+        "run_id": pl.String,
+    }
+)
 
 
 def run_records(out: Path, program: str) -> pl.DataFrame:
@@ -43,7 +49,8 @@ def run_records(out: Path, program: str) -> pl.DataFrame:
     if not files:
         return pl.DataFrame()
     return pl.concat([pl.read_parquet(f) for f in files], how="vertical").sort(
-        "finished_at", "run_id")
+        "finished_at", "run_id"
+    )
 
 
 def read_ledger(out: Path, program: str) -> Ledger:
@@ -52,7 +59,7 @@ def read_ledger(out: Path, program: str) -> Ledger:
     if runs.height == 0:
         return Ledger(EMPTY_PAID)
     committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
-    consumed = {}
+    consumed: dict[str, str] = {}
     for row in committed.select("run_id", "inputs").iter_rows(named=True):
         for item in row["inputs"]:
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
@@ -61,10 +68,15 @@ def read_ledger(out: Path, program: str) -> Ledger:
     ids = committed["run_id"].to_list()
     if ids:
         paid = (
-            pl.scan_parquet(out / "audit/decisions" / f"program={program}" / "**/*.parquet",
-                            hive_partitioning=True)
-            .filter(pl.col("run_id").is_in(ids), pl.col("source_kind") == "registry",
-                    pl.col("outcome") == "PAID")
+            pl.scan_parquet(
+                out / "audit/decisions" / f"program={program}" / "**/*.parquet",
+                hive_partitioning=True,
+            )
+            .filter(
+                pl.col("run_id").is_in(ids),
+                pl.col("source_kind") == "registry",
+                pl.col("outcome") == "PAID",
+            )
             .select("person_key", "instalment", "amount_krw", "run_id")
             .collect()
         )

@@ -35,28 +35,43 @@ class PaymentFile:
 def formula_safe(column: str) -> pl.Expr:
     """Prefix text a spreadsheet would run as a formula (=, +, -, @) with an apostrophe."""
     starts = pl.col(column).str.slice(0, 1).is_in(list(FORMULA_START))
-    return pl.when(starts).then(pl.concat_str(pl.lit("'"), pl.col(column))).otherwise(
-        pl.col(column)).alias(column)
+    return (
+        pl.when(starts)
+        .then(pl.concat_str(pl.lit("'"), pl.col(column)))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
 
 
 def assign_files(payees: pl.DataFrame, max_records: int, prefix: str) -> pl.DataFrame:
     """Order payees by payment id and give each a sequence number and a payment file name."""
-    return payees.sort("payment_id").with_columns(
-        seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
-    ).with_columns(
-        payment_file=pl.format(
-            "{}_{}.csv", pl.lit(prefix),
-            ((pl.col("seq") - 1) // max_records + 1).cast(pl.String).str.zfill(4)),
+    return (
+        payees.sort("payment_id")
+        .with_columns(seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
+        .with_columns(
+            payment_file=pl.format(
+                "{}_{}.csv",
+                pl.lit(prefix),
+                ((pl.col("seq") - 1) // max_records + 1).cast(pl.String).str.zfill(4),
+            ),
+        )
     )
 
 
 def credit_rows(payees: pl.DataFrame, batch_id: str, program: str, memo: str) -> pl.DataFrame:
     """Return the credit file columns for payees that already carry `seq` and `payment_file`."""
     return payees.select(
-        pl.lit(batch_id).alias("batch_id"), "seq", "card_id",
-        pl.col("amount_krw").alias("amount"), "payment_id", pl.lit(program).alias("program"),
-        pl.lit(memo).alias("memo"), "payment_file",
-    ).with_columns(formula_safe(c) for c in ("batch_id", "card_id", "payment_id", "program", "memo"))
+        pl.lit(batch_id).alias("batch_id"),
+        "seq",
+        "card_id",
+        pl.col("amount_krw").alias("amount"),
+        "payment_id",
+        pl.lit(program).alias("program"),
+        pl.lit(memo).alias("memo"),
+        "payment_file",
+    ).with_columns(
+        formula_safe(c) for c in ("batch_id", "card_id", "payment_id", "program", "memo")
+    )
 
 
 def credit_files(rows: pl.DataFrame) -> list[PaymentFile]:
@@ -65,8 +80,9 @@ def credit_files(rows: pl.DataFrame) -> list[PaymentFile]:
     for (name,), part in rows.group_by("payment_file", maintain_order=True):
         buffer = io.BytesIO()
         part.select(CREDIT_COLUMNS).write_csv(buffer)
-        files.append(PaymentFile(str(name), buffer.getvalue(), part.height,
-                                 int(part["amount"].sum())))
+        files.append(
+            PaymentFile(str(name), buffer.getvalue(), part.height, int(part["amount"].sum()))
+        )
     return sorted(files, key=lambda f: f.file)
 
 
@@ -76,8 +92,10 @@ def manifest(files: list[PaymentFile], run_id: str, program: str) -> bytes:
         "run_id": run_id,
         "program": program,
         "currency": "KRW",
-        "files": [{"file": f.file, "sha256": f.sha256, "records": f.records,
-                   "total_krw": f.total_krw} for f in files],
+        "files": [
+            {"file": f.file, "sha256": f.sha256, "records": f.records, "total_krw": f.total_krw}
+            for f in files
+        ],
         "records": sum(f.records for f in files),
         "total_krw": sum(f.total_krw for f in files),
     }

@@ -37,8 +37,9 @@ class Staging:
         self.units = layout.publish_units(program, run_month, run_id)
         self.root = out / STAGING / run_id
         self.root.mkdir(parents=True, exist_ok=False)
-        (self.root / MARKER).write_text(json.dumps(
-            {"program": program, "run_month": run_month, "run_id": run_id}))
+        (self.root / MARKER).write_text(
+            json.dumps({"program": program, "run_month": run_month, "run_id": run_id})
+        )
         self.written: list[Written] = []
 
     def write(self, relative: Path, content: bytes, private: bool = False) -> Written:
@@ -91,13 +92,17 @@ def recover(out: Path) -> list[str]:
         if (out / layout.run_record_file(run["program"], run["run_id"])).exists():
             for unit in units:
                 move_unit(root, out, unit)
-            notes.append(f"run {run['run_id']}: committed before it was interrupted; "
-                         "released its remaining files")
+            notes.append(
+                f"run {run['run_id']}: committed before it was interrupted; "
+                "released its remaining files"
+            )
         else:
             for unit in units:
                 remove(out / unit)
-            notes.append(f"run {run['run_id']}: interrupted before commit; removed its "
-                         "partial output (nothing was paid)")
+            notes.append(
+                f"run {run['run_id']}: interrupted before commit; removed its "
+                "partial output (nothing was paid)"
+            )
         shutil.rmtree(root)
     return notes
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flows.audit import RunRecord
 from flows.codes import BY_CODE
 
@@ -11,12 +13,21 @@ def won(amount: int) -> str:
     return f"{amount:,} won"
 
 
+def input_line(item: dict[str, Any]) -> str:
+    """Return one input file's table row; a skipped file names the run that consumed it."""
+    skipped = f" (skipped: consumed by {item['skipped_by_run']})" if item["skipped_by_run"] else ""
+    return (
+        f"| {item['file']}{skipped} | {item['kind']} | {item['rows']:,} | {item['sha256'][:12]}… |"
+    )
+
+
 def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
     """Return the run report in Markdown (also what the Prefect artifact shows)."""
     lines = [
         f"# {record.program} run {record.run_id}",
         "",
-        f"- status: **{record.status}**{' (dry run: nothing was paid)' if record.dry_run else ''}",
+        f"- status: **{record.status}**"
+        + (" (dry run: nothing was paid)" if record.dry_run else ""),
         f"- trigger: {record.trigger}, operator: {record.operator}"
         + (f", reason: {record.reason}" if record.reason else ""),
         f"- reference date: {record.reference_date}, run month: {record.run_month}",
@@ -28,9 +39,7 @@ def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
         "",
         "| input file | kind | rows | sha256 |",
         "|---|---|---:|---|",
-        *[f"| {i['file']} | {i['kind']} | {i['rows']:,} | {i['sha256'][:12]}… "
-          f"{'(skipped: consumed by ' + i['skipped_by_run'] + ')' if i['skipped_by_run'] else ''}|"
-          for i in record.inputs],
+        *[input_line(i) for i in record.inputs],
     ]
     if reasons:
         lines += ["", "| reason | rows | meaning |", "|---|---:|---|"]

@@ -8,15 +8,26 @@ import polars as pl
 
 NEW_SCHEME_FROM = dt.date(2020, 10, 5)  # numbers issued since then carry random digits 8-13
 WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
-_CENTURY = {"1": "19", "2": "19", "5": "19", "6": "19", "3": "20", "4": "20", "7": "20",
-            "8": "20", "9": "18", "0": "18"}
+_CENTURY = {
+    "1": "19",
+    "2": "19",
+    "5": "19",
+    "6": "19",
+    "3": "20",
+    "4": "20",
+    "7": "20",
+    "8": "20",
+    "9": "18",
+    "0": "18",
+}
 
 
 def birth_date(rrn: str = "rrn") -> pl.Expr:
     """Return the birth date digits 1-7 encode; null unless 13 digits forming a real date."""
     century = pl.col(rrn).str.slice(6, 1).replace_strict(_CENTURY, default=None)
     return pl.when(pl.col(rrn).str.contains(r"^\d{13}$")).then(
-        pl.concat_str(century, pl.col(rrn).str.slice(0, 6)).str.to_date("%Y%m%d", strict=False))
+        pl.concat_str(century, pl.col(rrn).str.slice(0, 6)).str.to_date("%Y%m%d", strict=False)
+    )
 
 
 def check_digit_ok(rrn: str = "rrn") -> pl.Expr:
@@ -39,8 +50,10 @@ def masked(rrn: str = "rrn") -> pl.Expr:
     """Return `900101-1******` for a 13-digit number, null for anything else (never leak)."""
     ok = pl.col(rrn).str.contains(r"^\d{13}$")
     return pl.when(ok).then(
-        pl.concat_str(pl.col(rrn).str.slice(0, 6), pl.lit("-"), pl.col(rrn).str.slice(6, 1),
-                      pl.lit("******")))
+        pl.concat_str(
+            pl.col(rrn).str.slice(0, 6), pl.lit("-"), pl.col(rrn).str.slice(6, 1), pl.lit("******")
+        )
+    )
 
 
 def masked_name(name: str = "name") -> pl.Expr:
@@ -49,15 +62,21 @@ def masked_name(name: str = "name") -> pl.Expr:
     first = pl.col(name).str.slice(0, 1)
     return (
         pl.when(n >= 3)
-        .then(pl.concat_str(first, pl.lit("*").repeat_by(n - 2).list.join(""),
-                            pl.col(name).str.slice(-1, 1)))
-        .when(n == 2).then(pl.concat_str(first, pl.lit("*")))
-        .when(n == 1).then(pl.lit("*"))
+        .then(
+            pl.concat_str(
+                first, pl.lit("*").repeat_by(n - 2).list.join(""), pl.col(name).str.slice(-1, 1)
+            )
+        )
+        .when(n == 2)
+        .then(pl.concat_str(first, pl.lit("*")))
+        .when(n == 1)
+        .then(pl.lit("*"))
     )
 
 
 def age_on(born: pl.Expr, day: dt.date) -> pl.Expr:
     """Return completed years of age on `day` for a birth-date expression."""
     had_birthday = (born.dt.month() < day.month) | (
-        (born.dt.month() == day.month) & (born.dt.day() <= day.day))
+        (born.dt.month() == day.month) & (born.dt.day() <= day.day)
+    )
     return day.year - born.dt.year() - pl.when(had_birthday).then(0).otherwise(1)

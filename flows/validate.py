@@ -22,9 +22,14 @@ FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
 ASCII = [str(i) for i in range(10)] + ["-", " "]
 ID_COLUMNS = ("rrn", "applicant_rrn", "account_no")
 QUARANTINE_SCHEMA = {
-    "source_kind": pl.String, "source_file": pl.String, "source_row": pl.Int64,
-    "column": pl.String, "value": pl.String, "reason_code": pl.String,
-    "message_ko": pl.String, "message_en": pl.String,
+    "source_kind": pl.String,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "column": pl.String,
+    "value": pl.String,
+    "reason_code": pl.String,
+    "message_ko": pl.String,
+    "message_en": pl.String,
 }
 
 
@@ -51,12 +56,15 @@ def parse_timestamp(column: str) -> pl.Expr:
     naive = pl.col(column).str.replace("T", " ").str.replace(r"\.\d+$", "")
     with_offset = pl.col(column).str.replace("Z$", "+00:00").str.replace(r"\.\d+([+-])", "$1")
     return pl.coalesce(
-        naive.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
-        .dt.replace_time_zone("Asia/Seoul"),
-        naive.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
-        .dt.replace_time_zone("Asia/Seoul"),
-        with_offset.str.to_datetime("%Y-%m-%dT%H:%M:%S%:z", strict=False, time_unit="us")
-        .dt.convert_time_zone("Asia/Seoul"),
+        naive.str.to_datetime(
+            "%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"
+        ).dt.replace_time_zone("Asia/Seoul"),
+        naive.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us").dt.replace_time_zone(
+            "Asia/Seoul"
+        ),
+        with_offset.str.to_datetime(
+            "%Y-%m-%dT%H:%M:%S%:z", strict=False, time_unit="us"
+        ).dt.convert_time_zone("Asia/Seoul"),
     )
 
 
@@ -73,8 +81,9 @@ def parse_registry(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def parse_enrollment(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Add the parsed `p_*` columns the enrollment checks compare."""
-    return frame.with_columns(p_rrn_birth=rrn.birth_date("rrn"),
-                              p_applied_at=parse_timestamp("applied_at"))
+    return frame.with_columns(
+        p_rrn_birth=rrn.birth_date("rrn"), p_applied_at=parse_timestamp("applied_at")
+    )
 
 
 def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
@@ -85,13 +94,24 @@ def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
         cases = e.failure_cases
         if cases["index"].null_count():
             broken = cases.filter(pl.col("index").is_null()).row(0, named=True)
-            raise RuntimeError(f"schema {schema.name} could not run check {broken['check']} on "
-                               f"column {broken['column']}: {broken['failure_case']}") from None
-        return cases.select(pl.col("index").cast(pl.UInt32), "column",
-                            pl.col("check").alias("reason_code"),
-                            pl.col("failure_case").alias("value"))
-    return pl.DataFrame(schema={"index": pl.UInt32, "column": pl.String,
-                                "reason_code": pl.String, "value": pl.String})
+            raise RuntimeError(
+                f"schema {schema.name} could not run check {broken['check']} on "
+                f"column {broken['column']}: {broken['failure_case']}"
+            ) from None
+        return cases.select(
+            pl.col("index").cast(pl.UInt32),
+            "column",
+            pl.col("check").alias("reason_code"),
+            pl.col("failure_case").alias("value"),
+        )
+    return pl.DataFrame(
+        schema={
+            "index": pl.UInt32,
+            "column": pl.String,
+            "reason_code": pl.String,
+            "value": pl.String,
+        }
+    )
 
 
 def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
@@ -111,8 +131,12 @@ def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
 def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
     """Return one row per failed check, with source file and row, value and messages."""
     messages = pl.DataFrame(
-        {"reason_code": list(BY_CODE), "message_ko": [c.ko for c in BY_CODE.values()],
-         "message_en": [c.en for c in BY_CODE.values()]})
+        {
+            "reason_code": list(BY_CODE),
+            "message_ko": [c.ko for c in BY_CODE.values()],
+            "message_en": [c.en for c in BY_CODE.values()],
+        }
+    )
     sources = frame.select("source_kind", "source_file", "source_row").with_row_index("index")
     return (
         cases.join(sources, on="index", how="left")
@@ -135,24 +159,33 @@ def checksum_warnings(frame: pl.DataFrame) -> pl.DataFrame:
 def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) -> dt.date:
     """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one."""
     per_file = frame.group_by("source_file", maintain_order=True).agg(
-        pl.col("as_of").unique().sort(nulls_last=True), pl.col("p_as_of").drop_nulls().unique(),
-        first_row=pl.col("source_row").first())
+        pl.col("as_of").unique().sort(nulls_last=True),
+        pl.col("p_as_of").drop_nulls().unique(),
+        first_row=pl.col("source_row").first(),
+    )
     for row in per_file.iter_rows(named=True):
         if len(row["as_of"]) != 1 or len(row["p_as_of"]) != 1:
             values = ", ".join(repr(v) for v in row["as_of"][:5])
-            raise InputRejected(row["source_file"], f"as_of (기준일) must be one date on every row, "
-                                f"found {values}", "Ask for a single-snapshot extract.")
+            raise InputRejected(
+                row["source_file"],
+                f"as_of (기준일) must be one date on every row, found {values}",
+                "Ask for a single-snapshot extract.",
+            )
     dates = sorted({row["p_as_of"][0] for row in per_file.iter_rows(named=True)})
     if len(dates) > 1:
-        raise InputRejected(per_file["source_file"][-1], f"as_of differs between files of one "
-                            f"delivery ({', '.join(map(str, dates))})",
-                            "Deliver files of a single snapshot together.")
+        raise InputRejected(
+            per_file["source_file"][-1],
+            f"as_of differs between files of one delivery ({', '.join(map(str, dates))})",
+            "Deliver files of a single snapshot together.",
+        )
     as_of: dt.date = dates[0]
     if as_of < reference_date or (must_equal and as_of != reference_date):
         rule = "equal to" if must_equal else "on or after"
-        raise InputRejected(per_file["source_file"][0], f"as_of {as_of} is not {rule} the program's "
-                            f"reference date {reference_date}",
-                            "Ask for the snapshot of the program's reference date.")
+        raise InputRejected(
+            per_file["source_file"][0],
+            f"as_of {as_of} is not {rule} the program's reference date {reference_date}",
+            "Ask for the snapshot of the program's reference date.",
+        )
     return as_of
 
 
@@ -165,12 +198,16 @@ def check_quarantine_rate(delivery: Delivery, frame: pl.DataFrame, threshold: fl
         raise RunHalted(
             f"run halted: {bad} of {frame.height} {delivery.kind} rows ({bad / frame.height:.2%}) "
             f"failed row checks, above the program's threshold of {threshold:.2%}; nothing was "
-            f"paid. Fix the rows listed in the quarantine report and deliver again.")
+            f"paid. Fix the rows listed in the quarantine report and deliver again."
+        )
 
 
 def validate_registry(
-    delivery: Delivery, schema: pa.DataFrameSchema, vocabulary: dict[str, Any],
-    reference_date: dt.date, as_of_must_equal: bool,
+    delivery: Delivery,
+    schema: pa.DataFrameSchema,
+    vocabulary: dict[str, Any],
+    reference_date: dt.date,
+    as_of_must_equal: bool,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return every registry row with reasons and warnings, and the quarantine report."""
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
@@ -182,12 +219,14 @@ def validate_registry(
 
 
 def validate_enrollments(
-    delivery: Delivery, schema: pa.DataFrameSchema,
+    delivery: Delivery,
+    schema: pa.DataFrameSchema,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return every enrollment row with reasons, and the quarantine report."""
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
     frame = parse_enrollment(normalise(delivery.frame.lazy(), columns)).collect()
     cases = failure_cases(frame, schema)
     checked = attach_reasons(frame, cases).with_columns(
-        warning_codes=pl.lit([], dtype=pl.List(pl.String)))
+        warning_codes=pl.lit([], dtype=pl.List(pl.String))
+    )
     return checked, quarantine_report(frame, cases)

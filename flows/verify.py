@@ -42,13 +42,20 @@ def verify_run(out: Path, row: dict[str, object]) -> list[str]:
             if path.is_file() and str(path.relative_to(out)) not in listed:
                 problems.append(f"{where}: file {path.relative_to(out)} was added")
     if record.status == "committed" and not problems:
-        problems += verify_totals(out, record.program, record.run_month, record.run_id,
-                                  record.total_paid_krw, record.counts)
+        problems += verify_totals(
+            out,
+            record.program,
+            record.run_month,
+            record.run_id,
+            record.total_paid_krw,
+            record.counts,
+        )
     return problems
 
 
-def verify_totals(out: Path, program: str, run_month: str, run_id: str, total: int,
-                  counts: dict[str, int]) -> list[str]:
+def verify_totals(
+    out: Path, program: str, run_month: str, run_id: str, total: int, counts: dict[str, int]
+) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
     where = f"run {run_id} ({program})"
     decisions = pl.read_parquet(out / layout.decisions_dir(program, run_month, run_id))
@@ -81,14 +88,19 @@ def verify_trail(out: Path) -> tuple[list[str], int]:
         for row in runs.iter_rows(named=True):
             checked += 1
             if row["prev_run_sha256"] != previous:
-                problems.append(f"run {row['run_id']} ({program}): chain broken: prev_run_sha256 "
-                                "does not match the previous run (a run was deleted, added or "
-                                "reordered)")
+                problems.append(
+                    f"run {row['run_id']} ({program}): chain broken: prev_run_sha256 "
+                    "does not match the previous run (a run was deleted, added or "
+                    "reordered)"
+                )
             problems += verify_run(out, row)
             previous = row["run_sha256"]
         known = set(runs["run_id"].to_list()) if runs.height else set()
-        for unit_root in (out / "payments" / program, out / "reports" / program,
-                          out / "quarantine" / program):
+        for unit_root in (
+            out / "payments" / program,
+            out / "reports" / program,
+            out / "quarantine" / program,
+        ):
             for d in sorted(unit_root.iterdir()) if unit_root.is_dir() else []:
                 if d.name not in known:
                     problems.append(f"{d.relative_to(out)}: output of a run with no run record")

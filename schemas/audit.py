@@ -6,8 +6,10 @@ are the trail's invariants: a written trail that breaks one is a bug, so writing
 
 from __future__ import annotations
 
-import polars as pl
+from typing import Any
+
 import pandera.polars as pa
+import polars as pl
 import pyarrow as pa_arrow
 
 from flows.codes import OUTCOMES
@@ -17,65 +19,109 @@ SCHEMA_VERSION = "1"
 PAID = pl.col("outcome") == "PAID"
 
 
-def _col(dtype: object, en: str, ko: str, *checks: pa.Check, nullable: bool = True) -> pa.Column:
+def _col(dtype: Any, en: str, ko: str, *checks: pa.Check, nullable: bool = True) -> pa.Column:
     return pa.Column(dtype, checks=list(checks), nullable=nullable, description=f"{en} | {ko}")
 
 
 DECISION_COLUMNS: dict[str, pa.Column] = {
     "run_id": _col(pl.String, "run that decided the row", "결정한 실행 ID", nullable=False),
     "program": _col(pl.String, "program id", "사업 ID", nullable=False),
-    "run_month": _col(pl.String, "month of the run, YYYY-MM (Asia/Seoul)", "실행 월",
-                      nullable=False),
-    "person_key": _col(pl.String, "HMAC-SHA256 of the RRN with the deployment key (join runs on it)",
-                       "주민등록번호의 HMAC-SHA256 (실행 간 결합 키)"),
-    "rrn_masked": _col(pl.String, "RRN with all but birth date and sex digit masked",
-                       "마스킹된 주민등록번호 (900101-1******)"),
+    "run_month": _col(
+        pl.String, "month of the run, YYYY-MM (Asia/Seoul)", "실행 월", nullable=False
+    ),
+    "person_key": _col(
+        pl.String,
+        "HMAC-SHA256 of the RRN with the deployment key (join runs on it)",
+        "주민등록번호의 HMAC-SHA256 (실행 간 결합 키)",
+    ),
+    "rrn_masked": _col(
+        pl.String,
+        "RRN with all but birth date and sex digit masked",
+        "마스킹된 주민등록번호 (900101-1******)",
+    ),
     "name_masked": _col(pl.String, "name with the middle masked", "마스킹된 성명 (김*수)"),
     "household_key": _col(pl.String, "HMAC-SHA256 of the household id", "세대번호의 HMAC-SHA256"),
     "admin_code": _col(pl.String, "administrative dong code", "행정동코드"),
-    "source_kind": _col(pl.String, "registry or enrollment", "입력 종류 (주민등록/신청)",
-                        rule("SOURCE_KIND", pl.col("source_kind").is_in(["registry", "enrollment"]),
-                             "registry or enrollment"), nullable=False),
-    "source_file": _col(pl.String, "file name within its delivery folder", "입력 파일명",
-                        nullable=False),
-    "source_sha256": _col(pl.String, "SHA-256 of the input file", "입력 파일의 SHA-256",
-                          nullable=False),
-    "source_row": _col(pl.Int64, "1-based data record number in the file (header not counted)",
-                       "파일 내 데이터 행 번호 (1부터, 머리글 제외)", nullable=False),
+    "source_kind": _col(
+        pl.String,
+        "registry or enrollment",
+        "입력 종류 (주민등록/신청)",
+        rule(
+            "SOURCE_KIND",
+            pl.col("source_kind").is_in(["registry", "enrollment"]),
+            "registry or enrollment",
+        ),
+        nullable=False,
+    ),
+    "source_file": _col(
+        pl.String, "file name within its delivery folder", "입력 파일명", nullable=False
+    ),
+    "source_sha256": _col(
+        pl.String, "SHA-256 of the input file", "입력 파일의 SHA-256", nullable=False
+    ),
+    "source_row": _col(
+        pl.Int64,
+        "1-based data record number in the file (header not counted)",
+        "파일 내 데이터 행 번호 (1부터, 머리글 제외)",
+        nullable=False,
+    ),
     "application_id": _col(pl.String, "application id (enrollment rows)", "신청번호"),
-    "outcome": _col(pl.String, "the row's one outcome", "결과",
-                    rule("OUTCOME", pl.col("outcome").is_in(list(OUTCOMES)), "a known outcome"),
-                    nullable=False),
+    "outcome": _col(
+        pl.String,
+        "the row's one outcome",
+        "결과",
+        rule("OUTCOME", pl.col("outcome").is_in(list(OUTCOMES)), "a known outcome"),
+        nullable=False,
+    ),
     "reason_codes": _col(pl.List(pl.String), "why (docs/codes.md)", "사유 코드", nullable=False),
-    "warning_codes": _col(pl.List(pl.String), "noted, not blocking (docs/codes.md)", "경고 코드",
-                          nullable=False),
-    "rule_id": _col(pl.String, "the rule that decided the outcome", "결과를 정한 규칙",
-                    nullable=False),
-    "duplicate_of": _col(pl.String, "the kept row (file:row) or application id of a duplicate",
-                         "중복일 때 채택된 행 또는 신청번호"),
+    "warning_codes": _col(
+        pl.List(pl.String), "noted, not blocking (docs/codes.md)", "경고 코드", nullable=False
+    ),
+    "rule_id": _col(
+        pl.String, "the rule that decided the outcome", "결과를 정한 규칙", nullable=False
+    ),
+    "duplicate_of": _col(
+        pl.String,
+        "the kept row (file:row) or application id of a duplicate",
+        "중복일 때 채택된 행 또는 신청번호",
+    ),
     "population": _col(pl.String, "program population the person belongs to", "대상 구분"),
-    "amount_krw": _col(pl.Int64, "won paid by this row's outcome (0 unless PAID)",
-                       "이 행으로 지급한 금액(원)",
-                       rule("AMOUNT_ONLY_WHEN_PAID",
-                            PAID.not_() & (pl.col("amount_krw") == 0)
-                            | PAID & (pl.col("amount_krw") > 0), "positive exactly when PAID"),
-                       nullable=False),
+    "amount_krw": _col(
+        pl.Int64,
+        "won paid by this row's outcome (0 unless PAID)",
+        "이 행으로 지급한 금액(원)",
+        rule(
+            "AMOUNT_ONLY_WHEN_PAID",
+            PAID.not_() & (pl.col("amount_krw") == 0) | PAID & (pl.col("amount_krw") > 0),
+            "positive exactly when PAID",
+        ),
+        nullable=False,
+    ),
     "instalment": _col(pl.Int64, "instalment number", "회차", nullable=False),
     "payout": _col(pl.String, "payout channel of a payment", "지급수단"),
-    "payment_id": _col(pl.String, "stable id of (program, person, instalment)", "지급 ID",
-                       rule("PAYMENT_ID_WHEN_PAID", PAID == pl.col("payment_id").is_not_null(),
-                            "present exactly when PAID")),
+    "payment_id": _col(
+        pl.String,
+        "stable id of (program, person, instalment)",
+        "지급 ID",
+        rule(
+            "PAYMENT_ID_WHEN_PAID",
+            pl.col("payment_id").is_not_null() == PAID,
+            "present exactly when PAID",
+        ),
+    ),
     "payment_file": _col(pl.String, "payment file that carries the payment", "지급 파일명"),
     "rule_set_id": _col(pl.String, "program rule set", "규칙 세트 ID", nullable=False),
-    "rule_set_sha256": _col(pl.String, "SHA-256 of the program file", "규칙 파일의 SHA-256",
-                            nullable=False),
-    "decided_at": _col(pl.Datetime("us", "UTC"), "when the run decided (UTC)", "결정 시각 (UTC)",
-                       nullable=False),
+    "rule_set_sha256": _col(
+        pl.String, "SHA-256 of the program file", "규칙 파일의 SHA-256", nullable=False
+    ),
+    "decided_at": _col(
+        pl.Datetime("us", "UTC"), "when the run decided (UTC)", "결정 시각 (UTC)", nullable=False
+    ),
 }
 
-DECISION_SCHEMA = pa.DataFrameSchema(DECISION_COLUMNS, name="DecisionRecord", strict=True,
-                                     ordered=True)
-
+DECISION_SCHEMA = pa.DataFrameSchema(
+    DECISION_COLUMNS, name="DecisionRecord", strict=True, ordered=True
+)
 
 
 def arrow_type(dtype: pl.DataType) -> pa_arrow.DataType:
@@ -85,9 +131,15 @@ def arrow_type(dtype: pl.DataType) -> pa_arrow.DataType:
         return pa_arrow.list_(pa_arrow.string())
     if isinstance(dtype, pl.Datetime):
         return pa_arrow.timestamp("us", tz="UTC")
-    return {pl.String: pa_arrow.string(), pl.Int64: pa_arrow.int64(),
-            pl.Boolean: pa_arrow.bool_(), pl.Date: pa_arrow.date32()}[dtype]
+    plain: dict[Any, pa_arrow.DataType] = {
+        pl.String: pa_arrow.string(),
+        pl.Int64: pa_arrow.int64(),
+        pl.Boolean: pa_arrow.bool_(),
+        pl.Date: pa_arrow.date32(),
+    }
+    return plain[dtype]
 
 
 ARROW_DECISION_SCHEMA = pa_arrow.schema(
-    [(name, arrow_type(col.dtype.type)) for name, col in DECISION_COLUMNS.items()])
+    [(name, arrow_type(col.dtype.type)) for name, col in DECISION_COLUMNS.items()]
+)

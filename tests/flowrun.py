@@ -12,9 +12,14 @@ from flows.disburse import DisburseParams, RunSummary, disburse
 
 def run_flow(data: Path, out: Path, **overrides: Any) -> RunSummary:
     """Run the flow on `data/registry` and `data/enrollments` into `out`."""
-    params = {"program": "paju-livelihood-2025", "registry": data / "registry",
-              "enrollments": data / "enrollments", "out": out, "operator": "test",
-              "run_month": "2025-03"} | overrides
+    params = {
+        "program": "paju-livelihood-2025",
+        "registry": data / "registry",
+        "enrollments": data / "enrollments",
+        "out": out,
+        "operator": "test",
+        "run_month": "2025-03",
+    } | overrides
     return disburse(DisburseParams.model_validate(params))
 
 

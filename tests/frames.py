@@ -29,46 +29,81 @@ def person(number: str, household: str = "1", relation: str = "본인", **kw: An
     """Return a registry row for a Korean resident of 운정3동 unless overridden."""
     century = {"3": "20", "4": "20", "7": "20", "8": "20"}.get(number[6:7], "19")
     born = f"{century}{number[:2]}-{number[2:4]}-{number[4:6]}" if len(number) == 13 else None
-    row = {"rrn": number, "name": "김민수", "birth_date": born, "household_id": household,
-           "relation": relation, "admin_code": "4148057000", "address": "경기도 파주시",
-           "registered_on": "2019-01-01", "status": "거주", "nationality": "내국인",
-           "visa_type": None, "status_changed_on": None, "as_of": "2024-12-26"}
+    row = {
+        "rrn": number,
+        "name": "김민수",
+        "birth_date": born,
+        "household_id": household,
+        "relation": relation,
+        "admin_code": "4148057000",
+        "address": "경기도 파주시",
+        "registered_on": "2019-01-01",
+        "status": "거주",
+        "nationality": "내국인",
+        "visa_type": None,
+        "status_changed_on": None,
+        "as_of": "2024-12-26",
+    }
     return row | kw
 
 
-def application(app_id: str, beneficiary: str, applicant: str | None = None,
-                at: str = "2025-01-22T10:00:00", channel: str = "online", **kw: Any) -> dict[str, Any]:
+def application(
+    app_id: str,
+    beneficiary: str,
+    applicant: str | None = None,
+    at: str = "2025-01-22T10:00:00",
+    channel: str = "online",
+    **kw: Any,
+) -> dict[str, Any]:
     """Return an enrollment row paying to a local-currency card."""
-    row = {"application_id": app_id, "applied_at": at, "rrn": beneficiary,
-           "applicant_rrn": applicant or beneficiary, "channel": channel,
-           "payout": "local_currency", "card_id": "9410000000000001", "bank_code": None,
-           "account_no": None, "account_holder": None}
+    row = {
+        "application_id": app_id,
+        "applied_at": at,
+        "rrn": beneficiary,
+        "applicant_rrn": applicant or beneficiary,
+        "channel": channel,
+        "payout": "local_currency",
+        "card_id": "9410000000000001",
+        "bank_code": None,
+        "account_no": None,
+        "account_holder": None,
+    }
     return row | kw
 
 
 def delivery(kind: str, rows: list[dict[str, Any]], file: str = "f.csv") -> Delivery:
     """Return a delivery of one file holding `rows`."""
     columns = COLUMNS[kind]  # type: ignore[index]
-    frame = pl.DataFrame({c: [r.get(c) for r in rows] for c in columns},
-                         schema=dict.fromkeys(columns, pl.String))
-    frame = frame.with_columns(source_kind=pl.lit(kind), source_file=pl.lit(file),
-                               source_sha256=pl.lit("0" * 64),
-                               source_row=pl.int_range(1, frame.height + 1, dtype=pl.Int64))
+    frame = pl.DataFrame(
+        {c: [r.get(c) for r in rows] for c in columns}, schema=dict.fromkeys(columns, pl.String)
+    )
+    frame = frame.with_columns(
+        source_kind=pl.lit(kind),
+        source_file=pl.lit(file),
+        source_sha256=pl.lit("0" * 64),
+        source_row=pl.int_range(1, frame.height + 1, dtype=pl.Int64),
+    )
     return Delivery(kind, frame, [])  # type: ignore[arg-type]
 
 
 def context(program: Program | None = None) -> RunContext:
     """Return a run context for paju-livelihood-2025 with a test key."""
-    return RunContext("run-1", program or load_program("paju-livelihood-2025"), "2025-03",
-                      dt.datetime(2025, 3, 20, tzinfo=dt.UTC), "test-key-0123456789")
+    return RunContext(
+        "run-1",
+        program or load_program("paju-livelihood-2025"),
+        "2025-03",
+        dt.datetime(2025, 3, 20, tzinfo=dt.UTC),
+        "test-key-0123456789",
+    )
 
 
 def checked_registry(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """Return validated registry rows."""
     program = load_program("paju-livelihood-2025")
     schema = registry_schema(program.admin_codes(), vocabulary())
-    return validate.validate_registry(delivery("registry", rows), schema, vocabulary(),
-                                      program.reference_date, True)[0]
+    return validate.validate_registry(
+        delivery("registry", rows), schema, vocabulary(), program.reference_date, True
+    )[0]
 
 
 def checked_enrollment(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -77,8 +112,11 @@ def checked_enrollment(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return validate.validate_enrollments(delivery("enrollment", rows), schema)[0]
 
 
-def run_decide(registry: list[dict[str, Any]], enrollment: list[dict[str, Any]],
-               paid_before: list[str] | None = None) -> Decisions:
+def run_decide(
+    registry: list[dict[str, Any]],
+    enrollment: list[dict[str, Any]],
+    paid_before: list[str] | None = None,
+) -> Decisions:
     """Validate and decide inline rows; `paid_before` lists person keys already paid."""
     paid = pl.DataFrame({"person_key": paid_before or []}, schema={"person_key": pl.String})
     return decide(checked_registry(registry), checked_enrollment(enrollment), paid, context())

@@ -23,31 +23,44 @@ HOUSEHOLD = [
 ]
 
 
-@pytest.mark.parametrize(("beneficiary", "applicant", "channel", "outcome", "reason"), [
-    (HEAD, HEAD, "online", "PAID", None),
-    (MINOR, HEAD, "online", "PAID", None),
-    (MINOR, SPOUSE, "online", "PAID", None),
-    (MINOR, GRANDPARENT, "online", "PROXY_NOT_ALLOWED", "PROXY_NOT_HEAD_OR_SPOUSE"),
-    (ADULT_CHILD, HEAD, "online", "PROXY_NOT_ALLOWED", "PROXY_ADULT_ONLINE"),
-    (ADULT_CHILD, HEAD, "office", "PAID", None),
-    (ADULT_CHILD, SPOUSE, "office", "PROXY_NOT_ALLOWED", "PROXY_NOT_HEAD"),
-    (MINOR, NEIGHBOUR, "online", "PROXY_NOT_ALLOWED", "PROXY_OUTSIDE_HOUSEHOLD"),
-    (ADULT_CHILD, NEIGHBOUR, "office", "HELD_FOR_REVIEW", "PROXY_NEEDS_FAMILY_PROOF"),
-    (HEAD, rrn("660606", "1", "77777"), "office", "HELD_FOR_REVIEW", "PROXY_NEEDS_FAMILY_PROOF"),
-])
-def test_proxy_rules_of_the_office(beneficiary: str, applicant: str, channel: str, outcome: str,
-                                   reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("beneficiary", "applicant", "channel", "outcome", "reason"),
+    [
+        (HEAD, HEAD, "online", "PAID", None),
+        (MINOR, HEAD, "online", "PAID", None),
+        (MINOR, SPOUSE, "online", "PAID", None),
+        (MINOR, GRANDPARENT, "online", "PROXY_NOT_ALLOWED", "PROXY_NOT_HEAD_OR_SPOUSE"),
+        (ADULT_CHILD, HEAD, "online", "PROXY_NOT_ALLOWED", "PROXY_ADULT_ONLINE"),
+        (ADULT_CHILD, HEAD, "office", "PAID", None),
+        (ADULT_CHILD, SPOUSE, "office", "PROXY_NOT_ALLOWED", "PROXY_NOT_HEAD"),
+        (MINOR, NEIGHBOUR, "online", "PROXY_NOT_ALLOWED", "PROXY_OUTSIDE_HOUSEHOLD"),
+        (ADULT_CHILD, NEIGHBOUR, "office", "HELD_FOR_REVIEW", "PROXY_NEEDS_FAMILY_PROOF"),
+        (
+            HEAD,
+            rrn("660606", "1", "77777"),
+            "office",
+            "HELD_FOR_REVIEW",
+            "PROXY_NEEDS_FAMILY_PROOF",
+        ),
+    ],
+)
+def test_proxy_rules_of_the_office(
+    beneficiary: str, applicant: str, channel: str, outcome: str, reason: str | None
+) -> None:
     decided = run_decide(HOUSEHOLD, [application("A1", beneficiary, applicant, channel=channel)])
     assert outcomes(decided) == [(outcome, [reason] if reason else [])]
 
 
-@pytest.mark.parametrize(("at", "outcome"), [
-    ("2025-01-20T23:59:59", "INELIGIBLE"),
-    ("2025-01-21T00:00:00", "PAID"),
-    ("2025-02-28T23:59:59", "PAID"),
-    ("2025-03-01T00:00:00", "INELIGIBLE"),
-    ("2025-02-28T15:30:00Z", "INELIGIBLE"),  # 00:30 on 1 March in Seoul
-])
+@pytest.mark.parametrize(
+    ("at", "outcome"),
+    [
+        ("2025-01-20T23:59:59", "INELIGIBLE"),
+        ("2025-01-21T00:00:00", "PAID"),
+        ("2025-02-28T23:59:59", "PAID"),
+        ("2025-03-01T00:00:00", "INELIGIBLE"),
+        ("2025-02-28T15:30:00Z", "INELIGIBLE"),  # 00:30 on 1 March in Seoul
+    ],
+)
 def test_korean_window_is_inclusive_in_seoul_time(at: str, outcome: str) -> None:
     decided = run_decide([person(HEAD)], [application("A1", HEAD, at=at)])
     assert outcomes(decided)[0][0] == outcome
@@ -55,13 +68,16 @@ def test_korean_window_is_inclusive_in_seoul_time(at: str, outcome: str) -> None
     assert outcomes(decided, "registry")[0][0] == registry
 
 
-@pytest.mark.parametrize(("visa", "at", "outcome"), [
-    ("F-6", "2025-03-04T09:00:00", "PAID"),
-    ("F-2-1", "2025-03-14T20:00:00", "PAID"),
-    ("F-5", "2025-03-15T09:00:00", "INELIGIBLE"),
-    ("F-5", "2025-02-10T09:00:00", "INELIGIBLE"),
-    ("E-9", "2025-03-05T09:00:00", "INELIGIBLE"),
-])
+@pytest.mark.parametrize(
+    ("visa", "at", "outcome"),
+    [
+        ("F-6", "2025-03-04T09:00:00", "PAID"),
+        ("F-2-1", "2025-03-14T20:00:00", "PAID"),
+        ("F-5", "2025-03-15T09:00:00", "INELIGIBLE"),
+        ("F-5", "2025-02-10T09:00:00", "INELIGIBLE"),
+        ("E-9", "2025-03-05T09:00:00", "INELIGIBLE"),
+    ],
+)
 def test_foreigners_by_visa_and_their_own_window(visa: str, at: str, outcome: str) -> None:
     foreigner = rrn("920303", "6")
     row = person(foreigner, nationality="외국인", visa_type=visa)
@@ -69,12 +85,15 @@ def test_foreigners_by_visa_and_their_own_window(visa: str, at: str, outcome: st
     assert outcomes(decided)[0][0] == outcome
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"status": "사망", "status_changed_on": "2024-11-01"}, "STATUS_NOT_ELIGIBLE"),
-    ({"status": "말소"}, "STATUS_NOT_ELIGIBLE"),
-    ({"status": "재외국민"}, "STATUS_NOT_ELIGIBLE"),
-    ({"status": "거주불명", "address": None}, "STATUS_NOT_ELIGIBLE"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": "사망", "status_changed_on": "2024-11-01"}, "STATUS_NOT_ELIGIBLE"),
+        ({"status": "말소"}, "STATUS_NOT_ELIGIBLE"),
+        ({"status": "재외국민"}, "STATUS_NOT_ELIGIBLE"),
+        ({"status": "거주불명", "address": None}, "STATUS_NOT_ELIGIBLE"),
+    ],
+)
 def test_statuses_outside_the_program_are_ineligible(change: dict[str, str], reason: str) -> None:
     decided = run_decide([person(HEAD, **change)], [application("A1", HEAD)])
     assert outcomes(decided, "registry") == [("INELIGIBLE", [reason])]
@@ -89,13 +108,17 @@ def test_same_rrn_in_two_files_keeps_the_first_and_pays_once() -> None:
 
 
 def test_several_applications_keep_the_earliest_and_say_which_won() -> None:
-    apps = [application("A2", HEAD, at="2025-01-25T10:00:00"),
-            application("A1", HEAD, at="2025-01-22T10:00:00"),
-            application("A3", HEAD, at="2025-03-25T10:00:00")]
+    apps = [
+        application("A2", HEAD, at="2025-01-25T10:00:00"),
+        application("A1", HEAD, at="2025-01-22T10:00:00"),
+        application("A3", HEAD, at="2025-03-25T10:00:00"),
+    ]
     decided = run_decide([person(HEAD)], apps)
     assert outcomes(decided) == [
-        ("DUPLICATE_APPLICATION", ["DUPLICATE_OF_EARLIER_APPLICATION"]), ("PAID", []),
-        ("INELIGIBLE", ["OUTSIDE_WINDOW"])]
+        ("DUPLICATE_APPLICATION", ["DUPLICATE_OF_EARLIER_APPLICATION"]),
+        ("PAID", []),
+        ("INELIGIBLE", ["OUTSIDE_WINDOW"]),
+    ]
     assert decided.enrollment["duplicate_of"].to_list() == ["A1", None, None]
 
 
@@ -123,7 +146,7 @@ def test_household_without_a_head_is_warned_not_blocked() -> None:
 
 def test_every_row_gets_exactly_one_outcome() -> None:
     apps = [application(f"A{i}", who) for i, who in enumerate([HEAD, MINOR, "bad", NEIGHBOUR])]
-    decided = run_decide(HOUSEHOLD + [person("123")], apps)
+    decided = run_decide([*HOUSEHOLD, person("123")], apps)
     for frame in (decided.registry, decided.enrollment):
         assert frame["outcome"].null_count() == 0
     assert decided.registry.height == len(HOUSEHOLD) + 1

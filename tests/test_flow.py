@@ -20,7 +20,9 @@ def paid(out: Path, run_id: str) -> pl.DataFrame:
     return records.filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
 
 
-def test_rerun_on_the_same_files_pays_nobody_twice(story: Path, tmp_path: Path, pii_key: str) -> None:
+def test_rerun_on_the_same_files_pays_nobody_twice(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
     out = tmp_path / "out"
     first = run_flow(story, out)
     second = run_flow(story, out, trigger="rerun", reason="bank asked for a resend")
@@ -35,7 +37,8 @@ def test_rerun_on_the_same_files_pays_nobody_twice(story: Path, tmp_path: Path, 
 
 
 def test_a_later_enrollment_delivery_pays_only_the_newly_enrolled(
-        story: Path, tmp_path: Path, pii_key: str) -> None:
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
     out = tmp_path / "out"
     late = tmp_path / "late.csv"
     shutil.move(story / "enrollments/enrollments_office.csv", late)
@@ -43,15 +46,19 @@ def test_a_later_enrollment_delivery_pays_only_the_newly_enrolled(
     shutil.move(late, story / "enrollments/enrollments_office.csv")
     second = run_flow(story, out, run_month="2025-04")
     newly = paid(out, second.run_id)
-    assert set(newly["source_file"]) <= {"registry_munsan.csv", "registry_geumchon.parquet",
-                                         "registry_unjeong.csv"}
+    assert set(newly["source_file"]) <= {
+        "registry_munsan.csv",
+        "registry_geumchon.parquet",
+        "registry_unjeong.csv",
+    }
     assert newly.height == 5  # the office applicants: 박영자, 박서준, 서현우, 송재호, 응우옌티란
     both = pl.concat([paid(out, first.run_id), newly])
     assert both["person_key"].n_unique() == both.height == 314
 
 
 def test_dry_run_publishes_only_its_record_and_report_and_the_ledger_ignores_it(
-        story: Path, tmp_path: Path, pii_key: str) -> None:
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
     out = tmp_path / "out"
     dry = run_flow(story, out, dry_run=True)
     assert dry.status == "dry_run" and dry.total_paid_krw == 31_400_000
@@ -61,8 +68,9 @@ def test_dry_run_publishes_only_its_record_and_report_and_the_ledger_ignores_it(
     assert runs(out)["status"].to_list() == ["dry_run", "committed"]
 
 
-def test_a_run_without_a_pii_key_refuses_to_start(story: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_without_a_pii_key_refuses_to_start(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("JIWON_PII_KEY", raising=False)
     with pytest.raises(UsageError, match="JIWON_PII_KEY is not set"):
         run_flow(story, tmp_path / "out")
@@ -75,7 +83,8 @@ def test_a_rerun_without_a_reason_is_refused(story: Path, tmp_path: Path, pii_ke
 
 
 def test_a_rejected_file_pays_nothing_and_leaves_a_run_record_saying_why(
-        story: Path, tmp_path: Path, pii_key: str) -> None:
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
     out = tmp_path / "out"
     (story / "registry/registry_munsan.csv").write_bytes(b"rrn,name\n\xff\xfe\n")
     with pytest.raises(InputRejected, match=r"registry_munsan\.csv: is neither UTF-8"):
@@ -88,12 +97,15 @@ def test_a_rejected_file_pays_nothing_and_leaves_a_run_record_saying_why(
 
 
 def test_too_many_bad_rows_halt_the_run_but_keep_the_quarantine(
-        story: Path, tmp_path: Path, pii_key: str) -> None:
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
     out = tmp_path / "out"
     town = story / "registry/registry_town.csv"
     lines = town.read_text().splitlines()
-    broken = [lines[0]] + [line.replace("4148057000", "4148099999") if i % 20 == 0 else line
-                           for i, line in enumerate(lines[1:])]
+    broken = [lines[0]] + [
+        line.replace("4148057000", "4148099999") if i % 20 == 0 else line
+        for i, line in enumerate(lines[1:])
+    ]
     town.write_text("\n".join(broken) + "\n")
     with pytest.raises(RunHalted, match="above the program's threshold"):
         run_flow(story, out)
@@ -101,14 +113,18 @@ def test_too_many_bad_rows_halt_the_run_but_keep_the_quarantine(
     assert record["status"] == "halted"
     assert not (out / "payments").exists()
     quarantine = next((out / "quarantine").rglob("quarantine.parquet"))
-    assert pl.read_parquet(quarantine).filter(
-        pl.col("reason_code") == "ADMIN_CODE_UNKNOWN").height == 15
+    assert (
+        pl.read_parquet(quarantine).filter(pl.col("reason_code") == "ADMIN_CODE_UNKNOWN").height
+        == 15
+    )
 
 
-@pytest.mark.parametrize("tamper", ["edit_decision", "delete_payment_file", "add_file",
-                                    "edit_run_record"])
-def test_audit_verify_names_the_first_broken_link(story: Path, tmp_path: Path, pii_key: str,
-                                                  tamper: str) -> None:
+@pytest.mark.parametrize(
+    "tamper", ["edit_decision", "delete_payment_file", "add_file", "edit_run_record"]
+)
+def test_audit_verify_names_the_first_broken_link(
+    story: Path, tmp_path: Path, pii_key: str, tamper: str
+) -> None:
     out = tmp_path / "out"
     first = run_flow(story, out)
     run_flow(story, out, run_month="2025-04")

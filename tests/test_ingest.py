@@ -10,9 +10,15 @@ import pytest
 from flows.errors import InputRejected
 from flows.ingest import decode_to_utf8, list_delivery, read_delivery, read_file
 
-HEADER = "rrn,name,birth_date,household_id,relation,admin_code,address,registered_on,status,nationality,visa_type,as_of"
+HEADER = (
+    "rrn,name,birth_date,household_id,relation,admin_code,address,registered_on,status,"
+    "nationality,visa_type,as_of"
+)
 ROW = "7503121123458,김민수,1975-03-12,1,본인,4148057000,주소,2019-03-01,거주,내국인,,2024-12-26"
-KO_HEADER = "주민등록번호,성명,생년월일,세대번호,세대주관계,행정동코드,주소,전입일자,거주상태,내외국인,체류자격,기준일"
+KO_HEADER = (
+    "주민등록번호,성명,생년월일,세대번호,세대주관계,행정동코드,주소,전입일자,거주상태,내외국인,"
+    "체류자격,기준일"
+)
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -23,13 +29,18 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def test_decode_accepts_utf8_bom_and_cp949() -> None:
     text = "성명\n김민수\n"
     assert decode_to_utf8(text.encode("utf-8"), "f")[1] == "utf-8"
-    assert decode_to_utf8(b"\xef\xbb\xbf" + text.encode("utf-8"), "f") == (text.encode(), "utf-8-sig")
+    assert decode_to_utf8(b"\xef\xbb\xbf" + text.encode("utf-8"), "f") == (
+        text.encode(),
+        "utf-8-sig",
+    )
     assert decode_to_utf8(text.encode("cp949"), "f") == (text.encode(), "cp949")
 
 
 def test_decode_rejects_bytes_valid_in_no_encoding_naming_file_and_offset() -> None:
     raw = "성명\n".encode() + b"\xff\xfe\xfa"
-    with pytest.raises(InputRejected, match=r"x\.csv: is neither UTF-8 \(first bad byte at offset 7\)"):
+    with pytest.raises(
+        InputRejected, match=r"x\.csv: is neither UTF-8 \(first bad byte at offset 7\)"
+    ):
         decode_to_utf8(raw, "x.csv")
 
 
@@ -57,7 +68,9 @@ def test_read_file_keeps_quoted_commas_in_one_field(tmp_path: Path) -> None:
 
 def test_read_file_rejects_a_missing_required_column_naming_it(tmp_path: Path) -> None:
     path = write(tmp_path / "r.csv", HEADER.replace(",as_of", "") + "\n" + ROW.rsplit(",", 1)[0])
-    with pytest.raises(InputRejected, match=r"r\.csv, line 1: is missing the required column\(s\) as_of \(기준일\)"):
+    with pytest.raises(
+        InputRejected, match=r"r\.csv, line 1: is missing the required column\(s\) as_of \(기준일\)"
+    ):
         read_file(path, "registry")
 
 
@@ -71,7 +84,8 @@ def test_read_file_rejects_header_only_and_empty_files(tmp_path: Path) -> None:
 def test_read_file_reads_parquet_as_strings(tmp_path: Path) -> None:
     values = dict(zip(HEADER.split(","), ROW.split(","), strict=True))
     pl.DataFrame({k: [v] for k, v in values.items()}).with_columns(
-        pl.col("as_of").str.to_date()).write_parquet(tmp_path / "r.parquet")
+        pl.col("as_of").str.to_date()
+    ).write_parquet(tmp_path / "r.parquet")
     frame, info = read_file(tmp_path / "r.parquet", "registry")
     assert info.encoding == "parquet"
     assert frame["as_of"].to_list() == ["2024-12-26"]

@@ -16,8 +16,10 @@ def test_load_program_reads_paju_livelihood_amount_and_windows() -> None:
     program = load_program("paju-livelihood-2025")
     assert program.amount_krw == 100_000
     assert program.reference_date == dt.date(2024, 12, 26)
-    assert [p.window.start for p in program.populations] == [dt.date(2025, 1, 21),
-                                                            dt.date(2025, 3, 4)]
+    assert [p.window.start for p in program.populations] == [
+        dt.date(2025, 1, 21),
+        dt.date(2025, 3, 4),
+    ]
     assert len(program.sha256) == 64
     assert "4148057000" in program.admin_codes()
 

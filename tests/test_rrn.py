@@ -31,7 +31,8 @@ def test_check_digit_accepts_valid_korean_and_foreign_numbers() -> None:
 
 def test_checksum_is_not_checked_for_numbers_born_from_2020_10_05() -> None:
     frame = pl.DataFrame({"rrn": ["2102033918273", "2010043918273"]}).with_columns(
-        p_rrn_birth=rrn.birth_date())
+        p_rrn_birth=rrn.birth_date()
+    )
     assert frame.select(rrn.checksum_warning().alias("w"))["w"].to_list() == [False, True]
 
 
@@ -39,7 +40,13 @@ def test_masks_keep_birth_date_sex_digit_and_outer_name_characters() -> None:
     assert one(rrn.masked(), rrn="7503121123459") == "750312-1******"
     assert one(rrn.masked(), rrn="75031211234") is None
     names = pl.DataFrame({"name": ["김민수", "윤아", "남궁민수", "김", None]})
-    assert names.select(rrn.masked_name())["name"].to_list() == ["김*수", "윤*", "남**수", "*", None]
+    assert names.select(rrn.masked_name())["name"].to_list() == [
+        "김*수",
+        "윤*",
+        "남**수",
+        "*",
+        None,
+    ]
 
 
 def test_age_on_counts_completed_years_on_the_reference_date() -> None:

@@ -34,14 +34,19 @@ def published(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -
 def test_story_every_row_ends_in_its_expected_outcome(published: tuple[Path, str]) -> None:
     out, run_id = published
     got = decisions(out, run_id).select(
-        "source_file", "source_row", "outcome",
-        reason=pl.col("reason_codes").list.first().fill_null(""))
-    expected = pl.read_csv(STORY / "expected.csv", schema_overrides={"reason": pl.String}
-                           ).with_columns(pl.col("reason").fill_null(""))
+        "source_file",
+        "source_row",
+        "outcome",
+        reason=pl.col("reason_codes").list.first().fill_null(""),
+    )
+    expected = pl.read_csv(
+        STORY / "expected.csv", schema_overrides={"reason": pl.String}
+    ).with_columns(pl.col("reason").fill_null(""))
     assert got.height == expected.height  # one decision record per input row
     joined = expected.join(got, on=["source_file", "source_row"], how="left", suffix="_got")
-    wrong = joined.filter((pl.col("outcome") != pl.col("outcome_got"))
-                          | (pl.col("reason") != pl.col("reason_got")))
+    wrong = joined.filter(
+        (pl.col("outcome") != pl.col("outcome_got")) | (pl.col("reason") != pl.col("reason_got"))
+    )
     assert wrong.height == 0, wrong
 
 
@@ -49,7 +54,9 @@ def test_story_payment_file_total_equals_audit_paid_total(published: tuple[Path,
     out, run_id = published
     folder = out / "payments/paju-livelihood-2025" / run_id
     manifest = json.loads((folder / "manifest.json").read_text())
-    credits = pl.read_csv(folder / "local_currency_0001.csv", schema_overrides={"card_id": pl.String})
+    credits = pl.read_csv(
+        folder / "local_currency_0001.csv", schema_overrides={"card_id": pl.String}
+    )
     records = decisions(out, run_id)
     paid_registry = records.filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
     assert credits["amount"].sum() == manifest["total_krw"] == paid_registry["amount_krw"].sum()
@@ -63,8 +70,11 @@ def test_story_payment_file_total_equals_audit_paid_total(published: tuple[Path,
 
 def test_story_writes_no_plain_rrn_outside_quarantine(published: tuple[Path, str]) -> None:
     out, _ = published
-    story_rrns = set(pl.read_csv(STORY / "registry/registry_town.csv",
-                                 schema_overrides={"rrn": pl.String})["rrn"])
+    story_rrns = set(
+        pl.read_csv(STORY / "registry/registry_town.csv", schema_overrides={"rrn": pl.String})[
+            "rrn"
+        ]
+    )
     story_rrns.add("9004042222224")
     for path in out.rglob("*"):
         if path.is_file() and "quarantine" not in path.parts:
@@ -83,13 +93,19 @@ def test_story_quarantine_is_owner_only_and_opens_in_excel(published: tuple[Path
     for f in folder.iterdir():
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
     report = pl.read_parquet(folder / "quarantine.parquet")
-    assert sorted(report["reason_code"]) == ["CARD_ID_INVALID", "REGISTERED_AFTER_AS_OF",
-                                             "RRN_FORMAT"]
-    assert report.filter(pl.col("reason_code") == "RRN_FORMAT")["value"].to_list() == ["72020218181"]
+    assert sorted(report["reason_code"]) == [
+        "CARD_ID_INVALID",
+        "REGISTERED_AFTER_AS_OF",
+        "RRN_FORMAT",
+    ]
+    assert report.filter(pl.col("reason_code") == "RRN_FORMAT")["value"].to_list() == [
+        "72020218181"
+    ]
 
 
 def test_story_audit_files_carry_schema_version_and_read_in_duckdb(
-        published: tuple[Path, str]) -> None:
+    published: tuple[Path, str],
+) -> None:
     import duckdb
 
     out, _ = published
@@ -97,5 +113,6 @@ def test_story_audit_files_carry_schema_version_and_read_in_duckdb(
     assert pl.read_parquet_metadata(path)["jiwon.schema_version"] == "1"
     total = duckdb.sql(
         f"select sum(amount_krw) from read_parquet('{out}/audit/decisions/**/*.parquet', "
-        "hive_partitioning=true) where outcome = 'PAID' and source_kind = 'registry'").fetchall()
+        "hive_partitioning=true) where outcome = 'PAID' and source_kind = 'registry'"
+    ).fetchall()
     assert total == [(31_400_000,)]

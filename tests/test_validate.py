@@ -23,25 +23,28 @@ def test_normalise_accepts_full_width_digits_hyphens_and_spaces() -> None:
     assert reasons(frame) == [[]]
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"rrn": GOOD[:12]}, "RRN_FORMAT"),
-    ({"rrn": "7502301" + GOOD[7:]}, "RRN_DATE_INVALID"),
-    ({"birth_date": "1975-03-13"}, "RRN_BIRTH_DATE_MISMATCH"),
-    ({"birth_date": "2075-03-12"}, "RRN_BIRTH_DATE_MISMATCH"),
-    ({"birth_date": "1975-02-30"}, "BIRTH_DATE_INVALID"),
-    ({"nationality": "외국인", "visa_type": "F-5"}, "RRN_NATIONALITY_MISMATCH"),
-    ({"nationality": "미국"}, "NATIONALITY_UNKNOWN"),
-    ({"name": "  "}, "NAME_BLANK"),
-    ({"name": "가" * 51}, "NAME_TOO_LONG"),
-    ({"household_id": "H-1"}, "HOUSEHOLD_ID_INVALID"),
-    ({"relation": "친구"}, "RELATION_UNKNOWN"),
-    ({"admin_code": "1168010100"}, "ADMIN_CODE_UNKNOWN"),
-    ({"registered_on": "2024-12-27"}, "REGISTERED_AFTER_AS_OF"),
-    ({"registered_on": "어제"}, "REGISTERED_ON_INVALID"),
-    ({"status": "이사"}, "STATUS_UNKNOWN"),
-    ({"visa_type": "F-5"}, "VISA_TYPE_INCONSISTENT"),
-    ({"status_changed_on": "2024-13-01"}, "STATUS_CHANGED_ON_INVALID"),
-])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"rrn": GOOD[:12]}, "RRN_FORMAT"),
+        ({"rrn": "7502301" + GOOD[7:]}, "RRN_DATE_INVALID"),
+        ({"birth_date": "1975-03-13"}, "RRN_BIRTH_DATE_MISMATCH"),
+        ({"birth_date": "2075-03-12"}, "RRN_BIRTH_DATE_MISMATCH"),
+        ({"birth_date": "1975-02-30"}, "BIRTH_DATE_INVALID"),
+        ({"nationality": "외국인", "visa_type": "F-5"}, "RRN_NATIONALITY_MISMATCH"),
+        ({"nationality": "미국"}, "NATIONALITY_UNKNOWN"),
+        ({"name": "  "}, "NAME_BLANK"),
+        ({"name": "가" * 51}, "NAME_TOO_LONG"),
+        ({"household_id": "H-1"}, "HOUSEHOLD_ID_INVALID"),
+        ({"relation": "친구"}, "RELATION_UNKNOWN"),
+        ({"admin_code": "1168010100"}, "ADMIN_CODE_UNKNOWN"),
+        ({"registered_on": "2024-12-27"}, "REGISTERED_AFTER_AS_OF"),
+        ({"registered_on": "어제"}, "REGISTERED_ON_INVALID"),
+        ({"status": "이사"}, "STATUS_UNKNOWN"),
+        ({"visa_type": "F-5"}, "VISA_TYPE_INCONSISTENT"),
+        ({"status_changed_on": "2024-13-01"}, "STATUS_CHANGED_ON_INVALID"),
+    ],
+)
 def test_registry_row_check_quarantines_with_its_reason(change: dict[str, str], code: str) -> None:
     frame = checked_registry([person(GOOD), person(rrn("800101", "2"), **change)])
     assert reasons(frame) == [[], [code]]
@@ -55,22 +58,51 @@ def test_registry_accepts_yyyymmdd_dates_and_notes_checksum_as_warning_only() ->
     assert frame["warning_codes"].to_list() == [["RRN_CHECKSUM_MISMATCH"]]
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"application_id": None}, "APPLICATION_ID_BLANK"),
-    ({"applied_at": "2025-02-30T10:00:00"}, "APPLIED_AT_INVALID"),
-    ({"rrn": "12345"}, "RRN_FORMAT"),
-    ({"applicant_rrn": "x"}, "APPLICANT_RRN_FORMAT"),
-    ({"channel": "fax"}, "CHANNEL_UNKNOWN"),
-    ({"payout": "cash"}, "PAYOUT_UNKNOWN"),
-    ({"card_id": "941000000000001"}, "CARD_ID_INVALID"),
-    ({"payout": "bank", "card_id": None, "bank_code": "999", "account_no": "1234567890",
-      "account_holder": "김민수"}, "BANK_CODE_UNKNOWN"),
-    ({"payout": "bank", "card_id": None, "bank_code": "004", "account_no": "123",
-      "account_holder": "김민수"}, "ACCOUNT_NO_INVALID"),
-    ({"payout": "bank", "card_id": None, "bank_code": "004", "account_no": "123-456-7890",
-      "account_holder": None}, "ACCOUNT_HOLDER_BLANK"),
-])
-def test_enrollment_row_check_quarantines_with_its_reason(change: dict[str, str], code: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"application_id": None}, "APPLICATION_ID_BLANK"),
+        ({"applied_at": "2025-02-30T10:00:00"}, "APPLIED_AT_INVALID"),
+        ({"rrn": "12345"}, "RRN_FORMAT"),
+        ({"applicant_rrn": "x"}, "APPLICANT_RRN_FORMAT"),
+        ({"channel": "fax"}, "CHANNEL_UNKNOWN"),
+        ({"payout": "cash"}, "PAYOUT_UNKNOWN"),
+        ({"card_id": "941000000000001"}, "CARD_ID_INVALID"),
+        (
+            {
+                "payout": "bank",
+                "card_id": None,
+                "bank_code": "999",
+                "account_no": "1234567890",
+                "account_holder": "김민수",
+            },
+            "BANK_CODE_UNKNOWN",
+        ),
+        (
+            {
+                "payout": "bank",
+                "card_id": None,
+                "bank_code": "004",
+                "account_no": "123",
+                "account_holder": "김민수",
+            },
+            "ACCOUNT_NO_INVALID",
+        ),
+        (
+            {
+                "payout": "bank",
+                "card_id": None,
+                "bank_code": "004",
+                "account_no": "123-456-7890",
+                "account_holder": None,
+            },
+            "ACCOUNT_HOLDER_BLANK",
+        ),
+    ],
+)
+def test_enrollment_row_check_quarantines_with_its_reason(
+    change: dict[str, str], code: str
+) -> None:
     frame = checked_enrollment([application("A1", GOOD), application("A2", GOOD, **change)])
     assert reasons(frame) == [[], [code]]
 
