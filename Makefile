@@ -39,6 +39,7 @@ format: sync
 
 docs: sync
 	$(UV) run --no-sync jiwon docs codes > docs/codes.md
+	$(UV) run --no-sync jiwon docs audit > docs/audit.md
 
 bench: sync
 	$(UV) run --no-sync python -m bench.run --rows 540000

@@ -29,7 +29,9 @@ app = typer.Typer(
 audit_app = typer.Typer(no_args_is_help=True, help="Read and check the audit trail.")
 fixtures_app = typer.Typer(no_args_is_help=True, help="Synthetic extracts for demos and tests.")
 app.add_typer(audit_app, name="audit")
+docs_app = typer.Typer(no_args_is_help=True, help="Print reference docs generated from the code.")
 app.add_typer(fixtures_app, name="fixtures")
+app.add_typer(docs_app, name="docs")
 
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
 
@@ -175,6 +177,22 @@ def generate(
     written = write_population(generate_population(rows, seed=seed), out, encoding=enc)
     for kind, paths in written.items():
         typer.echo(f"{kind}: {len(paths)} file(s) in {paths[0].parent if paths else out}")
+
+
+@docs_app.command("codes")
+def docs_codes() -> None:
+    """Print docs/codes.md (every outcome, reason and warning code)."""
+    from flows.docgen import codes_markdown
+
+    typer.echo(codes_markdown(), nl=False)
+
+
+@docs_app.command("audit")
+def docs_audit() -> None:
+    """Print docs/audit.md (the audit trail's columns in English and Korean)."""
+    from flows.docgen import audit_markdown
+
+    typer.echo(audit_markdown(), nl=False)
 
 
 def main() -> None:
