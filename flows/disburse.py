@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -318,6 +319,7 @@ def _run(
     report_md = report.summary_markdown(record, reason_counts(records))
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     _commit(record, staging, ledger.last_run_sha256)
+    publish_artifacts(record, report_md)
     return RunSummary(
         run_id=ctx.run_id,
         program=program.id,
@@ -328,6 +330,20 @@ def _run(
         message=record.message,
         out=str(out),
         paths=_paths(params.dry_run, program.id, ctx),
+    )
+
+
+def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
+    """Show the run's counts and report in the Prefect UI (no personal data in either)."""
+    key = record.program.lower()
+    create_table_artifact(
+        key=f"{key}-summary",
+        table=[{"outcome": o, "records": n} for o, n in record.counts.items()]
+        + [{"outcome": "total paid (won)", "records": record.total_paid_krw}],
+        description=f"{record.program} run {record.run_id}: {record.status}",
+    )
+    create_markdown_artifact(
+        key=f"{key}-report", markdown=report_md, description=f"{record.program} run {record.run_id}"
     )
 
 
