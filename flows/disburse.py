@@ -18,7 +18,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -82,9 +82,9 @@ class RunSummary:
     paths: dict[str, str] = field(default_factory=dict)
 
 
-def stage(fn: Callable[P, R]) -> Callable[P, R]:
+def stage(fn: Callable[P, R]) -> Task[P, R]:
     """Wrap a pure stage function as a Prefect task (no caching: inputs are large frames)."""
-    wrapped: Callable[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
+    wrapped: Task[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
     return wrapped
 
 
