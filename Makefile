@@ -6,7 +6,6 @@
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v $(PYTHON))
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: demo test test-slow lint format bench sync docs clean
