@@ -16,6 +16,7 @@ from flows import rrn
 from flows.codes import Outcome
 from flows.dedup import mark_duplicate_records, winning_applications
 from flows.eligibility import assess
+from flows.engine import ENGINE
 from rules.program import Program
 
 EMPTY = pl.lit([], dtype=pl.List(pl.String))
@@ -339,9 +340,11 @@ def decide(
     ctx: RunContext,
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run."""
-    reg = prepare_registry(registry.lazy(), ctx).collect()
-    enr = decide_enrollment(enrollment.lazy(), reg.lazy(), paid_before.lazy(), ctx).collect()
-    reg = decide_registry(reg.lazy(), enr.lazy(), paid_before.lazy(), ctx).collect()
+    reg = prepare_registry(registry.lazy(), ctx).collect(engine=ENGINE)
+    enr = decide_enrollment(enrollment.lazy(), reg.lazy(), paid_before.lazy(), ctx).collect(
+        engine=ENGINE
+    )
+    reg = decide_registry(reg.lazy(), enr.lazy(), paid_before.lazy(), ctx).collect(engine=ENGINE)
     paid = pl.col("outcome") == Outcome.PAID.value
     with_ids = pl.when(paid).then(payment_id(ctx))
     reg = reg.with_columns(payment_id=with_ids)

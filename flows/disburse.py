@@ -102,7 +102,7 @@ def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
     ]
     skipped = [f.sha256 for f in files if f.skipped_by_run]
     frame = delivery.frame.filter(~pl.col("source_sha256").is_in(skipped))
-    return Delivery(delivery.kind, frame, files)
+    return Delivery(delivery.kind, frame, files, delivery.fullwidth)
 
 
 @stage

@@ -63,6 +63,8 @@ EXTRA_ALIASES: dict[str, str] = {
 }
 SOURCE_COLUMNS = ("source_kind", "source_file", "source_sha256", "source_row")
 BOM = b"\xef\xbb\xbf"
+# UTF-8 lead bytes of full-width forms (U+FF00-FF3F: digits, hyphen) and the ideographic space
+FULLWIDTH_BYTES = (b"\xef\xbc", b"\xe3\x80\x80")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class InputFile:
     rows: int
     encoding: str
     ignored_columns: tuple[str, ...] = ()
+    fullwidth: bool = True
     skipped_by_run: str | None = None
 
 
@@ -86,6 +89,7 @@ class Delivery:
     kind: Kind
     frame: pl.DataFrame
     files: list[InputFile] = field(default_factory=list)
+    fullwidth: bool = True  # false when no file can hold full-width digits (skips that pass)
 
 
 def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
@@ -202,7 +206,7 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     if not raw.strip():
         raise InputRejected(name, "is empty", "Ask for the extract to be produced again.")
     if path.suffix.lower() == ".parquet":
-        frame, encoding = read_parquet_strings(raw, name), "parquet"
+        frame, encoding, utf8 = read_parquet_strings(raw, name), "parquet", b""
     else:
         utf8, encoding = decode_to_utf8(raw, name)
         frame = read_csv_strings(utf8, name)
@@ -220,7 +224,8 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
         source_sha256=pl.lit(sha256),
         source_row=pl.int_range(1, frame.height + 1, dtype=pl.Int64),
     )
-    info = InputFile(kind, name, str(path), sha256, frame.height, encoding, ignored)
+    fullwidth = encoding == "parquet" or any(b in utf8 for b in FULLWIDTH_BYTES)
+    info = InputFile(kind, name, str(path), sha256, frame.height, encoding, ignored, fullwidth)
     return frame, info
 
 
@@ -259,7 +264,8 @@ def read_delivery(paths: list[Path], kind: Kind) -> Delivery:
     names = [f.file for f in files]
     if len(set(names)) != len(names):
         raise InputRejected(names[0], "appears twice in the delivery", "Rename one of the files.")
-    return Delivery(kind, pl.concat(frames, how="vertical"), files)
+    fullwidth = any(f.fullwidth for f in files)
+    return Delivery(kind, pl.concat(frames, how="vertical"), files, fullwidth)
 
 
 def empty_delivery(kind: Kind) -> Delivery:

@@ -15,6 +15,7 @@ import polars as pl
 
 from flows import rrn
 from flows.codes import BY_CODE
+from flows.engine import ENGINE
 from flows.errors import InputRejected, RunHalted
 from flows.ingest import Delivery
 
@@ -33,10 +34,16 @@ QUARANTINE_SCHEMA = {
 }
 
 
-def normalise(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
-    """Trim, turn full-width digits and hyphens into ASCII, blanks into nulls, strip RRN hyphens."""
+def normalise(frame: pl.LazyFrame, columns: list[str], fullwidth: bool = True) -> pl.LazyFrame:
+    """Trim, turn full-width digits and hyphens into ASCII, blanks into nulls, strip RRN hyphens.
+
+    `fullwidth=False` skips the full-width pass when ingest saw no full-width bytes at all.
+    """
     cleaned = [
-        pl.col(c).str.replace_many(FULLWIDTH, ASCII).str.strip_chars().alias(c) for c in columns
+        (pl.col(c).str.replace_many(FULLWIDTH, ASCII) if fullwidth else pl.col(c))
+        .str.strip_chars()
+        .alias(c)
+        for c in columns
     ]
     ids = [pl.col(c).str.replace_all(r"[-\s]", "").alias(c) for c in ID_COLUMNS if c in columns]
     blanks = [pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in columns]
@@ -211,7 +218,8 @@ def validate_registry(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return every registry row with reasons and warnings, and the quarantine report."""
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
-    frame = parse_registry(normalise(delivery.frame.lazy(), columns)).collect()
+    normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
+    frame = parse_registry(normalised).collect(engine=ENGINE)
     check_as_of(frame, reference_date, as_of_must_equal)
     cases = failure_cases(frame, schema)
     checked = checksum_warnings(attach_reasons(frame, cases))
@@ -224,7 +232,8 @@ def validate_enrollments(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return every enrollment row with reasons, and the quarantine report."""
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
-    frame = parse_enrollment(normalise(delivery.frame.lazy(), columns)).collect()
+    normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
+    frame = parse_enrollment(normalised).collect(engine=ENGINE)
     cases = failure_cases(frame, schema)
     checked = attach_reasons(frame, cases).with_columns(
         warning_codes=pl.lit([], dtype=pl.List(pl.String))
