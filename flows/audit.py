@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from flows.codes import OUTCOMES
 from flows.decide import Decisions, RunContext
-from schemas.audit import ARROW_DECISION_SCHEMA, DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
+from schemas.audit import DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
 
 RUN_STATUSES = ("committed", "dry_run", "rejected", "halted", "failed")
 
@@ -62,27 +62,30 @@ def decision_records(
     return DECISION_SCHEMA.validate(frame)
 
 
-def parquet_bytes(frame: pl.DataFrame, schema: pa.Schema, metadata: dict[str, str]) -> bytes:
-    """Return zstd Parquet bytes with the given Arrow schema and key-value metadata."""
-    table = frame.to_arrow().cast(schema)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
-    )
+PARTITION_COLUMNS = ("program", "run_month", "run_id")
+
+
+def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str]) -> bytes:
+    """Return zstd Parquet bytes of a frame with key-value metadata."""
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    frame.write_parquet(buffer, compression="zstd", compression_level=1, metadata=metadata)
     return buffer.getvalue()
 
 
 def decisions_parquet(records: pl.DataFrame, ctx: RunContext) -> bytes:
-    """Return the run's decision records as Parquet with schema-version metadata."""
+    """Return the run's decision records as Parquet with schema-version metadata.
+
+    The hive partition columns (program, run_month, run_id) live in the folder names, as hive
+    readers expect (polars, DuckDB and pyarrow add them back), and in the file's metadata.
+    """
     return parquet_bytes(
-        records,
-        ARROW_DECISION_SCHEMA,
+        records.drop(PARTITION_COLUMNS),
         {
             "jiwon.schema_version": SCHEMA_VERSION,
             "jiwon.table": "decisions",
             "jiwon.run_id": ctx.run_id,
             "jiwon.program": ctx.program.id,
+            "jiwon.run_month": ctx.run_month,
         },
     )
 

@@ -373,9 +373,7 @@ def _stage_quarantine(
     folder = layout.quarantine_dir(program, run_id)
     staging.write(
         folder / "quarantine.parquet",
-        audit.parquet_bytes(
-            quarantine, quarantine.to_arrow().schema, {"jiwon.table": "quarantine"}
-        ),
+        audit.parquet_bytes(quarantine, {"jiwon.table": "quarantine"}),
         private=True,
     )
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)

@@ -61,6 +61,9 @@ def audit_markdown() -> str:
         "",
         "Decision records: `OUT/audit/decisions/program=<p>/run_month=<YYYY-MM>/run_id=<id>/"
         "decisions.parquet`, one row per input row of every file a run processed.",
+        "`program`, `run_month` and `run_id` are hive partition columns: they live in the folder",
+        "names (and in the file's metadata), and polars (`hive_partitioning=True`), DuckDB",
+        "(`hive_partitioning=true`) and pyarrow (`pq.read_table(folder)`) add them back.",
         "",
         "| column | type | English | 한국어 | nullable |",
         "|---|---|---|---|---|",

@@ -10,7 +10,6 @@ from typing import Any
 
 import pandera.polars as pa
 import polars as pl
-import pyarrow as pa_arrow
 
 from flows.codes import OUTCOMES
 from schemas._check import rule
@@ -121,25 +120,4 @@ DECISION_COLUMNS: dict[str, pa.Column] = {
 
 DECISION_SCHEMA = pa.DataFrameSchema(
     DECISION_COLUMNS, name="DecisionRecord", strict=True, ordered=True
-)
-
-
-def arrow_type(dtype: pl.DataType) -> pa_arrow.DataType:
-    """Return the Arrow type an audit column is written as (plain `string`, not `large_string`,
-    so that pyarrow's hive-partitioned datasets merge file and partition columns)."""
-    if isinstance(dtype, pl.List):
-        return pa_arrow.list_(pa_arrow.string())
-    if isinstance(dtype, pl.Datetime):
-        return pa_arrow.timestamp("us", tz="UTC")
-    plain: dict[Any, pa_arrow.DataType] = {
-        pl.String: pa_arrow.string(),
-        pl.Int64: pa_arrow.int64(),
-        pl.Boolean: pa_arrow.bool_(),
-        pl.Date: pa_arrow.date32(),
-    }
-    return plain[dtype]
-
-
-ARROW_DECISION_SCHEMA = pa_arrow.schema(
-    [(name, arrow_type(col.dtype.type)) for name, col in DECISION_COLUMNS.items()]
 )
