@@ -44,9 +44,13 @@ def fail(message: str, code: int) -> None:
 
 def execute(params: dict[str, object]) -> None:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
-    from flows.disburse import DisburseParams, disburse
+    from flows.disburse import DisburseParams, disburse, pii_key
     from flows.summary import print_summary
 
+    try:
+        pii_key()  # refuse before starting Prefect at all
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
     try:
         validated = DisburseParams.model_validate(params)
     except ValidationError as e:

@@ -22,6 +22,7 @@ from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows import audit, layout, payments, report, validate
@@ -197,14 +198,26 @@ def reason_counts(records: pl.DataFrame) -> dict[str, int]:
 
 @flow(name="disburse", log_prints=False, validate_parameters=True)
 def disburse(params: DisburseParams) -> RunSummary:
-    """Pay one program's eligible, enrolled residents exactly once, and record why for every row."""
+    """Pay one program's eligible, enrolled residents exactly once, and record why for every row.
+
+    A rejection an operator can act on ends the flow run Failed with that one-line message and no
+    traceback; calling the flow raises it again (the CLI maps it to its exit status).
+    """
+    try:
+        return _disburse(params)
+    except JiwonError as e:
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+
+
+def _disburse(params: DisburseParams) -> RunSummary:
     log = get_run_logger()
     started = dt.datetime.now(dt.UTC)
     run_month = params.run_month or started.astimezone(SEOUL).strftime("%Y-%m")
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    key = pii_key()
     out = params.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    key = pii_key()
     try:
         program = load_program(params.program)
     except ProgramError as e:
@@ -249,7 +262,6 @@ def disburse(params: DisburseParams) -> RunSummary:
         record.status = "halted" if isinstance(e, RunHalted) else "rejected"
         record.message = str(e)
         _commit(record, staging, ledger_sha=read_ledger(out, program.id).last_run_sha256)
-        log.error(str(e))
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary

@@ -1,0 +1,93 @@
+"""The `jiwon` command as operators use it: exit statuses and one-line messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
+runner = CliRunner()
+
+
+def jiwon(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_args(data: Path, out: Path) -> list[str | Path]:
+    return [
+        "run",
+        "--program",
+        "paju-livelihood-2025",
+        "--registry",
+        data / "registry",
+        "--enrollments",
+        data / "enrollments",
+        "--out",
+        out,
+        "--run-month",
+        "2025-03",
+    ]
+
+
+def test_run_prints_counts_total_and_where_the_files_are(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    code, out, _ = jiwon(*run_args(story, tmp_path / "out"))
+    assert code == 0
+    assert "[committed]" in out and "total paid: 31,400,000 won" in out
+    assert "payments/paju-livelihood-2025/" in out and "quarantine" in out
+
+
+def test_run_without_key_exits_2_with_one_line(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JIWON_PII_KEY", raising=False)
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("JIWON_PII_KEY is not set")
+
+
+def test_run_on_a_broken_file_exits_3_naming_it(story: Path, tmp_path: Path, pii_key: str) -> None:
+    (story / "enrollments/enrollments_online.csv").write_text("application_id\nA1\n")
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"))
+    assert code == 3
+    assert err.startswith(
+        "input rejected: enrollments_online.csv, line 1: is missing the "
+        "required column(s) applied_at (신청일시)"
+    )
+
+
+def test_rerun_without_reason_exits_2(story: Path, tmp_path: Path, pii_key: str) -> None:
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--trigger", "rerun")
+    assert code == 2 and "a rerun needs --reason" in err
+
+
+def test_audit_verify_and_explain_after_a_run(story: Path, tmp_path: Path, pii_key: str) -> None:
+    out = tmp_path / "out"
+    assert jiwon(*run_args(story, out))[0] == 0
+    code, text, _ = jiwon("audit", "verify", "--out", out)
+    assert code == 0 and "1 run(s) checked" in text
+    code, text, _ = jiwon("audit", "explain", "--out", out, "--rrn", "９００４０４－２２２２２２４")
+    assert code == 0
+    assert "PAID 100,000 won by run" in text and "PROXY_ADULT_ONLINE" in text
+    assert "9004042222224" not in text and "900404-2******" in text
+    (next(out.glob("payments/*/*/manifest.json"))).write_text("{}")
+    code, _, err = jiwon("audit", "verify", "--out", out)
+    assert code == 1 and "manifest.json was changed" in err
+
+
+def test_fixtures_generate_writes_registry_and_enrollments(tmp_path: Path) -> None:
+    code, _text, _ = jiwon(
+        "fixtures", "generate", "--rows", "300", "--out", tmp_path, "--encoding", "cp949"
+    )
+    assert code == 0
+    assert list((tmp_path / "registry").glob("*.csv"))
+    assert list((tmp_path / "enrollments").glob("*.csv"))
+    assert "주민등록번호" in next((tmp_path / "registry").glob("*.csv")).read_bytes().decode(
+        "cp949"
+    )
