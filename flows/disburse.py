@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -30,6 +31,7 @@ from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, read_ledger
+from flows.lock import program_lock
 from flows.publish import Staging, recover
 from rules.program import Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
@@ -204,13 +206,14 @@ def disburse(params: DisburseParams) -> RunSummary:
     traceback; calling the flow raises it again (the CLI maps it to its exit status).
     """
     try:
-        return _disburse(params)
+        with ExitStack() as held:  # the program lock, released however the run ends
+            return _disburse(params, held)
     except JiwonError as e:
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)  # type: ignore[return-value]
 
 
-def _disburse(params: DisburseParams) -> RunSummary:
+def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     log = get_run_logger()
     started = dt.datetime.now(dt.UTC)
     run_month = params.run_month or started.astimezone(SEOUL).strftime("%Y-%m")
@@ -222,7 +225,8 @@ def _disburse(params: DisburseParams) -> RunSummary:
         program = load_program(params.program)
     except ProgramError as e:
         raise UsageError(str(e)) from None
-    for note in recover(out):
+    held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
+    for note in recover(out, program.id):
         log.warning(note)
     ctx = RunContext(run_id, program, run_month, started, key)
     record = audit.RunRecord(

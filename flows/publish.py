@@ -18,6 +18,7 @@ from flows import layout
 
 STAGING = ".staging"
 MARKER = "staged.json"
+PENDING = ".pending"
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,13 @@ class Staging:
         self.out = out
         self.units = layout.publish_units(program, run_month, run_id)
         self.root = out / STAGING / run_id
-        self.root.mkdir(parents=True, exist_ok=False)
-        (self.root / MARKER).write_text(
+        # The folder appears with its marker already complete: recovery can always tell whose it is.
+        pending = out / STAGING / f"{run_id}{PENDING}"
+        pending.mkdir(parents=True, exist_ok=False)
+        (pending / MARKER).write_text(
             json.dumps({"program": program, "run_month": run_month, "run_id": run_id})
         )
+        os.replace(pending, self.root)
         self.written: list[Written] = []
 
     def write(self, relative: Path, content: bytes, private: bool = False) -> Written:
@@ -74,20 +78,23 @@ def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
     os.replace(source, target)
 
 
-def recover(out: Path) -> list[str]:
+def recover(out: Path, program: str | None = None) -> list[str]:
     """Finish or undo runs a crash interrupted; return one line per run repaired.
 
     A staged run whose run record is published is committed: its remaining units (payments) are
     moved into place. Any other staged run is rolled back: what it had already moved is deleted.
+    With `program`, only that program's staged runs are touched (the caller holds its lock, so
+    none of them is still running); other programs may be running in the same output root.
     """
     notes: list[str] = []
     staging = out / STAGING
     for root in sorted(staging.glob("*/")) if staging.is_dir() else []:
-        marker = root / MARKER
-        if not marker.is_file():  # crashed before the marker was written: nothing was moved
+        run = staged_run(root)
+        if run is None or (program is not None and run["program"] != program):
+            continue
+        if root.name.endswith(PENDING):  # crashed before staging began: nothing was moved
             shutil.rmtree(root)
             continue
-        run = json.loads(marker.read_text())
         units = layout.publish_units(run["program"], run["run_month"], run["run_id"])
         if (out / layout.run_record_file(run["program"], run["run_id"])).exists():
             for unit in units:
@@ -105,6 +112,15 @@ def recover(out: Path) -> list[str]:
             )
         shutil.rmtree(root)
     return notes
+
+
+def staged_run(root: Path) -> dict[str, str] | None:
+    """Return a staging folder's marker, or None when it has none (a half-written pending one)."""
+    try:
+        marker: dict[str, str] = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker
 
 
 def remove(path: Path) -> None:
