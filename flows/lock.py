@@ -54,11 +54,10 @@ def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Itera
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             held = holder(path)
-            who = (
-                f"run {held.get('run_id')} (pid {held.get('pid')}, started {held.get('started_at')})"
-                if held
-                else "another run that is just starting"
-            )
+            who = "another run that is just starting"
+            if held:
+                who = f"run {held.get('run_id')} (pid {held.get('pid')}, "
+                who += f"started {held.get('started_at')})"
             raise RunHalted(
                 f"run halted: {who} holds program {program} in {out}; nothing was paid. "
                 "Wait for it to finish and read its summary; run again only if it did not commit."
