@@ -20,6 +20,16 @@ TEST_KEY = "test-key-0123456789abcdef"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+    parser.addoption(
+        "--kill-reps",
+        type=int,
+        default=0,
+        help="runs to SIGKILL (default: 1, or 12 with --runslow)",
+    )
+    parser.addoption(
+        "--kill-rows", type=int, default=0, help="population of the kill tests (3,000 / 20,000)"
+    )
+    parser.addoption("--kill-seed", type=int, default=5, help="seed of the kill moments")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
