@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from flows import layout
 
 STAGING = ".staging"
 MARKER = "staged.json"
-PENDING = ".pending"
+PENDING = ".pending"  # a staging folder being created: its marker may be incomplete
+DONE = ".done"  # a finished staging folder being deleted: nothing in it is needed any more
+ABANDONED_AFTER_S = 600  # a pending folder with no readable marker older than this is debris
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Staging:
         """Move each staged unit into place, in order, then remove the staging folder."""
         for unit in self.units:
             move_unit(self.root, self.out, unit)
-        shutil.rmtree(self.root)
+        discard(self.root)
 
 
 def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
@@ -89,8 +92,15 @@ def recover(out: Path, program: str | None = None) -> list[str]:
     notes: list[str] = []
     staging = out / STAGING
     for root in sorted(staging.glob("*/")) if staging.is_dir() else []:
+        if root.name.endswith(DONE):  # crashed while deleting a finished staging folder
+            shutil.rmtree(root, ignore_errors=True)
+            continue
         run = staged_run(root)
-        if run is None or (program is not None and run["program"] != program):
+        if run is None:  # crashed while creating it: nothing was staged or moved
+            if time.time() - root.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(root, ignore_errors=True)
+            continue
+        if program is not None and run["program"] != program:
             continue
         if root.name.endswith(PENDING):  # crashed before staging began: nothing was moved
             shutil.rmtree(root)
@@ -110,8 +120,15 @@ def recover(out: Path, program: str | None = None) -> list[str]:
                 f"run {run['run_id']}: interrupted before commit; removed its "
                 "partial output (nothing was paid)"
             )
-        shutil.rmtree(root)
+        discard(root)
     return notes
+
+
+def discard(root: Path) -> None:
+    """Delete a staging folder whose work is done: renamed first, so a crash midway is obvious."""
+    done = root.with_name(root.name + DONE)
+    os.replace(root, done)
+    shutil.rmtree(done, ignore_errors=True)  # what is left is removed by the next recovery
 
 
 def staged_run(root: Path) -> dict[str, str] | None:

@@ -24,10 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kill-reps",
         type=int,
         default=0,
-        help="runs to SIGKILL (default: 1, or 12 with --runslow)",
+        help="runs to SIGKILL (default: 1, slow test 12)",
     )
     parser.addoption(
-        "--kill-rows", type=int, default=0, help="population of the kill tests (3,000 / 20,000)"
+        "--kill-rows", type=int, default=0, help="population of the slow kill test (20,000)"
     )
     parser.addoption("--kill-seed", type=int, default=5, help="seed of the kill moments")
 

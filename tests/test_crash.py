@@ -3,6 +3,7 @@ and the next run pays exactly what is still owed (issue 5: commit protocol)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,15 +168,22 @@ def test_a_crash_during_recovery_is_itself_recovered_by_the_run_after(
     assert_exactly_once(out, clean)
 
 
-def test_a_half_created_staging_folder_does_not_block_or_confuse_the_next_run(
+def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_run(
     story: Path, tmp_path: Path, clean: pl.DataFrame
 ) -> None:
     out = tmp_path / "out"
-    pending = out / ".staging" / f"20250301T000000Z-deadbeef{flows.publish.PENDING}"
-    pending.mkdir(parents=True)
-    (pending / flows.publish.MARKER).write_text('{"program": "paju-livelihood-2025", "run_mo')
+    staging = out / ".staging"
+    fresh = staging / f"20250301T000000Z-deadbeef{flows.publish.PENDING}"
+    fresh.mkdir(parents=True)
+    (fresh / flows.publish.MARKER).write_text('{"program": "paju-livelihood-2025", "run_mo')
+    old = staging / f"20250201T000000Z-0badf00d{flows.publish.PENDING}"
+    old.mkdir()
+    os.utime(old, (0, 0))
+    half_deleted = staging / f"20250101T000000Z-feedface{flows.publish.DONE}"
+    (half_deleted / "reports").mkdir(parents=True)
     run_flow(story, out)
-    assert pending.exists()  # unreadable: nothing was ever published from it, so it is left alone
-    pending.rename(tmp_path / "junk")
+    # A fresh unreadable one may be a run being created right now; nothing was published from it.
+    assert [p.name for p in staging.iterdir()] == [fresh.name]
+    fresh.rename(tmp_path / "junk")
     assert_exactly_once(out, clean)
     assert (out / layout.run_record_file(PROGRAM, runs(out)["run_id"][0])).exists()

@@ -24,65 +24,99 @@ from tests.processes import JIWON, env, finish, kill, run_args, start
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 
 
-@pytest.fixture(scope="module")
-def population(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated population (with its usual faults) written as extract files."""
-    rows = request.config.getoption("--kill-rows")
-    rows = rows if rows else (20_000 if request.config.getoption("--runslow") else 3_000)
-    data = tmp_path_factory.mktemp("population")
-    write_population(generate_population(rows, seed=11), data)
-    return data
+SMALL, LARGE = 3_000, 20_000
+
+
+class Populations:
+    """Generated populations (with their usual faults) and one clean run of each, made once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[int, tuple[Path, pl.DataFrame, float]] = {}
+
+    def get(self, rows: int) -> tuple[Path, pl.DataFrame, float]:
+        """Return the extract folder, who a clean `jiwon run` pays, and when it committed."""
+        if rows not in self.made:
+            data = self.root / f"population-{rows}"
+            write_population(generate_population(rows, seed=11), data)
+            out = self.root / f"clean-{rows}" / "out"
+            began = time.monotonic()
+            process = start(run_args(data, out), env(TEST_KEY, out.parent))
+            took = 0.0  # until its run record (the commit point) appears
+            while process.poll() is None and not took:
+                time.sleep(0.02)
+                if (out / "audit/runs").is_dir() and any((out / "audit/runs").rglob("*.parquet")):
+                    took = time.monotonic() - began
+            code, _, err = finish(process)
+            took = took or time.monotonic() - began
+            assert code == 0, err
+            self.made[rows] = (data, committed_payments(out), took)
+        return self.made[rows]
 
 
 @pytest.fixture(scope="module")
-def clean_run(
-    population: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[pl.DataFrame, float]:
-    """Who one uninterrupted `jiwon run` pays, and how long that process took."""
-    out = tmp_path_factory.mktemp("clean") / "out"
-    began = time.monotonic()
-    code, _, err = finish(start(run_args(population, out), env(TEST_KEY, out.parent)))
-    took = time.monotonic() - began
-    assert code == 0, err
-    return committed_payments(out), took
+def populations(tmp_path_factory: pytest.TempPathFactory) -> Populations:
+    return Populations(tmp_path_factory.mktemp("populations"))
+
+
+@pytest.fixture(scope="module")
+def population(populations: Populations) -> Path:
+    return populations.get(SMALL)[0]
+
+
+@pytest.fixture(scope="module")
+def clean_run(populations: Populations) -> tuple[pl.DataFrame, float]:
+    _, clean, took = populations.get(SMALL)
+    return clean, took
 
 
 def kill_moments(reps: int, seed: int, took: float) -> list[float]:
-    """Return when to kill each run: half anywhere in it, half in its last third (the writes)."""
+    """Return when to kill each run: half anywhere up to its commit, half near the commit."""
     rng = random.Random(seed)
     return [
-        rng.uniform(0.0, took * 1.05) if i % 2 == 0 else rng.uniform(took * 0.65, took * 1.05)
+        rng.uniform(0.0, took * 1.1) if i % 2 == 0 else rng.uniform(took * 0.8, took * 1.05)
         for i in range(reps)
     ]
 
 
-def test_runs_sigkilled_at_random_moments_then_rerun_pay_everyone_owed_exactly_once(
-    request: pytest.FixtureRequest,
-    population: Path,
-    clean_run: tuple[pl.DataFrame, float],
-    tmp_path: Path,
+def kill_and_rerun(
+    data: Path, clean: pl.DataFrame, took: float, reps: int, seed: int, tmp_path: Path
 ) -> None:
-    clean, took = clean_run
-    reps = request.config.getoption("--kill-reps")
-    reps = reps if reps else (12 if request.config.getoption("--runslow") else 1)
-    seed = request.config.getoption("--kill-seed")
+    """SIGKILL a run at a random moment, run again normally, check exactly-once; `reps` times."""
     seen: list[str] = []
     for rep, moment in enumerate(kill_moments(reps, seed, took)):
         out = tmp_path / f"out-{rep}"
         environ = env(TEST_KEY, tmp_path)
-        victim = start(run_args(population, out), environ)
+        victim = start(run_args(data, out), environ)
         time.sleep(moment)
         kill(victim)
         runs = sorted((out / "audit/runs").rglob("*.parquet")) if out.exists() else []
         seen.append(f"killed at {moment:.2f}s: {'committed' if runs else 'not committed'}")
-        code, _, err = finish(
-            start(run_args(population, out, "--trigger", "rerun", "--reason", "killed"), environ)
-        )
+        rerun = run_args(data, out, "--trigger", "rerun", "--reason", "the last run was killed")
+        code, _, err = finish(start(rerun, environ))
         assert code == 0, f"rep {rep} ({seen[-1]}): {err}"
         assert_exactly_once(out, clean)
         code, _, err = finish(start([str(JIWON), "audit", "verify", "--out", str(out)], environ))
         assert code == 0, f"rep {rep} ({seen[-1]}): jiwon audit verify: {err}"
-    print(f"clean run took {took:.1f}s;", "; ".join(seen))
+    print(f"a clean run committed after {took:.1f}s;", "; ".join(seen))
+
+
+def test_a_run_sigkilled_at_a_random_moment_then_rerun_pays_everyone_owed_exactly_once(
+    request: pytest.FixtureRequest, populations: Populations, tmp_path: Path
+) -> None:
+    data, clean, took = populations.get(SMALL)
+    reps = request.config.getoption("--kill-reps") or 1
+    kill_and_rerun(data, clean, took, reps, request.config.getoption("--kill-seed"), tmp_path)
+
+
+@pytest.mark.slow
+def test_many_runs_sigkilled_on_a_larger_population_each_leave_exactly_once_after_a_rerun(
+    request: pytest.FixtureRequest, populations: Populations, tmp_path: Path
+) -> None:
+    data, clean, took = populations.get(request.config.getoption("--kill-rows") or LARGE)
+    reps = request.config.getoption("--kill-reps") or 12
+    seed = request.config.getoption("--kill-seed") + 1000
+    kill_and_rerun(data, clean, took, reps, seed, tmp_path)
 
 
 def test_a_second_run_of_a_busy_program_halts_with_exit_4_naming_the_holder(
