@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import audit, layout, payments, report, validate
+from flows import audit, layout, payments, report, validate, whatif
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
@@ -83,6 +83,7 @@ class RunSummary:
     message: str
     out: str
     paths: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)  # a dry run: what a real run would change
 
 
 def stage(fn: Callable[P, R]) -> Task[P, R]:
@@ -333,6 +334,12 @@ def _run(
         )
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, reason_counts(records))
+    changes: list[str] = []
+    if params.dry_run:
+        headline, table = whatif.would_change(out, program.id, records)
+        report_md += "\n" + whatif.markdown(headline, table)
+        changes = whatif.terminal_lines(headline, table)
+        log.info(headline)
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     _commit(record, staging, ledger.last_run_sha256)
     publish_artifacts(record, report_md)
@@ -346,6 +353,7 @@ def _run(
         message=record.message,
         out=str(out),
         paths=_paths(params.dry_run, program.id, ctx),
+        changes=changes,
     )
 
 
