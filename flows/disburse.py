@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import audit, layout, payments, report, validate, whatif
+from flows import artifacts, audit, layout, payments, report, validate, whatif
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
@@ -358,16 +358,17 @@ def _run(
 
 
 def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
-    """Show the run's counts and report in the Prefect UI (no personal data in either)."""
+    """Show the run's counts, total, files and report in the Prefect UI (no personal data)."""
     key = record.program.lower()
     create_table_artifact(
         key=f"{key}-summary",
-        table=[{"outcome": o, "records": n} for o, n in record.counts.items()]
-        + [{"outcome": "total paid (won)", "records": record.total_paid_krw}],
+        table=artifacts.summary_table(record),
         description=f"{record.program} run {record.run_id}: {record.status}",
     )
     create_markdown_artifact(
-        key=f"{key}-report", markdown=report_md, description=f"{record.program} run {record.run_id}"
+        key=f"{key}-report",
+        markdown=artifacts.report_markdown(record, report_md),
+        description=f"{record.program} run {record.run_id}",
     )
 
 
