@@ -44,8 +44,33 @@ def lost_zero_in_file(short: pl.Expr, column: str, width: int) -> pl.Expr:
     no zero-led full-width value is what a spreadsheet wrote; where zero-led values survived,
     a short value is a typo and only its row is quarantined.
     """
-    zero_led = pl.col(column).str.contains(rf"^0\d{{{width - 1}}}$")
-    return short & ~zero_led.any().over("source_file")
+    return short & ~pl.col(f"_zero_led_{column}")
+
+
+def zero_led(column: str, width: int) -> pl.Expr:
+    """Return, per file, whether some value of `column` is `width` characters starting with 0."""
+    return (
+        (pl.col(column).str.starts_with("0") & (pl.col(column).str.len_bytes() == width))
+        .any()
+        .alias(f"_zero_led_{column}")
+    )
+
+
+ZERO_LED: dict[Kind, list[pl.Expr]] = {
+    "registry": [],
+    "enrollment": [zero_led("rrn", 13), zero_led("applicant_rrn", 13), zero_led("bank_code", 3)],
+}
+
+
+def rough(column: str) -> pl.Expr:
+    """Return a cheap superset of `spreadsheet_damage`: a dot or an E, or a short identifier."""
+    value = pl.col(column)
+    suspect = value.str.contains(r"[.eE]")
+    if column in ("rrn", "applicant_rrn"):
+        suspect = suspect | (value.str.len_bytes() == 12)
+    if column == "bank_code":
+        suspect = suspect | (value.str.len_bytes() <= 2)
+    return suspect.fill_null(False)
 
 
 def enrollment_rrn_lost_zero(column: str) -> pl.Expr:
@@ -105,11 +130,23 @@ def reject_spreadsheet_numbers(frame: pl.DataFrame, kind: Kind) -> None:
     `frame` holds normalised strings with `source_file` and `source_row`.
     """
     columns = [c for c in CHECKED[kind] if c in frame.columns]
+    suspects = (
+        frame.lazy()
+        .with_row_index("_i")
+        .filter(pl.any_horizontal(rough(c) for c in columns))
+        .collect()
+    )
+    if suspects.height == 0:  # the usual case: one cheap pass over the delivery
+        return
+    if ZERO_LED[kind]:
+        per_file = frame.lazy().group_by("source_file").agg(ZERO_LED[kind]).collect()
+        suspects = suspects.join(per_file, on="source_file", how="left")
     flags = [spreadsheet_damage(c, kind).alias(f"_bad_{c}") for c in columns]
     hits = (
-        frame.lazy()
+        suspects.lazy()
         .with_columns(flags)
         .filter(pl.any_horizontal(f"_bad_{c}" for c in columns))
+        .sort("_i")
         .head(1)
         .collect()
     )
