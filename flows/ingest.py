@@ -125,6 +125,15 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         try:
             return raw.decode("cp949").encode("utf-8"), "cp949"
         except UnicodeDecodeError as cp949_error:
+            if cp949_error.reason == "incomplete multibyte sequence" and cp949_error.end == len(
+                raw
+            ):
+                raise InputRejected(
+                    name,
+                    f"ends in the middle of a character at byte {cp949_error.start}: the file "
+                    "looks truncated",
+                    "Copy the complete file again from the source system.",
+                ) from None
             raise InputRejected(
                 name,
                 f"is neither UTF-8 (first bad byte at offset {utf8_error.start}) nor CP949 "
@@ -159,23 +168,25 @@ def read_csv_strings(utf8: bytes, name: str) -> pl.DataFrame:
 
 
 def check_last_line(utf8: bytes, width: int, name: str) -> None:
-    """Reject a CSV whose last line has no line ending and fewer fields than the header.
+    """Reject a CSV whose last line has no line ending: that is what a cut-off file looks like.
 
-    That is what a file cut off in transfer looks like; polars would silently fill the missing
-    fields with nulls. (A row cut inside a quoted field fails to parse instead.)
+    A file cut at a field boundary parses, and polars fills missing fields with nulls, so the
+    line ending is the only sign left; a row cut inside a quoted field fails to parse instead.
+    Every exporter we know (Excel, polars, Python's csv) ends the last line.
     """
-    tail = utf8[utf8.rfind(b"\n") + 1 :]
-    if not tail.strip() or b'"' in tail:
+    if utf8.endswith(b"\n"):
         return
+    tail = utf8[utf8.rfind(b"\n") + 1 :]
     fields = tail.count(b",") + 1
-    if fields < width:
-        raise InputRejected(
-            name,
-            f"ends in the middle of a row: the last line has {fields} of {width} fields and no "
-            "line ending, so the file looks truncated",
-            "Copy the complete file again from the source system.",
-            line=utf8.count(b"\n") + 1,
-        )
+    shape = f"has {fields} of {width} fields and " if b'"' not in tail and fields < width else ""
+    raise InputRejected(
+        name,
+        f"ends in the middle of a row: the last line {shape}has no line ending, so the file "
+        "looks truncated",
+        "Copy the complete file again from the source system (if it is complete, end it with a "
+        "line break).",
+        line=utf8.count(b"\n") + 1,
+    )
 
 
 def read_parquet_strings(raw: bytes, name: str, kind: Kind) -> pl.DataFrame:
@@ -264,7 +275,7 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     else:
         utf8, encoding = decode_to_utf8(raw, name)
         frame = read_csv_strings(utf8, name)
-        check_last_line(utf8, frame.width, name)
+    width = frame.width
     frame, ignored = conform_columns(frame, kind, name)
     if frame.height == 0:
         raise InputRejected(
@@ -273,6 +284,8 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
             "Ask for the extract to be produced again.",
             line=2,
         )
+    if encoding != "parquet":
+        check_last_line(utf8, width, name)
     frame = frame.with_columns(
         source_kind=pl.lit(kind),
         source_file=pl.lit(name),
