@@ -66,18 +66,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="reuse a folder written by an earlier run")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
     with tempfile.TemporaryDirectory(prefix="jiwon-bench-validation-") as tmp:
-        data = Path(tmp)
-        start = time.perf_counter()
-        population = generate_population(args.rows, seed=args.seed)
-        write_population(population, data)
-        del population
-        print(f"generated {args.rows:,} residents in {time.perf_counter() - start:.1f} s")
+        data = args.data or Path(tmp)
+        if not (data / "registry").is_dir():
+            start = time.perf_counter()
+            population = generate_population(args.rows, seed=args.seed)
+            write_population(population, data)
+            del population
+            print(f"generated {args.rows:,} residents in {time.perf_counter() - start:.1f} s")
         results = []
         for _ in range(args.repeat):
             out = subprocess.run(
