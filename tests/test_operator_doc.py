@@ -1,4 +1,4 @@
-"""docs/operators.md lists every refusal the code can print, with its fix; this test keeps them in step.
+"""docs/operators.md lists every refusal the code can print, with its fix; kept in step here.
 
 Every `InputRejected(file, problem, action)` and `RunHalted(message)` in flows/ is read from the
 source (f-string parts become `…`), and the guide's refusal tables must hold exactly those
