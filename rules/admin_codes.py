@@ -1,10 +1,11 @@
 """National administrative codes as data: 시도 and 시군구 lists, and the 행정동 list from them.
 
-`rules/regions/sido.csv` and `rules/regions/sigungu.csv` are the source; `rules/cities/national.csv`
-is derived from them (plus Paju's real codes from `rules/cities/paju.csv`) by
-``python -m rules.admin_codes`` and committed, so a national program points at it with
-``city: national`` exactly as Paju's program points at ``city: paju``. A test checks that the
-committed file equals what this module builds. Which parts are synthetic: rules/regions/README.md.
+`rules/lists/sido.csv` and `rules/lists/sigungu.csv` (reference lists with a `code` column, the
+format programs name in conditions) are the source; `rules/cities/national.csv` is derived from
+them (plus Paju's real codes from `rules/cities/paju.csv`) by ``python -m rules.admin_codes`` and
+committed, so a national program points at it with ``city: national`` exactly as Paju's program
+points at ``city: paju``. A test checks that the committed file equals what this module builds.
+Which parts are real, remembered or synthetic: rules/cities/README.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 RULES_DIR = Path(__file__).parent
-REGIONS_DIR = RULES_DIR / "regions"
+LISTS_DIR = RULES_DIR / "lists"
 CITIES_DIR = RULES_DIR / "cities"
 NATIONAL_CSV = CITIES_DIR / "national.csv"
 
@@ -36,23 +37,26 @@ NATIONAL_COLUMNS = (
 
 
 def load_sido() -> pl.DataFrame:
-    """Return the 17 시도: sido_code, name_ko, name_en, capital_region (수도권)."""
-    return pl.read_csv(
-        REGIONS_DIR / "sido.csv",
-        schema_overrides={"sido_code": pl.String, "capital_region": pl.Boolean},
+    """Return the 17 시도 in force: sido_code, name_ko, name_en, capital_region (수도권).
+
+    `rules/lists/sido.csv` also keeps the codes replaced in 2023-2024 (강원 42, 전북 45) so old
+    extracts validate; a row whose note says ``replaced by`` is left out here.
+    """
+    frame = pl.read_csv(LISTS_DIR / "sido.csv", infer_schema=False)
+    return frame.filter(~pl.col("note").fill_null("").str.starts_with("replaced by")).select(
+        sido_code="code",
+        name_ko="name_ko",
+        name_en="name_en",
+        capital_region=pl.col("capital_region") == "yes",
     )
 
 
 def load_sigungu() -> pl.DataFrame:
     """Return the 시군구: sigungu_code, sido_code, name_ko, kind, approx_population."""
-    return pl.read_csv(
-        REGIONS_DIR / "sigungu.csv",
-        schema_overrides={
-            "sigungu_code": pl.String,
-            "sido_code": pl.String,
-            "approx_population": pl.Int64,
-        },
+    frame = pl.read_csv(LISTS_DIR / "sigungu.csv", infer_schema=False).with_columns(
+        pl.col("approx_population").cast(pl.Int64)
     )
+    return frame.rename({"code": "sigungu_code"})
 
 
 def _dong_counts(population: pl.Expr) -> pl.Expr:
