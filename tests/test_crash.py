@@ -133,7 +133,15 @@ def test_a_run_killed_after_any_stage_is_finished_by_the_next_run_paying_each_pe
     crash_then_recover(story, tmp_path / "out", armed, clean)
 
 
-@pytest.mark.parametrize("step", range(len(UNITS)), ids=[f"before {u}" for u in UNITS])
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(
+            i, id=f"before {u}", marks=pytest.mark.slow if u in ("quarantine", "report") else ()
+        )
+        for i, u in enumerate(UNITS)
+    ],
+)
 def test_a_run_killed_at_any_publish_step_is_whole_or_absent_after_recovery(
     step: int, story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
 ) -> None:

@@ -150,6 +150,7 @@ def test_a_second_run_of_a_busy_program_halts_with_exit_4_naming_the_holder(
     assert_exactly_once(out, clean)
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_never_both_pay(
     population: Path, clean_run: tuple[pl.DataFrame, float], tmp_path: Path
 ) -> None:
