@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -163,3 +164,54 @@ def test_two_runs_started_together_never_both_pay(
     runs = pl.read_parquet(out / "audit/runs/**/*.parquet")
     assert (runs["total_paid_krw"] > 0).sum() == 1
     assert_exactly_once(out, clean)
+
+
+def split_deliveries(data: Path, root: Path) -> list[list[Path]]:
+    """Split the enrollment files into three deliveries: online in two halves, then office."""
+    online = pl.read_csv(data / "enrollments/enrollments_online.csv", infer_schema=False)
+    half = online.height // 2
+    parts = root / "parts"
+    parts.mkdir()
+    first, second = parts / "enrollments_online_1.csv", parts / "enrollments_online_2.csv"
+    online.head(half).write_csv(first)
+    online.tail(online.height - half).write_csv(second)
+    return [[first], [second], [data / "enrollments/enrollments_office.csv"]]
+
+
+def deliver(files: list[Path], data: Path, folder: Path) -> Path:
+    """Return a delivery folder: the population's registry and the enrollment files so far."""
+    (folder / "enrollments").mkdir(parents=True, exist_ok=True)
+    if not (folder / "registry").exists():
+        shutil.copytree(data / "registry", folder / "registry")
+    for f in files:
+        (folder / "enrollments" / f.name).write_bytes(f.read_bytes())
+    return folder
+
+
+@pytest.mark.slow
+def test_kills_across_several_deliveries_on_one_trail_still_pay_each_person_once(
+    request: pytest.FixtureRequest, populations: Populations, tmp_path: Path
+) -> None:
+    data, _, took = populations.get(LARGE)
+    deliveries = split_deliveries(data, tmp_path)
+    environ = env(TEST_KEY, tmp_path)
+    expected = []
+    clean_out, clean_in = tmp_path / "clean-out", tmp_path / "clean-in"
+    for files in deliveries:  # the same deliveries, never interrupted
+        code, _, err = finish(start(run_args(deliver(files, data, clean_in), clean_out), environ))
+        assert code == 0, err
+        expected.append(committed_payments(clean_out))
+    assert expected[0].height < expected[1].height < expected[2].height
+    out, delivered = tmp_path / "out", tmp_path / "in"
+    moments = kill_moments(len(deliveries), request.config.getoption("--kill-seed") + 7, took)
+    for files, moment, clean in zip(deliveries, moments, expected, strict=True):
+        folder = deliver(files, data, delivered)
+        victim = start(run_args(folder, out), environ)
+        time.sleep(moment)
+        kill(victim)
+        rerun = run_args(folder, out, "--trigger", "rerun", "--reason", "the last run was killed")
+        code, _, err = finish(start(rerun, environ))
+        assert code == 0, err
+        assert_exactly_once(out, clean)
+    code, _, err = finish(start([str(JIWON), "audit", "verify", "--out", str(out)], environ))
+    assert code == 0, err

@@ -108,7 +108,7 @@ def test_serve_schedules_monthly_runs_at_six_in_seoul_and_runs_an_operators_reru
             assert all((s.day, s.hour, s.minute, s.second) == (1, 6, 0, 0) for s in starts)
             months = [(s.year, s.month) for s in starts]
             assert len(set(months)) == len(months)  # one a month
-            rerun = client.read_deployment_by_name("disburse/rerun")
+            rerun = wait_for(lambda: client.read_deployment_by_name("disburse/rerun"), serving)
             assert not rerun.schedules
             params = dict(rerun.parameters["params"])
 
