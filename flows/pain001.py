@@ -13,6 +13,7 @@ official XSD (schemas/xsd/pain.001.001.09.xsd).
 from __future__ import annotations
 
 import datetime as dt
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import polars as pl
@@ -111,3 +112,23 @@ def pain001_files(
             )
         )
     return files
+
+
+def read_totals(content: bytes) -> tuple[int, int]:
+    """Return (transactions, total won) summed from a message's own `InstdAmt` elements.
+
+    Also checks the message's `NbOfTxs` and `CtrlSum` against them; a mismatch raises.
+    """
+    root = ElementTree.fromstring(content)
+    ns = {"p": NAMESPACE}
+    amounts = [int(e.text or "") for e in root.iterfind(".//p:InstdAmt", ns)]
+    count, total = len(amounts), sum(amounts)
+    for element in ("p:CstmrCdtTrfInitn/p:GrpHdr", "p:CstmrCdtTrfInitn/p:PmtInf"):
+        found = root.find(element, ns)
+        if found is None:
+            raise ValueError(f"pain.001 message has no {element}")
+        if found.findtext("p:NbOfTxs", namespaces=ns) != str(count) or found.findtext(
+            "p:CtrlSum", namespaces=ns
+        ) != str(total):
+            raise ValueError(f"pain.001 {element} control totals differ from its transactions")
+    return count, total
