@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import audit, layout, payments, payouts, report, validate
+from flows import audit, layout, payments, payouts, report, report_html, validate
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
@@ -331,6 +331,7 @@ def _run(
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, reason_counts(records))
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    _stage_report_html(staging, record, records, quarantine, files, program)
     _commit(record, staging, ledger.last_run_sha256)
     publish_artifacts(record, report_md)
     return RunSummary(
@@ -376,6 +377,24 @@ def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: Ru
     for f in files:
         staging.write(folder / f.file, f.content)
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
+
+
+def _stage_report_html(
+    staging: Staging,
+    record: audit.RunRecord,
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    files: list[payments.PaymentFile],
+    program: Program,
+) -> None:
+    page = report_html.report_html(
+        record,
+        report_html.paid_by_district(records),
+        report_html.district_names(program.city),
+        quarantine,
+        files,
+    )
+    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
 
 
 def _stage_quarantine(
