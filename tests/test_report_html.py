@@ -66,8 +66,8 @@ def digits(text: str) -> int:
     return int(re.sub(r"\D", "", text))
 
 
-def browser_or_skip() -> None:
-    if CHROMIUM.exists():
+def browser_or_skip(chromium: Path = CHROMIUM) -> None:
+    if chromium.exists():
         return
     if os.environ.get("JIWON_REQUIRE_BROWSER") == "1":
         pytest.fail("JIWON_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing: run `make browser`")
@@ -119,10 +119,10 @@ def test_report_opens_in_headless_chromium_and_its_totals_match_the_audit(
 def test_a_missing_browser_fails_instead_of_skipping_when_ci_requires_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("tests.test_report_html.CHROMIUM", tmp_path / "no-chromium")
+    missing = tmp_path / "no-chromium"
     monkeypatch.setenv("JIWON_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="make browser"):
-        browser_or_skip()
+        browser_or_skip(missing)
     monkeypatch.delenv("JIWON_REQUIRE_BROWSER")
     with pytest.raises(pytest.skip.Exception):
-        browser_or_skip()
+        browser_or_skip(missing)
