@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -195,3 +196,15 @@ def test_fitted_text_is_always_exactly_its_width_in_cp949_and_a_prefix_of_the_na
             break
         prefix += char
     assert encoded == prefix.encode("cp949") + b" " * (width - len(prefix.encode("cp949")))
+
+
+def test_the_documented_default_layout_matches_the_layout_file() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs/payment-files.md").read_text()
+    documented = re.findall(r"^\| ([HDT]) \| (\d+)(?:-(\d+))? \| `?(\w+)`?", doc, flags=re.M)
+    assert [
+        (record, int(start), int(end or start), name) for record, start, end, name in documented
+    ] == [
+        (f.record, f.start, f.start + f.length - 1, f.name)
+        for code in ("H", "D", "T")
+        for f in LAYOUT.record(code)
+    ]
