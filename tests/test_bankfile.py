@@ -208,3 +208,19 @@ def test_the_documented_default_layout_matches_the_layout_file() -> None:
         for code in ("H", "D", "T")
         for f in LAYOUT.record(code)
     ]
+
+
+def test_bank_files_split_at_max_records_each_with_its_own_number_and_control_totals() -> None:
+    from flows.payments import assign_files
+
+    frame = payees().drop("payment_file", "seq")
+    assigned = assign_files(frame, max_records=4, prefix="bank", extension="dat")
+    files = bankfile.bank_files(bankfile.data_rows(assigned, MEMO), SETTINGS, RUN_ID, DAY)
+    assert [(f.file, f.records, f.total_krw) for f in files] == [
+        ("bank_0001.dat", 4, 400_000),
+        ("bank_0002.dat", 2, 200_000),
+    ]
+    second = bankfile.read_bank_file(files[1].content, LAYOUT)
+    assert second.header["file_no"] == 2
+    assert second.header["record_count"] == second.trailer["record_count"] == 2
+    assert second.data["seq"].to_list() == [5, 6]  # numbered across the run, not per file
