@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from flows import bankfile
+from flows.explain import explain_person
 from flows.verify import verify_trail
 from rules.program import load_program
 from tests.conftest import ROOT, STORY, TEST_KEY
@@ -200,3 +201,16 @@ def test_pain001_option_writes_an_iso20022_message_that_validates_against_the_of
     assert {f["file"]: f["format"] for f in manifest["files"]}["bank_0001.xml"] == (
         "pain.001.001.09"
     )
+
+
+def test_explain_by_payment_id_says_which_bank_and_masked_account_a_payment_went_to(
+    fixed_width: tuple[Path, Path, str],
+) -> None:
+    story, out, run_id = fixed_width
+    paid = paid_rows(out, run_id).filter(
+        pl.col("source_kind") == "registry", pl.col("payout") == "bank"
+    )
+    payment = paid.row(0, named=True)
+    text = explain_person(out, payment_id=payment["payment_id"])
+    assert f"(bank 088, account ****{payment['account_last4']})" in text
+    assert not any(n in text for n in account_numbers(story))
