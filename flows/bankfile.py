@@ -20,6 +20,7 @@ a file (to ask the codec which ones CP949 lacks), never one payee at a time.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,14 @@ BANK_SETTINGS = ROOT / "rules" / "bank.yaml"
 ENCODING = "cp949"
 NEWLINE = "\r\n"
 KINDS = ("text", "number", "filler")
+LAYOUT_SCHEMA = {
+    "record": pl.String,
+    "field": pl.String,
+    "start": pl.Int64,
+    "length": pl.Int64,
+    "kind": pl.String,
+    "description": pl.String,
+}
 RECORDS = ("H", "D", "T")
 FIELDS = {
     "H": {
@@ -134,17 +143,13 @@ def load_layout(name: str, layouts_dir: Path = LAYOUTS_DIR) -> Layout:
     path = layouts_dir / f"{name}.csv"
     if not path.is_file():
         raise BankFileError(f"no bank file layout {name!r} at {path}")
-    frame = pl.read_csv(
-        path,
-        schema={
-            "record": pl.String,
-            "field": pl.String,
-            "start": pl.Int64,
-            "length": pl.Int64,
-            "kind": pl.String,
-            "description": pl.String,
-        },
-    )
+    try:
+        frame = pl.read_csv(path, schema=LAYOUT_SCHEMA)
+    except pl.exceptions.PolarsError as e:
+        raise BankFileError(
+            f"{path}: not a layout CSV with columns {', '.join(LAYOUT_SCHEMA)} "
+            f"(start and length whole numbers): {str(e).splitlines()[0]}"
+        ) from None
     fields = [
         Field(r["record"], r["field"], r["start"], r["length"], r["kind"])
         for r in frame.iter_rows(named=True)
@@ -156,13 +161,22 @@ def load_layout(name: str, layouts_dir: Path = LAYOUTS_DIR) -> Layout:
 def bank_settings(path: Path = BANK_SETTINGS) -> BankSettings:
     """Load rules/bank.yaml: the paying account and the layout name."""
     with path.open(encoding="utf-8") as f:
-        data: dict[str, Any] = yaml.safe_load(f)
-    payer = data["payer"]
+        data = yaml.safe_load(f)
+    payer = data.get("payer") if isinstance(data, dict) else None
+    if not isinstance(payer, dict) or not isinstance(data.get("layout"), str):
+        raise BankFileError(f"{path}: needs `payer` (name, bank_code, account_no) and `layout`")
+    missing = [k for k in ("name", "bank_code", "account_no") if not payer.get(k)]
+    if missing:
+        raise BankFileError(f"{path}: payer lacks {', '.join(missing)}")
+    account = str(payer["account_no"])
+    if not re.fullmatch(r"\d{10,14}", account) or not re.fullmatch(
+        r"\d{3}", str(payer["bank_code"])
+    ):
+        raise BankFileError(
+            f"{path}: payer bank_code must be 3 digits and account_no 10-14 digits (no hyphens)"
+        )
     return BankSettings(
-        str(payer["name"]),
-        str(payer["bank_code"]),
-        str(payer["account_no"]),
-        load_layout(str(data["layout"])),
+        str(payer["name"]), str(payer["bank_code"]), account, load_layout(data["layout"])
     )
 
 

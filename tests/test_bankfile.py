@@ -224,3 +224,20 @@ def test_bank_files_split_at_max_records_each_with_its_own_number_and_control_to
     assert second.header["file_no"] == 2
     assert second.header["record_count"] == second.trailer["record_count"] == 2
     assert second.data["seq"].to_list() == [5, 6]  # numbered across the run, not per file
+
+
+def test_a_layout_with_a_non_numeric_length_is_refused_naming_the_file(tmp_path: Path) -> None:
+    default = (bankfile.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
+    broken = [r.replace("D,amount,27,13", "D,amount,27,thirteen") for r in default]
+    with pytest.raises(BankFileError, match=r"bank\.csv: not a layout CSV"):
+        bankfile.load_layout("bank", layout_file(tmp_path, broken))
+
+
+def test_bank_settings_refuse_a_payer_account_with_hyphens(tmp_path: Path) -> None:
+    settings = tmp_path / "bank.yaml"
+    settings.write_text(
+        "payer: {name: 파주시, bank_code: '011', account_no: 301-0123-4567-81}\n"
+        "layout: kr_bulk_transfer_default\n"
+    )
+    with pytest.raises(BankFileError, match="account_no 10-14 digits"):
+        bankfile.bank_settings(settings)
