@@ -9,9 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.conftest import ROOT, TEST_KEY
-from tests.flowrun import decisions, run_flow, runs
-from tests.test_bank_payout import bank_story
+from tests.banktrail import BankTrail
+from tests.conftest import ROOT
+from tests.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow]
 GUIDE = ROOT / "docs/auditors.md"
@@ -23,25 +23,19 @@ def guide_blocks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def guide_run(
-    tmp_path_factory: pytest.TempPathFactory, prefect_backend: None
-) -> tuple[Path, str, dict[str, Any]]:
-    """Write a two-run trail with bank payouts, then run the guide's code against it."""
+def guide_run(bank_trail: BankTrail) -> tuple[Path, str, dict[str, Any]]:
+    """Run the guide's code against the shared two-run trail with bank payouts."""
+    out = bank_trail.out
+    unpaid = decisions(out).filter(
+        pl.col("source_kind") == "registry", pl.col("outcome") == "UNENROLLED"
+    )
+    person = unpaid["person_key"][0]
     mp = pytest.MonkeyPatch()
-    mp.setenv("JIWON_PII_KEY", TEST_KEY)
+    mp.setenv("JIWON_OUT", str(out))
+    mp.setenv("JIWON_PERSON_KEY", person)
+    mp.setenv("JIWON_MONTH", "2025-03")
+    namespace: dict[str, Any] = {}
     try:
-        story = bank_story(tmp_path_factory.mktemp("guide-story"), mp)
-        out = tmp_path_factory.mktemp("guide") / "out"
-        run_flow(story, out)
-        run_flow(story, out, run_month="2025-04")
-        unpaid = decisions(out).filter(
-            pl.col("source_kind") == "registry", pl.col("outcome") == "UNENROLLED"
-        )
-        person = unpaid["person_key"][0]
-        mp.setenv("JIWON_OUT", str(out))
-        mp.setenv("JIWON_PERSON_KEY", person)
-        mp.setenv("JIWON_MONTH", "2025-03")
-        namespace: dict[str, Any] = {}
         for block in guide_blocks():
             exec(compile(block, str(GUIDE), "exec"), namespace)
     finally:

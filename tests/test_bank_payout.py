@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -15,69 +13,19 @@ from lxml import etree
 from flows import bankfile
 from flows.explain import explain_person
 from flows.verify import verify_trail
-from rules.program import load_program
-from tests.conftest import ROOT, STORY, TEST_KEY
-from tests.flowrun import decisions, run_flow, runs
+from tests.banktrail import BANK_ROWS, HOLDERS, BankTrail, bank_run
+from tests.conftest import ROOT
+from tests.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 
 XSD = ROOT / "schemas/xsd/pain.001.001.09.xsd"
 PAIN = "{urn:iso:std:iso:20022:tech:xsd:pain.001.001.09}"
-BANK_ROWS = 40  # the first 40 town applications ask for a bank transfer
-HOLDERS = ["Nguyễn Văn An", "가나다라마바사아자차카타"]  # one CP949 cannot encode, one too long
-
-
-def bank_story(target: Path, mp: pytest.MonkeyPatch) -> Path:
-    """Copy the story, offer bank payouts, and let 40 town applicants ask for one."""
-    shutil.copytree(STORY / "registry", target / "registry")
-    shutil.copytree(STORY / "enrollments", target / "enrollments")
-    programs = target / "programs"
-    source = ROOT / "rules/programs/paju-livelihood-2025/program.yaml"
-    program = programs / "paju-livelihood-2025/program.yaml"
-    program.parent.mkdir(parents=True)
-    program.write_text(
-        source.read_text().replace(
-            "payout_channels: [local_currency]", "payout_channels: [local_currency, bank]"
-        )
-    )
-    mp.setattr("flows.disburse.load_program", partial(load_program, programs_dir=programs))
-    town = target / "enrollments/enrollments_town.csv"
-    frame = pl.read_csv(town, infer_schema=False)
-    i = pl.int_range(pl.len())
-    bank = i < BANK_ROWS
-    holder = (
-        pl.when(i == 0)
-        .then(pl.lit(HOLDERS[0]))
-        .when(i == 1)
-        .then(pl.lit(HOLDERS[1]))
-        .otherwise(pl.format("예금주{}", i))
-    )
-    frame.with_columns(
-        payout=pl.when(bank).then(pl.lit("bank")).otherwise("payout"),
-        card_id=pl.when(bank).then(None).otherwise("card_id"),
-        bank_code=pl.when(bank).then(pl.lit("088")),
-        account_no=pl.when(bank).then(pl.format("1102{}", (i + 1000000).cast(pl.String))),
-        account_holder=pl.when(bank).then(holder),
-    ).write_csv(town)
-    return target
-
-
-def bank_run(factory: pytest.TempPathFactory, **overrides: str) -> tuple[Path, Path, str]:
-    """Run the flow once on the bank story; return (story, out, run_id)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JIWON_PII_KEY", TEST_KEY)
-    try:
-        story = bank_story(factory.mktemp("bank-story"), mp)
-        out = factory.mktemp("bank-out")
-        summary = run_flow(story, out, **overrides)
-    finally:
-        mp.undo()
-    return story, out, summary.run_id
 
 
 @pytest.fixture(scope="module")
-def fixed_width(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -> tuple:
-    return bank_run(tmp_path_factory)
+def fixed_width(bank_trail: BankTrail) -> tuple[Path, Path, str]:
+    return bank_trail.story, bank_trail.out, bank_trail.first
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +61,7 @@ def test_bank_payouts_go_into_the_bank_file_with_control_totals_equal_to_the_aud
     assert formats["bank_0001.dat"] == "kr_bulk_transfer:kr_bulk_transfer_default"
     credits = pl.read_csv(folder / "local_currency_0001.csv", infer_schema=False)
     assert credits.height == paid.height - BANK_ROWS
-    assert verify_trail(out) == ([], 1)
+    assert verify_trail(out) == ([], 2)
 
 
 @pytest.mark.parametrize(

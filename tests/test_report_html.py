@@ -14,9 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import TEST_KEY
-from tests.flowrun import decisions, run_flow, runs
-from tests.test_bank_payout import bank_story
+from tests.banktrail import BankTrail
+from tests.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,20 +31,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def reported(
-    tmp_path_factory: pytest.TempPathFactory, prefect_backend: None
-) -> tuple[Path, str, Path]:
-    """Run the bank story once; return (out, run id, report.html)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JIWON_PII_KEY", TEST_KEY)
-    try:
-        story = bank_story(tmp_path_factory.mktemp("report-story"), mp)
-        out = tmp_path_factory.mktemp("report") / "out"
-        summary = run_flow(story, out)
-    finally:
-        mp.undo()
-    page = out / "reports/paju-livelihood-2025" / summary.run_id / "report.html"
-    return out, summary.run_id, page
+def reported(bank_trail: BankTrail) -> tuple[Path, str, Path]:
+    """The shared bank trail's first run; return (out, run id, report.html)."""
+    out, run_id = bank_trail.out, bank_trail.first
+    return out, run_id, out / "reports/paju-livelihood-2025" / run_id / "report.html"
 
 
 def test_report_page_has_no_personal_data_and_no_external_assets(

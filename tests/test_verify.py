@@ -1,7 +1,7 @@
 """`jiwon audit verify` on a two-run trail: every kind of tampering names its first broken link.
 
-The trail is written once per module (two real flow runs, the first with bank payouts so there
-is a credit CSV, a bank file and a manifest); each test tampers with its own copy.
+The trail is the session's shared bank trail (two real flow runs, the first with bank payouts
+so there is a credit CSV, a bank file and a manifest); each test tampers with its own copy.
 """
 
 from __future__ import annotations
@@ -15,38 +15,18 @@ import pytest
 
 from flows import audit
 from flows.verify import verify_trail
-from tests.conftest import TEST_KEY
-from tests.flowrun import run_flow
-from tests.test_bank_payout import bank_story
+from tests.banktrail import BankTrail
 
 pytestmark = [pytest.mark.flow]
 PROGRAM = "paju-livelihood-2025"
 
 
-@pytest.fixture(scope="module")
-def pristine(
-    tmp_path_factory: pytest.TempPathFactory, prefect_backend: None
-) -> tuple[Path, str, str]:
-    """Write a trail of two committed runs; return (out, first run id, second run id)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JIWON_PII_KEY", TEST_KEY)
-    try:
-        story = bank_story(tmp_path_factory.mktemp("verify-story"), mp)
-        out = tmp_path_factory.mktemp("verify-out") / "out"
-        first = run_flow(story, out)
-        second = run_flow(story, out, run_month="2025-04")
-    finally:
-        mp.undo()
-    return out, first.run_id, second.run_id
-
-
 @pytest.fixture
-def trail(pristine: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
-    """A private copy of the pristine trail to tamper with."""
-    out, first, second = pristine
+def trail(bank_trail: BankTrail, tmp_path: Path) -> tuple[Path, str, str]:
+    """A private copy of the shared two-run trail to tamper with."""
     copy = tmp_path / "out"
-    shutil.copytree(out, copy)
-    return copy, first, second
+    shutil.copytree(bank_trail.out, copy)
+    return copy, bank_trail.first, bank_trail.second
 
 
 def run_file(out: Path, run_id: str) -> Path:
