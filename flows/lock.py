@@ -43,6 +43,15 @@ def holder(path: Path, wait_s: float = 2.0) -> dict[str, object]:
         time.sleep(0.05)
 
 
+def take(fd: int) -> bool:
+    """Try to lock the file without waiting; return whether this process now holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextmanager
 def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Iterator[None]:
     """Hold the program's lock for the block; halt (exit 4) naming the holder if it is taken."""
@@ -50,18 +59,18 @@ def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Itera
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not take(fd):
             held = holder(path)
-            who = "another run that is just starting"
-            if held:
-                who = f"run {held.get('run_id')} (pid {held.get('pid')}, "
-                who += f"started {held.get('started_at')})"
-            raise RunHalted(
-                f"run halted: {who} holds program {program} in {out}; nothing was paid. "
-                "Wait for it to finish and read its summary; run again only if it did not commit."
-            ) from None
+            if held or not take(fd):  # an empty note: the holder may have just finished
+                who = "another run that is just starting or finishing"
+                if held:
+                    who = f"run {held.get('run_id')} (pid {held.get('pid')}, "
+                    who += f"started {held.get('started_at')})"
+                raise RunHalted(
+                    f"run halted: {who} holds program {program} in {out}; nothing was paid. "
+                    "Wait for it to finish and read its summary; run again only if it did not "
+                    "commit."
+                )
         body = json.dumps({"run_id": run_id, "pid": os.getpid(), "started_at": started_at})
         os.ftruncate(fd, 0)
         os.pwrite(fd, body.encode(), 0)
