@@ -38,6 +38,7 @@ STAGES = [
     ("check_budget", 1),
     ("_stage_payments", 1),
     ("_stage_quarantine", 1),
+    ("_stage_report_html", 1),
     ("_commit", 1),
     ("publish_artifacts", 1),
 ]
