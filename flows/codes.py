@@ -282,6 +282,13 @@ CODES: tuple[Code, ...] = (
         "old-scheme RRN check digit does not match; not a rejection (the registry is the truth)",
     ),
     _w(
+        "COLUMN_IGNORED",
+        "계약에 없는 열: 검사와 지급에 쓰지 않음 (값은 격리 보고서에 보존)",
+        "a column the input contract does not know: ignored (its values are kept in the "
+        "quarantine report)",
+        "Nothing to do; remove the column from the export if it is not needed.",
+    ),
+    _w(
         "HOUSEHOLD_NO_HEAD",
         "세대에 세대주(본인)가 없음",
         "the household has no head (본인)",
@@ -292,6 +299,12 @@ CODES: tuple[Code, ...] = (
         "세대에 세대주(본인)가 둘 이상",
         "the household has more than one head (본인)",
         "Ask the registry office to correct the household; any listed head may act as head.",
+    ),
+    _w(
+        "HOLDER_NAME_NOT_CP949",
+        "예금주명에 CP949로 쓸 수 없는 문자가 있어 대량이체 파일에 ?로 기록됨",
+        "the account holder name has characters CP949 cannot encode; the bank file shows them as ?",
+        "Check with the bank that the transfer reached the right account holder.",
     ),
 )
 

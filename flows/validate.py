@@ -17,6 +17,7 @@ from flows import rrn
 from flows.codes import BY_CODE
 from flows.engine import ENGINE
 from flows.errors import InputRejected, RunHalted
+from flows.excel import reject_spreadsheet_numbers
 from flows.ingest import Delivery
 
 FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
@@ -31,7 +32,9 @@ QUARANTINE_SCHEMA = {
     "reason_code": pl.String,
     "message_ko": pl.String,
     "message_en": pl.String,
+    "extra_columns": pl.String,
 }
+IGNORED_COLUMN = "COLUMN_IGNORED"
 
 
 def normalise(frame: pl.LazyFrame, columns: list[str], fullwidth: bool = True) -> pl.LazyFrame:
@@ -76,13 +79,12 @@ def parse_timestamp(column: str) -> pl.Expr:
 
 
 def parse_registry(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the parsed `p_*` columns the registry checks compare."""
+    """Add the parsed `p_*` columns the registry checks compare (`p_as_of`: see check_as_of)."""
     return frame.with_columns(
         p_rrn_birth=rrn.birth_date("rrn"),
         p_birth_date=parse_date("birth_date"),
         p_registered_on=parse_date("registered_on"),
         p_status_changed_on=parse_date("status_changed_on"),
-        p_as_of=parse_date("as_of"),
     )
 
 
@@ -135,8 +137,15 @@ def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
-    """Return one row per failed check, with source file and row, value and messages."""
+def quarantine_report(
+    frame: pl.DataFrame, cases: pl.DataFrame, delivery: Delivery | None = None
+) -> pl.DataFrame:
+    """Return one row per failed check, with source file and row, value and messages.
+
+    Each row also carries the values of the file's unknown extra columns (`extra_columns`, JSON),
+    and each unknown column gets one line of its own (reason COLUMN_IGNORED, no row) saying that
+    it was ignored.
+    """
     messages = pl.DataFrame(
         {
             "reason_code": list(BY_CODE),
@@ -144,12 +153,37 @@ def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
             "message_en": [c.en for c in BY_CODE.values()],
         }
     )
-    sources = frame.select("source_kind", "source_file", "source_row").with_row_index("index")
+    extra = (
+        pl.col("source_extra") if "source_extra" in frame.columns else pl.lit(None, dtype=pl.String)
+    )
+    sources = frame.select(
+        "source_kind", "source_file", "source_row", extra_columns=extra
+    ).with_row_index("index")
+    failures = cases.join(sources, on="index", how="left")
+    ignored = pl.DataFrame(
+        [
+            {
+                "source_kind": f.kind,
+                "source_file": f.file,
+                "source_row": None,
+                "column": column,
+                "value": None,
+                "reason_code": IGNORED_COLUMN,
+                "extra_columns": None,
+            }
+            for f in (delivery.files if delivery else [])
+            if not f.skipped_by_run
+            for column in f.ignored_columns
+        ],
+        schema={
+            c: t for c, t in QUARANTINE_SCHEMA.items() if c not in ("message_ko", "message_en")
+        },
+    )
     return (
-        cases.join(sources, on="index", how="left")
+        pl.concat([failures.select(ignored.columns), ignored])
         .join(messages, on="reason_code", how="left")
         .select(list(QUARANTINE_SCHEMA))
-        .sort("source_kind", "source_file", "source_row", "column")
+        .sort("source_kind", "source_file", "source_row", "column", nulls_last=False)
     )
 
 
@@ -160,15 +194,28 @@ def checksum_warnings(frame: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit(["RRN_CHECKSUM_MISMATCH"]))
         .otherwise(pl.lit([], dtype=pl.List(pl.String)))
     )
-    return frame.with_columns(warning_codes=checksum)
+    return frame.lazy().with_columns(warning_codes=checksum).collect(engine=ENGINE)
 
 
 def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) -> dt.date:
-    """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one."""
-    per_file = frame.group_by("source_file", maintain_order=True).agg(
-        pl.col("as_of").unique().sort(nulls_last=True),
-        pl.col("p_as_of").drop_nulls().unique(),
-        first_row=pl.col("source_row").first(),
+    """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one.
+
+    Works on the distinct (file, as_of) pairs, so the dates are parsed a handful of times, not
+    once per row; the usual delivery (one value everywhere) costs one comparison per row.
+    """
+    first = frame["as_of"][0] if frame.height else None
+    if first is not None and frame.select(pl.col("as_of").eq_missing(first).all()).item():
+        frame = frame.head(1)  # every row holds the same text: checking one row checks them all
+    pairs = (
+        frame.lazy()
+        .group_by("source_file", "as_of")
+        .agg(first_row=pl.col("source_row").min())
+        .with_columns(p_as_of=parse_date("as_of"))
+        .sort("source_file", "first_row")
+        .collect(engine=ENGINE)
+    )
+    per_file = pairs.group_by("source_file", maintain_order=True).agg(
+        pl.col("as_of").sort(nulls_last=True), pl.col("p_as_of").drop_nulls().unique()
     )
     for row in per_file.iter_rows(named=True):
         if len(row["as_of"]) != 1 or len(row["p_as_of"]) != 1:
@@ -220,10 +267,12 @@ def validate_registry(
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
     normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
     frame = parse_registry(normalised).collect(engine=ENGINE)
-    check_as_of(frame, reference_date, as_of_must_equal)
+    reject_spreadsheet_numbers(frame, "registry")
+    as_of = check_as_of(frame, reference_date, as_of_must_equal)
+    frame = frame.with_columns(p_as_of=pl.lit(as_of, dtype=pl.Date))  # one date: checked above
     cases = failure_cases(frame, schema)
     checked = checksum_warnings(attach_reasons(frame, cases))
-    return checked, quarantine_report(frame, cases)
+    return checked, quarantine_report(frame, cases, delivery)
 
 
 def validate_enrollments(
@@ -234,8 +283,9 @@ def validate_enrollments(
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
     normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
     frame = parse_enrollment(normalised).collect(engine=ENGINE)
+    reject_spreadsheet_numbers(frame, "enrollment")
     cases = failure_cases(frame, schema)
     checked = attach_reasons(frame, cases).with_columns(
         warning_codes=pl.lit([], dtype=pl.List(pl.String))
     )
-    return checked, quarantine_report(frame, cases)
+    return checked, quarantine_report(frame, cases, delivery)
