@@ -82,6 +82,9 @@ def run(
     ),
     trigger: Annotated[str, typer.Option(help="manual, rerun or scheduled")] = "manual",
     run_month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
+    bank_file: Annotated[
+        str, typer.Option(help="bank payouts as fixed_width (대량이체) or pain.001 (ISO 20022)")
+    ] = "fixed_width",
 ) -> None:
     """Run the disburse flow for one program. Needs JIWON_PII_KEY in the environment."""
     execute(
@@ -95,6 +98,7 @@ def run(
             "operator": operator,
             "trigger": trigger,
             "run_month": run_month,
+            "bank_file": bank_file,
         }
     )
 
