@@ -214,6 +214,34 @@ CODES: tuple[Code, ...] = (
         "the only application waits for an officer's decision",
     ),
     _r("PAID_IN_EARLIER_RUN", "이전 실행에서 이미 지급됨", "paid by an earlier committed run"),
+    _r(
+        "PROGRAM_CONDITION_NOT_MET",
+        "사업의 지원 조건을 충족하지 않음 (rule_id의 조건 참조)",
+        "fails one of the program's own conditions (rule_id names it; `jiwon programs show`)",
+    ),
+    _r(
+        "COVERED_BY_HOUSEHOLD",
+        "세대 단위 지급: 세대주에게 지급되는 세대 지원금에 포함됨",
+        "a household program pays the household once, to its head; this member is covered by it",
+    ),
+    _r(
+        "HOUSEHOLD_HEAD_NOT_PAYABLE",
+        "세대 단위 지급: 세대에 지급 가능한 세대주가 없음",
+        "a household program pays the head, and this household has no eligible single head",
+        "Ask the registry office to check the household's head (세대주).",
+    ),
+    _r(
+        "HOUSEHOLD_HEAD_AMBIGUOUS",
+        "세대 단위 지급: 세대주(본인)가 둘 이상이라 지급하지 않음",
+        "a household program cannot pay a household with more than one head (본인)",
+        "Ask the registry office to correct the household; a later run pays once it is fixed.",
+    ),
+    _r(
+        "AMOUNT_NOT_DEFINED",
+        "사업에 이 대상자의 지급액이 정해져 있지 않음 (해당 구간 없음)",
+        "the program defines no amount for this person (no tier or value applies)",
+        "Check the program's amount table (`jiwon programs show`) and the person's attributes.",
+    ),
     # -- decisions: enrollment rows ----------------------------------------------------------
     _r(
         "BENEFICIARY_NOT_IN_REGISTRY",
@@ -231,6 +259,12 @@ CODES: tuple[Code, ...] = (
         "BENEFICIARY_INELIGIBLE",
         "대상자가 지원 대상이 아님",
         "the beneficiary is not eligible (see the registry row's reasons)",
+    ),
+    _r(
+        "BENEFICIARY_NOT_HOUSEHOLD_HEAD",
+        "세대 단위 지급: 세대주만 신청·지급 대상",
+        "a household program is applied for by, and paid to, the household head",
+        "The household head applies for the household.",
     ),
     _r("OUTSIDE_WINDOW", "신청 기간 밖의 신청", "applied outside the beneficiary's window"),
     _r(
