@@ -37,9 +37,15 @@ def decision_records(
         "decided_at": pl.lit(ctx.decided_at, pl.Datetime("us", "UTC")),
     }
     payout = pl.when(pl.col("outcome") == "PAID")
-    registry = decisions.registry.with_columns(
-        application_id=pl.lit(None, pl.String),
-        payout=payout.then(pl.lit(ctx.program.payout_channels[0])),
+    # A registry row's payout is the channel its paid application chose.
+    channels = decisions.payees.select("payment_id", payee_payout="payout")
+    registry = (
+        decisions.registry.join(channels, on="payment_id", how="left", maintain_order="left")
+        .with_columns(
+            application_id=pl.lit(None, pl.String),
+            payout=payout.then(pl.col("payee_payout")),
+        )
+        .drop("payee_payout")
     )
     enrollment = decisions.enrollment.with_columns(
         payout=payout.then(pl.col("payout")),

@@ -181,6 +181,25 @@ CODES: tuple[Code, ...] = (
         _FIX_ENROLLMENT,
     ),
     _r("ACCOUNT_HOLDER_BLANK", "예금주가 비어 있음", "account_holder is blank", _FIX_ENROLLMENT),
+    # -- welfare-status extract (a bad row rejects the file) -----------------------------------
+    _r(
+        "WELFARE_RRN_REPEATED",
+        "복지 자격 자료에 같은 주민등록번호가 두 번 이상 있음",
+        "the welfare extract lists the same RRN more than once",
+        "Ask the welfare office for an extract with one row per person.",
+    ),
+    _r(
+        "WELFARE_STATUS_UNKNOWN",
+        "복지 자격이 허용된 값이 아님",
+        "welfare_status is not a known status (rules/vocabulary.yaml)",
+        "Ask the welfare office to correct the row, or add the label to rules/vocabulary.yaml.",
+    ),
+    _r(
+        "WELFARE_AS_OF_INVALID",
+        "복지 자격 자료의 기준일이 날짜가 아님",
+        "the welfare extract's as_of is not a date",
+        "Ask the welfare office to correct the extract.",
+    ),
     # -- decisions: registry rows ------------------------------------------------------------
     _r(
         "DUPLICATE_RRN",

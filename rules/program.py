@@ -72,6 +72,9 @@ class Population(_Strict):
     window: Window
 
 
+TESTS = ("one_of", "none_of", "one_of_list", "at_least", "at_most", "on_or_after", "on_or_before")
+
+
 class Condition(_Strict):
     """A test of one attribute: exactly one of the comparisons below."""
 
@@ -89,7 +92,7 @@ class Condition(_Strict):
         if self.attribute not in ATTRIBUTES:
             known = ", ".join(ATTRIBUTES)
             raise ValueError(f"unknown attribute {self.attribute!r}; known: {known}")
-        tests = {k: v for k, v in self.__dict__.items() if k != "attribute" and v is not None}
+        tests = {k: getattr(self, k) for k in TESTS if getattr(self, k) is not None}
         if len(tests) != 1:
             raise ValueError(
                 "give exactly one of one_of, none_of, one_of_list, at_least, at_most, "
@@ -410,14 +413,33 @@ def parse_program(text: bytes, source: str) -> Program:
         raise ProgramError(f"{source}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ProgramError(f"{source}: expected a mapping of program settings")
-    data["sha256"] = hashlib.sha256(text).hexdigest()
     data["source"] = source
     try:
-        return Program.model_validate(data)
+        program = Program.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ProgramError(f"{source}: {where}: {first['msg']}") from None
+    return program.model_copy(update={"sha256": rule_set_sha256(text, program)})
+
+
+def rule_files(program: Program) -> list[Path]:
+    """Return the data files a program reads besides its own: its city list and named lists."""
+    files = [CITIES_DIR / f"{program.city}.csv"] if program.city else [LISTS_DIR / "sido.csv"]
+    conditions: list[Condition] = list(program.eligibility.conditions)
+    for i in program.instalments:
+        conditions += [a.when for a in i.amount.add_ons]
+    files += [LISTS_DIR / f"{c.one_of_list}.csv" for c in conditions if c.one_of_list]
+    return sorted(set(files))
+
+
+def rule_set_sha256(text: bytes, program: Program) -> str:
+    """Return the SHA-256 of the rule set: the program file, then each data file it reads."""
+    digest = hashlib.sha256(text)
+    for path in rule_files(program):
+        if path.is_file():
+            digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_program(program_id: str, programs_dir: Path = PROGRAMS_DIR) -> Program:
