@@ -69,14 +69,15 @@ def birth_order() -> pl.Expr:
     """Return a child's place among the household's kept children by birth date (1 = eldest).
 
     Counted over children (`자녀` of the head) in the same household only; null for anyone else.
-    Children born the same day share the lower place.
+    Twins born the same day are ordered by RRN, so each has its own place.
     """
     child = (
         pl.col("kept")
         & (pl.col("relation") == CHILD_RELATION)
         & pl.col("p_birth_date").is_not_null()
     )
-    place = pl.col("p_birth_date").rank("min").over("household_id", child)
+    order_key = pl.concat_str(pl.col("p_birth_date").dt.to_string("%Y-%m-%d"), pl.col("rrn"))
+    place = order_key.rank("ordinal").over("household_id", child)
     return pl.when(child).then(place.cast(pl.Int64))
 
 
