@@ -149,18 +149,48 @@ def enrollment_frame(rows: list[dict[str, Any]], rrns: dict[str, str], where: st
     return pl.DataFrame(out, schema=dict.fromkeys(columns, pl.String))
 
 
+def validate_case(case: dict[str, Any], where: str) -> None:
+    """Raise CaseError for unknown keys, a person listed twice or a reference to nobody."""
+    _check_keys(case, CASE_KEYS, where)
+    people = [r.get("person") for r in case.get("registry", [])]
+    if None in people or len(set(people)) != len(people):
+        raise CaseError(f"{where}: every registry row needs a person, listed once")
+    for row in case.get("enrollments", []) + case.get("welfare", []):
+        for who in (row.get("person"), row.get("applicant", row.get("person"))):
+            if who not in people:
+                raise CaseError(f"{where}: person {who!r} is not in the case's registry rows")
+
+
+def merge_cases(cases: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Return one case holding several, people renamed `<n>:<person>`, households apart.
+
+    Cases with the same snapshot date run together (a run per case costs more than its rows);
+    their people and households cannot meet, so each case decides exactly as it would alone.
+    """
+    merged: dict[str, list[dict[str, Any]]] = {"registry": [], "enrollments": [], "welfare": []}
+    for n, case in cases:
+        for i, row in enumerate(case.get("registry", []), start=1):
+            household = int(row.get("household", 1000 + i)) + 100_000 * n
+            merged["registry"].append(
+                row | {"person": f"{n}:{row['person']}", "household": household}
+            )
+        for kind in ("enrollments", "welfare"):
+            for row in case.get(kind, []):
+                renamed = {"person": f"{n}:{row['person']}"}
+                if "applicant" in row:
+                    renamed["applicant"] = f"{n}:{row['applicant']}"
+                merged[kind].append(row | renamed)
+    first = cases[0][1]
+    return {**merged, **({"as_of": first["as_of"]} if "as_of" in first else {})}
+
+
 def run_case(case: dict[str, Any], program: Program, where: str) -> dict[str, pl.DataFrame]:
     """Run one case through ingest, validation and decisions; return registry/enrollment rows."""
+    validate_case(case, where)
     people = [r["person"] for r in case.get("registry", [])]
-    if len(set(people)) != len(people):
-        raise CaseError(f"{where}: a person is listed twice in registry")
     as_of = _date(case.get("as_of", program.reference_date))
     registry = registry_frame(case.get("registry", []), program, where, as_of)
     rrns = dict(zip(people, registry["rrn"].to_list(), strict=True))
-    for row in case.get("enrollments", []) + case.get("welfare", []):
-        for who in (row["person"], row.get("applicant", row["person"])):
-            if who not in rrns:
-                raise CaseError(f"{where}: person {who!r} is not in the case's registry rows")
     enrollment = enrollment_frame(case.get("enrollments", []), rrns, where)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -236,30 +266,50 @@ class RuleCaseFile(pytest.File):
         data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or set(data) != {"cases"}:
             raise CaseError(f"{self.path}: expected a mapping with the single key `cases`")
-        names = [c.get("name") for c in data["cases"]]
-        for case in data["cases"]:
+        self.cases: list[dict[str, Any]] = data["cases"]
+        self.decided: dict[str, dict[str, pl.DataFrame]] = {}
+        names = [c.get("name") for c in self.cases]
+        for n, case in enumerate(self.cases):
             if not case.get("name") or names.count(case["name"]) > 1:
                 raise CaseError(f"{self.path}: every case needs a unique sentence as name")
-            yield RuleCase.from_parent(self, name=case["name"], case=case)
+            yield RuleCase.from_parent(self, name=case["name"], case=case, number=n)
+
+    def program(self) -> Program:
+        return load_program(self.path.parents[1].name, self.path.parents[2])
+
+    def decisions_for(self, case: dict[str, Any]) -> dict[str, pl.DataFrame]:
+        """Return the decisions of the batch of valid cases sharing this case's snapshot date."""
+        key = str(case.get("as_of", ""))
+        if key not in self.decided:
+            batch = []
+            for n, other in enumerate(self.cases):
+                try:
+                    validate_case(other, "")
+                except CaseError:
+                    continue  # that case fails on its own
+                if str(other.get("as_of", "")) == key:
+                    batch.append((n, other))
+            self.decided[key] = run_case(merge_cases(batch), self.program(), self.path.name)
+        return self.decided[key]
 
 
 class RuleCase(pytest.Item):
     """One case: a sentence about a program's behaviour, checked on the real data path."""
 
-    def __init__(self, *, case: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, case: dict[str, Any], number: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self.number = number
 
     def runtest(self) -> None:
-        programs_dir = self.path.parents[2]
-        program = load_program(self.path.parents[1].name, programs_dir)
         where = f"{self.path.name}: {self.name}"
-        _check_keys(self.case, CASE_KEYS, where)
-        decided = run_case(self.case, program, where)
+        validate_case(self.case, where)
+        assert isinstance(self.parent, RuleCaseFile)
+        decided = self.parent.decisions_for(self.case)
         for person, expected in (self.case.get("expect") or {}).items():
-            check(decided["registry"], person, expected, where)
+            check(decided["registry"], f"{self.number}:{person}", expected, where)
         for person, expected in (self.case.get("expect_applications") or {}).items():
-            check(decided["enrollment"], person, expected, where)
+            check(decided["enrollment"], f"{self.number}:{person}", expected, where)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, AssertionError | CaseError):
