@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -65,3 +66,20 @@ def test_programs_from_another_folder_are_listed_and_shown() -> None:
         shown.stdout
     )
     assert "changes on 2026-07-01" in shown.stdout
+
+
+def test_fixtures_generate_for_a_program_writes_its_welfare_extract_and_dates(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "data"
+    args = ["fixtures", "generate", "--rows", "300", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--program", "consumption-coupon-2025"])
+    assert result.exit_code == 0, result.stderr
+    assert (out / "welfare/welfare.csv").is_file()
+    registry = pl.read_csv(next((out / "registry").glob("*.csv")), infer_schema=False)
+    assert set(registry["as_of"]) == {"2025-06-18"}
+    applied = pl.concat(
+        pl.read_csv(f, infer_schema=False) for f in (out / "enrollments").glob("*.csv")
+    )["applied_at"]
+    in_window = applied.str.slice(0, 10).is_between("2025-07-21", "2025-09-12")
+    assert in_window.mean() > 0.9
