@@ -9,10 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 PROGRAMS_DIR = Path(__file__).parent / "programs"
 CITIES_DIR = Path(__file__).parent / "cities"
@@ -20,6 +27,23 @@ CITIES_DIR = Path(__file__).parent / "cities"
 
 class ProgramError(ValueError):
     """A program file that cannot be used; the message names the file and what is wrong."""
+
+
+def _iso_day(value: Any) -> dt.date:
+    """Accept only `YYYY-MM-DD` text (pydantic alone would read 20241226 as a Unix time)."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
+        raise ValueError(f"write dates as YYYY-MM-DD, not {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real date") from None
+
+
+# A day written YYYY-MM-DD; money in whole won (an integer in the file: 100000.0 is refused).
+Day = Annotated[dt.date, BeforeValidator(_iso_day)]
+Won = Annotated[int, Field(strict=True, ge=0)]
 
 
 class _Strict(BaseModel):
@@ -32,8 +56,8 @@ class Text(_Strict):
 
 
 class Window(_Strict):
-    start: dt.date
-    end: dt.date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -84,8 +108,8 @@ class Condition(_Strict):
     one_of_list: str | None = None  # rules/lists/<name>.csv, column `code`
     at_least: int | None = None
     at_most: int | None = None
-    on_or_after: dt.date | None = None
-    on_or_before: dt.date | None = None
+    on_or_after: Day | None = None
+    on_or_before: Day | None = None
 
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
@@ -146,19 +170,11 @@ class Eligibility(_Strict):
 class DatedValue(_Strict):
     """The amount in force from `effective_from`: one of krw (flat), tiers or by."""
 
-    effective_from: dt.date
+    effective_from: Day
     reference: str = Field(min_length=1)
-    krw: int | None = Field(default=None, ge=0)
-    tiers: dict[int, int] | None = None  # lowest attribute value -> won
-    by: dict[str, int] | None = None  # attribute value -> won
-
-    @model_validator(mode="after")
-    def _money(self) -> DatedValue:
-        for name, table in (("tiers", self.tiers), ("by", self.by)):
-            for key, won in (table or {}).items():
-                if won < 0:
-                    raise ValueError(f"{name}[{key}] is negative ({won})")
-        return self
+    krw: Won | None = None
+    tiers: dict[int, Won] | None = None  # lowest attribute value -> won
+    by: dict[str, Won] | None = None  # attribute value -> won
 
 
 def _in_force(values: tuple[DatedValue, ...], day: dt.date) -> DatedValue:
@@ -280,12 +296,12 @@ class Program(_Strict):
     summary: Text
     legal_reference: Text
     admin_codes_from: AdminCodes
-    reference_date: dt.date
+    reference_date: Day
     as_of_must_equal_reference_date: bool = True
     unit: Literal["person", "household"]
     quarantine_threshold: float = Field(default=0.01, ge=0, le=1)
     max_records_per_file: int = Field(ge=1)
-    budget_krw: int = Field(ge=0)
+    budget_krw: Won
     payout_channels: tuple[Literal["local_currency", "bank"], ...] = Field(min_length=1)
     needs_welfare_extract: bool = False
     eligibility: Eligibility
