@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fixtures.generate import generate_population, write_population
+from fixtures.generate import generate_blocks, write_blocks
 
 TARGET_RATIO = 2.0
 TARGET_RUN_SECONDS = 15.0
@@ -80,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jiwon-bench-") as tmp:
         scratch = Path(tmp)
         start = time.perf_counter()
-        write_population(generate_population(args.rows, seed=args.seed), scratch / "data")
+        write_blocks(generate_blocks(args.rows, seed=args.seed), scratch / "data")
         print(f"generated {args.rows:,} residents in {time.perf_counter() - start:.1f} s")
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeat):

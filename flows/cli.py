@@ -181,21 +181,33 @@ def generate(
     out: Annotated[Path, typer.Option(help="writes OUT/registry and OUT/enrollments")],
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     encoding: Annotated[str, typer.Option(help="utf-8 or cp949")] = "utf-8",
+    scope: Annotated[
+        str, typer.Option(help="paju (Paju's 읍면동) or national (every 시군구)")
+    ] = "paju",
+    block_rows: Annotated[
+        int, typer.Option(help="residents generated and written at a time (memory bound)")
+    ] = 1_000_000,
     program: Annotated[
         str | None,
         typer.Option(help="fit the data to a program's dates, unit and reach (and OUT/welfare)"),
     ] = None,
 ) -> None:
-    """Write a deterministic synthetic Paju population as registry and enrollment extracts."""
-    from fixtures.generate import Faults, generate_population, write_population
+    """Write a deterministic synthetic population as registry and enrollment extracts."""
+    from fixtures.generate import BLOCK_ROWS, SCOPES, Faults, generate_blocks, write_blocks
 
     if encoding not in ("utf-8", "cp949"):
         fail(f"bad usage: --encoding must be utf-8 or cp949, not {encoding!r}", 2)
+    if scope not in SCOPES:
+        fail(f"bad usage: --scope must be one of {', '.join(SCOPES)}, not {scope!r}", 2)
+    if rows < 1 or not 1 <= block_rows <= BLOCK_ROWS:
+        fail(f"bad usage: --rows must be at least 1, --block-rows 1 to {BLOCK_ROWS:,}", 2)
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
     if program is not None:
         from fixtures.programs import generate_for_program, write_program_data
         from rules.program import ProgramError, load_program
 
+        if scope != "paju" or rows > block_rows:
+            fail("bad usage: --program generates one block of Paju-based data; drop --scope", 2)
         try:
             chosen = load_program(program)
         except ProgramError as e:
@@ -203,7 +215,9 @@ def generate(
         data = generate_for_program(rows, chosen, seed=seed, faults=Faults())
         written = write_program_data(data, out, encoding=enc)
     else:
-        written = write_population(generate_population(rows, seed=seed), out, encoding=enc)
+        where: Literal["paju", "national"] = "national" if scope == "national" else "paju"
+        blocks = generate_blocks(rows, seed=seed, scope=where, block_rows=block_rows)
+        written = write_blocks(blocks, out, encoding=enc)
     for kind, paths in written.items():
         typer.echo(f"{kind}: {len(paths)} file(s) in {paths[0].parent if paths else out}")
 

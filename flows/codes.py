@@ -335,6 +335,13 @@ CODES: tuple[Code, ...] = (
         "old-scheme RRN check digit does not match; not a rejection (the registry is the truth)",
     ),
     _w(
+        "COLUMN_IGNORED",
+        "계약에 없는 열: 검사와 지급에 쓰지 않음 (값은 격리 보고서에 보존)",
+        "a column the input contract does not know: ignored (its values are kept in the "
+        "quarantine report)",
+        "Nothing to do; remove the column from the export if it is not needed.",
+    ),
+    _w(
         "HOUSEHOLD_NO_HEAD",
         "세대에 세대주(본인)가 없음",
         "the household has no head (본인)",

@@ -14,9 +14,16 @@ class InputRejected(JiwonError):
 
     exit_code = 3
 
-    def __init__(self, file: str, problem: str, action: str, line: int | None = None) -> None:
-        self.file, self.problem, self.action, self.line = file, problem, action, line
-        where = f"{file}, line {line}" if line is not None else file
+    def __init__(
+        self, file: str, problem: str, action: str, line: int | None = None, row: int | None = None
+    ) -> None:
+        """`line` counts lines of the file (the header is line 1); `row` counts data records."""
+        self.file, self.problem, self.action, self.line, self.row = file, problem, action, line, row
+        where = file
+        if line is not None:
+            where = f"{file}, line {line}"
+        elif row is not None:
+            where = f"{file}, row {row}"
         super().__init__(f"input rejected: {where}: {problem}. {action}")
 
 

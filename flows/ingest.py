@@ -61,7 +61,11 @@ EXTRA_ALIASES: dict[str, str] = {
     "신청인주민등록번호": "applicant_rrn",
     "카드번호": "card_id",
 }
-SOURCE_COLUMNS = ("source_kind", "source_file", "source_sha256", "source_row")
+# Identifiers whose leading zeros matter: a file that stores them as numbers is rejected.
+TEXT_ONLY = frozenset(
+    {"rrn", "applicant_rrn", "household_id", "admin_code", "card_id", "bank_code", "account_no"}
+)
+SOURCE_COLUMNS = ("source_kind", "source_file", "source_sha256", "source_row", "source_extra")
 BOM = b"\xef\xbb\xbf"
 # UTF-8 lead bytes of full-width forms (U+FF00-FF3F: digits, hyphen) and the ideographic space
 FULLWIDTH_BYTES = (b"\xef\xbc", b"\xe3\x80\x80")
@@ -111,9 +115,25 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         raw.decode("utf-8")
         return raw, "utf-8"
     except UnicodeDecodeError as utf8_error:
+        if utf8_error.reason == "unexpected end of data" and utf8_error.end == len(raw):
+            raise InputRejected(
+                name,
+                f"ends in the middle of a character at byte {utf8_error.start}: the file "
+                "looks truncated",
+                "Copy the complete file again from the source system.",
+            ) from None
         try:
             return raw.decode("cp949").encode("utf-8"), "cp949"
         except UnicodeDecodeError as cp949_error:
+            if cp949_error.reason == "incomplete multibyte sequence" and cp949_error.end == len(
+                raw
+            ):
+                raise InputRejected(
+                    name,
+                    f"ends in the middle of a character at byte {cp949_error.start}: the file "
+                    "looks truncated",
+                    "Copy the complete file again from the source system.",
+                ) from None
             raise InputRejected(
                 name,
                 f"is neither UTF-8 (first bad byte at offset {utf8_error.start}) nor CP949 "
@@ -138,8 +158,8 @@ def read_csv_strings(utf8: bytes, name: str) -> pl.DataFrame:
         raise InputRejected(
             name, "is empty (no header row)", "Ask for the extract to be produced again."
         ) from None
-    except pl.exceptions.PolarsError as e:
-        first = str(e).strip().splitlines()[0]
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputRejected(
             name,
             f"is not a well-formed CSV ({first})",
@@ -147,23 +167,67 @@ def read_csv_strings(utf8: bytes, name: str) -> pl.DataFrame:
         ) from None
 
 
-def read_parquet_strings(raw: bytes, name: str) -> pl.DataFrame:
-    """Read Parquet bytes and cast every column to string (dates to ISO text)."""
+def check_last_line(utf8: bytes, width: int, name: str) -> None:
+    """Reject a CSV whose last line has no line ending: that is what a cut-off file looks like.
+
+    A file cut at a field boundary parses, and polars fills missing fields with nulls, so the
+    line ending is the only sign left; a row cut inside a quoted field fails to parse instead.
+    Every exporter we know (Excel, polars, Python's csv) ends the last line.
+    """
+    if utf8.endswith(b"\n"):
+        return
+    tail = utf8[utf8.rfind(b"\n") + 1 :]
+    fields = tail.count(b",") + 1
+    shape = f"has {fields} of {width} fields and " if b'"' not in tail and fields < width else ""
+    raise InputRejected(
+        name,
+        f"ends in the middle of a row: the last line {shape}has no line ending, so the file "
+        "looks truncated",
+        "Copy the complete file again from the source system (if it is complete, end it with a "
+        "line break).",
+        line=utf8.count(b"\n") + 1,
+    )
+
+
+def read_parquet_strings(raw: bytes, name: str, kind: Kind) -> pl.DataFrame:
+    """Read Parquet bytes and cast every column to string (dates to ISO text).
+
+    Rejects nested or binary columns, and identifier columns stored as numbers.
+    """
     try:
         frame = pl.read_parquet(io.BytesIO(raw))
-    except Exception as e:  # pyarrow and polars raise several types for a broken footer
+    except (Exception, pl.exceptions.PanicException) as e:  # many types for a broken file
         raise InputRejected(
             name,
             f"is not a readable Parquet file ({type(e).__name__})",
             "Ask for the extract to be produced again.",
         ) from None
+    for column, dtype in frame.schema.items():
+        english = canonical_header(column, kind)
+        if dtype.is_nested() or dtype == pl.Binary:
+            raise InputRejected(
+                name,
+                f"column {column!r} is stored as {dtype}, not as text, a number or a date",
+                "Write every column of the extract as a plain value (text for identifiers).",
+            )
+        if english in TEXT_ONLY and (dtype.is_numeric() or dtype == pl.Boolean):
+            raise InputRejected(
+                name,
+                f"column {column!r} ({english}) is stored as {dtype}: identifiers stored as "
+                "numbers lose their leading zeros",
+                f"Write {english} as text (string) in the Parquet file and deliver it again.",
+            )
     return frame.select(pl.all().cast(pl.String))
 
 
 def conform_columns(
     frame: pl.DataFrame, kind: Kind, name: str
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    """Rename to English, drop blank trailing columns, reject missing columns, add optional ones."""
+    """Rename to English, drop blank trailing columns, reject missing columns, add optional ones.
+
+    Unknown extra columns are ignored by every check; their values are kept, as one JSON object
+    per row in `source_extra`, so that the quarantine report can show them.
+    """
     renamed = {c: canonical_header(c, kind) for c in frame.columns}
     seen: dict[str, str] = {}
     for original, english in renamed.items():
@@ -192,10 +256,11 @@ def conform_columns(
             line=1,
         )
     ignored = tuple(c for c in frame.columns if c not in expected)
+    extra = pl.struct(ignored).struct.json_encode() if ignored else pl.lit(None, dtype=pl.String)
     frame = frame.with_columns(
         [pl.lit(None, dtype=pl.String).alias(c) for c in expected if c not in frame.columns]
     )
-    return frame.select(list(expected)), ignored
+    return frame.select(*expected, source_extra=extra), ignored
 
 
 def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
@@ -206,10 +271,11 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     if not raw.strip():
         raise InputRejected(name, "is empty", "Ask for the extract to be produced again.")
     if path.suffix.lower() == ".parquet":
-        frame, encoding, utf8 = read_parquet_strings(raw, name), "parquet", b""
+        frame, encoding, utf8 = read_parquet_strings(raw, name, kind), "parquet", b""
     else:
         utf8, encoding = decode_to_utf8(raw, name)
         frame = read_csv_strings(utf8, name)
+    width = frame.width
     frame, ignored = conform_columns(frame, kind, name)
     if frame.height == 0:
         raise InputRejected(
@@ -218,12 +284,14 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
             "Ask for the extract to be produced again.",
             line=2,
         )
+    if encoding != "parquet":
+        check_last_line(utf8, width, name)
     frame = frame.with_columns(
         source_kind=pl.lit(kind),
         source_file=pl.lit(name),
         source_sha256=pl.lit(sha256),
         source_row=pl.int_range(1, frame.height + 1, dtype=pl.Int64),
-    )
+    ).select(*COLUMNS[kind], *SOURCE_COLUMNS)
     fullwidth = encoding == "parquet" or any(b in utf8 for b in FULLWIDTH_BYTES)
     info = InputFile(kind, name, str(path), sha256, frame.height, encoding, ignored, fullwidth)
     return frame, info
@@ -275,5 +343,6 @@ def empty_delivery(kind: Kind) -> Delivery:
         "source_file": pl.String,
         "source_sha256": pl.String,
         "source_row": pl.Int64,
+        "source_extra": pl.String,
     }
     return Delivery(kind, pl.DataFrame(schema=schema), [])

@@ -17,6 +17,7 @@ from flows import rrn
 from flows.codes import BY_CODE
 from flows.engine import ENGINE
 from flows.errors import InputRejected, RunHalted
+from flows.excel import reject_spreadsheet_numbers
 from flows.ingest import Delivery
 
 FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
@@ -31,7 +32,9 @@ QUARANTINE_SCHEMA = {
     "reason_code": pl.String,
     "message_ko": pl.String,
     "message_en": pl.String,
+    "extra_columns": pl.String,
 }
+IGNORED_COLUMN = "COLUMN_IGNORED"
 
 
 def normalise(frame: pl.LazyFrame, columns: list[str], fullwidth: bool = True) -> pl.LazyFrame:
@@ -135,8 +138,15 @@ def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
-    """Return one row per failed check, with source file and row, value and messages."""
+def quarantine_report(
+    frame: pl.DataFrame, cases: pl.DataFrame, delivery: Delivery | None = None
+) -> pl.DataFrame:
+    """Return one row per failed check, with source file and row, value and messages.
+
+    Each row also carries the values of the file's unknown extra columns (`extra_columns`, JSON),
+    and each unknown column gets one line of its own (reason COLUMN_IGNORED, no row) saying that
+    it was ignored.
+    """
     messages = pl.DataFrame(
         {
             "reason_code": list(BY_CODE),
@@ -144,12 +154,37 @@ def quarantine_report(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
             "message_en": [c.en for c in BY_CODE.values()],
         }
     )
-    sources = frame.select("source_kind", "source_file", "source_row").with_row_index("index")
+    extra = (
+        pl.col("source_extra") if "source_extra" in frame.columns else pl.lit(None, dtype=pl.String)
+    )
+    sources = frame.select(
+        "source_kind", "source_file", "source_row", extra_columns=extra
+    ).with_row_index("index")
+    failures = cases.join(sources, on="index", how="left")
+    ignored = pl.DataFrame(
+        [
+            {
+                "source_kind": f.kind,
+                "source_file": f.file,
+                "source_row": None,
+                "column": column,
+                "value": None,
+                "reason_code": IGNORED_COLUMN,
+                "extra_columns": None,
+            }
+            for f in (delivery.files if delivery else [])
+            if not f.skipped_by_run
+            for column in f.ignored_columns
+        ],
+        schema={
+            c: t for c, t in QUARANTINE_SCHEMA.items() if c not in ("message_ko", "message_en")
+        },
+    )
     return (
-        cases.join(sources, on="index", how="left")
+        pl.concat([failures.select(ignored.columns), ignored])
         .join(messages, on="reason_code", how="left")
         .select(list(QUARANTINE_SCHEMA))
-        .sort("source_kind", "source_file", "source_row", "column")
+        .sort("source_kind", "source_file", "source_row", "column", nulls_last=False)
     )
 
 
@@ -220,10 +255,11 @@ def validate_registry(
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
     normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
     frame = parse_registry(normalised).collect(engine=ENGINE)
+    reject_spreadsheet_numbers(frame, "registry")
     check_as_of(frame, reference_date, as_of_must_equal)
     cases = failure_cases(frame, schema)
     checked = checksum_warnings(attach_reasons(frame, cases))
-    return checked, quarantine_report(frame, cases)
+    return checked, quarantine_report(frame, cases, delivery)
 
 
 def validate_enrollments(
@@ -234,8 +270,9 @@ def validate_enrollments(
     columns = [c for c in delivery.frame.columns if not c.startswith("source_")]
     normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
     frame = parse_enrollment(normalised).collect(engine=ENGINE)
+    reject_spreadsheet_numbers(frame, "enrollment")
     cases = failure_cases(frame, schema)
     checked = attach_reasons(frame, cases).with_columns(
         warning_codes=pl.lit([], dtype=pl.List(pl.String))
     )
-    return checked, quarantine_report(frame, cases)
+    return checked, quarantine_report(frame, cases, delivery)

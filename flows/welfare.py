@@ -35,7 +35,8 @@ def read_welfare_file(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     raw = path.read_bytes()
     sha256 = hashlib.sha256(raw).hexdigest()
     if path.suffix.lower() == ".parquet":
-        frame, encoding = read_parquet_strings(raw, path.name), "parquet"
+        # read as a registry file: an rrn stored as a number is refused the same way
+        frame, encoding = read_parquet_strings(raw, path.name, "registry"), "parquet"
     else:
         utf8, encoding = decode_to_utf8(raw, path.name)
         frame = read_csv_strings(utf8, path.name)
@@ -112,9 +113,10 @@ def read_welfare(
         row = frame.row(int(first["index"]), named=True)
         raise InputRejected(
             row["source_file"],
-            f"{describe(first['check']).en} ({first['check']}, value {first['failure_case']!r})",
+            f"welfare row check {first['check']} failed: {describe(first['check']).en} "
+            f"(value {first['failure_case']!r})",
             "Ask the welfare office to correct the extract and deliver it again.",
-            line=int(row["source_row"]),
+            row=int(row["source_row"]),
         ) from None
     wrong = frame.filter(pl.col("p_as_of") != reference_date)
     if wrong.height:
@@ -123,6 +125,6 @@ def read_welfare(
             row["source_file"],
             f"as_of {row['as_of']} is not the program's reference date {reference_date}",
             "Ask for the welfare extract of the program's reference date.",
-            line=int(row["source_row"]),
+            row=int(row["source_row"]),
         )
     return frame.select("rrn", "welfare_status"), files

@@ -40,20 +40,29 @@ def test_korean_labels_and_hyphenated_rrns_are_read_as_status_ids(tmp_path: Path
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("9001011234567,부자,2025-06-18\n", r"welfare\.csv, line 1: welfare_status is not a known"),
+        (
+            "9001011234567,부자,2025-06-18\n",
+            r"welfare\.csv, row 1: welfare row check WELFARE_STATUS_UNKNOWN failed",
+        ),
         (
             "9001011234567,near_poor,2025-06-18\n9001011234567,near_poor,2025-06-18\n",
-            r"welfare\.csv, line 1: the welfare extract lists the same RRN more than once",
+            r"row 1: welfare row check WELFARE_RRN_REPEATED failed: the welfare extract lists",
         ),
-        ("12345,near_poor,2025-06-18\n", r"welfare\.csv, line 1: RRN is not 13 digits"),
+        (
+            "12345,near_poor,2025-06-18\n",
+            r"welfare\.csv, row 1: welfare row check RRN_FORMAT failed: RRN is not 13 digits",
+        ),
         (
             "9001011234567,near_poor,2025-06-18\n8501012345678,near_poor,2025-06-30\n",
-            r"welfare\.csv, line 2: as_of 2025-06-30 is not the program's reference date",
+            r"welfare\.csv, row 2: as_of 2025-06-30 is not the program's reference date",
         ),
-        ("9001011234567,near_poor,someday\n", r"line 1: the welfare extract's as_of is not a date"),
+        (
+            "9001011234567,near_poor,someday\n",
+            r"row 1: welfare row check WELFARE_AS_OF_INVALID failed: the welfare extract's as_of",
+        ),
     ],
 )
-def test_a_bad_welfare_row_rejects_the_file_naming_the_line(
+def test_a_bad_welfare_row_rejects_the_file_naming_the_row(
     tmp_path: Path, body: str, message: str
 ) -> None:
     with pytest.raises(InputRejected, match=message):

@@ -1,0 +1,67 @@
+"""docs/operators.md lists every refusal the code can print, with its fix; kept in step here.
+
+Every `InputRejected(file, problem, action)` and `RunHalted(message)` in flows/ is read from the
+source (f-string parts become `…`), and the guide's refusal tables must hold exactly those
+messages, each on a row whose "what to do" cell contains the action the code prints.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "operators.md"
+
+
+def template(node: ast.expr) -> str:
+    """Return a string literal or f-string as text, each interpolated value as `…`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+    raise AssertionError(f"message is not a literal at line {node.lineno}: keep it one")
+
+
+def refusals_in_code() -> dict[str, str]:
+    """Return {problem template: action template} for every refusal raised in flows/."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "flows").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            if node.func.id == "InputRejected" and len(node.args) >= 3:
+                found[template(node.args[1])] = template(node.args[2])
+            elif node.func.id == "RunHalted" and node.args:
+                problem, _, action = template(node.args[0]).partition("; nothing was paid. ")
+                found[problem + "; nothing was paid."] = action
+    return found
+
+
+def refusals_in_guide() -> dict[str, str]:
+    """Return {message: what-to-do cell} of the guide's exit 3 and exit 4 tables."""
+    text = GUIDE.read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)
+    rows: dict[str, str] = {}
+    for section in sections:
+        if not section.startswith(("Input rejected (exit 3)", "Halted by a safety check (exit 4)")):
+            continue
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+                rows[cells[0].strip("`")] = cells[-1]
+    return rows
+
+
+def test_every_refusal_in_the_code_is_in_the_operator_guide_with_its_fix() -> None:
+    code, guide = refusals_in_code(), refusals_in_guide()
+    missing = sorted(set(code) - set(guide))
+    assert not missing, f"add to docs/operators.md: {missing}"
+    for problem, action in code.items():
+        assert action in guide[problem], f"the fix for {problem!r} should say: {action}"
+
+
+def test_every_refusal_in_the_operator_guide_exists_in_the_code() -> None:
+    stale = sorted(set(refusals_in_guide()) - set(refusals_in_code()))
+    assert not stale, f"docs/operators.md lists messages the code no longer prints: {stale}"
