@@ -140,7 +140,8 @@ def unit_rules(ctx: RunContext) -> list[pl.Expr]:
             .when(valid & ~head)
             .then(pl.lit("HOUSEHOLD_HEAD_NOT_PAYABLE"))
         )
-    reason = pl.when(payee & amount.is_null()).then(pl.lit("AMOUNT_NOT_DEFINED")).otherwise(reason)
+    undefined = amount.is_null() | (amount <= 0)
+    reason = pl.when(payee & undefined).then(pl.lit("AMOUNT_NOT_DEFINED")).otherwise(reason)
     rule = (
         pl.when(reason == "AMOUNT_NOT_DEFINED")
         .then(pl.lit(f"amount.instalment_{ctx.instalment}"))
