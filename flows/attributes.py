@@ -76,7 +76,10 @@ def birth_order() -> pl.Expr:
         & (pl.col("relation") == CHILD_RELATION)
         & pl.col("p_birth_date").is_not_null()
     )
-    order_key = pl.concat_str(pl.col("p_birth_date").dt.to_string("%Y-%m-%d"), pl.col("rrn"))
+    # days since 1970 ahead of the 13 RRN digits: one integer orders by birth date, then RRN
+    order_key = pl.col("p_birth_date").cast(pl.Int64) * 10**13 + pl.col("rrn").cast(
+        pl.Int64, strict=False
+    )
     place = order_key.rank("ordinal").over("household_id", child)
     return pl.when(child).then(place.cast(pl.Int64))
 

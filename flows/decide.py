@@ -160,21 +160,24 @@ def prepare_registry(
     registry: pl.LazyFrame, ctx: RunContext, welfare: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
     """Add keys, masks, duplicate marks, household warnings, eligibility and entitlement."""
+    used = set(ctx.program.attributes_used())
     marked = with_welfare(
         mark_duplicate_records(registry), welfare, ctx.default_welfare_status
     ).with_columns(kept=~pl.col("quarantined") & ~pl.col("is_duplicate"))
+    # Attributes counted over households are computed only when the program reads them.
+    if "birth_order" in used:
+        marked = marked.with_columns(birth_order=attributes.birth_order())
+    assessed = assess(marked, ctx.program)
+    if "household_size" in used:
+        assessed = assessed.with_columns(household_size=attributes.household_size())
     return (
-        assess(marked.with_columns(birth_order=attributes.birth_order()), ctx.program)
-        .with_columns(
+        assessed.with_columns(
             person_key=keyed("rrn", ctx.pii_key),
             household_key=keyed("household_id", ctx.pii_key, prefix="household:"),
             rrn_masked=rrn.masked("rrn"),
             name_masked=rrn.masked_name("name"),
         )
-        .with_columns(
-            warning_codes=household_warnings(ctx.head_relation),
-            household_size=attributes.household_size(),
-        )
+        .with_columns(warning_codes=household_warnings(ctx.head_relation))
         .with_columns(unit_rules(ctx))
     )
 
