@@ -17,6 +17,16 @@ UNIT = {
         "reference date)",
     ),
 }
+REQUIRES = {
+    "registered_in_city": (
+        "지급 시점에 계속 주민등록",
+        "still registered in the area when it falls due",
+    ),
+    "same_household_as_applicant": (
+        "지급 시점에 신청인과 같은 세대",
+        "still in the applicant's household when it falls due",
+    ),
+}
 PAYOUT = {"local_currency": ("지역화폐 카드", "local currency card"), "bank": ("계좌 입금", "bank")}
 ATTRIBUTE_NAMES = {
     "household_size": ("세대원 수", "household size"),
@@ -147,8 +157,9 @@ def show(program: Program) -> str:
             f"instalment {i.due.instalment}"
         )
         lines.append(f"  {i.number}. {i.title.ko} / {i.title.en} — {due}")
-        if i.requires:
-            lines.append(f"     requires: {', '.join(i.requires)}")
+        for r in i.requires:
+            ko, en = REQUIRES[r]
+            lines.append(f"     조건 requires: {ko} / {en} ({r})")
         lines += _amount_lines(i.amount, program)
     lines += [
         "",

@@ -100,3 +100,13 @@ def test_the_run_record_parameters_hold_the_values_in_force_on_the_reference_dat
         "population-decline-county": 50_000,
     }
     assert params["budget_krw"] == 9_000_000_000_000
+
+
+def test_every_instalment_requirement_has_a_korean_and_english_description() -> None:
+    from typing import get_args
+
+    from flows.describe import REQUIRES
+    from rules.program import Instalment
+
+    (literal, _) = get_args(Instalment.model_fields["requires"].annotation)
+    assert set(REQUIRES) == set(get_args(literal))

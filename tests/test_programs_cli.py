@@ -45,7 +45,8 @@ def test_programs_show_lists_add_ons_and_the_second_instalment() -> None:
     assert "instead of outside-capital-region" in coupon
     birth = runner.invoke(app, ["programs", "show", "paju-birth-2025"]).stdout
     assert "12 months after instalment 1" in birth
-    assert "requires: registered_in_city, same_household_as_applicant" in birth
+    assert "still registered in the area when it falls due (registered_in_city)" in birth
+    assert "지급 시점에 신청인과 같은 세대" in birth
 
 
 def test_programs_show_of_an_unknown_program_exits_2_listing_the_known_ones() -> None:
