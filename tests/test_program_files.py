@@ -110,3 +110,26 @@ def test_every_instalment_requirement_has_a_korean_and_english_description() -> 
 
     (literal, _) = get_args(Instalment.model_fields["requires"].annotation)
     assert set(REQUIRES) == set(get_args(literal))
+
+
+def test_the_audit_accepts_exactly_the_rule_ids_the_program_guide_lists() -> None:
+    import re
+
+    from schemas.audit import RULE_ID
+
+    guide = (HERE.parent / "docs/programs.md").read_text(encoding="utf-8")
+    table = guide[guide.index("| rule_id | decides |") : guide.index("## Reference lists")]
+    listed = re.findall(r"`([a-z_.<>0-9-]+)`", table)
+    examples = [i.replace("<id>", "born-from-2024").replace("<n>", "2") for i in listed]
+    assert all(re.search(RULE_ID, i) for i in examples), examples
+    code = (HERE.parent / "flows/decide.py").read_text(encoding="utf-8")
+    code += (HERE.parent / "flows/eligibility.py").read_text(encoding="utf-8")
+    in_code = set(
+        re.findall(
+            r'"((?:validate|dedup|match|unit|eligibility|ledger|application|payment)\.[a-z_]+)"',
+            code,
+        )
+    )
+    assert in_code <= set(listed), in_code - set(listed)
+    assert not re.search(RULE_ID, "eligibility.bogus")
+    assert not re.search(RULE_ID, "payment.paid.twice")
