@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-slow lint format bench sync docs clean
+.PHONY: demo test test-slow lint format bench sync docs clean browser
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -39,6 +39,18 @@ format: sync
 docs: sync
 	$(UV) run --no-sync jiwon docs codes > docs/codes.md
 	$(UV) run --no-sync jiwon docs audit > docs/audit.md
+
+# Headless Chromium from Debian for the report screenshot test (never `playwright install`),
+# with a Hangul font so the screenshot shows district names. Needs root or sudo.
+BROWSER_PACKAGES := chromium fonts-nanum
+browser:
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi nanum; then \
+		echo "browser: /usr/bin/chromium present"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES); \
+	fi
 
 bench: sync
 	$(UV) run --no-sync python -m bench.run --rows 540000

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.codes import OUTCOMES
-from flows.decide import Decisions, RunContext
+from flows.decide import Decisions, RunContext, keyed
 from schemas.audit import DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
 
 RUN_STATUSES = ("committed", "dry_run", "rejected", "halted", "failed")
@@ -37,19 +37,15 @@ def decision_records(
         "decided_at": pl.lit(ctx.decided_at, pl.Datetime("us", "UTC")),
     }
     payout = pl.when(pl.col("outcome") == "PAID")
-    # A registry row's payout is the channel its paid application chose.
-    channels = decisions.payees.select("payment_id", payee_payout="payout")
-    registry = (
-        decisions.registry.join(channels, on="payment_id", how="left", maintain_order="left")
-        .with_columns(
-            application_id=pl.lit(None, pl.String),
-            payout=payout.then(pl.col("payee_payout")),
-        )
-        .drop("payee_payout")
-    )
-    enrollment = decisions.enrollment.with_columns(
-        payout=payout.then(pl.col("payout")),
-        population=pl.lit(None, pl.String),
+    registry = decisions.registry.with_columns(application_id=pl.lit(None, pl.String))
+    enrollment = decisions.enrollment.with_columns(population=pl.lit(None, pl.String))
+    # A payment's channel and (for bank payouts) its masked account go on both of its rows.
+    paid_through = payout_columns(decisions.payees, ctx.pii_key)
+    registry, enrollment = (
+        f.drop("payout", "bank_code", "account_no", strict=False)
+        .join(paid_through, on="payment_id", how="left", maintain_order="left")
+        .with_columns(payout=payout.then(pl.col("payout")))
+        for f in (registry, enrollment)
     )
     # An application's population is its beneficiary's; take it from the registry.
     populations = registry.filter("kept").select("person_key", b_population="population")
@@ -66,6 +62,24 @@ def decision_records(
         ]
     )
     return DECISION_SCHEMA.validate(frame)
+
+
+def payout_columns(payees: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Return each payment's channel, bank code, account key and last four account digits.
+
+    The account number itself never leaves this function: `account_key` is the HMAC-SHA256 of
+    `bank_code:account_no` with the deployment key, so auditors can see two payments went to
+    the same account without learning the number.
+    """
+    bank = pl.col("payout") == "bank"
+    account = pl.concat_str(pl.col("bank_code"), pl.lit(":"), pl.col("account_no"))
+    return payees.with_columns(account=account).select(
+        "payment_id",
+        "payout",
+        bank_code=pl.when(bank).then(pl.col("bank_code")),
+        account_key=pl.when(bank).then(keyed("account", key, prefix="account:")),
+        account_last4=pl.when(bank).then(pl.col("account_no").str.slice(-4)),
+    )
 
 
 PARTITION_COLUMNS = ("program", "run_month", "run_id")

@@ -90,6 +90,9 @@ def run(
     programs_dir: Annotated[
         Path | None, typer.Option(help="folder of program folders (default: rules/programs)")
     ] = None,
+    bank_file: Annotated[
+        str, typer.Option(help="bank payouts as fixed_width (대량이체) or pain.001 (ISO 20022)")
+    ] = "fixed_width",
 ) -> None:
     """Run the disburse flow for one program. Needs JIWON_PII_KEY in the environment."""
     execute(
@@ -105,6 +108,7 @@ def run(
             "run_month": run_month,
             "welfare": welfare,
             "programs_dir": programs_dir,
+            "bank_file": bank_file,
         }
     )
 

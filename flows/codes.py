@@ -353,6 +353,12 @@ CODES: tuple[Code, ...] = (
         "the household has more than one head (본인)",
         "Ask the registry office to correct the household; any listed head may act as head.",
     ),
+    _w(
+        "HOLDER_NAME_NOT_CP949",
+        "예금주명에 CP949로 쓸 수 없는 문자가 있어 대량이체 파일에 ?로 기록됨",
+        "the account holder name has characters CP949 cannot encode; the bank file shows them as ?",
+        "Check with the bank that the transfer reached the right account holder.",
+    ),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in CODES}

@@ -25,11 +25,12 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import audit, layout, payments, report, validate, welfare
+from flows import audit, layout, payments, payouts, report, report_html, validate, welfare
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, read_ledger
+from flows.payouts import BankFormat
 from flows.publish import Staging, recover
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
@@ -65,6 +66,10 @@ class DisburseParams(BaseModel):
     )
     programs_dir: Path | None = Field(
         default=None, description="folder of program folders; default: rules/programs"
+    )
+    bank_file: BankFormat = Field(
+        default="fixed_width",
+        description="bank payouts as the bulk-transfer file (fixed_width) or ISO 20022 pain.001",
     )
 
     @model_validator(mode="after")
@@ -164,17 +169,13 @@ def read_welfare(
 
 @stage
 def build_outputs(
-    decisions: Decisions, ctx: RunContext
+    decisions: Decisions, ctx: RunContext, bank_format: BankFormat = "fixed_width"
 ) -> tuple[list[payments.PaymentFile], pl.DataFrame]:
-    """Render the credit files and the decision records."""
-    program = ctx.program
-    assigned = payments.assign_files(
-        decisions.payees, program.max_records_per_file, prefix="local_currency"
-    )
-    rows = payments.credit_rows(assigned, ctx.run_id, program.id, program.title.ko)
-    files = payments.credit_files(rows)
-    records = audit.decision_records(decisions, ctx, assigned.select("payment_id", "payment_file"))
-    return files, records
+    """Render the payment files of every payout channel and the decision records."""
+    files, assigned = payouts.payment_files(decisions.payees, ctx, bank_format)
+    records = audit.decision_records(decisions, ctx, assigned)
+    lossy = payouts.lossy_holder_names(decisions.payees, bank_format)
+    return files, payouts.with_holder_warnings(records, lossy)
 
 
 def check_budget(program: Program, ledger: Ledger, total: int) -> None:
@@ -331,7 +332,7 @@ def _run(
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
         raise
     decisions = decide_outcomes(reg_checked, enr_checked, ledger, ctx, welfare_status)
-    files, records = build_outputs(decisions, ctx)
+    files, records = build_outputs(decisions, ctx, params.bank_file)
     total = sum(f.total_krw for f in files)
     check_budget(program, ledger, total)
     record.counts = audit.outcome_counts(records)
@@ -364,6 +365,7 @@ def _run(
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, reason_counts(records))
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    _stage_report_html(staging, record, records, quarantine, files, program)
     _commit(record, staging, ledger.last_run_sha256)
     publish_artifacts(record, report_md)
     return RunSummary(
@@ -409,6 +411,24 @@ def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: Ru
     for f in files:
         staging.write(folder / f.file, f.content)
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
+
+
+def _stage_report_html(
+    staging: Staging,
+    record: audit.RunRecord,
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    files: list[payments.PaymentFile],
+    program: Program,
+) -> None:
+    page = report_html.report_html(
+        record,
+        report_html.paid_by_district(records),
+        report_html.district_names(program.city or "national"),  # nationwide: the national list
+        quarantine,
+        files,
+    )
+    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
 
 
 def _stage_quarantine(

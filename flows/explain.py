@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -31,6 +32,13 @@ def committed_decisions(out: Path) -> pl.LazyFrame:
     return pl.scan_parquet(out / DECISIONS_GLOB, hive_partitioning=True).join(
         runs, on="run_id", how="semi"
     )
+
+
+def paid_to(row: dict[str, Any]) -> str:
+    """Return where a payment went, masked: the bank and the account's last four digits."""
+    if row.get("payout") != "bank":
+        return f" ({row['payout']})" if row.get("payout") else ""
+    return f" (bank {row['bank_code']}, account ****{row['account_last4']})"
 
 
 def explain_person(
@@ -68,8 +76,8 @@ def explain_person(
         for p in paid.iter_rows(named=True):
             lines.append(
                 f"PAID {p['amount_krw']:,} won by run {p['run_id']} ({p['program']}, "
-                f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}, "
-                f"rule {p['rule_id']}"
+                f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}"
+                f"{paid_to(p)}, rule {p['rule_id']}"
             )
     else:
         lines.append("NOT PAID by any committed run")

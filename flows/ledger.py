@@ -42,15 +42,22 @@ EMPTY_PAID = pl.DataFrame(
 )
 
 
-def run_records(out: Path, program: str) -> pl.DataFrame:
-    """Return every run record of a program, oldest first (empty when there are none)."""
+def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
+    """Return every run record of a program, oldest first (empty when there are none).
+
+    `with_file` adds `record_file`, the path each record was read from (for verification).
+    """
     folder = out / layout.run_record_file(program, "x").parent
     files = sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []
     if not files:
         return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical").sort(
-        "finished_at", "run_id"
-    )
+    frames = [pl.read_parquet(f) for f in files]
+    if with_file:
+        frames = [
+            f.with_columns(record_file=pl.lit(str(p.relative_to(out))))
+            for f, p in zip(frames, files, strict=True)
+        ]
+    return pl.concat(frames, how="vertical").sort("finished_at", "run_id")
 
 
 def read_ledger(out: Path, program: str) -> Ledger:

@@ -25,6 +25,7 @@ class PaymentFile:
     content: bytes
     records: int
     total_krw: int
+    format: str = "local_currency_csv"
 
     @property
     def sha256(self) -> str:
@@ -43,16 +44,19 @@ def formula_safe(column: str) -> pl.Expr:
     )
 
 
-def assign_files(payees: pl.DataFrame, max_records: int, prefix: str) -> pl.DataFrame:
+def assign_files(
+    payees: pl.DataFrame, max_records: int, prefix: str, extension: str = "csv"
+) -> pl.DataFrame:
     """Order payees by payment id and give each a sequence number and a payment file name."""
     return (
         payees.sort("payment_id")
         .with_columns(seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
         .with_columns(
             payment_file=pl.format(
-                "{}_{}.csv",
+                "{}_{}.{}",
                 pl.lit(prefix),
                 ((pl.col("seq") - 1) // max_records + 1).cast(pl.String).str.zfill(4),
+                pl.lit(extension),
             ),
         )
     )
@@ -93,7 +97,13 @@ def manifest(files: list[PaymentFile], run_id: str, program: str) -> bytes:
         "program": program,
         "currency": "KRW",
         "files": [
-            {"file": f.file, "sha256": f.sha256, "records": f.records, "total_krw": f.total_krw}
+            {
+                "file": f.file,
+                "format": f.format,
+                "sha256": f.sha256,
+                "records": f.records,
+                "total_krw": f.total_krw,
+            }
             for f in files
         ],
         "records": sum(f.records for f in files),

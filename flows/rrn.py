@@ -31,14 +31,22 @@ def birth_date(rrn: str = "rrn") -> pl.Expr:
 
 
 def check_digit_ok(rrn: str = "rrn") -> pl.Expr:
-    """Return whether digit 13 is the old-scheme check digit (Korean or foreign variant)."""
-    total = pl.sum_horizontal(
-        pl.col(rrn).str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(WEIGHTS)
+    """Return whether digit 13 is the old-scheme check digit (Korean or foreign variant).
+
+    Integer arithmetic on the number (one parse per row, no per-digit string slices); null
+    unless the value is 13 digits. Evaluate it lazily: polars then computes the number once.
+    """
+    number = pl.when(pl.col(rrn).str.contains(r"^\d{13}$")).then(
+        pl.col(rrn).str.to_integer(strict=False)
     )
-    foreign = pl.col(rrn).str.slice(6, 1).is_in(["5", "6", "7", "8"])
+
+    def digit(i: int) -> pl.Expr:  # i-th digit from the left, 0-based
+        return (number // 10 ** (12 - i)) % 10
+
+    total = pl.sum_horizontal(digit(i) * w for i, w in enumerate(WEIGHTS))
+    foreign = digit(6).is_between(5, 8)
     base = pl.when(foreign).then(13).otherwise(11)
-    expected = ((base - total % 11) % 10).cast(pl.String)
-    return pl.col(rrn).str.slice(12, 1) == expected
+    return digit(12) == (base - total % 11) % 10
 
 
 def checksum_warning(rrn: str = "rrn", born: str = "p_rrn_birth") -> pl.Expr:

@@ -79,13 +79,12 @@ def parse_timestamp(column: str) -> pl.Expr:
 
 
 def parse_registry(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the parsed `p_*` columns the registry checks compare."""
+    """Add the parsed `p_*` columns the registry checks compare (`p_as_of`: see check_as_of)."""
     return frame.with_columns(
         p_rrn_birth=rrn.birth_date("rrn"),
         p_birth_date=parse_date("birth_date"),
         p_registered_on=parse_date("registered_on"),
         p_status_changed_on=parse_date("status_changed_on"),
-        p_as_of=parse_date("as_of"),
     )
 
 
@@ -195,15 +194,28 @@ def checksum_warnings(frame: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit(["RRN_CHECKSUM_MISMATCH"]))
         .otherwise(pl.lit([], dtype=pl.List(pl.String)))
     )
-    return frame.with_columns(warning_codes=checksum)
+    return frame.lazy().with_columns(warning_codes=checksum).collect(engine=ENGINE)
 
 
 def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) -> dt.date:
-    """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one."""
-    per_file = frame.group_by("source_file", maintain_order=True).agg(
-        pl.col("as_of").unique().sort(nulls_last=True),
-        pl.col("p_as_of").drop_nulls().unique(),
-        first_row=pl.col("source_row").first(),
+    """Return the delivery's single `as_of`; reject a blank, mixed, early or wrong one.
+
+    Works on the distinct (file, as_of) pairs, so the dates are parsed a handful of times, not
+    once per row; the usual delivery (one value everywhere) costs one comparison per row.
+    """
+    first = frame["as_of"][0] if frame.height else None
+    if first is not None and frame.select(pl.col("as_of").eq_missing(first).all()).item():
+        frame = frame.head(1)  # every row holds the same text: checking one row checks them all
+    pairs = (
+        frame.lazy()
+        .group_by("source_file", "as_of")
+        .agg(first_row=pl.col("source_row").min())
+        .with_columns(p_as_of=parse_date("as_of"))
+        .sort("source_file", "first_row")
+        .collect(engine=ENGINE)
+    )
+    per_file = pairs.group_by("source_file", maintain_order=True).agg(
+        pl.col("as_of").sort(nulls_last=True), pl.col("p_as_of").drop_nulls().unique()
     )
     for row in per_file.iter_rows(named=True):
         if len(row["as_of"]) != 1 or len(row["p_as_of"]) != 1:
@@ -256,7 +268,8 @@ def validate_registry(
     normalised = normalise(delivery.frame.lazy(), columns, delivery.fullwidth)
     frame = parse_registry(normalised).collect(engine=ENGINE)
     reject_spreadsheet_numbers(frame, "registry")
-    check_as_of(frame, reference_date, as_of_must_equal)
+    as_of = check_as_of(frame, reference_date, as_of_must_equal)
+    frame = frame.with_columns(p_as_of=pl.lit(as_of, dtype=pl.Date))  # one date: checked above
     cases = failure_cases(frame, schema)
     checked = checksum_warnings(attach_reasons(frame, cases))
     return checked, quarantine_report(frame, cases, delivery)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from flows import layout
+from flows import bankfile, layout, pain001
 from flows.audit import record_from_row
 from flows.ledger import run_records
 
@@ -30,6 +31,12 @@ def verify_run(out: Path, row: dict[str, object]) -> list[str]:
     problems = []
     if hashlib.sha256(record.canonical()).hexdigest() != record.run_sha256:
         problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
+    expected = str(layout.run_record_file(record.program, record.run_id))
+    if row.get("record_file") not in (None, expected):
+        problems.append(
+            f"{where}: run record is stored as {row['record_file']}, not {expected} "
+            "(run records were renamed or swapped)"
+        )
     listed = {o["file"]: o for o in record.outputs}
     for name, output in listed.items():
         path = out / name
@@ -71,11 +78,115 @@ def verify_totals(
         body = json.loads(manifest.read_text())
         if body["total_krw"] != total:
             problems.append(f"{where}: payment manifest total {body['total_krw']:,} != {total:,}")
+        problems += verify_payment_files(manifest.parent, body, decisions, where)
+    elif total:
+        problems.append(f"{where}: paid {total:,} won but its payment manifest is missing")
     return problems
 
 
+def verify_payment_files(
+    folder: Path, manifest: dict[str, Any], decisions: pl.DataFrame, where: str
+) -> list[str]:
+    """Recompute each payment file's records and total from its content and from the audit."""
+    problems = []
+    paid = (
+        decisions.filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
+        .group_by("payment_file")
+        .agg(records=pl.len(), total_krw=pl.col("amount_krw").sum())
+    )
+    by_audit = {r["payment_file"]: (r["records"], r["total_krw"]) for r in paid.to_dicts()}
+    listed = {f["file"]: f for f in manifest["files"]}
+    if set(listed) != set(by_audit):
+        problems.append(
+            f"{where}: manifest lists {sorted(listed)} but the audit pays through "
+            f"{sorted(by_audit)}"
+        )
+    for name, entry in listed.items():
+        path = folder / name
+        if not path.is_file():
+            continue  # reported as missing against the run record
+        if sha256_file(path) != entry["sha256"]:
+            problems.append(f"{where}: payment file {name} differs from its manifest SHA-256")
+            continue
+        try:
+            found = payment_file_totals(path, entry.get("format", "local_currency_csv"))
+        except (bankfile.BankFileError, ValueError, SyntaxError, pl.exceptions.PolarsError) as e:
+            problems.append(f"{where}: payment file {name} cannot be read back: {e}")
+            continue
+        claimed = (entry["records"], entry["total_krw"])
+        if found != claimed or by_audit.get(name) != claimed:
+            problems.append(
+                f"{where}: payment file {name}: content has {found[0]:,} records / "
+                f"{found[1]:,} won, manifest {claimed[0]:,} / {claimed[1]:,}, audit "
+                f"{by_audit.get(name, (0, 0))[0]:,} / {by_audit.get(name, (0, 0))[1]:,}"
+            )
+    return problems
+
+
+def payment_file_totals(path: Path, file_format: str) -> tuple[int, int]:
+    """Return (records, total won) read back from a payment file's own content."""
+    if file_format.startswith("kr_bulk_transfer:"):
+        layout_name = file_format.split(":", 1)[1]
+        read = bankfile.read_bank_file(path.read_bytes(), bankfile.load_layout(layout_name))
+        return read.data.height, int(read.data["amount"].sum())
+    if file_format == pain001.FORMAT:
+        return pain001.read_totals(path.read_bytes())
+    credits = pl.read_csv(path, infer_schema=False)
+    return credits.height, int(credits["amount"].cast(pl.Int64).sum())
+
+
+def chain_problem(
+    row: dict[str, Any], previous: dict[str, Any] | None, by_sha: dict[str, str], program: str
+) -> str | None:
+    """Return what is wrong with a run's link to the run before it, or None."""
+    if row["prev_run_sha256"] == (previous["run_sha256"] if previous else None):
+        return None
+    where = f"run {row['run_id']} ({program}): chain broken:"
+    before = f"run {previous['run_id']}" if previous else "no run"
+    if row["prev_run_sha256"] is None:
+        return (
+            f"{where} it claims to be the first run but follows {before} (a run was inserted "
+            "before it, or runs reordered)"
+        )
+    if row["prev_run_sha256"] in by_sha:
+        return (
+            f"{where} it links to run {by_sha[row['prev_run_sha256']]} but follows {before} "
+            "(runs reordered)"
+        )
+    return (
+        f"{where} it links to a run that is not in the trail, and follows {before} (the run "
+        "before it was deleted, edited and resealed, or moved)"
+    )
+
+
+def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
+    """Return one problem per output folder of a run that has no run record, oldest first."""
+    folders = [
+        out / "payments" / program,
+        out / "reports" / program,
+        out / "quarantine" / program,
+    ]
+    decisions = out / "audit/decisions" / f"program={program}"
+    found: dict[str, list[str]] = {}
+    for d in [d for f in folders if f.is_dir() for d in f.iterdir()] + sorted(
+        decisions.glob("run_month=*/run_id=*")
+    ):
+        run_id = d.name.removeprefix("run_id=")
+        if run_id not in known:
+            found.setdefault(run_id, []).append(str(d.relative_to(out)))
+    return [
+        f"run {run_id} ({program}): run record is missing but its outputs remain "
+        f"({', '.join(sorted(paths))}): a run record was deleted"
+        for run_id, paths in sorted(found.items())
+    ]
+
+
 def verify_trail(out: Path) -> tuple[list[str], int]:
-    """Return every problem in the trail (first broken link first) and how many runs were read."""
+    """Return every problem in the trail (first broken link first) and how many runs were read.
+
+    Per program: run records without outputs' owner come first (a deleted run record), then
+    each run in chain order: its link to the run before it, its seal, its files and totals.
+    """
     runs_root = out / "audit/runs"
     if not runs_root.is_dir():
         return [f"no audit trail under {out}"], 0
@@ -83,25 +194,15 @@ def verify_trail(out: Path) -> tuple[list[str], int]:
     checked = 0
     for folder in sorted(runs_root.glob("program=*")):
         program = folder.name.removeprefix("program=")
-        runs = run_records(out, program)
-        previous: str | None = None
+        runs = run_records(out, program, with_file=True)
+        known = set(runs["run_id"].to_list()) if runs.height else set()
+        problems += orphan_runs(out, program, known)
+        by_sha = dict(zip(runs["run_sha256"], runs["run_id"], strict=True)) if runs.height else {}
+        previous: dict[str, Any] | None = None
         for row in runs.iter_rows(named=True):
             checked += 1
-            if row["prev_run_sha256"] != previous:
-                problems.append(
-                    f"run {row['run_id']} ({program}): chain broken: prev_run_sha256 "
-                    "does not match the previous run (a run was deleted, added or "
-                    "reordered)"
-                )
+            link = chain_problem(row, previous, by_sha, program)
+            problems += [link] if link else []
             problems += verify_run(out, row)
-            previous = row["run_sha256"]
-        known = set(runs["run_id"].to_list()) if runs.height else set()
-        for unit_root in (
-            out / "payments" / program,
-            out / "reports" / program,
-            out / "quarantine" / program,
-        ):
-            for d in sorted(unit_root.iterdir()) if unit_root.is_dir() else []:
-                if d.name not in known:
-                    problems.append(f"{d.relative_to(out)}: output of a run with no run record")
+            previous = row
     return problems, checked

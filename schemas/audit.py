@@ -120,6 +120,29 @@ DECISION_COLUMNS: dict[str, pa.Column] = {
         ),
     ),
     "payment_file": _col(pl.String, "payment file that carries the payment", "지급 파일명"),
+    "bank_code": _col(
+        pl.String, "payee's bank code of a bank payout (rules/banks.csv)", "지급 은행코드"
+    ),
+    "account_key": _col(
+        pl.String,
+        "HMAC-SHA256 of bank code and account number with the deployment key (never the number)",
+        "은행코드·계좌번호의 HMAC-SHA256 (계좌번호 원문은 기록하지 않음)",
+        rule(
+            "ACCOUNT_ONLY_WHEN_BANK",
+            pl.col("account_key").is_null() | (pl.col("payout") == "bank"),
+            "only on bank payouts",
+        ),
+    ),
+    "account_last4": _col(
+        pl.String,
+        "last four digits of the account number of a bank payout",
+        "계좌번호 끝 4자리",
+        rule(
+            "ACCOUNT_LAST4_FORMAT",
+            pl.col("account_last4").is_null() | pl.col("account_last4").str.contains(r"^\d{4}$"),
+            "four digits",
+        ),
+    ),
     "rule_set_id": _col(pl.String, "program rule set", "규칙 세트 ID", nullable=False),
     "rule_set_sha256": _col(
         pl.String, "SHA-256 of the program file", "규칙 파일의 SHA-256", nullable=False

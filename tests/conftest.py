@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,11 @@ def story(tmp_path: Path) -> Path:
     shutil.copytree(STORY / "registry", target / "registry")
     shutil.copytree(STORY / "enrollments", target / "enrollments")
     return target
+
+
+@pytest.fixture(scope="session")
+def bank_trail(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -> Any:
+    """Two committed runs of the story with 40 bank payees, shared read-only: copy to tamper."""
+    from tests.banktrail import write_bank_trail
+
+    return write_bank_trail(tmp_path_factory)

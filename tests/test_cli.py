@@ -91,3 +91,12 @@ def test_fixtures_generate_writes_registry_and_enrollments(tmp_path: Path) -> No
     assert "주민등록번호" in next((tmp_path / "registry").glob("*.csv")).read_bytes().decode(
         "cp949"
     )
+
+
+def test_run_with_an_unknown_bank_file_format_exits_2_naming_the_choices(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--bank-file", "xml")
+    assert code == 2
+    assert err.startswith("bad usage: bank_file:") and "pain.001" in err
+    assert not (tmp_path / "out/audit").exists()

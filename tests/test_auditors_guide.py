@@ -1,0 +1,95 @@
+"""docs/auditors.md: every Python block of the guide runs, in order, against a generated trail."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tests.banktrail import BankTrail
+from tests.conftest import ROOT
+from tests.flowrun import decisions, runs
+
+pytestmark = [pytest.mark.flow]
+GUIDE = ROOT / "docs/auditors.md"
+
+
+def guide_blocks() -> list[str]:
+    """Return the guide's ```python blocks in order."""
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def guide_run(bank_trail: BankTrail) -> tuple[Path, str, dict[str, Any]]:
+    """Run the guide's code against the shared two-run trail with bank payouts."""
+    out = bank_trail.out
+    unpaid = decisions(out).filter(
+        pl.col("source_kind") == "registry", pl.col("outcome") == "UNENROLLED"
+    )
+    person = unpaid["person_key"][0]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JIWON_OUT", str(out))
+    mp.setenv("JIWON_PERSON_KEY", person)
+    mp.setenv("JIWON_MONTH", "2025-03")
+    namespace: dict[str, Any] = {}
+    try:
+        for block in guide_blocks():
+            exec(compile(block, str(GUIDE), "exec"), namespace)
+    finally:
+        mp.undo()
+    return out, person, namespace
+
+
+def test_the_guide_has_duckdb_polars_and_pyarrow_queries() -> None:
+    code = "\n".join(guide_blocks())
+    assert len(guide_blocks()) >= 7
+    assert "import duckdb" in code and "import polars" in code and "import pyarrow" in code
+
+
+def test_guide_paid_by_district_agrees_in_duckdb_polars_and_pyarrow_and_with_the_audit(
+    guide_run: tuple[Path, str, dict[str, Any]],
+) -> None:
+    out, _, ns = guide_run
+    paid = decisions(out).filter(
+        pl.col("run_month") == "2025-03",
+        pl.col("outcome") == "PAID",
+        pl.col("source_kind") == "registry",
+    )
+    expected = paid.group_by("admin_code").agg(people=pl.len(), won=pl.col("amount_krw").sum())
+    expected = expected.sort("admin_code")
+    duck = ns["paid_by_district"]
+    assert duck["admin_code"].to_list() == expected["admin_code"].to_list()
+    assert duck["won"].cast(pl.Int64).to_list() == expected["won"].to_list()
+    assert ns["paid_by_district_pl"].equals(expected.with_columns(pl.col("people").cast(pl.UInt32)))
+    arrow = pl.from_arrow(ns["paid_by_district_pa"])
+    assert isinstance(arrow, pl.DataFrame)
+    assert arrow["amount_krw_sum"].to_list() == expected["won"].to_list()
+    assert arrow["amount_krw_count"].to_list() == expected["people"].to_list()
+    assert expected["won"].sum() == runs(out)["total_paid_krw"][0] == 31_400_000
+
+
+def test_guide_explains_why_an_unenrolled_person_was_not_paid(
+    guide_run: tuple[Path, str, dict[str, Any]],
+) -> None:
+    out, person, ns = guide_run
+    history = ns["history"]
+    assert history.height == decisions(out).filter(pl.col("person_key") == person).height >= 2
+    assert "UNENROLLED" in set(history["outcome"]) and "PAID" not in set(history["outcome"])
+    assert ns["ever_paid"] is False
+    assert ns["history_pl"].height == history.height
+
+
+def test_guide_reconciles_every_committed_run_with_its_payment_files(
+    guide_run: tuple[Path, str, dict[str, Any]],
+) -> None:
+    out, _, ns = guide_run
+    reconciliation = ns["reconciliation"]
+    assert reconciliation.height == 2
+    assert reconciliation["files_krw"].cast(pl.Int64).to_list() == [31_400_000, 0]
+    assert ns["checked_files"] == len(list(out.glob("payments/*/*/*.csv"))) + len(
+        list(out.glob("payments/*/*/*.dat"))
+    )
+    assert ns["checked_files"] == 2
