@@ -43,6 +43,7 @@ def measure(rows: int, scope: str, seed: int, block_rows: int, scratch: Path) ->
     return {
         "rows": rows,
         "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,  # on a shared machine, less load-dependent
         "peak_mb": usage.ru_maxrss / 1024,  # Linux reports kilobytes
         "files": files,
         "gb": size / 1e9,
@@ -58,12 +59,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="scratch folder (default: temp)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jiwon-gen-", dir=args.out) as tmp:
-        print("| residents | wall s | rows/s | peak MB | files | CSV GB |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("| residents | wall s | CPU s | rows/s | peak MB | files | CSV GB |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
         for rows in args.rows:
             r = measure(rows, args.scope, args.seed, args.block_rows, Path(tmp))
             print(
-                f"| {rows:,} | {r['seconds']:.1f} | {rows / r['seconds']:,.0f} | "
+                f"| {rows:,} | {r['seconds']:.1f} | {r['cpu']:.1f} | {rows / r['seconds']:,.0f} | "
                 f"{r['peak_mb']:,.0f} | {r['files']:.0f} | {r['gb']:.2f} |",
                 flush=True,
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from fixtures.generate import (
     NO_FAULTS,
     Population,
+    _unique_rrns,
     generate_blocks,
     generate_population,
     write_blocks,
@@ -84,6 +86,15 @@ def test_rrns_household_ids_and_application_ids_are_unique_across_blocks(
     )
     enrollments = pl.concat([b.enrollments for b in blocks])
     assert enrollments["application_id"].is_unique().all()
+
+
+def test_a_later_block_redraws_every_rrn_an_earlier_block_used() -> None:
+    birth = np.full(5_000, 7_000)  # one birth day: collisions would be certain otherwise
+    male, foreign = np.ones(5_000, dtype=bool), np.zeros(5_000, dtype=bool)
+    first = _unique_rrns(np.random.default_rng(1), birth, male, foreign)
+    again = _unique_rrns(np.random.default_rng(1), birth, male, foreign, np.sort(first))
+    assert np.unique(first).size == np.unique(again).size == 5_000
+    assert not np.isin(again, first).any()
 
 
 def test_a_national_delivery_is_one_registry_file_per_sigungu_and_enrollments_per_block(
