@@ -228,16 +228,6 @@ def test_a_run_that_spends_exactly_the_budget_is_paid(
     assert summary.status == "committed" and summary.total_paid_krw == 31_400_000
 
 
-def test_a_run_one_won_over_the_budget_halts_and_pays_nothing(
-    story: Path, tmp_path: Path, pii_key: str
-) -> None:
-    out = tmp_path / "out"
-    with pytest.raises(RunHalted, match="exceeds the budget of 31,399,999 won; nothing was paid"):
-        run_flow(story, out, programs_dir=with_budget(tmp_path, 31_399_999))
-    assert runs(out)["status"].to_list() == ["halted"]
-    assert not (out / "payments").exists() and not (out / "audit/decisions").exists()
-
-
 def test_a_later_run_may_spend_only_what_committed_runs_left_of_the_budget(
     story: Path, tmp_path: Path, pii_key: str
 ) -> None:
@@ -254,9 +244,10 @@ def test_a_later_run_may_spend_only_what_committed_runs_left_of_the_budget(
     assert decisions(out)["run_id"].unique().to_list() == [first.run_id]
 
 
-def test_jiwon_run_exits_4_when_the_budget_would_be_exceeded(
+def test_a_run_one_won_over_the_budget_exits_4_and_pays_nothing(
     story: Path, tmp_path: Path, pii_key: str
 ) -> None:
+    out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
         [
@@ -268,15 +259,18 @@ def test_jiwon_run_exits_4_when_the_budget_would_be_exceeded(
             "--enrollments",
             str(story / "enrollments"),
             "--out",
-            str(tmp_path / "out"),
+            str(out),
             "--run-month",
             "2025-03",
             "--programs-dir",
-            str(with_budget(tmp_path, 1_000_000)),
+            str(with_budget(tmp_path, 31_399_999)),
         ],
     )
     assert result.exit_code == 4
-    assert "exceeds the budget of 1,000,000 won" in result.stderr
+    assert "exceeds the budget of 31,399,999 won; nothing was paid" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert runs(out)["status"].to_list() == ["halted"]
+    assert not (out / "payments").exists() and not (out / "audit/decisions").exists()
 
 
 def test_a_program_kept_only_in_a_test_folder_runs_through_the_real_flow(
