@@ -37,7 +37,7 @@ def registry_rrn_lost_zero() -> pl.Expr:
     )
 
 
-def lost_zero_in_file(short: pl.Expr, column: str, width: int) -> pl.Expr:
+def lost_zero_in_file(short: pl.Expr, column: str) -> pl.Expr:
     """Return true on `short` rows of a file in which no value of `column` kept a leading 0.
 
     A spreadsheet drops the zero of every value that had one, so a file with short values and
@@ -82,7 +82,7 @@ def enrollment_rrn_lost_zero(column: str) -> pl.Expr:
         .is_not_null()
     )
     short = value.str.contains(r"^\d{12}$") & value.str.slice(5, 1).is_in(DIGIT7_2000S)
-    return lost_zero_in_file(short & real_date, column, 13)
+    return lost_zero_in_file(short & real_date, column)
 
 
 LOST_ZERO: dict[Kind, dict[str, pl.Expr]] = {
@@ -91,9 +91,7 @@ LOST_ZERO: dict[Kind, dict[str, pl.Expr]] = {
         "rrn": enrollment_rrn_lost_zero("rrn"),
         "applicant_rrn": enrollment_rrn_lost_zero("applicant_rrn"),
         # every code of the bank table starts with 0
-        "bank_code": lost_zero_in_file(
-            pl.col("bank_code").str.contains(r"^\d{1,2}$"), "bank_code", 3
-        ),
+        "bank_code": lost_zero_in_file(pl.col("bank_code").str.contains(r"^\d{1,2}$"), "bank_code"),
     },
 }
 

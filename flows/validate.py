@@ -124,16 +124,19 @@ def failure_cases(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
 
 
 def attach_reasons(frame: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
-    """Add `reason_codes` (sorted, unique) and `quarantined` to every row from its failures."""
+    """Add `reason_codes` (sorted, unique) and `quarantined` to every row from its failures.
+
+    Joins on the row index alone and adds the two columns, so the wide frame is not copied.
+    """
     per_row = cases.group_by("index").agg(reason_codes=pl.col("reason_code").unique().sort())
-    return (
-        frame.with_row_index("index")
+    reasons = (
+        pl.DataFrame({"index": pl.int_range(frame.height, dtype=pl.UInt32, eager=True)})
         .join(per_row, on="index", how="left", maintain_order="left")
-        .with_columns(
-            reason_codes=pl.col("reason_codes").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-            quarantined=pl.col("reason_codes").is_not_null(),
-        )
-        .drop("index")
+        .get_column("reason_codes")
+    )
+    return frame.with_columns(
+        reason_codes=reasons.fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        quarantined=reasons.is_not_null(),
     )
 
 
