@@ -31,6 +31,8 @@ fixtures_app = typer.Typer(no_args_is_help=True, help="Synthetic extracts for de
 app.add_typer(audit_app, name="audit")
 docs_app = typer.Typer(no_args_is_help=True, help="Print reference docs generated from the code.")
 app.add_typer(fixtures_app, name="fixtures")
+programs_app = typer.Typer(no_args_is_help=True, help="The support programs jiwon can run.")
+app.add_typer(programs_app, name="programs")
 app.add_typer(docs_app, name="docs")
 
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
@@ -82,6 +84,12 @@ def run(
     ),
     trigger: Annotated[str, typer.Option(help="manual, rerun or scheduled")] = "manual",
     run_month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
+    welfare: Annotated[
+        Path | None, typer.Option(help="folder of welfare-status extract files (if needed)")
+    ] = None,
+    programs_dir: Annotated[
+        Path | None, typer.Option(help="folder of program folders (default: rules/programs)")
+    ] = None,
     bank_file: Annotated[
         str, typer.Option(help="bank payouts as fixed_width (대량이체) or pain.001 (ISO 20022)")
     ] = "fixed_width",
@@ -98,6 +106,8 @@ def run(
             "operator": operator,
             "trigger": trigger,
             "run_month": run_month,
+            "welfare": welfare,
+            "programs_dir": programs_dir,
             "bank_file": bank_file,
         }
     )
@@ -212,9 +222,13 @@ def generate(
     block_rows: Annotated[
         int, typer.Option(help="residents generated and written at a time (memory bound)")
     ] = 1_000_000,
+    program: Annotated[
+        str | None,
+        typer.Option(help="fit the data to a program's dates, unit and reach (and OUT/welfare)"),
+    ] = None,
 ) -> None:
     """Write a deterministic synthetic population as registry and enrollment extracts."""
-    from fixtures.generate import BLOCK_ROWS, SCOPES, generate_blocks, write_blocks
+    from fixtures.generate import BLOCK_ROWS, SCOPES, Faults, generate_blocks, write_blocks
 
     if encoding not in ("utf-8", "cp949"):
         fail(f"bad usage: --encoding must be utf-8 or cp949, not {encoding!r}", 2)
@@ -223,11 +237,56 @@ def generate(
     if rows < 1 or not 1 <= block_rows <= BLOCK_ROWS:
         fail(f"bad usage: --rows must be at least 1, --block-rows 1 to {BLOCK_ROWS:,}", 2)
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
-    where: Literal["paju", "national"] = "national" if scope == "national" else "paju"
-    blocks = generate_blocks(rows, seed=seed, scope=where, block_rows=block_rows)
-    written = write_blocks(blocks, out, encoding=enc)
+    if program is not None:
+        from fixtures.programs import generate_for_program, write_program_data
+        from rules.program import ProgramError, load_program
+
+        if scope != "paju" or rows > block_rows:
+            fail("bad usage: --program generates one block of Paju-based data; drop --scope", 2)
+        try:
+            chosen = load_program(program)
+        except ProgramError as e:
+            fail(f"bad usage: {e}", 2)
+        data = generate_for_program(rows, chosen, seed=seed, faults=Faults())
+        written = write_program_data(data, out, encoding=enc)
+    else:
+        where: Literal["paju", "national"] = "national" if scope == "national" else "paju"
+        blocks = generate_blocks(rows, seed=seed, scope=where, block_rows=block_rows)
+        written = write_blocks(blocks, out, encoding=enc)
     for kind, paths in written.items():
         typer.echo(f"{kind}: {len(paths)} file(s) in {paths[0].parent if paths else out}")
+
+
+@programs_app.command("list")
+def programs_list(
+    programs_dir: Annotated[Path | None, typer.Option(help="folder of program folders")] = None,
+) -> None:
+    """List the programs with their titles, reference dates and units."""
+    from flows.describe import program_line
+    from rules.program import PROGRAMS_DIR, ProgramError, list_programs
+
+    try:
+        programs = list_programs(programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        fail(str(e), 2)
+    for p in programs:
+        typer.echo(program_line(p))
+
+
+@programs_app.command("show")
+def programs_show(
+    program_id: Annotated[str, typer.Argument(metavar="ID", help="program id")],
+    programs_dir: Annotated[Path | None, typer.Option(help="folder of program folders")] = None,
+) -> None:
+    """Say what a program pays, to whom and when, in Korean and English."""
+    from flows.describe import show
+    from rules.program import PROGRAMS_DIR, ProgramError, load_program
+
+    try:
+        program = load_program(program_id, programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        fail(str(e), 2)
+    typer.echo(show(program), nl=False)
 
 
 @docs_app.command("codes")

@@ -181,6 +181,25 @@ CODES: tuple[Code, ...] = (
         _FIX_ENROLLMENT,
     ),
     _r("ACCOUNT_HOLDER_BLANK", "예금주가 비어 있음", "account_holder is blank", _FIX_ENROLLMENT),
+    # -- welfare-status extract (a bad row rejects the file) -----------------------------------
+    _r(
+        "WELFARE_RRN_REPEATED",
+        "복지 자격 자료에 같은 주민등록번호가 두 번 이상 있음",
+        "the welfare extract lists the same RRN more than once",
+        "Ask the welfare office for an extract with one row per person.",
+    ),
+    _r(
+        "WELFARE_STATUS_UNKNOWN",
+        "복지 자격이 허용된 값이 아님",
+        "welfare_status is not a known status (rules/vocabulary.yaml)",
+        "Ask the welfare office to correct the row, or add the label to rules/vocabulary.yaml.",
+    ),
+    _r(
+        "WELFARE_AS_OF_INVALID",
+        "복지 자격 자료의 기준일이 날짜가 아님",
+        "the welfare extract's as_of is not a date",
+        "Ask the welfare office to correct the extract.",
+    ),
     # -- decisions: registry rows ------------------------------------------------------------
     _r(
         "DUPLICATE_RRN",
@@ -214,6 +233,34 @@ CODES: tuple[Code, ...] = (
         "the only application waits for an officer's decision",
     ),
     _r("PAID_IN_EARLIER_RUN", "이전 실행에서 이미 지급됨", "paid by an earlier committed run"),
+    _r(
+        "PROGRAM_CONDITION_NOT_MET",
+        "사업의 지원 조건을 충족하지 않음 (rule_id의 조건 참조)",
+        "fails one of the program's own conditions (rule_id names it; `jiwon programs show`)",
+    ),
+    _r(
+        "COVERED_BY_HOUSEHOLD",
+        "세대 단위 지급: 세대주에게 지급되는 세대 지원금에 포함됨",
+        "a household program pays the household once, to its head; this member is covered by it",
+    ),
+    _r(
+        "HOUSEHOLD_HEAD_NOT_PAYABLE",
+        "세대 단위 지급: 세대에 지급 가능한 세대주가 없음",
+        "a household program pays the head, and this household has no eligible single head",
+        "Ask the registry office to check the household's head (세대주).",
+    ),
+    _r(
+        "HOUSEHOLD_HEAD_AMBIGUOUS",
+        "세대 단위 지급: 세대주(본인)가 둘 이상이라 지급하지 않음",
+        "a household program cannot pay a household with more than one head (본인)",
+        "Ask the registry office to correct the household; a later run pays once it is fixed.",
+    ),
+    _r(
+        "AMOUNT_NOT_DEFINED",
+        "사업에 이 대상자의 지급액이 정해져 있지 않음 (해당 구간 없음)",
+        "the program defines no amount for this person (no tier or value applies)",
+        "Check the program's amount table (`jiwon programs show`) and the person's attributes.",
+    ),
     # -- decisions: enrollment rows ----------------------------------------------------------
     _r(
         "BENEFICIARY_NOT_IN_REGISTRY",
@@ -231,6 +278,12 @@ CODES: tuple[Code, ...] = (
         "BENEFICIARY_INELIGIBLE",
         "대상자가 지원 대상이 아님",
         "the beneficiary is not eligible (see the registry row's reasons)",
+    ),
+    _r(
+        "BENEFICIARY_NOT_HOUSEHOLD_HEAD",
+        "세대 단위 지급: 세대주만 신청·지급 대상",
+        "a household program is applied for by, and paid to, the household head",
+        "The household head applies for the household.",
     ),
     _r("OUTSIDE_WINDOW", "신청 기간 밖의 신청", "applied outside the beneficiary's window"),
     _r(

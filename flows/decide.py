@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
 
-from flows import rrn
+from flows import attributes, rrn
 from flows.codes import Outcome
 from flows.dedup import mark_duplicate_records, winning_applications
 from flows.eligibility import assess
@@ -35,6 +35,7 @@ class RunContext:
     spouse_relation: str = "배우자"
     minor_age_under: int = 19
     instalment: int = 1
+    default_welfare_status: str = "general"
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,82 @@ def household_warnings(head_relation: str) -> pl.Expr:
     return pl.concat_list("warning_codes", fault)
 
 
-def prepare_registry(registry: pl.LazyFrame, ctx: RunContext) -> pl.LazyFrame:
-    """Add keys, masks, duplicate marks, household warnings and eligibility to registry rows."""
+def with_welfare(
+    registry: pl.LazyFrame, welfare: pl.LazyFrame | None, default: str
+) -> pl.LazyFrame:
+    """Add `welfare_status` from the welfare extract (rrn, welfare_status); absent: `default`."""
+    if welfare is None:
+        return registry.with_columns(welfare_status=pl.lit(default))
+    return registry.join(
+        welfare.select("rrn", "welfare_status"), on="rrn", how="left", maintain_order="left"
+    ).with_columns(pl.col("welfare_status").fill_null(default))
+
+
+def unit_rules(ctx: RunContext) -> list[pl.Expr]:
+    """Return `payable`, `unit_reason`, `unit_rule` and `entitled_krw` for eligible kept rows.
+
+    Person programs pay every eligible kept row. Household programs pay the household's single
+    head, with the household size counted over its eligible kept members; the other members are
+    covered by that payment (or, when the household has no single eligible head, by nobody).
+    A payee whose amount the program does not define (no tier applies) is not payable.
+    """
+    program = ctx.program
+    head = pl.col("relation") == ctx.head_relation
+    valid = pl.col("kept") & pl.col("eligible")
+    amount = attributes.entitlement(program, ctx.instalment)
+    payee: pl.Expr = valid
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    if program.unit == "household":
+        heads = (pl.col("kept") & head).cast(pl.Int64).sum().over("household_id")
+        eligible_heads = (valid & head).cast(pl.Int64).sum().over("household_id")
+        payee = valid & head & (heads == 1)
+        reason = (
+            pl.when(valid & head & (heads > 1))
+            .then(pl.lit("HOUSEHOLD_HEAD_AMBIGUOUS"))
+            .when(valid & ~head & (heads == 1) & (eligible_heads == 1))
+            .then(pl.lit("COVERED_BY_HOUSEHOLD"))
+            .when(valid & ~head)
+            .then(pl.lit("HOUSEHOLD_HEAD_NOT_PAYABLE"))
+        )
+    undefined = amount.is_null() | (amount <= 0)
+    reason = pl.when(payee & undefined).then(pl.lit("AMOUNT_NOT_DEFINED")).otherwise(reason)
+    rule = (
+        pl.when(reason == "AMOUNT_NOT_DEFINED")
+        .then(pl.lit(f"amount.instalment_{ctx.instalment}"))
+        .when(reason.is_not_null())
+        .then(pl.lit("unit.household"))
+    )
+    return [
+        (payee & reason.is_null()).alias("payable"),
+        reason.alias("unit_reason"),
+        rule.alias("unit_rule"),
+        pl.when(payee & reason.is_null()).then(amount).alias("entitled_krw"),
+    ]
+
+
+def prepare_registry(
+    registry: pl.LazyFrame, ctx: RunContext, welfare: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Add keys, masks, duplicate marks, household warnings, eligibility and entitlement."""
+    used = set(ctx.program.attributes_used())
+    marked = with_welfare(
+        mark_duplicate_records(registry), welfare, ctx.default_welfare_status
+    ).with_columns(kept=~pl.col("quarantined") & ~pl.col("is_duplicate"))
+    # Attributes counted over households are computed only when the program reads them.
+    if "birth_order" in used:
+        marked = marked.with_columns(birth_order=attributes.birth_order())
+    assessed = assess(marked, ctx.program)
+    if "household_size" in used:
+        assessed = assessed.with_columns(household_size=attributes.household_size())
     return (
-        assess(mark_duplicate_records(registry), ctx.program)
-        .with_columns(
+        assessed.with_columns(
             person_key=keyed("rrn", ctx.pii_key),
             household_key=keyed("household_id", ctx.pii_key, prefix="household:"),
             rrn_masked=rrn.masked("rrn"),
             name_masked=rrn.masked_name("name"),
-            kept=~pl.col("quarantined") & ~pl.col("is_duplicate"),
         )
         .with_columns(warning_codes=household_warnings(ctx.head_relation))
+        .with_columns(unit_rules(ctx))
     )
 
 
@@ -168,6 +233,10 @@ def decide_enrollment(
         b_household="household_id",
         b_birth="p_birth_date",
         b_eligible="eligible",
+        b_payable="payable",
+        b_unit_reason="unit_reason",
+        b_unit_rule="unit_rule",
+        b_entitled="entitled_krw",
         window_start="window_start",
         window_end="window_end",
     )
@@ -218,6 +287,20 @@ def decide_enrollment(
                 "eligibility.beneficiary",
             ),
             (
+                ~pl.col("b_payable"),
+                Outcome.INELIGIBLE,
+                pl.concat_list(
+                    pl.when(
+                        pl.col("b_unit_reason").is_in(
+                            ["COVERED_BY_HOUSEHOLD", "HOUSEHOLD_HEAD_NOT_PAYABLE"]
+                        )
+                    )
+                    .then(pl.lit("BENEFICIARY_NOT_HOUSEHOLD_HEAD"))
+                    .otherwise(pl.col("b_unit_reason"))
+                ),
+                pl.col("b_unit_rule"),
+            ),
+            (
                 pl.col("paid_before").fill_null(False),
                 Outcome.ALREADY_PAID,
                 pl.lit(["BENEFICIARY_ALREADY_PAID"]),
@@ -266,7 +349,7 @@ def decide_enrollment(
         )
         .with_columns(
             amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
-            .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64))
+            .then(pl.col("b_entitled"))
             .otherwise(pl.lit(0, dtype=pl.Int64))
         )
     )
@@ -306,6 +389,12 @@ def decide_registry(
                 pl.col("ineligible_rule"),
             ),
             (
+                pl.col("unit_reason").is_not_null(),
+                Outcome.INELIGIBLE,
+                pl.concat_list(pl.col("unit_reason")),
+                pl.col("unit_rule"),
+            ),
+            (
                 kept & pl.col("paid_before").fill_null(False),
                 Outcome.ALREADY_PAID,
                 pl.lit(["PAID_IN_EARLIER_RUN"]),
@@ -328,7 +417,7 @@ def decide_registry(
     )
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
         amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
-        .then(pl.lit(ctx.program.amount_krw, dtype=pl.Int64))
+        .then(pl.col("entitled_krw"))
         .otherwise(pl.lit(0, dtype=pl.Int64))
     )
 
@@ -338,9 +427,11 @@ def decide(
     enrollment: pl.DataFrame,
     paid_before: pl.DataFrame,
     ctx: RunContext,
+    welfare: pl.DataFrame | None = None,
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run."""
-    reg = prepare_registry(registry.lazy(), ctx).collect(engine=ENGINE)
+    lazy_welfare = None if welfare is None else welfare.lazy()
+    reg = prepare_registry(registry.lazy(), ctx, lazy_welfare).collect(engine=ENGINE)
     enr = decide_enrollment(enrollment.lazy(), reg.lazy(), paid_before.lazy(), ctx).collect(
         engine=ENGINE
     )

@@ -26,7 +26,18 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import artifacts, audit, layout, payments, payouts, report, report_html, validate, whatif
+from flows import (
+    artifacts,
+    audit,
+    layout,
+    payments,
+    payouts,
+    report,
+    report_html,
+    validate,
+    welfare,
+    whatif,
+)
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
@@ -34,7 +45,7 @@ from flows.ledger import Ledger, read_ledger
 from flows.lock import program_lock
 from flows.payouts import BankFormat
 from flows.publish import Staging, recover
-from rules.program import Program, ProgramError, load_program
+from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
 from schemas.registry import registry_schema
@@ -62,6 +73,12 @@ class DisburseParams(BaseModel):
         default=None,
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
         description="YYYY-MM; default: the current month in Seoul",
+    )
+    welfare: Path | None = Field(
+        default=None, description="folder of welfare-status extract files (programs that need it)"
+    )
+    programs_dir: Path | None = Field(
+        default=None, description="folder of program folders; default: rules/programs"
     )
     bank_file: BankFormat = Field(
         default="fixed_width",
@@ -117,7 +134,7 @@ def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
 @stage
 def validate_registry(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check every registry row; quarantine failures with reasons."""
-    schema = registry_schema(program.admin_codes(), vocabulary())
+    schema = registry_schema(program.admin_codes(), vocabulary(), program.admin_code_prefixes())
     return validate.validate_registry(
         delivery,
         schema,
@@ -135,10 +152,33 @@ def validate_enrollments(delivery: Delivery) -> tuple[pl.DataFrame, pl.DataFrame
 
 @stage
 def decide_outcomes(
-    registry: pl.DataFrame, enrollment: pl.DataFrame, ledger: Ledger, ctx: RunContext
+    registry: pl.DataFrame,
+    enrollment: pl.DataFrame,
+    ledger: Ledger,
+    ctx: RunContext,
+    welfare_status: pl.DataFrame | None = None,
 ) -> Decisions:
     """Deduplicate, check eligibility and applications, and choose the payees."""
-    return decide(registry, enrollment, ledger.paid_before(ctx.instalment), ctx)
+    return decide(registry, enrollment, ledger.paid_before(ctx.instalment), ctx, welfare_status)
+
+
+@stage
+def read_welfare(
+    params: DisburseParams, program: Program
+) -> tuple[pl.DataFrame | None, list[dict[str, Any]]]:
+    """Read the welfare-status extract of a program that needs one (refuse it otherwise)."""
+    if not program.needs_welfare_extract:
+        if params.welfare is not None:
+            raise UsageError(
+                f"bad usage: program {program.id} does not use a welfare-status extract; "
+                "drop --welfare"
+            )
+        return None, []
+    if params.welfare is None:
+        raise UsageError(
+            f"bad usage: program {program.id} needs the welfare-status extract: pass --welfare DIR"
+        )
+    return welfare.read_welfare(params.welfare, vocabulary(), program.reference_date)
 
 
 @stage
@@ -224,13 +264,20 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     out = params.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        program = load_program(params.program)
+        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
     except ProgramError as e:
         raise UsageError(str(e)) from None
     held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
     for note in recover(out, program.id):
         log.warning(note)
-    ctx = RunContext(run_id, program, run_month, started, key)
+    ctx = RunContext(
+        run_id,
+        program,
+        run_month,
+        started,
+        key,
+        default_welfare_status=vocabulary()["welfare_status_default"],
+    )
     record = audit.RunRecord(
         run_id=run_id,
         flow_run_id=str(flow_run.get_id() or ""),
@@ -250,11 +297,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         parameters=json.dumps(
             {
                 "run": params.model_dump(mode="json"),
-                "program": {
-                    "amount_krw": program.amount_krw,
-                    "reference_date": str(program.reference_date),
-                    "quarantine_threshold": program.quarantine_threshold,
-                },
+                "program": program.parameters(),
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -283,6 +326,8 @@ def _run(
     record.inputs = [_input(f) for f in registry.files]
     enrollment = skip_consumed(read_extracts(params.enrollments, "enrollment"), ledger.consumed)
     record.inputs += [_input(f) for f in enrollment.files]
+    welfare_status, welfare_files = read_welfare(params, program)
+    record.inputs += welfare_files
     if enrollment.frame.height == 0:
         record.message = (
             "every enrollment file was already consumed by an earlier committed "
@@ -302,7 +347,7 @@ def _run(
     except RunHalted:
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
         raise
-    decisions = decide_outcomes(reg_checked, enr_checked, ledger, ctx)
+    decisions = decide_outcomes(reg_checked, enr_checked, ledger, ctx, welfare_status)
     files, records = build_outputs(decisions, ctx, params.bank_file)
     total = sum(f.total_krw for f in files)
     check_budget(program, ledger, total)
@@ -403,7 +448,7 @@ def _stage_report_html(
     page = report_html.report_html(
         record,
         report_html.paid_by_district(records),
-        report_html.district_names(program.city),
+        report_html.district_names(program.city or "national"),  # nationwide: the national list
         quarantine,
         files,
     )

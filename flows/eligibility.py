@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from flows.attributes import holds
 from rules.program import Program
 
 
@@ -40,6 +41,14 @@ def ineligibility(program: Program) -> list[tuple[str, str, pl.Expr]]:
         ),
         ("eligibility.population", "POPULATION_NOT_ELIGIBLE", pl.col("population").is_null()),
     ]
+    rules += [
+        (
+            f"eligibility.condition.{c.id}",
+            "PROGRAM_CONDITION_NOT_MET",
+            ~holds(c, program.reference_date),
+        )
+        for c in program.eligibility.conditions
+    ]
     if program.eligibility.registered_on_or_before_reference_date:
         rules.insert(
             1,
@@ -63,7 +72,7 @@ def assess(registry: pl.LazyFrame, program: Program) -> pl.LazyFrame:
             .otherwise(pl.lit([], pl.List(pl.String)))
             for _, code, fails in rules
         ]
-    )
+    ).list.unique(maintain_order=True)
     first_rule: pl.Expr = pl.lit(None, dtype=pl.String)
     for rule_id, _, fails in reversed(rules):
         first_rule = pl.when(fails.fill_null(True)).then(pl.lit(rule_id)).otherwise(first_rule)

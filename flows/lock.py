@@ -4,7 +4,7 @@
 run id, process id and start time. The kernel releases the lock when the holder exits or is killed
 (SIGKILL included), so a crash never leaves a program locked; a second run finds the lock taken,
 reads who holds it and halts (exit 4) without touching the trail
-(docs/decisions/0008-program-lock-and-crash-proof.md).
+(docs/decisions/0009-program-lock-and-crash-proof.md).
 """
 
 from __future__ import annotations

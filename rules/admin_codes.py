@@ -3,8 +3,9 @@
 `rules/lists/sido.csv` and `rules/lists/sigungu.csv` (reference lists with a `code` column, the
 format programs name in conditions) are the source; `rules/cities/national.csv` is derived from
 them (plus Paju's real codes from `rules/cities/paju.csv`) by ``python -m rules.admin_codes`` and
-committed, so a national program points at it with ``city: national`` exactly as Paju's program
-points at ``city: paju``. A test checks that the committed file equals what this module builds.
+committed, so a national program points at it with ``admin_codes_from: {city: national}``
+exactly as Paju's program points at ``{city: paju}``. A test checks that the committed file equals
+what this module builds.
 Which parts are real, remembered or synthetic: rules/cities/README.md.
 """
 

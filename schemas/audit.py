@@ -16,6 +16,13 @@ from schemas._check import rule
 
 SCHEMA_VERSION = "1"
 PAID = pl.col("outcome") == "PAID"
+# Every rule that can decide an outcome (docs/programs.md, "Which rule decided").
+RULE_ID = (
+    r"^(validate\.row|dedup\.(record|application)|match\.registry|unit\.household"
+    r"|eligibility\.(status|registered_on|population|beneficiary|condition\.[a-z0-9-]+)"
+    r"|amount\.instalment_\d+|ledger\.already_paid|application\.(proxy|window|payout|none)"
+    r"|payment\.paid)$"
+)
 
 
 def _col(dtype: Any, en: str, ko: str, *checks: pa.Check, nullable: bool = True) -> pa.Column:
@@ -77,7 +84,11 @@ DECISION_COLUMNS: dict[str, pa.Column] = {
         pl.List(pl.String), "noted, not blocking (docs/codes.md)", "경고 코드", nullable=False
     ),
     "rule_id": _col(
-        pl.String, "the rule that decided the outcome", "결과를 정한 규칙", nullable=False
+        pl.String,
+        "the rule that decided the outcome (docs/programs.md lists them)",
+        "결과를 정한 규칙",
+        rule("RULE_ID_KNOWN", pl.col("rule_id").str.contains(RULE_ID), "a known rule id"),
+        nullable=False,
     ),
     "duplicate_of": _col(
         pl.String,

@@ -17,9 +17,19 @@ FOREIGN_DIGIT7 = pl.col("rrn").str.slice(6, 1).is_in(["5", "6", "7", "8"])
 
 
 def registry_schema(
-    admin_codes: frozenset[str], vocabulary: dict[str, list[str]]
+    admin_codes: frozenset[str],
+    vocabulary: dict[str, list[str]],
+    admin_code_prefixes: frozenset[str] = frozenset(),
 ) -> pa.DataFrameSchema:
-    """Return the registry row schema for a city's administrative codes and the vocabularies."""
+    """Return the registry row schema for a city's administrative codes and the vocabularies.
+
+    A nationwide program passes no city codes but the 시도 prefixes it accepts: then any
+    10-digit code starting with one of them is known.
+    """
+    admin_known = pl.col("admin_code").is_in(sorted(admin_codes)) | (
+        digits("admin_code", 10)
+        & pl.col("admin_code").str.slice(0, 2).is_in(sorted(admin_code_prefixes))
+    )
     nationality_known = pl.col("nationality").is_in(vocabulary["nationalities"])
     foreigner = pl.col("nationality") == "외국인"
     return pa.DataFrameSchema(
@@ -74,7 +84,7 @@ def registry_schema(
                 "행정동코드, 10 digits, one of the city's codes",
                 rule(
                     "ADMIN_CODE_UNKNOWN",
-                    pl.col("admin_code").is_in(sorted(admin_codes)),
+                    admin_known,
                     "one of the city's administrative codes",
                 ),
             ),

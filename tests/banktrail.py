@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from rules.program import load_program
 from tests.conftest import ROOT, STORY, TEST_KEY
 from tests.flowrun import run_flow
 
@@ -33,8 +31,11 @@ class BankTrail:
     second: str
 
 
-def bank_story(target: Path, mp: pytest.MonkeyPatch) -> Path:
-    """Copy the story, offer bank payouts, and let 40 town applicants ask for one."""
+def bank_story(target: Path) -> Path:
+    """Copy the story, offer bank payouts, and let 40 town applicants ask for one.
+
+    The program offering bank payouts is `target/programs`: runs pass it as `programs_dir`.
+    """
     shutil.copytree(STORY / "registry", target / "registry")
     shutil.copytree(STORY / "enrollments", target / "enrollments")
     programs = target / "programs"
@@ -46,7 +47,6 @@ def bank_story(target: Path, mp: pytest.MonkeyPatch) -> Path:
             "payout_channels: [local_currency]", "payout_channels: [local_currency, bank]"
         )
     )
-    mp.setattr("flows.disburse.load_program", partial(load_program, programs_dir=programs))
     town = target / "enrollments/enrollments_town.csv"
     frame = pl.read_csv(town, infer_schema=False)
     i = pl.int_range(pl.len())
@@ -73,9 +73,9 @@ def bank_run(factory: pytest.TempPathFactory, **overrides: str) -> tuple[Path, P
     mp = pytest.MonkeyPatch()
     mp.setenv("JIWON_PII_KEY", TEST_KEY)
     try:
-        story = bank_story(factory.mktemp("bank-story"), mp)
+        story = bank_story(factory.mktemp("bank-story"))
         out = factory.mktemp("bank-out")
-        summary = run_flow(story, out, **overrides)
+        summary = run_flow(story, out, programs_dir=story / "programs", **overrides)
     finally:
         mp.undo()
     return story, out, summary.run_id
@@ -86,10 +86,10 @@ def write_bank_trail(factory: pytest.TempPathFactory) -> BankTrail:
     mp = pytest.MonkeyPatch()
     mp.setenv("JIWON_PII_KEY", TEST_KEY)
     try:
-        story = bank_story(factory.mktemp("bank-story"), mp)
+        story = bank_story(factory.mktemp("bank-story"))
         out = factory.mktemp("bank-trail") / "out"
-        first = run_flow(story, out)
-        second = run_flow(story, out, run_month="2025-04")
+        first = run_flow(story, out, programs_dir=story / "programs")
+        second = run_flow(story, out, run_month="2025-04", programs_dir=story / "programs")
     finally:
         mp.undo()
     return BankTrail(story, out, first.run_id, second.run_id)

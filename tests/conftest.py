@@ -19,6 +19,13 @@ STORY = ROOT / "fixtures" / "story"
 TEST_KEY = "test-key-0123456789abcdef"
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect rule cases of programs kept only in the test folder (tests/programs)."""
+    from tests.rulecases import collect_rule_cases
+
+    return collect_rule_cases(file_path, parent)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
     parser.addoption(

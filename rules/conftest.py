@@ -1,0 +1,13 @@
+"""Collect the rule cases of every program under rules/programs (see tests/rulecases.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.rulecases import collect_rule_cases
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    return collect_rule_cases(file_path, parent)
