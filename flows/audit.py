@@ -31,7 +31,6 @@ def decision_records(
         "run_id": pl.lit(ctx.run_id),
         "program": pl.lit(ctx.program.id),
         "run_month": pl.lit(ctx.run_month),
-        "instalment": pl.lit(ctx.instalment, pl.Int64),
         "rule_set_id": pl.lit(ctx.program.id),
         "rule_set_sha256": pl.lit(ctx.program.sha256),
         "decided_at": pl.lit(ctx.decided_at, pl.Datetime("us", "UTC")),
@@ -56,6 +55,11 @@ def decision_records(
     frame = pl.concat(
         [
             f.with_columns(**common)
+            .with_columns(
+                instalment=pl.col("instalment").fill_null(ctx.instalment).cast(pl.Int64)
+                if "instalment" in f.columns
+                else pl.lit(ctx.instalment, pl.Int64)
+            )
             .join(payment_files, on="payment_id", how="left", maintain_order="left")
             .select(columns)
             for f in (registry, enrollment)

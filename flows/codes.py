@@ -234,6 +234,22 @@ CODES: tuple[Code, ...] = (
     ),
     _r("PAID_IN_EARLIER_RUN", "이전 실행에서 이미 지급됨", "paid by an earlier committed run"),
     _r(
+        "NEXT_INSTALMENT_NOT_DUE",
+        "다음 회차 지급 시기가 아직 되지 않음",
+        "the next instalment is not due yet (it falls due months after an earlier one)",
+    ),
+    _r(
+        "INSTALMENT_CONDITION_FAILED",
+        "지급 시기가 된 회차의 조건(파주 거주, 보호자와 같은 세대)을 충족하지 않음",
+        "fails a check the due instalment requires (still registered in the city, same household "
+        "as the carer who applies); rule_id names it",
+    ),
+    _r(
+        "CARER_NOT_IN_HOUSEHOLD",
+        "신청한 보호자가 아이와 같은 세대에 거주 등록되어 있지 않음",
+        "the carer applying is not registered (거주) in the child's household",
+    ),
+    _r(
         "PROGRAM_CONDITION_NOT_MET",
         "사업의 지원 조건을 충족하지 않음 (rule_id의 조건 참조)",
         "fails one of the program's own conditions (rule_id names it; `jiwon programs show`)",

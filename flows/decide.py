@@ -63,7 +63,7 @@ def sha256_hex(expr: pl.Expr) -> pl.Expr:
 def payment_id(ctx: RunContext) -> pl.Expr:
     """Return the id stable for (program, person, instalment), so reruns reuse it."""
     identity = pl.concat_str(
-        pl.lit(f"{ctx.program.id}|"), pl.col("person_key"), pl.lit(f"|{ctx.instalment}")
+        pl.lit(f"{ctx.program.id}|"), pl.col("person_key"), pl.lit("|"), pl.col("instalment")
     )
     return pl.concat_str(pl.lit("JW"), sha256_hex(identity).str.slice(0, 22).str.to_uppercase())
 
@@ -125,7 +125,13 @@ def unit_rules(ctx: RunContext) -> list[pl.Expr]:
     program = ctx.program
     head = pl.col("relation") == ctx.head_relation
     valid = pl.col("kept") & pl.col("eligible")
-    amount = attributes.entitlement(program, ctx.instalment)
+    amount: pl.Expr = pl.lit(None, dtype=pl.Int64)
+    for inst in reversed(program.instalments):
+        amount = (
+            pl.when(pl.col("instalment") == inst.number)
+            .then(attributes.entitlement(program, inst.number))
+            .otherwise(amount)
+        )
     payee: pl.Expr = valid
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     if program.unit == "household":
@@ -144,7 +150,7 @@ def unit_rules(ctx: RunContext) -> list[pl.Expr]:
     reason = pl.when(payee & undefined).then(pl.lit("AMOUNT_NOT_DEFINED")).otherwise(reason)
     rule = (
         pl.when(reason == "AMOUNT_NOT_DEFINED")
-        .then(pl.lit(f"amount.instalment_{ctx.instalment}"))
+        .then(pl.concat_str(pl.lit("amount.instalment_"), pl.col("instalment")))
         .when(reason.is_not_null())
         .then(pl.lit("unit.household"))
     )
@@ -156,10 +162,50 @@ def unit_rules(ctx: RunContext) -> list[pl.Expr]:
     ]
 
 
+def requires(ctx: RunContext, check: str, column: str = "instalment") -> pl.Expr:
+    """Return whether the row's instalment (a later one) must pass `check` when it falls due."""
+    numbers = [i.number for i in ctx.program.instalments if check in i.requires]
+    return pl.col(column).is_in(numbers).fill_null(False)
+
+
+def split_progress(paid_before: pl.DataFrame, ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (blocked, due) from the ledger's progress (Ledger.progress) or a plain key list.
+
+    `blocked` (person_key, last_paid, waiting): paid, and nothing further falls due this run
+    (`waiting`: a later instalment exists but is not due yet). `due` (person_key, instalment):
+    the later instalment this run decides for them.
+    """
+    progress = paid_before
+    if "next_due" not in paid_before.columns:
+        progress = (
+            paid_before.select("person_key")
+            .unique()
+            .with_columns(
+                last_paid=pl.lit(ctx.instalment, pl.Int64),
+                next_instalment=pl.lit(None, pl.Int64),
+                next_due=pl.lit(False),
+            )
+        )
+    blocked = progress.filter(~pl.col("next_due")).select(
+        "person_key", "last_paid", waiting=pl.col("next_instalment").is_not_null()
+    )
+    due = progress.filter("next_due").select("person_key", instalment="next_instalment")
+    return blocked, due
+
+
 def prepare_registry(
-    registry: pl.LazyFrame, ctx: RunContext, welfare: pl.LazyFrame | None = None
+    registry: pl.LazyFrame,
+    ctx: RunContext,
+    welfare: pl.LazyFrame | None = None,
+    due: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Add keys, masks, duplicate marks, household warnings, eligibility and entitlement."""
+    """Add keys, masks, duplicate marks, household warnings, eligibility and entitlement.
+
+    `due` (person_key, instalment) names people whose later instalment this run decides; every
+    other row is decided for instalment `ctx.instalment`.
+    """
+    if due is None:
+        due = pl.LazyFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
     used = set(ctx.program.attributes_used())
     marked = with_welfare(
         mark_duplicate_records(registry), welfare, ctx.default_welfare_status
@@ -177,6 +223,13 @@ def prepare_registry(
             rrn_masked=rrn.masked("rrn"),
             name_masked=rrn.masked_name("name"),
         )
+        .join(
+            due.select("person_key", "instalment"),
+            on="person_key",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(pl.col("instalment").fill_null(ctx.instalment).cast(pl.Int64))
         .with_columns(warning_codes=household_warnings(ctx.head_relation))
         .with_columns(unit_rules(ctx))
     )
@@ -220,8 +273,15 @@ def decide_enrollment(
     registry: pl.LazyFrame,
     paid_before: pl.LazyFrame,
     ctx: RunContext,
+    due: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Give every application an outcome; PAID for the earliest valid one per beneficiary."""
+    """Give every application an outcome; PAID for the earliest valid one per beneficiary.
+
+    `due` (person_key, instalment): people whose later instalment falls due this run, so an
+    application for one who is no longer in the city's registry fails that instalment's check.
+    """
+    if due is None:
+        due = pl.LazyFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
     kept = registry.filter("kept")
     beneficiary = kept.select(
         "rrn",
@@ -237,10 +297,13 @@ def decide_enrollment(
         b_unit_reason="unit_reason",
         b_unit_rule="unit_rule",
         b_entitled="entitled_krw",
+        b_instalment="instalment",
         window_start="window_start",
         window_end="window_end",
     )
-    applicant = kept.select(applicant_rrn="rrn", a_household="household_id", a_relation="relation")
+    applicant = kept.select(
+        applicant_rrn="rrn", a_household="household_id", a_relation="relation", a_status="status"
+    )
     quarantined = (
         registry.filter(pl.col("quarantined") & pl.col("rrn").is_not_null())
         .select("rrn", b_quarantined=pl.lit(True))
@@ -255,12 +318,25 @@ def decide_enrollment(
             rrn_masked=pl.coalesce("rrn_masked", rrn.masked("rrn")),
         )
         .join(
-            paid_before.select("person_key", paid_before=pl.lit(True)),
+            paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
             on="person_key",
             how="left",
             maintain_order="left",
         )
     )
+    frame = frame.join(
+        due.select("person_key", due_instalment="instalment"),
+        on="person_key",
+        how="left",
+        maintain_order="left",
+    ).with_columns(
+        b_instalment=pl.coalesce("b_instalment", "due_instalment", pl.lit(ctx.instalment))
+    )
+    later = pl.col("b_instalment") > 1
+    carer_in_household = (
+        pl.col("a_status").is_in(list(ctx.program.eligibility.statuses))
+        & (pl.col("a_household") == pl.col("b_household"))
+    ).fill_null(False)
     proxy_outcome, proxy_reason = proxy_check(ctx)
     applied_day = pl.col("p_applied_at").dt.date()
     in_window = (applied_day >= pl.col("window_start")) & (applied_day <= pl.col("window_end"))
@@ -275,10 +351,22 @@ def decide_enrollment(
                 "match.registry",
             ),
             (
+                ~matched & later & requires(ctx, "registered_in_city", "b_instalment"),
+                Outcome.INELIGIBLE,
+                pl.lit(["INSTALMENT_CONDITION_FAILED", "BENEFICIARY_NOT_IN_REGISTRY"]),
+                "instalment.registered_in_city",
+            ),
+            (
                 ~matched,
                 Outcome.UNMATCHED,
                 pl.lit(["BENEFICIARY_NOT_IN_REGISTRY"]),
                 "match.registry",
+            ),
+            (
+                ~pl.col("b_eligible") & later & requires(ctx, "registered_in_city", "b_instalment"),
+                Outcome.INELIGIBLE,
+                pl.lit(["INSTALMENT_CONDITION_FAILED", "BENEFICIARY_INELIGIBLE"]),
+                "instalment.registered_in_city",
             ),
             (
                 ~pl.col("b_eligible"),
@@ -303,12 +391,22 @@ def decide_enrollment(
             (
                 pl.col("paid_before").fill_null(False),
                 Outcome.ALREADY_PAID,
-                pl.lit(["BENEFICIARY_ALREADY_PAID"]),
+                pl.when(pl.col("waiting"))
+                .then(pl.lit(["BENEFICIARY_ALREADY_PAID", "NEXT_INSTALMENT_NOT_DUE"]))
+                .otherwise(pl.lit(["BENEFICIARY_ALREADY_PAID"])),
                 "ledger.already_paid",
+            ),
+            (
+                later
+                & requires(ctx, "same_household_as_applicant", "b_instalment")
+                & ~carer_in_household,
+                Outcome.INELIGIBLE,
+                pl.lit(["INSTALMENT_CONDITION_FAILED", "CARER_NOT_IN_HOUSEHOLD"]),
+                "instalment.same_household_as_applicant",
             ),
             (proxy_outcome.is_not_null(), proxy_outcome, proxy_reason, "application.proxy"),
             (
-                ~in_window.fill_null(False),
+                ~in_window.fill_null(False) & ~later,
                 Outcome.INELIGIBLE,
                 pl.lit(["OUTSIDE_WINDOW"]),
                 "application.window",
@@ -350,7 +448,12 @@ def decide_enrollment(
         .with_columns(
             amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
             .then(pl.col("b_entitled"))
-            .otherwise(pl.lit(0, dtype=pl.Int64))
+            .otherwise(pl.lit(0, dtype=pl.Int64)),
+            instalment=pl.when(pl.col("outcome") == Outcome.ALREADY_PAID.value)
+            .then(pl.col("last_paid"))
+            .otherwise(pl.col("b_instalment"))
+            .fill_null(ctx.instalment)
+            .cast(pl.Int64),
         )
     )
 
@@ -367,7 +470,7 @@ def decide_registry(
         has_held_app=(pl.col("outcome") == Outcome.HELD_FOR_REVIEW.value).any(),
     )
     frame = registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left").join(
-        paid_before.select("person_key", paid_before=pl.lit(True)),
+        paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
         on="person_key",
         how="left",
         maintain_order="left",
@@ -381,6 +484,14 @@ def decide_registry(
                 Outcome.DUPLICATE_RECORD,
                 pl.lit(["DUPLICATE_RRN"]),
                 "dedup.record",
+            ),
+            (
+                ~pl.col("eligible")
+                & (pl.col("instalment") > 1)
+                & requires(ctx, "registered_in_city"),
+                Outcome.INELIGIBLE,
+                pl.concat_list(pl.lit(["INSTALMENT_CONDITION_FAILED"]), "ineligible_reasons"),
+                "instalment.registered_in_city",
             ),
             (
                 ~pl.col("eligible"),
@@ -397,7 +508,9 @@ def decide_registry(
             (
                 kept & pl.col("paid_before").fill_null(False),
                 Outcome.ALREADY_PAID,
-                pl.lit(["PAID_IN_EARLIER_RUN"]),
+                pl.when(pl.col("waiting"))
+                .then(pl.lit(["PAID_IN_EARLIER_RUN", "NEXT_INSTALMENT_NOT_DUE"]))
+                .otherwise(pl.lit(["PAID_IN_EARLIER_RUN"])),
                 "ledger.already_paid",
             ),
             (kept & pl.col("has_paid_app").fill_null(False), Outcome.PAID, EMPTY, "payment.paid"),
@@ -418,7 +531,10 @@ def decide_registry(
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
         amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
         .then(pl.col("entitled_krw"))
-        .otherwise(pl.lit(0, dtype=pl.Int64))
+        .otherwise(pl.lit(0, dtype=pl.Int64)),
+        instalment=pl.when(pl.col("outcome") == Outcome.ALREADY_PAID.value)
+        .then(pl.col("last_paid"))
+        .otherwise(pl.col("instalment")),
     )
 
 
@@ -431,11 +547,12 @@ def decide(
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run."""
     lazy_welfare = None if welfare is None else welfare.lazy()
-    reg = prepare_registry(registry.lazy(), ctx, lazy_welfare).collect(engine=ENGINE)
-    enr = decide_enrollment(enrollment.lazy(), reg.lazy(), paid_before.lazy(), ctx).collect(
+    blocked, due = split_progress(paid_before, ctx)
+    reg = prepare_registry(registry.lazy(), ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
+    enr = decide_enrollment(enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy()).collect(
         engine=ENGINE
     )
-    reg = decide_registry(reg.lazy(), enr.lazy(), paid_before.lazy(), ctx).collect(engine=ENGINE)
+    reg = decide_registry(reg.lazy(), enr.lazy(), blocked.lazy(), ctx).collect(engine=ENGINE)
     paid = pl.col("outcome") == Outcome.PAID.value
     with_ids = pl.when(paid).then(payment_id(ctx))
     reg = reg.with_columns(payment_id=with_ids)

@@ -159,7 +159,8 @@ def decide_outcomes(
     welfare_status: pl.DataFrame | None = None,
 ) -> Decisions:
     """Deduplicate, check eligibility and applications, and choose the payees."""
-    return decide(registry, enrollment, ledger.paid_before(ctx.instalment), ctx, welfare_status)
+    progress = ledger.progress(ctx.program, ctx.run_month)
+    return decide(registry, enrollment, progress, ctx, welfare_status)
 
 
 @stage

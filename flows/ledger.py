@@ -6,19 +6,21 @@ trail cannot disagree with it (docs/decisions/0002-ledger-from-audit-trail.md).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from flows import layout
+from rules.program import Program
 
 
 @dataclass(frozen=True)
 class Ledger:
     """Who was paid, which enrollment files were consumed, and the chain's last link."""
 
-    paid: pl.DataFrame  # person_key, instalment, amount_krw, run_id
+    paid: pl.DataFrame  # person_key, instalment, amount_krw, run_id, run_month
     consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
     last_run_sha256: str | None = None
 
@@ -31,6 +33,35 @@ class Ledger:
         """Return the person keys paid `instalment` by an earlier committed run."""
         return self.paid.filter(pl.col("instalment") == instalment).select("person_key").unique()
 
+    def progress(self, program: Program, run_month: str) -> pl.DataFrame:
+        """Return, per person paid any instalment, where they stand in a run of `run_month`.
+
+        Columns: person_key, last_paid (highest instalment paid), next_instalment (null when all
+        are paid) and next_due (the next instalment falls due in or before `run_month`: its
+        `due.months` after the run month that paid the instalment it counts from).
+        See docs/decisions/0010-instalments.md.
+        """
+        month = pl.concat_str(pl.col("run_month"), pl.lit("-01")).str.to_date("%Y-%m-%d")
+        now = dt.date.fromisoformat(f"{run_month}-01")
+        per_person = self.paid.group_by("person_key").agg(
+            last_paid=pl.col("instalment").max(),
+            **{
+                f"paid_{i.number}": month.filter(pl.col("instalment") == i.number).min()
+                for i in program.instalments
+            },
+        )
+        due_on: pl.Expr = pl.lit(None, dtype=pl.Date)
+        count = len(program.instalments)
+        for inst in reversed(program.instalments[1:]):
+            base = pl.col(f"paid_{inst.due.instalment}").dt.offset_by(f"{inst.due.months}mo")
+            due_on = pl.when(pl.col("last_paid") + 1 == inst.number).then(base).otherwise(due_on)
+        return per_person.select(
+            "person_key",
+            "last_paid",
+            next_instalment=pl.when(pl.col("last_paid") < count).then(pl.col("last_paid") + 1),
+            next_due=(due_on <= now).fill_null(False),
+        )
+
 
 EMPTY_PAID = pl.DataFrame(
     schema={
@@ -38,6 +69,7 @@ EMPTY_PAID = pl.DataFrame(
         "instalment": pl.Int64,
         "amount_krw": pl.Int64,
         "run_id": pl.String,
+        "run_month": pl.String,
     }
 )
 
@@ -84,7 +116,13 @@ def read_ledger(out: Path, program: str) -> Ledger:
                 pl.col("source_kind") == "registry",
                 pl.col("outcome") == "PAID",
             )
-            .select("person_key", "instalment", "amount_krw", "run_id")
+            .select(
+                "person_key",
+                "instalment",
+                "amount_krw",
+                "run_id",
+                pl.col("run_month").cast(pl.String),
+            )
             .collect()
         )
     return Ledger(paid, consumed, runs["run_sha256"][-1])
