@@ -171,11 +171,18 @@ def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
     """Recompute the hash chain and totals; exit 1 naming the first broken link."""
     from flows.verify import verify_trail
 
+    if not (out / "audit/runs").is_dir():
+        fail(f"no audit trail under {out}: pass the output root of earlier runs", 2)
     problems, checked = verify_trail(out)
     if problems:
         for p in problems:
-            typer.echo(p, err=True)
-        fail(f"audit verify failed: {problems[0]}", 1)
+            typer.echo(p)
+        fail(
+            f"audit verify failed: {problems[0]} ({len(problems)} problem(s) listed above). "
+            "The trail no longer matches what the runs wrote: do not pay from it; restore the "
+            "named files from backup and report it.",
+            1,
+        )
     typer.echo(f"audit verify: {checked} run(s) checked, hash chain and totals intact")
 
 

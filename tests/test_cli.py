@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -83,7 +84,30 @@ def test_audit_verify_and_explain_after_a_run(story: Path, tmp_path: Path, pii_k
     assert "9004042222224" not in text and "900404-2******" in text
     (next(out.glob("payments/*/*/manifest.json"))).write_text("{}")
     code, _, err = jiwon("audit", "verify", "--out", out)
-    assert code == 1 and "manifest.json was changed" in err
+    assert code == 1 and "manifest.json was changed" in last_line(err)
+    assert "restore the named files from backup" in last_line(err)
+
+
+def test_audit_explain_prints_the_whole_person_key_and_names_the_key_when_nothing_matches(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    assert jiwon(*run_args(story, out))[0] == 0
+    code, text, _ = jiwon("audit", "explain", "--out", out, "--rrn", "900404-2222224")
+    printed = text.split("person_key ")[1].split()[0]
+    decisions = pl.read_parquet(out / "audit/decisions/**/*.parquet", hive_partitioning=False)
+    assert code == 0 and decisions.filter(pl.col("person_key") == printed).height >= 2
+    code, text, _ = jiwon("audit", "explain", "--out", out, "--rrn", "010101-3000000")
+    assert code == 0 and "No committed decision mentions this RRN" in text
+    assert "JIWON_PII_KEY" in text
+
+
+def test_audit_verify_of_a_folder_without_a_trail_exits_2_with_one_line(tmp_path: Path) -> None:
+    code, _, err = jiwon("audit", "verify", "--out", tmp_path / "nothing-here")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"no audit trail under {tmp_path / 'nothing-here'}: pass the output root of earlier runs"
+    ]
 
 
 def test_fixtures_generate_writes_registry_and_enrollments(tmp_path: Path) -> None:
