@@ -92,6 +92,7 @@ class RunSummary:
     message: str
     out: str
     paths: dict[str, str] = field(default_factory=dict)
+    payments: int = 0
 
 
 def stage(fn: Callable[P, R]) -> Task[P, R]:
@@ -378,6 +379,9 @@ def _run(
         message=record.message,
         out=str(out),
         paths=_paths(params.dry_run, program.id, ctx),
+        payments=records.filter(
+            (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
+        ).height,
     )
 
 

@@ -12,10 +12,15 @@ def print_summary(summary: RunSummary) -> None:
     typer.echo("")
     typer.secho(f"jiwon {summary.program}  run {summary.run_id}  [{summary.status}]", bold=True)
     width = max(len(k) for k in summary.counts)
+    typer.echo("  decision records per outcome (one per registry and per enrollment row):")
     for outcome, count in summary.counts.items():
         typer.echo(f"  {outcome:<{width}}  {count:>10,}")
     typer.echo(f"  {'total rows':<{width}}  {sum(summary.counts.values()):>10,}")
-    typer.secho(f"  total paid: {summary.total_paid_krw:,} won", bold=True)
+    typer.secho(
+        f"  total paid: {summary.total_paid_krw:,} won in {summary.payments:,} payments "
+        "(each payment is on one registry and one enrollment record)",
+        bold=True,
+    )
     if summary.message:
         typer.echo(f"  {summary.message}")
     typer.echo(f"  output root: {summary.out}")

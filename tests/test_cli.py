@@ -45,7 +45,7 @@ def test_run_prints_counts_total_and_where_the_files_are(
 ) -> None:
     code, out, _ = jiwon(*run_args(story, tmp_path / "out"))
     assert code == 0
-    assert "[committed]" in out and "total paid: 31,400,000 won" in out
+    assert "[committed]" in out and "total paid: 31,400,000 won in 314 payments" in out
     assert "payments/paju-livelihood-2025/" in out and "quarantine" in out
 
 
