@@ -474,7 +474,10 @@ def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
 
 def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
     if dry_run:
-        return {"report": str(layout.reports_dir(program, ctx.run_id))}
+        return {
+            "run record": str(layout.run_record_file(program, ctx.run_id)),
+            "report": str(layout.reports_dir(program, ctx.run_id)),
+        }
     return {
         "payments": str(layout.payments_dir(program, ctx.run_id)),
         "audit": str(layout.decisions_dir(program, ctx.run_month, ctx.run_id)),

@@ -17,7 +17,8 @@ def print_summary(summary: RunSummary) -> None:
         typer.echo(f"  {outcome:<{width}}  {count:>10,}")
     typer.echo(f"  {'total rows':<{width}}  {sum(summary.counts.values()):>10,}")
     typer.secho(
-        f"  total paid: {summary.total_paid_krw:,} won in {summary.payments:,} payments "
+        f"  {'would pay' if summary.dry_run else 'total paid'}: {summary.total_paid_krw:,} won "
+        f"in {summary.payments:,} payments "
         "(each payment is on one registry and one enrollment record)",
         bold=True,
     )
