@@ -202,6 +202,9 @@ def generate(
         str | None,
         typer.Option(help="fit the data to a program's dates, unit and reach (and OUT/welfare)"),
     ] = None,
+    programs_dir: Annotated[
+        Path | None, typer.Option(help="folder of program folders (default: rules/programs)")
+    ] = None,
 ) -> None:
     """Write a deterministic synthetic population as registry and enrollment extracts."""
     from fixtures.generate import BLOCK_ROWS, SCOPES, Faults, generate_blocks, write_blocks
@@ -215,12 +218,12 @@ def generate(
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
     if program is not None:
         from fixtures.programs import generate_for_program, write_program_data
-        from rules.program import ProgramError, load_program
+        from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
         if scope != "paju" or rows > block_rows:
             fail("bad usage: --program generates one block of Paju-based data; drop --scope", 2)
         try:
-            chosen = load_program(program)
+            chosen = load_program(program, programs_dir or PROGRAMS_DIR)
         except ProgramError as e:
             fail(f"bad usage: {e}", 2)
         data = generate_for_program(rows, chosen, seed=seed, faults=Faults())
