@@ -58,6 +58,12 @@ def execute(params: dict[str, object]) -> None:
     except ValidationError as e:
         first = e.errors()[0]
         fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+    from rules.program import PROGRAMS_DIR, ProgramError, load_program
+
+    try:  # a wrong program id is bad usage: say so before starting Prefect or touching --out
+        load_program(validated.program, validated.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        fail(str(e), 2)
     try:
         summary = disburse(validated)
     except JiwonError as e:

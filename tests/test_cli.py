@@ -68,6 +68,20 @@ def test_run_on_a_broken_file_exits_3_naming_it(story: Path, tmp_path: Path, pii
     )
 
 
+def test_run_of_an_unknown_program_exits_2_before_writing_anything(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    args = run_args(story, tmp_path / "out")
+    args[args.index("paju-livelihood-2025")] = "paju-lottery"
+    code, _, err = jiwon(*args)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "unknown program 'paju-lottery'; known programs: consumption-coupon-2025, "
+        "national-relief-2020, paju-birth-2025, paju-energy-2023, paju-livelihood-2025"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_rerun_without_reason_exits_2(story: Path, tmp_path: Path, pii_key: str) -> None:
     code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--trigger", "rerun")
     assert code == 2 and "a rerun needs --reason" in err
