@@ -65,6 +65,19 @@ def execute(params: dict[str, object]) -> None:
     except ProgramError as e:
         fail(str(e), 2)
     try:
+        validated.out.mkdir(parents=True, exist_ok=True)
+        writable = os.access(validated.out, os.W_OK)
+    except OSError as e:
+        writable, why = False, f" ({e.strerror})"
+    else:
+        why = ""
+    if not writable:
+        fail(
+            f"bad usage: cannot write the output root {validated.out}{why}: "
+            "pass --out a folder you may write to",
+            2,
+        )
+    try:
         summary = disburse(validated)
     except JiwonError as e:
         fail(str(e), e.exit_code)

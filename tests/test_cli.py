@@ -82,6 +82,17 @@ def test_run_of_an_unknown_program_exits_2_before_writing_anything(
     assert not (tmp_path / "out").exists()
 
 
+def test_run_into_an_output_root_that_cannot_be_created_exits_2_with_one_line(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    code, _, err = jiwon(*run_args(story, tmp_path / "a-file" / "out"))
+    assert code == 2
+    line = err.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("bad usage: cannot write the output root")
+    assert line[0].endswith("pass --out a folder you may write to")
+
+
 def test_rerun_without_reason_exits_2(story: Path, tmp_path: Path, pii_key: str) -> None:
     code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--trigger", "rerun")
     assert code == 2 and "a rerun needs --reason" in err
