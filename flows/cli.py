@@ -1,4 +1,4 @@
-"""The `jiwon` command: run, demo, audit explain/verify, fixtures generate.
+"""The `jiwon` command: run, serve, demo, audit explain/verify, fixtures generate.
 
 Exit status (spec/outputs.md): 0 done; 2 bad usage; 3 input rejected; 4 halted by a safety check;
 1 anything unexpected. Every non-zero exit prints one line: what went wrong, what to do next.
@@ -130,6 +130,37 @@ def run(
             "bank_file": bank_file,
         }
     )
+
+
+@app.command()
+def serve(
+    registry: Annotated[
+        Path, typer.Option(envvar="JIWON_REGISTRY", help="folder of registry extract files")
+    ],
+    enrollments: Annotated[
+        Path, typer.Option(envvar="JIWON_ENROLLMENTS", help="folder of enrollment extract files")
+    ],
+    out: Annotated[Path, typer.Option(envvar="JIWON_OUT", help="output root")],
+    program: Annotated[
+        str, typer.Option(envvar="JIWON_PROGRAM", help="program id")
+    ] = "paju-livelihood-2025",
+    operator: Annotated[str, typer.Option(help="operator named on reruns by default")] = "operator",
+) -> None:
+    """Serve the `monthly` (06:00 KST on the 1st) and `rerun` deployments on a Prefect server."""
+    from flows.disburse import pii_key
+    from flows.serve import base_parameters, require_server, serve_deployments
+
+    try:
+        pii_key()
+        url = require_server()
+        base = base_parameters(program, registry, enrollments, out, operator)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except ValidationError as e:
+        first = e.errors()[0]
+        fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+    typer.echo(f"serving disburse/monthly and disburse/rerun for {program} on {url}")
+    serve_deployments(base)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -25,11 +26,23 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows import audit, layout, payments, payouts, report, report_html, validate, welfare
+from flows import (
+    artifacts,
+    audit,
+    layout,
+    payments,
+    payouts,
+    report,
+    report_html,
+    validate,
+    welfare,
+    whatif,
+)
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, read_ledger
+from flows.lock import program_lock
 from flows.payouts import BankFormat
 from flows.publish import Staging, recover
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
@@ -93,6 +106,7 @@ class RunSummary:
     out: str
     paths: dict[str, str] = field(default_factory=dict)
     payments: int = 0
+    changes: list[str] = field(default_factory=list)  # a dry run: what a real run would change
 
 
 def stage(fn: Callable[P, R]) -> Task[P, R]:
@@ -235,13 +249,14 @@ def disburse(params: DisburseParams) -> RunSummary:
     traceback; calling the flow raises it again (the CLI maps it to its exit status).
     """
     try:
-        return _disburse(params)
+        with ExitStack() as held:  # the program lock, released however the run ends
+            return _disburse(params, held)
     except JiwonError as e:
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)  # type: ignore[return-value]
 
 
-def _disburse(params: DisburseParams) -> RunSummary:
+def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     log = get_run_logger()
     started = dt.datetime.now(dt.UTC)
     run_month = params.run_month or started.astimezone(SEOUL).strftime("%Y-%m")
@@ -253,7 +268,8 @@ def _disburse(params: DisburseParams) -> RunSummary:
         program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
     except ProgramError as e:
         raise UsageError(str(e)) from None
-    for note in recover(out):
+    held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
+    for note in recover(out, program.id):
         log.warning(note)
     ctx = RunContext(
         run_id,
@@ -365,6 +381,12 @@ def _run(
         )
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, reason_counts(records))
+    changes: list[str] = []
+    if params.dry_run:
+        headline, table = whatif.would_change(out, program.id, records)
+        report_md += "\n" + whatif.markdown(headline, table)
+        changes = whatif.terminal_lines(headline, table)
+        log.info(headline)
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     _stage_report_html(staging, record, records, quarantine, files, program)
     _commit(record, staging, ledger.last_run_sha256)
@@ -382,20 +404,22 @@ def _run(
         payments=records.filter(
             (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
         ).height,
+        changes=changes,
     )
 
 
 def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
-    """Show the run's counts and report in the Prefect UI (no personal data in either)."""
+    """Show the run's counts, total, files and report in the Prefect UI (no personal data)."""
     key = record.program.lower()
     create_table_artifact(
         key=f"{key}-summary",
-        table=[{"outcome": o, "records": n} for o, n in record.counts.items()]
-        + [{"outcome": "total paid (won)", "records": record.total_paid_krw}],
+        table=artifacts.summary_table(record),
         description=f"{record.program} run {record.run_id}: {record.status}",
     )
     create_markdown_artifact(
-        key=f"{key}-report", markdown=report_md, description=f"{record.program} run {record.run_id}"
+        key=f"{key}-report",
+        markdown=artifacts.report_markdown(record, report_md),
+        description=f"{record.program} run {record.run_id}",
     )
 
 

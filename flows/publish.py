@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from flows import layout
 
 STAGING = ".staging"
 MARKER = "staged.json"
+PENDING = ".pending"  # a staging folder being created: its marker may be incomplete
+DONE = ".done"  # a finished staging folder being deleted: nothing in it is needed any more
+ABANDONED_AFTER_S = 600  # a pending folder with no readable marker older than this is debris
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,13 @@ class Staging:
         self.out = out
         self.units = layout.publish_units(program, run_month, run_id)
         self.root = out / STAGING / run_id
-        self.root.mkdir(parents=True, exist_ok=False)
-        (self.root / MARKER).write_text(
+        # The folder appears with its marker already complete: recovery can always tell whose it is.
+        pending = out / STAGING / f"{run_id}{PENDING}"
+        pending.mkdir(parents=True, exist_ok=False)
+        (pending / MARKER).write_text(
             json.dumps({"program": program, "run_month": run_month, "run_id": run_id})
         )
+        os.replace(pending, self.root)
         self.written: list[Written] = []
 
     def write(self, relative: Path, content: bytes, private: bool = False) -> Written:
@@ -61,7 +68,7 @@ class Staging:
         """Move each staged unit into place, in order, then remove the staging folder."""
         for unit in self.units:
             move_unit(self.root, self.out, unit)
-        shutil.rmtree(self.root)
+        discard(self.root)
 
 
 def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
@@ -74,20 +81,30 @@ def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
     os.replace(source, target)
 
 
-def recover(out: Path) -> list[str]:
+def recover(out: Path, program: str | None = None) -> list[str]:
     """Finish or undo runs a crash interrupted; return one line per run repaired.
 
     A staged run whose run record is published is committed: its remaining units (payments) are
     moved into place. Any other staged run is rolled back: what it had already moved is deleted.
+    With `program`, only that program's staged runs are touched (the caller holds its lock, so
+    none of them is still running); other programs may be running in the same output root.
     """
     notes: list[str] = []
     staging = out / STAGING
     for root in sorted(staging.glob("*/")) if staging.is_dir() else []:
-        marker = root / MARKER
-        if not marker.is_file():  # crashed before the marker was written: nothing was moved
+        if root.name.endswith(DONE):  # crashed while deleting a finished staging folder
+            shutil.rmtree(root, ignore_errors=True)
+            continue
+        run = staged_run(root)
+        if run is None:  # crashed while creating it: nothing was staged or moved
+            if time.time() - root.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(root, ignore_errors=True)
+            continue
+        if program is not None and run["program"] != program:
+            continue
+        if root.name.endswith(PENDING):  # crashed before staging began: nothing was moved
             shutil.rmtree(root)
             continue
-        run = json.loads(marker.read_text())
         units = layout.publish_units(run["program"], run["run_month"], run["run_id"])
         if (out / layout.run_record_file(run["program"], run["run_id"])).exists():
             for unit in units:
@@ -103,8 +120,24 @@ def recover(out: Path) -> list[str]:
                 f"run {run['run_id']}: interrupted before commit; removed its "
                 "partial output (nothing was paid)"
             )
-        shutil.rmtree(root)
+        discard(root)
     return notes
+
+
+def discard(root: Path) -> None:
+    """Delete a staging folder whose work is done: renamed first, so a crash midway is obvious."""
+    done = root.with_name(root.name + DONE)
+    os.replace(root, done)
+    shutil.rmtree(done, ignore_errors=True)  # what is left is removed by the next recovery
+
+
+def staged_run(root: Path) -> dict[str, str] | None:
+    """Return a staging folder's marker, or None when it has none (a half-written pending one)."""
+    try:
+        marker: dict[str, str] = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker
 
 
 def remove(path: Path) -> None:

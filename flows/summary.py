@@ -24,6 +24,8 @@ def print_summary(summary: RunSummary) -> None:
     )
     if summary.message:
         typer.echo(f"  {summary.message}")
+    for line in summary.changes:
+        typer.echo(f"  {line}")
     typer.echo(f"  output root: {summary.out}")
     for name, path in summary.paths.items():
         typer.echo(f"    {name:<11} {path}")

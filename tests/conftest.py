@@ -28,6 +28,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+    parser.addoption(
+        "--kill-reps",
+        type=int,
+        default=0,
+        help="runs to SIGKILL (default: 1, slow test 12)",
+    )
+    parser.addoption(
+        "--kill-rows", type=int, default=0, help="population of the slow kill test (20,000)"
+    )
+    parser.addoption("--kill-seed", type=int, default=5, help="seed of the kill moments")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

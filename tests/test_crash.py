@@ -1,0 +1,198 @@
+"""A run that dies after any stage or at any publish step leaves a whole run or nothing visible,
+and the next run pays exactly what is still owed (issue 5: commit protocol)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import flows.disburse
+import flows.publish
+from flows import layout
+from tests.exactly_once import PROGRAM, assert_exactly_once, committed_payments
+from tests.flowrun import run_flow, runs
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: nothing in the flow catches it or cleans up after it."""
+
+
+# Each stage of the run in order, named as in flows/disburse.py: the crash comes right after it.
+STAGES = [
+    ("recover", 1),
+    ("read_ledger", 1),
+    ("read_extracts", 1),  # the registry
+    ("read_extracts", 2),  # the enrollments
+    ("skip_consumed", 1),
+    ("validate_registry", 1),
+    ("validate_enrollments", 1),
+    ("decide_outcomes", 1),
+    ("build_outputs", 1),
+    ("check_budget", 1),
+    ("_stage_payments", 1),
+    ("_stage_quarantine", 1),
+    ("_stage_report_html", 1),
+    ("_commit", 1),
+    ("publish_artifacts", 1),
+]
+# The publish steps: decisions, quarantine, report, run record (the commit point), payments.
+UNITS = ["decisions", "quarantine", "report", "run record", "payments"]
+
+
+def crash_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, call: int) -> None:
+    """Let `owner.name` run normally `call - 1` times, then run it once more and die."""
+    original: Callable[..., Any] = getattr(owner, name)
+    calls = {"n": 0}
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Crash(f"killed after {name} #{call}")
+        return result
+
+    monkeypatch.setattr(owner, name, dying)
+
+
+def crash_before_move(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Die just before publish moves unit number `step` (0-based) into place."""
+    original = flows.publish.move_unit
+    calls = {"n": 0}
+
+    def dying(staging_root: Path, out: Path, unit: Path) -> None:
+        if calls["n"] == step:
+            raise Crash(f"killed before publishing {UNITS[step]}")
+        calls["n"] += 1
+        original(staging_root, out, unit)
+
+    monkeypatch.setattr(flows.publish, "move_unit", dying)
+
+
+@pytest.fixture
+def armed() -> Iterator[pytest.MonkeyPatch]:
+    """A monkeypatch of its own for the injected crash, undone apart from the test's settings."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    """Who a single uninterrupted run on the story delivery pays, and how much."""
+    from tests.conftest import STORY, TEST_KEY
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JIWON_PII_KEY", TEST_KEY)
+    try:
+        out = tmp_path_factory.mktemp("clean") / "out"
+        run_flow(STORY, out)
+        return committed_payments(out)
+    finally:
+        mp.undo()
+
+
+def crash_then_recover(
+    story: Path, out: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
+) -> None:
+    """Run into the armed crash, disarm it, run normally, and check exactly-once."""
+    with pytest.raises(Crash):
+        run_flow(story, out)
+    armed.undo()
+    follow_up = run_flow(story, out, trigger="rerun", reason="the previous run was killed")
+    assert follow_up.status == "committed"
+    assert_exactly_once(out, clean)
+
+
+# Two stages run in the default suite; every stage runs with --runslow (CI runs both).
+IN_DEFAULT_SUITE = {("build_outputs", 1), ("publish_artifacts", 1)}
+
+
+@pytest.mark.parametrize(
+    ("stage", "call"),
+    [
+        pytest.param(
+            s, c, id=f"{s}-{c}", marks=() if (s, c) in IN_DEFAULT_SUITE else pytest.mark.slow
+        )
+        for s, c in STAGES
+    ],
+)
+def test_a_run_killed_after_any_stage_is_finished_by_the_next_run_paying_each_person_once(
+    stage: str,
+    call: int,
+    story: Path,
+    tmp_path: Path,
+    armed: pytest.MonkeyPatch,
+    clean: pl.DataFrame,
+) -> None:
+    crash_after(armed, flows.disburse, stage, call)
+    crash_then_recover(story, tmp_path / "out", armed, clean)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(
+            i, id=f"before {u}", marks=pytest.mark.slow if u in ("quarantine", "report") else ()
+        )
+        for i, u in enumerate(UNITS)
+    ],
+)
+def test_a_run_killed_at_any_publish_step_is_whole_or_absent_after_recovery(
+    step: int, story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
+) -> None:
+    out = tmp_path / "out"
+    crash_before_move(armed, step)
+    with pytest.raises(Crash):
+        run_flow(story, out)
+    armed.undo()
+    committed_before_crash = step > UNITS.index("run record")
+    assert (out / "audit/runs").exists() == committed_before_crash
+    follow_up = run_flow(story, out, trigger="rerun", reason="the previous run was killed")
+    statuses = runs(out)["status"].to_list()
+    assert statuses == ["committed", "committed"] if committed_before_crash else ["committed"]
+    assert follow_up.total_paid_krw == (0 if committed_before_crash else 31_400_000)
+    assert_exactly_once(out, clean)
+
+
+def test_a_crash_during_recovery_is_itself_recovered_by_the_run_after(
+    story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
+) -> None:
+    out = tmp_path / "out"
+    crash_before_move(armed, UNITS.index("payments"))  # committed, payments not released
+    with pytest.raises(Crash):
+        run_flow(story, out)
+    armed.undo()
+    assert not (out / "payments").exists()
+    crash_before_move(armed, 0)  # the next run dies while releasing those payments
+    with pytest.raises(Crash):
+        run_flow(story, out)
+    armed.undo()
+    run_flow(story, out, trigger="rerun", reason="two runs were killed")
+    assert_exactly_once(out, clean)
+
+
+def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_run(
+    story: Path, tmp_path: Path, clean: pl.DataFrame
+) -> None:
+    out = tmp_path / "out"
+    staging = out / ".staging"
+    fresh = staging / f"20250301T000000Z-deadbeef{flows.publish.PENDING}"
+    fresh.mkdir(parents=True)
+    (fresh / flows.publish.MARKER).write_text('{"program": "paju-livelihood-2025", "run_mo')
+    old = staging / f"20250201T000000Z-0badf00d{flows.publish.PENDING}"
+    old.mkdir()
+    os.utime(old, (0, 0))
+    half_deleted = staging / f"20250101T000000Z-feedface{flows.publish.DONE}"
+    (half_deleted / "reports").mkdir(parents=True)
+    run_flow(story, out)
+    # A fresh unreadable one may be a run being created right now; nothing was published from it.
+    assert [p.name for p in staging.iterdir()] == [fresh.name]
+    fresh.rename(tmp_path / "junk")
+    assert_exactly_once(out, clean)
+    assert (out / layout.run_record_file(PROGRAM, runs(out)["run_id"][0])).exists()
