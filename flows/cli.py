@@ -58,6 +58,25 @@ def execute(params: dict[str, object]) -> None:
     except ValidationError as e:
         first = e.errors()[0]
         fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+    from rules.program import PROGRAMS_DIR, ProgramError, load_program
+
+    try:  # a wrong program id is bad usage: say so before starting Prefect or touching --out
+        load_program(validated.program, validated.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        fail(str(e), 2)
+    try:
+        validated.out.mkdir(parents=True, exist_ok=True)
+        writable = os.access(validated.out, os.W_OK)
+    except OSError as e:
+        writable, why = False, f" ({e.strerror})"
+    else:
+        why = ""
+    if not writable:
+        fail(
+            f"bad usage: cannot write the output root {validated.out}{why}: "
+            "pass --out a folder you may write to",
+            2,
+        )
     try:
         summary = disburse(validated)
     except JiwonError as e:
@@ -202,11 +221,18 @@ def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
     """Recompute the hash chain and totals; exit 1 naming the first broken link."""
     from flows.verify import verify_trail
 
+    if not (out / "audit/runs").is_dir():
+        fail(f"no audit trail under {out}: pass the output root of earlier runs", 2)
     problems, checked = verify_trail(out)
     if problems:
         for p in problems:
-            typer.echo(p, err=True)
-        fail(f"audit verify failed: {problems[0]}", 1)
+            typer.echo(p)
+        fail(
+            f"audit verify failed: {problems[0]} ({len(problems)} problem(s) listed above). "
+            "The trail no longer matches what the runs wrote: do not pay from it; restore the "
+            "named files from backup and report it.",
+            1,
+        )
     typer.echo(f"audit verify: {checked} run(s) checked, hash chain and totals intact")
 
 
@@ -226,6 +252,9 @@ def generate(
         str | None,
         typer.Option(help="fit the data to a program's dates, unit and reach (and OUT/welfare)"),
     ] = None,
+    programs_dir: Annotated[
+        Path | None, typer.Option(help="folder of program folders (default: rules/programs)")
+    ] = None,
 ) -> None:
     """Write a deterministic synthetic population as registry and enrollment extracts."""
     from fixtures.generate import BLOCK_ROWS, SCOPES, Faults, generate_blocks, write_blocks
@@ -239,12 +268,12 @@ def generate(
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
     if program is not None:
         from fixtures.programs import generate_for_program, write_program_data
-        from rules.program import ProgramError, load_program
+        from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
         if scope != "paju" or rows > block_rows:
             fail("bad usage: --program generates one block of Paju-based data; drop --scope", 2)
         try:
-            chosen = load_program(program)
+            chosen = load_program(program, programs_dir or PROGRAMS_DIR)
         except ProgramError as e:
             fail(f"bad usage: {e}", 2)
         data = generate_for_program(rows, chosen, seed=seed, faults=Faults())

@@ -105,6 +105,7 @@ class RunSummary:
     message: str
     out: str
     paths: dict[str, str] = field(default_factory=dict)
+    payments: int = 0
     changes: list[str] = field(default_factory=list)  # a dry run: what a real run would change
 
 
@@ -401,6 +402,9 @@ def _run(
         message=record.message,
         out=str(out),
         paths=_paths(params.dry_run, program.id, ctx),
+        payments=records.filter(
+            (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
+        ).height,
         changes=changes,
     )
 
@@ -495,7 +499,10 @@ def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
 
 def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
     if dry_run:
-        return {"report": str(layout.reports_dir(program, ctx.run_id))}
+        return {
+            "run record": str(layout.run_record_file(program, ctx.run_id)),
+            "report": str(layout.reports_dir(program, ctx.run_id)),
+        }
     return {
         "payments": str(layout.payments_dir(program, ctx.run_id)),
         "audit": str(layout.decisions_dir(program, ctx.run_month, ctx.run_id)),

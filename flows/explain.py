@@ -64,13 +64,18 @@ def explain_person(
         decisions = decisions.filter(pl.col("program") == program)
     rows = decisions.sort("decided_at", "source_kind", "source_file", "source_row").collect()
     if rows.height == 0:
-        return f"No committed decision mentions {subject}."
+        hint = (
+            " (RRNs are matched through JIWON_PII_KEY: if the runs used another key, none matches)"
+            if rrn is not None
+            else ""
+        )
+        return f"No committed decision mentions {subject}{hint}."
     lines = []
     paid = rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"))
     head = rows.row(0, named=True)
     lines.append(
         f"person {head['rrn_masked'] or '(malformed RRN)'} {head['name_masked'] or ''} "
-        f"key {head['person_key'][:12]}…"
+        f"person_key {head['person_key']}"
     )
     if paid.height:
         for p in paid.iter_rows(named=True):

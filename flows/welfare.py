@@ -17,6 +17,7 @@ import polars as pl
 
 from flows.codes import describe
 from flows.errors import InputRejected
+from flows.excel import masked_value
 from flows.ingest import decode_to_utf8, read_csv_strings, read_parquet_strings
 from schemas.welfare import WELFARE_COLUMNS, welfare_schema
 
@@ -111,10 +112,12 @@ def read_welfare(
             e.failure_cases.filter(pl.col("index").is_not_null()).sort("index").row(0, named=True)
         )
         row = frame.row(int(first["index"]), named=True)
+        value = str(first["failure_case"])
+        shown = masked_value(value) if first["column"] == "rrn" else value  # messages reach logs
         raise InputRejected(
             row["source_file"],
             f"welfare row check {first['check']} failed: {describe(first['check']).en} "
-            f"(value {first['failure_case']!r})",
+            f"(value {shown!r})",
             "Ask the welfare office to correct the extract and deliver it again.",
             row=int(row["source_row"]),
         ) from None

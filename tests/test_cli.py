@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -44,7 +45,7 @@ def test_run_prints_counts_total_and_where_the_files_are(
 ) -> None:
     code, out, _ = jiwon(*run_args(story, tmp_path / "out"))
     assert code == 0
-    assert "[committed]" in out and "total paid: 31,400,000 won" in out
+    assert "[committed]" in out and "total paid: 31,400,000 won in 314 payments" in out
     assert "payments/paju-livelihood-2025/" in out and "quarantine" in out
 
 
@@ -67,6 +68,31 @@ def test_run_on_a_broken_file_exits_3_naming_it(story: Path, tmp_path: Path, pii
     )
 
 
+def test_run_of_an_unknown_program_exits_2_before_writing_anything(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    args = run_args(story, tmp_path / "out")
+    args[args.index("paju-livelihood-2025")] = "paju-lottery"
+    code, _, err = jiwon(*args)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "unknown program 'paju-lottery'; known programs: consumption-coupon-2025, "
+        "national-relief-2020, paju-birth-2025, paju-energy-2023, paju-livelihood-2025"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_into_an_output_root_that_cannot_be_created_exits_2_with_one_line(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    code, _, err = jiwon(*run_args(story, tmp_path / "a-file" / "out"))
+    assert code == 2
+    line = err.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("bad usage: cannot write the output root")
+    assert line[0].endswith("pass --out a folder you may write to")
+
+
 def test_rerun_without_reason_exits_2(story: Path, tmp_path: Path, pii_key: str) -> None:
     code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--trigger", "rerun")
     assert code == 2 and "a rerun needs --reason" in err
@@ -83,7 +109,30 @@ def test_audit_verify_and_explain_after_a_run(story: Path, tmp_path: Path, pii_k
     assert "9004042222224" not in text and "900404-2******" in text
     (next(out.glob("payments/*/*/manifest.json"))).write_text("{}")
     code, _, err = jiwon("audit", "verify", "--out", out)
-    assert code == 1 and "manifest.json was changed" in err
+    assert code == 1 and "manifest.json was changed" in last_line(err)
+    assert "restore the named files from backup" in last_line(err)
+
+
+def test_audit_explain_prints_the_whole_person_key_and_names_the_key_when_nothing_matches(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    assert jiwon(*run_args(story, out))[0] == 0
+    code, text, _ = jiwon("audit", "explain", "--out", out, "--rrn", "900404-2222224")
+    printed = text.split("person_key ")[1].split()[0]
+    decisions = pl.read_parquet(out / "audit/decisions/**/*.parquet", hive_partitioning=False)
+    assert code == 0 and decisions.filter(pl.col("person_key") == printed).height >= 2
+    code, text, _ = jiwon("audit", "explain", "--out", out, "--rrn", "010101-3000000")
+    assert code == 0 and "No committed decision mentions this RRN" in text
+    assert "JIWON_PII_KEY" in text
+
+
+def test_audit_verify_of_a_folder_without_a_trail_exits_2_with_one_line(tmp_path: Path) -> None:
+    code, _, err = jiwon("audit", "verify", "--out", tmp_path / "nothing-here")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"no audit trail under {tmp_path / 'nothing-here'}: pass the output root of earlier runs"
+    ]
 
 
 def test_fixtures_generate_writes_registry_and_enrollments(tmp_path: Path) -> None:

@@ -69,6 +69,14 @@ def test_programs_from_another_folder_are_listed_and_shown() -> None:
     assert "changes on 2026-07-01" in shown.stdout
 
 
+def test_fixtures_generate_fits_data_to_a_program_from_another_folder(tmp_path: Path) -> None:
+    args = ["fixtures", "generate", "--rows", "50", "--out", str(tmp_path), "--program"]
+    result = runner.invoke(app, [*args, "paju-seniors-2026", "--programs-dir", str(TEST_PROGRAMS)])
+    assert result.exit_code == 0, result.stderr
+    registry = pl.read_csv(next((tmp_path / "registry").glob("*.csv")), infer_schema=False)
+    assert registry["as_of"].unique().to_list() == ["2026-01-01"]
+
+
 def test_fixtures_generate_for_a_program_writes_its_welfare_extract_and_dates(
     tmp_path: Path,
 ) -> None:

@@ -69,6 +69,22 @@ def test_a_bad_welfare_row_rejects_the_file_naming_the_row(
         read_welfare(write(tmp_path, body), vocabulary(), DAY)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "900101123456X,near_poor,2025-06-18\n",
+        "9001011234567,near_poor,2025-06-18\n900101-1234567,near_poor,2025-06-18\n",
+    ],
+)
+def test_a_refused_welfare_rrn_is_shown_with_all_but_six_digits_starred(
+    tmp_path: Path, body: str
+) -> None:
+    with pytest.raises(InputRejected) as refused:
+        read_welfare(write(tmp_path, body), vocabulary(), DAY)
+    assert "900101*******" in str(refused.value) or "900101******X" in str(refused.value)
+    assert "1234567" not in str(refused.value) and "123456X" not in str(refused.value)
+
+
 def test_a_welfare_file_without_the_status_column_is_rejected(tmp_path: Path) -> None:
     folder = tmp_path / "welfare"
     folder.mkdir()
