@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import polars as pl
+from hypothesis import strategies as st
 
+from fixtures.generate import Faults
 from flows import validate
 from flows.decide import Decisions, RunContext, decide
 from flows.ingest import COLUMNS, Delivery
@@ -126,3 +129,31 @@ def outcomes(decisions: Decisions, kind: str = "enrollment") -> list[tuple[str, 
     """Return (outcome, reason codes) per row of one kind, in input order."""
     frame = decisions.enrollment if kind == "enrollment" else decisions.registry
     return list(zip(frame["outcome"].to_list(), frame["reason_codes"].to_list(), strict=True))
+
+
+# Small random fault rates for property tests over generated populations.
+FAULTS = st.builds(
+    Faults,
+    duplicate_record=st.floats(0, 0.02),
+    duplicate_application=st.floats(0, 0.05),
+    malformed=st.floats(0, 0.004),
+    outside_window=st.floats(0, 0.02),
+)
+
+
+def decide_written(data: Path, ctx: RunContext) -> tuple[int, pl.DataFrame, int]:
+    """Read, validate and decide a written population through the flow's own stage functions.
+
+    Returns the number of input rows, the decision records and the payment files' total.
+    """
+    from flows.disburse import build_outputs, validate_enrollments, validate_registry
+    from flows.ingest import list_delivery, read_delivery
+
+    registry = read_delivery(list_delivery(data / "registry", "registry"), "registry")
+    enrollment = read_delivery(list_delivery(data / "enrollments", "enrollment"), "enrollment")
+    reg, _ = validate_registry.fn(registry, ctx.program)
+    enr, _ = validate_enrollments.fn(enrollment)
+    nobody = pl.DataFrame(schema={"person_key": pl.String})
+    files, records = build_outputs.fn(decide(reg, enr, nobody, ctx), ctx)
+    inputs = registry.frame.height + enrollment.frame.height
+    return inputs, records, sum(f.total_krw for f in files)

@@ -10,7 +10,6 @@ For any population the generator makes, with any small rate of injected faults:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -18,57 +17,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.generate import Faults, generate_population, write_population
-from flows import validate
-from flows.decide import decide
-from flows.disburse import build_outputs
-from flows.ingest import list_delivery, read_delivery
 from rules.program import load_program
-from rules.reference import bank_codes, vocabulary
-from schemas.enrollment import enrollment_schema
-from schemas.registry import registry_schema
 from tests.flowrun import decisions, run_flow
-from tests.frames import context
+from tests.frames import FAULTS, context, decide_written
 
 PROGRAM = load_program("paju-livelihood-2025")
-faults = st.builds(
-    Faults,
-    duplicate_record=st.floats(0, 0.02),
-    duplicate_application=st.floats(0, 0.05),
-    malformed=st.floats(0, 0.004),
-    outside_window=st.floats(0, 0.02),
-)
-
-
-def decide_population(data: Path) -> tuple[int, pl.DataFrame, int]:
-    """Read, validate and decide a written population; return input rows, records, file total."""
-    registry = read_delivery(list_delivery(data / "registry", "registry"), "registry")
-    enrollment = read_delivery(list_delivery(data / "enrollments", "enrollment"), "enrollment")
-    reg, _ = validate.validate_registry(
-        registry,
-        registry_schema(PROGRAM.admin_codes(), vocabulary()),
-        vocabulary(),
-        PROGRAM.reference_date,
-        True,
-    )
-    enr, _ = validate.validate_enrollments(
-        enrollment, enrollment_schema(bank_codes(), vocabulary())
-    )
-    nobody = pl.DataFrame(schema={"person_key": pl.String})
-    files, records = build_outputs.fn(decide(reg, enr, nobody, context()), context())
-    inputs = registry.frame.height + enrollment.frame.height
-    return inputs, records, sum(f.total_krw for f in files)
 
 
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=st.integers(30, 600), seed=st.integers(0, 2**16), faults=faults)
+@given(rows=st.integers(30, 600), seed=st.integers(0, 2**16), faults=FAULTS)
 def test_decisions_conserve_rows_and_money(
     tmp_path_factory: pytest.TempPathFactory, rows: int, seed: int, faults: Faults
 ) -> None:
     data = tmp_path_factory.mktemp("pop")
     write_population(generate_population(rows, seed=seed, faults=faults), data)
-    inputs, records, file_total = decide_population(data)
+    inputs, records, file_total = decide_written(data, context())
     assert records.height == inputs
     assert records["outcome"].null_count() == 0
     paid = records.filter(pl.col("outcome") == "PAID")
