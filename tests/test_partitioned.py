@@ -37,6 +37,12 @@ FAULTY = Faults(
 ORDER = ["source_kind", "source_file", "source_row"]
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validate a few files at a time, as national deliveries are, so chunks meet in buckets."""
+    monkeypatch.setattr(partitioned, "CHUNK_BYTES", 100_000)
+
+
 def generated(program_id: str, folder: Path, rows: int = 2500) -> Path:
     write_program_data(generate_for_program(rows, load_program(program_id), 5, FAULTY), folder)
     return folder
@@ -179,6 +185,21 @@ def test_one_person_in_two_households_is_decided_once_although_the_households_ar
         pl.col("source_file") == "0000_moved_first.csv"
     )
     assert moved["outcome"].to_list().count("DUPLICATE_RECORD") == 0
+
+
+def test_files_are_validated_in_chunks_of_about_the_chosen_size_in_name_order(
+    tmp_path: Path,
+) -> None:
+    paths = []
+    for i, size in enumerate([40, 70, 10, 100, 5]):
+        paths.append(tmp_path / f"f{i}.csv")
+        paths[-1].write_bytes(b"x" * size)
+    assert partitioned.chunks(paths, 100) == [  # a chunk closes once it reaches the size
+        (0, paths[0:2]),
+        (2, paths[2:4]),
+        (4, paths[4:5]),
+    ]
+    assert partitioned.chunks(paths, 10_000) == [(0, paths)]
 
 
 def test_buckets_are_chosen_from_the_registry_size_when_asked_for_auto(tmp_path: Path) -> None:
