@@ -194,7 +194,8 @@ def test_files_are_validated_in_chunks_of_about_the_chosen_size_in_name_order(
     for i, size in enumerate([40, 70, 10, 100, 5]):
         paths.append(tmp_path / f"f{i}.csv")
         paths[-1].write_bytes(b"x" * size)
-    assert partitioned.chunks(paths, 100) == [  # a chunk closes once it reaches the size
+    # a chunk closes once it reaches the size
+    assert partitioned.chunks(paths, 100) == [
         (0, paths[0:2]),
         (2, paths[2:4]),
         (4, paths[4:5]),
