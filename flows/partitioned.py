@@ -337,8 +337,12 @@ def _stored_schema(work: Path, name: str) -> pl.Schema:
 
 
 def write_run_inputs(work: Path, progress: pl.DataFrame, welfare: pl.DataFrame | None) -> None:
-    """Write what every bucket reads besides its rows: the ledger's progress, welfare rows."""
+    """Create the owner-only work folder; write the ledger's progress and welfare rows into it.
+
+    The work folder holds input rows (plain RRNs, names, accounts) until the run ends.
+    """
     work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o700)
     progress.write_parquet(work / "progress.parquet")
     if welfare is not None:
         welfare.write_parquet(work / "welfare.parquet")

@@ -238,3 +238,10 @@ def test_a_file_of_another_snapshot_stops_a_partitioned_run_naming_the_file(
     with pytest.raises(InputRejected, match=r"zz\.csv: as_of "):
         run_flow(data, tmp_path / "out", partitions=2)
     assert runs(tmp_path / "out")["status"].to_list() == ["rejected"]
+
+
+def test_the_work_folder_that_holds_plain_input_rows_is_owner_only(tmp_path: Path) -> None:
+    work = tmp_path / "staging" / "work"
+    progress = pl.DataFrame(schema={"person_key": pl.String})
+    partitioned.write_run_inputs(work, progress, None)
+    assert work.stat().st_mode & 0o777 == 0o700
