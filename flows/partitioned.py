@@ -41,7 +41,7 @@ import polars_hash  # noqa: F401  (registers the .nchash namespace)
 
 from flows import audit, payments, payouts, validate
 from flows.codes import OUTCOMES, Outcome
-from flows.decide import RunContext, decide
+from flows.decide import RunContext, decide, keyed
 from flows.errors import InputRejected
 from flows.ingest import Delivery, InputFile, read_file
 from flows.payments import PaymentFile, StagedFile
@@ -370,8 +370,21 @@ def decide_bucket(job: BucketJob) -> BucketResult:
     work, b, ctx = job.work, job.bucket, job.ctx
     registry = _bucket_frame(work, "registry-buckets", b, _stored_schema(work, "registry"))
     enrollment = _bucket_frame(work, "enrollment-buckets", b, _stored_schema(work, "enrollment"))
-    progress = pl.read_parquet(work / "progress.parquet")
-    welfare = pl.read_parquet(work / "welfare.parquet") if job.has_welfare else None
+    # Only the ledger and welfare rows of the bucket's people: a national ledger is large.
+    rrns = pl.concat([registry.select("rrn"), enrollment.select("rrn")]).drop_nulls().unique()
+    keys = rrns.select(person_key=keyed("rrn", ctx.pii_key))
+    progress = (
+        pl.scan_parquet(work / "progress.parquet")
+        .join(keys.lazy(), on="person_key", how="semi")
+        .collect()
+    )
+    welfare = None
+    if job.has_welfare:
+        welfare = (
+            pl.scan_parquet(work / "welfare.parquet")
+            .join(rrns.lazy(), on="rrn", how="semi")
+            .collect()
+        )
     decisions = decide(registry.drop("_pos"), enrollment, progress, ctx, welfare)
     unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
     records = audit.decision_records(decisions, ctx, unassigned)
