@@ -544,6 +544,7 @@ class Decided:
     registry: list[Spilled]
     enrollment: list[Spilled]
     totals: Totals | None  # None when the run stopped at a file-level gate (see `halted`)
+    buckets: int = 0
     halted: RunHalted | None = None  # a file-level gate stopped the run
 
 
@@ -601,7 +602,7 @@ def decide_partitioned(
         partitioned.check_names(spilled[kind])
         log.info("validated %d %s rows", sum(x.rows for x in spilled[kind]), kind)
     partitioned.check_snapshot(spilled["registry"])
-    decided = Decided(spilled["registry"], spilled["enrollment"], None)
+    decided = Decided(spilled["registry"], spilled["enrollment"], None, buckets)
     try:
         partitioned.check_rate("registry", decided.registry, program.quarantine_threshold)
         partitioned.check_rate("enrollment", decided.enrollment, program.quarantine_threshold)
@@ -683,9 +684,17 @@ def _run_partitioned(
     else:
         record.status = "committed"
         staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
-        relative = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "decisions.parquet"
-        partitioned.sink_decisions(staging.path(relative), work, assigned, lossy, ctx)
-        staging.adopt(relative)
+        decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
+        parts = partitioned.write_decisions(
+            lambda name: staging.path(decisions_dir / name),
+            work,
+            decided.buckets,
+            assigned,
+            lossy,
+            ctx,
+        )
+        for name in parts:
+            staging.adopt(decisions_dir / name)
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
     report_md = report.summary_markdown(record, totals.reasons)
     changes: list[str] = []

@@ -419,7 +419,8 @@ def decide_bucket(job: BucketJob) -> BucketResult:
     decisions = decide(registry.drop("_pos"), enrollment, progress, ctx, welfare)
     unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
     records = audit.decision_records(decisions, ctx, unassigned)
-    for part, frame in (("records", records), ("payees", decisions.payees)):
+    payees = decisions.payees.with_columns(_bucket=pl.lit(b, pl.Int32))
+    for part, frame in (("records", records), ("payees", payees)):
         target = work_file(work, part, b)
         target.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(target, compression="lz4")
@@ -525,7 +526,7 @@ def render_payments(
     payees = scan_payees(work)
     local = payments.assign_files(
         payees.filter(pl.col("payout") == "local_currency")
-        .select("payment_id", "card_id", "amount_krw")
+        .select("payment_id", "card_id", "amount_krw", "_bucket")
         .collect(),
         size,
         prefix="local_currency",
@@ -539,29 +540,58 @@ def render_payments(
             write(f)
             staged.append(StagedFile.of(f))
     bank_payees = payees.filter(pl.col("payout") == "bank").collect()
-    bank_files, bank_assigned = payouts.payment_files(bank_payees, ctx, bank_format)
+    bank_files, bank_assigned = payouts.payment_files(bank_payees.drop("_bucket"), ctx, bank_format)
+    bank_assigned = bank_assigned.join(
+        bank_payees.select("payment_id", "_bucket"), on="payment_id", how="left"
+    )
     for f in bank_files:
         write(f)
         staged.append(StagedFile.of(f))
     lossy = payouts.lossy_holder_names(bank_payees, bank_format)
-    assigned = pl.concat([local.select("payment_id", "payment_file"), bank_assigned])
+    columns = ["payment_id", "payment_file", "_bucket"]
+    assigned = pl.concat([local.select(columns), bank_assigned.select(columns)])
     return sorted(staged, key=lambda f: f.file), assigned, lossy
 
 
-def sink_decisions(
-    target: Path, work: Path, assigned: pl.DataFrame, lossy: pl.DataFrame, ctx: RunContext
-) -> None:
-    """Stream every bucket's decision records, with their payment file, into one Parquet file."""
-    frame = (
-        scan_records(work).drop("payment_file").join(assigned.lazy(), on="payment_id", how="left")
-    )
-    if lossy.height:
-        hit = pl.col("payment_id").is_in(lossy["payment_id"].implode())
-        frame = frame.with_columns(
-            warning_codes=pl.when(hit)
-            .then(pl.concat_list("warning_codes", pl.lit([payouts.HOLDER_WARNING])))
-            .otherwise("warning_codes")
+def write_decisions(
+    folder: Callable[[str], Path],
+    work: Path,
+    buckets: int,
+    assigned: pl.DataFrame,
+    lossy: pl.DataFrame,
+    ctx: RunContext,
+) -> list[str]:
+    """Write each bucket's decision records, with their payment file, as one Parquet part.
+
+    `folder(name)` returns where to write the part `name`; `assigned` maps `payment_id` to
+    `payment_file` and `_bucket`. One part per bucket keeps memory at one bucket (a single
+    streamed join of every record with every payment took more than 8 GB at 52 million).
+    Returns the parts' names, `part-00000.parquet` onwards, in bucket order.
+    """
+    names = []
+    hit = pl.col("payment_id").is_in(lossy["payment_id"].implode())
+    for b in range(buckets):
+        source = work_file(work, "records", b)
+        if not source.exists():
+            continue
+        mine = assigned.filter(pl.col("_bucket") == b).drop("_bucket")
+        frame = (
+            pl.read_parquet(source)
+            .drop("payment_file")
+            .join(mine, on="payment_id", how="left", maintain_order="left")
         )
-    frame.select(list(DECISION_COLUMNS)).drop(audit.PARTITION_COLUMNS).sink_parquet(
-        target, compression="zstd", compression_level=1, metadata=audit.decisions_metadata(ctx)
-    )
+        if lossy.height:
+            frame = frame.with_columns(
+                warning_codes=pl.when(hit)
+                .then(pl.concat_list("warning_codes", pl.lit([payouts.HOLDER_WARNING])))
+                .otherwise("warning_codes")
+            )
+        name = f"part-{b:05d}.parquet"
+        frame.select(list(DECISION_COLUMNS)).drop(audit.PARTITION_COLUMNS).write_parquet(
+            folder(name),
+            compression="zstd",
+            compression_level=1,
+            metadata=audit.decisions_metadata(ctx),
+        )
+        names.append(name)
+    return names

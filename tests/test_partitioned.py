@@ -22,6 +22,7 @@ from flows import partitioned
 from flows.errors import InputRejected, RunHalted
 from flows.verify import verify_trail
 from rules.program import load_program
+from tests.banktrail import bank_story
 from tests.flowrun import decisions, run_flow, runs
 
 RUN_MONTH = {
@@ -268,3 +269,27 @@ def test_applications_follow_the_kept_row_then_a_quarantined_row_then_a_hash_of_
     hashed = apps.select(partitioned.stable_bucket("rrn", 7))["rrn"].to_list()
     assert routed["_bucket"].to_list() == [2, 4, hashed[2], hashed[3], hashed[4]]
     assert routed.columns == ["rrn", "_bucket"]
+
+
+@pytest.mark.parametrize("bank_file", ["fixed_width", "pain.001"])
+def test_bank_payouts_and_holder_name_warnings_are_the_same_in_a_partitioned_run(
+    bank_file: str, tmp_path: Path, pii_key: str
+) -> None:
+    data = bank_story(tmp_path / "data")
+    runs_by = {}
+    for name, partitions in (("whole", None), ("parts", 3)):
+        runs_by[name] = run_flow(
+            data,
+            tmp_path / name,
+            programs_dir=data / "programs",
+            partitions=partitions,
+            bank_file=bank_file,
+        )
+    whole, parts = runs_by["whole"], runs_by["parts"]
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+    warned = records(tmp_path / "parts", parts.run_id).filter(
+        pl.col("warning_codes").list.contains("HOLDER_NAME_NOT_CP949")
+    )
+    assert warned.height == (2 if bank_file == "fixed_width" else 0)
+    bank = [f for f in (tmp_path / "parts").glob("payments/*/*/bank_*")]
+    assert bank and verify_trail(tmp_path / "parts") == ([], 1)
