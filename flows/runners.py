@@ -1,0 +1,69 @@
+"""Choose the Prefect task runner that decides a partitioned run's buckets.
+
+`local` runs the buckets in threads of the flow's own process; `dask` sends them to a Dask
+cluster: a scheduler already running at an address (a real cluster, see docs/scaling.md) or,
+without an address, a temporary LocalCluster of worker processes on this machine. Building a
+runner starts nothing: the cluster starts when the runner is entered and stops when it exits.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+RunnerKind = Literal["local", "dask"]
+LOCAL_DASK_WORKERS = 2
+
+
+def polars_threads(workers: int, cores: int | None = None) -> int:
+    """Return polars threads per worker process so that the workers share the cores.
+
+    polars sizes its thread pool to every core of the machine in each process; n worker
+    processes on one machine would start n such pools and oversubscribe the cores n times.
+    """
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def local_cluster_kwargs(workers: int = LOCAL_DASK_WORKERS) -> dict[str, Any]:
+    """Return the LocalCluster settings of a dask run without an address.
+
+    One thread per worker process: a bucket is polars work that is already multi-threaded, so
+    parallelism comes from processes. No dashboard (no port to bind in tests and CI).
+    """
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "env": {"POLARS_MAX_THREADS": str(polars_threads(workers))},
+    }
+
+
+def task_runner(
+    runner: RunnerKind = "local", *, workers: int | None = None, address: str | None = None
+) -> TaskRunner[Any]:
+    """Return the task runner of a run (not started).
+
+    `local`: a thread pool of `workers` threads (default 1). `dask` with `address`: the Dask
+    scheduler at that address (`tcp://host:8786`), whose workers are started separately;
+    without one: a LocalCluster of `workers` processes (default 2) that lives as long as the
+    runner is entered.
+    """
+    if runner == "local":
+        if address is not None:
+            raise ValueError("a Dask scheduler address needs runner 'dask'")
+        return ThreadPoolTaskRunner(max_workers=workers or 1)
+    if runner != "dask":
+        raise ValueError(f"unknown task runner {runner!r}: use 'local' or 'dask'")
+    from prefect_dask import DaskTaskRunner  # imported only for dask runs (distributed is heavy)
+
+    if address is not None:
+        if workers is not None:
+            raise ValueError(
+                "the workers of a Dask cluster at an address are started by `dask worker`, "
+                "not by the run: drop the number of workers"
+            )
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers or LOCAL_DASK_WORKERS))
