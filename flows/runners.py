@@ -26,30 +26,58 @@ def polars_threads(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
-def local_cluster_kwargs(workers: int = LOCAL_DASK_WORKERS) -> dict[str, Any]:
+def local_cluster_kwargs(
+    workers: int = LOCAL_DASK_WORKERS, api_url: str | None = None
+) -> dict[str, Any]:
     """Return the LocalCluster settings of a dask run without an address.
 
     One thread per worker process: a bucket is polars work that is already multi-threaded, so
-    parallelism comes from processes. No dashboard (no port to bind in tests and CI).
+    parallelism comes from processes. No dashboard (no port to bind in tests and CI). With
+    `api_url` the workers report their task runs to the flow's Prefect API instead of each
+    starting a temporary Prefect server of its own (seconds per worker, a split record).
     """
+    env = {"POLARS_MAX_THREADS": str(polars_threads(workers))}
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     return {
         "n_workers": workers,
         "threads_per_worker": 1,
         "processes": True,
         "dashboard_address": None,
-        "env": {"POLARS_MAX_THREADS": str(polars_threads(workers))},
+        "env": env,
     }
 
 
+def flow_api_url() -> str | None:
+    """Return the Prefect API this process reports to: PREFECT_API_URL or its temporary server.
+
+    Without PREFECT_API_URL a flow run starts a temporary Prefect server on 127.0.0.1; worker
+    processes on this machine can report to it, workers on other machines cannot.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    configured: str | None = PREFECT_API_URL.value()
+    if configured:
+        return configured
+    server = SubprocessASGIServer()  # the temporary server of this process, if one runs
+    return server.api_url if server.running else None
+
+
 def task_runner(
-    runner: RunnerKind = "local", *, workers: int | None = None, address: str | None = None
+    runner: RunnerKind = "local",
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    api_url: str | None = None,
 ) -> TaskRunner[Any]:
     """Return the task runner of a run (not started).
 
     `local`: a thread pool of `workers` threads (default 1). `dask` with `address`: the Dask
-    scheduler at that address (`tcp://host:8786`), whose workers are started separately;
-    without one: a LocalCluster of `workers` processes (default 2) that lives as long as the
-    runner is entered.
+    scheduler at that address (`tcp://host:8786`), whose workers are started separately (and
+    find the Prefect API through their own PREFECT_API_URL); without one: a LocalCluster of
+    `workers` processes (default 2), reporting to `api_url` (see `flow_api_url`), that lives
+    as long as the runner is entered.
     """
     if runner == "local":
         if address is not None:
@@ -66,4 +94,5 @@ def task_runner(
                 "not by the run: drop the number of workers"
             )
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers or LOCAL_DASK_WORKERS))
+    kwargs = local_cluster_kwargs(workers or LOCAL_DASK_WORKERS, api_url)
+    return DaskTaskRunner(cluster_kwargs=kwargs)

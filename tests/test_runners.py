@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.decide import Decisions, RunContext, decide
-from flows.runners import local_cluster_kwargs, polars_threads, task_runner
+from flows.runners import flow_api_url, local_cluster_kwargs, polars_threads, task_runner
 from tests.frames import application, checked_enrollment, checked_registry, context, person, rrn
 
 
@@ -59,6 +60,15 @@ def test_a_runner_asked_for_something_it_cannot_do_says_so(
         task_runner(kind, workers=workers, address=address)  # type: ignore[arg-type]
 
 
+def test_local_dask_workers_report_to_the_api_they_are_given_and_use_one_polars_thread_each() -> (
+    None
+):
+    told = local_cluster_kwargs(2, "http://127.0.0.1:8123/api")["env"]
+    assert told["PREFECT_API_URL"] == "http://127.0.0.1:8123/api"
+    assert "PREFECT_API_URL" not in local_cluster_kwargs(2)["env"]
+    assert told["POLARS_MAX_THREADS"] == str(polars_threads(2))
+
+
 @pytest.mark.parametrize(("workers", "cores", "threads"), [(2, 2, 1), (2, 16, 8), (3, 2, 1)])
 def test_worker_processes_on_one_machine_share_its_cores_between_their_polars_pools(
     workers: int, cores: int, threads: int
@@ -90,7 +100,8 @@ def decide_bucket(n: int, ctx: RunContext) -> tuple[str, pl.DataFrame, pl.DataFr
     nobody = pl.DataFrame(schema={"person_key": pl.String})
     decided: Decisions = decide(checked_registry(rows), checked_enrollment(apps), nobody, ctx)
     time.sleep(0.2)  # long enough that one worker cannot take every bucket before the other starts
-    worker = f"{os.getpid()}:{pl.thread_pool_size()}"  # process id and its polars threads
+    # the process, its polars threads and the Prefect API it reports to
+    worker = f"{os.getpid()}:{pl.thread_pool_size()}:{PREFECT_API_URL.value()}"
     return worker, decided.registry, decided.enrollment
 
 
@@ -112,11 +123,12 @@ def test_buckets_decided_on_two_dask_worker_processes_equal_the_buckets_decided_
     prefect_backend: None,
 ) -> None:
     local = decide_buckets.with_options(task_runner=task_runner("local"))(4)
-    remote = decide_buckets.with_options(task_runner=task_runner("dask"))(4)
-    assert {w for w, _, _ in local} == {f"{os.getpid()}:{pl.thread_pool_size()}"}
-    workers = {w for w, _, _ in remote}
-    assert len(workers) == 2 and str(os.getpid()) not in {w.split(":")[0] for w in workers}
-    assert {w.split(":")[1] for w in workers} == {str(polars_threads(2))}
+    api = flow_api_url()
+    remote = decide_buckets.with_options(task_runner=task_runner("dask", api_url=api))(4)
+    assert {w for w, _, _ in local} == {f"{os.getpid()}:{pl.thread_pool_size()}:{api}"}
+    workers = {w.split(":", 2)[0] for w, _, _ in remote}
+    assert len(workers) == 2 and str(os.getpid()) not in workers
+    assert {tuple(w.split(":", 2)[1:]) for w, _, _ in remote} == {(str(polars_threads(2)), api)}
     for here, there in zip(decided(local), decided(remote), strict=True):
         assert here.equals(there)
     assert decided(remote)[1]["outcome"].value_counts().sort("outcome").rows() == [
