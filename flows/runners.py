@@ -1,6 +1,7 @@
-"""Choose the Prefect task runner that decides a partitioned run's buckets.
+"""Choose the Prefect task runner a partitioned run maps its files and buckets over.
 
-`local` runs the buckets in threads of the flow's own process; `dask` sends them to a Dask
+`local` runs them in threads of the flow's own process (one by default: polars already uses
+every core, and one bucket at a time bounds memory); `dask` sends them to a Dask
 cluster: a scheduler already running at an address (a real cluster, see docs/scaling.md) or,
 without an address, a temporary LocalCluster of worker processes on this machine. Building a
 runner starts nothing: the cluster starts when the runner is entered and stops when it exits.
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-RunnerKind = Literal["local", "dask"]
+Runner = Literal["local", "dask"]
 LOCAL_DASK_WORKERS = 2
 
 
@@ -65,10 +66,10 @@ def flow_api_url() -> str | None:
 
 
 def task_runner(
-    runner: RunnerKind = "local",
-    *,
-    workers: int | None = None,
+    kind: Runner = "local",
     address: str | None = None,
+    workers: int | None = None,
+    *,
     api_url: str | None = None,
 ) -> TaskRunner[Any]:
     """Return the task runner of a run (not started).
@@ -79,12 +80,12 @@ def task_runner(
     `workers` processes (default 2), reporting to `api_url` (see `flow_api_url`), that lives
     as long as the runner is entered.
     """
-    if runner == "local":
+    if kind == "local":
         if address is not None:
             raise ValueError("a Dask scheduler address needs runner 'dask'")
         return ThreadPoolTaskRunner(max_workers=workers or 1)
-    if runner != "dask":
-        raise ValueError(f"unknown task runner {runner!r}: use 'local' or 'dask'")
+    if kind != "dask":
+        raise ValueError(f"unknown task runner {kind!r}: use 'local' or 'dask'")
     from prefect_dask import DaskTaskRunner  # imported only for dask runs (distributed is heavy)
 
     if address is not None:
