@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.runners import flow_api_url, local_cluster_kwargs
-from tests.flowrun import run_flow
+from tests.flowrun import run_flow, runs
+from tests.processes import env, finish, run_args, start
 from tests.scaling import (
     FIRST_FILE,
     decision_rows,
@@ -23,7 +24,8 @@ from tests.scaling import (
     payment_lines,
 )
 
-PROGRAMS = [("national-relief-2020", "2020-08"), ("paju-livelihood-2025", "2025-03")]
+RECORD = ("run_id", "status", "counts", "total_paid_krw")
+RUN_MONTH = {"national-relief-2020": "2020-08", "paju-livelihood-2025": "2025-03"}
 
 
 def test_the_run_comparison_names_the_input_row_and_column_that_differ() -> None:
@@ -48,44 +50,47 @@ def dask_cluster(prefect_backend: None) -> Iterator[Any]:
         yield client
 
 
+class SingleRuns:
+    """One generated delivery and one single-frame run per program, made once per module."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, tuple[Path, Path]] = {}
+
+    def get(self, program: str) -> tuple[Path, Path]:
+        """Return the delivery folder and the single-frame run's output root."""
+        if program not in self.made:
+            data = delivery(program, self.root / program / "data", rows=3000, seed=7)
+            out = self.root / program / "single"
+            run_flow(data, out, program=program, run_month=RUN_MONTH[program])
+            self.made[program] = (data, out)
+        return self.made[program]
+
+
+@pytest.fixture(scope="module")
+def single_runs(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -> SingleRuns:
+    """Single-frame runs made on first use, inside a test that sets the key (`pii_key`)."""
+    return SingleRuns(tmp_path_factory.mktemp("single"))
+
+
 def verified(out: Path) -> bool:
     """Return whether `jiwon audit verify` finds the trail intact (exit 0)."""
     result = CliRunner().invoke(app, ["audit", "verify", "--out", str(out)])
     return result.exit_code == 0
 
 
-@pytest.mark.slow  # two runs per program and a two-process Dask cluster: about a minute
-@pytest.mark.flow
-@pytest.mark.parametrize(("program", "run_month"), PROGRAMS)
-def test_a_run_partitioned_over_two_dask_workers_publishes_what_a_single_frame_run_does(
-    program: str, run_month: str, tmp_path: Path, pii_key: str, dask_cluster: Any
-) -> None:
-    from distributed import get_task_stream
-
-    data = delivery(program, tmp_path / "data", rows=3000, seed=7)
-    single, split = tmp_path / "single", tmp_path / "split"
-    one = run_flow(data, single, program=program, run_month=run_month)
-    with get_task_stream(dask_cluster) as stream:
-        many = run_flow(
-            data,
-            split,
-            program=program,
-            run_month=run_month,
-            partitions=4,
-            runner="dask",
-            dask_address=dask_cluster.scheduler.address,
-        )
-
-    assert (one.status, many.status) == ("committed", "committed")
+def assert_same_publication(single: Path, split: Path) -> None:
+    """Assert two runs published the same decisions, payments and totals, and verify."""
+    (one,) = runs(single).select(RECORD).rows(named=True)
+    (many,) = runs(split).select(RECORD).rows(named=True)
+    assert one["status"] == many["status"] == "committed"
     left, right = decision_rows(single), decision_rows(split)
-    assert left.height == right.height
-    assert differing(left, right) == {}
+    assert differing(left, right) == {}  # on failure: the differing rows, column by column
     assert left.equals(right)
-    assert (one.counts, one.total_paid_krw) == (many.counts, many.total_paid_krw)
+    assert (one["counts"], one["total_paid_krw"]) == (many["counts"], many["total_paid_krw"])
     assert manifest_totals(single) == manifest_totals(split)
-    assert payment_lines(single, one.run_id) == payment_lines(split, many.run_id)
+    assert payment_lines(single, one["run_id"]) == payment_lines(split, many["run_id"])
     assert verified(single) and verified(split)
-
     # The data holds what partitioning must get right: duplicates across files, households.
     registry = left.filter(pl.col("source_kind") == "registry")
     assert registry.filter(pl.col("outcome") == "DUPLICATE_RECORD")["source_file"].n_unique() > 1
@@ -93,8 +98,44 @@ def test_a_run_partitioned_over_two_dask_workers_publishes_what_a_single_frame_r
     warnings = set(registry["warning_codes"].explode().drop_nulls())
     assert {"HOUSEHOLD_NO_HEAD", "HOUSEHOLD_MULTIPLE_HEADS"} <= warnings
 
-    # Buckets were decided by two distinct worker processes, neither of them this one.
-    workers = {task["worker"] for task in stream.data}
+
+@pytest.mark.slow  # a two-process Dask cluster and two runs per program: about a minute
+@pytest.mark.flow
+@pytest.mark.parametrize("program", list(RUN_MONTH))
+def test_a_run_partitioned_over_two_dask_workers_publishes_what_a_single_frame_run_does(
+    program: str, tmp_path: Path, pii_key: str, single_runs: SingleRuns, dask_cluster: Any
+) -> None:
+    from distributed import get_task_stream
+
+    data, single = single_runs.get(program)
+    split = tmp_path / "split"
+    with get_task_stream(dask_cluster) as stream:
+        run_flow(
+            data,
+            split,
+            program=program,
+            run_month=RUN_MONTH[program],
+            partitions=4,
+            runner="dask",
+            dask_address=dask_cluster.scheduler.address,
+        )
+    assert_same_publication(single, split)
+    # Every bucket was decided on the cluster, by two distinct worker processes (not this one).
+    buckets = [t["worker"] for t in stream.data if t["key"].startswith("decide_bucket-")]
     pids = dask_cluster.run(os.getpid)
-    assert len(stream.data) >= 4 and len(workers) == 2
-    assert len({pids[w] for w in workers}) == 2 and os.getpid() not in pids.values()
+    assert len(buckets) == 4 and len(set(buckets)) == 2
+    assert len({pids[w] for w in buckets}) == 2 and os.getpid() not in pids.values()
+
+
+@pytest.mark.slow  # starts `jiwon` and its own Dask cluster: about 40 s
+@pytest.mark.flow
+def test_jiwon_run_with_runner_dask_starts_its_own_two_worker_cluster_and_pays_the_same(
+    tmp_path: Path, pii_key: str, single_runs: SingleRuns
+) -> None:
+    program = "paju-livelihood-2025"
+    data, single = single_runs.get(program)
+    split = tmp_path / "split"
+    args = run_args(data, split, "--partitions", "4", "--runner", "dask")
+    code, _, stderr = finish(start(args, env(pii_key, tmp_path)), timeout=600)
+    assert code == 0, stderr
+    assert_same_publication(single, split)
