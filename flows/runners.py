@@ -55,12 +55,13 @@ def flow_api_url() -> str | None:
     Without PREFECT_API_URL a flow run starts a temporary Prefect server on 127.0.0.1; worker
     processes on this machine can report to it, workers on other machines cannot.
     """
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
 
     configured: str | None = PREFECT_API_URL.value()
     if configured:
         return configured
+    from prefect.server.api.server import SubprocessASGIServer  # loaded already when one runs
+
     server = SubprocessASGIServer()  # the temporary server of this process, if one runs
     return server.api_url if server.running else None
 

@@ -69,6 +69,22 @@ def test_local_dask_workers_report_to_the_api_they_are_given_and_use_one_polars_
     assert told["POLARS_MAX_THREADS"] == str(polars_threads(2))
 
 
+def test_the_flows_prefect_api_is_the_configured_one_else_the_temporary_server_of_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import temporary_settings
+
+    monkeypatch.setattr(SubprocessASGIServer, "_instances", {})  # no server in this process
+    with temporary_settings(updates={PREFECT_API_URL: "http://10.0.0.5:4200/api"}):
+        assert flow_api_url() == "http://10.0.0.5:4200/api"
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert flow_api_url() is None
+        server = SubprocessASGIServer()  # as a flow run leaves it after starting one
+        server.port, server.running = 8123, True
+        assert flow_api_url() == "http://127.0.0.1:8123/api"
+
+
 @pytest.mark.parametrize(("workers", "cores", "threads"), [(2, 2, 1), (2, 16, 8), (3, 2, 1)])
 def test_worker_processes_on_one_machine_share_its_cores_between_their_polars_pools(
     workers: int, cores: int, threads: int
