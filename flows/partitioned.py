@@ -294,31 +294,62 @@ def shuffle(work: Path, file_names: list[str], buckets: int) -> None:
     registry.drop("_file", "_rrn").sink_parquet(
         pl.PartitionBy(work / "registry-buckets", key="_bucket", include_key=False), mkdir=True
     )
-    kept = registry.filter(valid & ~pl.col("is_duplicate")).select("_rrn", "_bucket").collect()
+    # Sorted integer keys and a binary search, not a hash join: a hash table over 52 million
+    # keys, probed by tens of millions of wide application rows, took more than 8 GB.
+    kept = (
+        registry.filter(valid & ~pl.col("is_duplicate"))
+        .select("_rrn", "_bucket")
+        .collect()
+        .sort("_rrn")
+    )
     held = (
         _scan(work, "registry")
         .filter(pl.col("quarantined") & pl.col("_rrn").is_not_null())
         .group_by("_rrn")
-        .agg(_held_bucket=pl.col("_bucket").first())
+        .agg(_held_bucket=pl.col("_bucket").min())
         .collect()
     )
-    if (work / "enrollment").is_dir():
-        (
-            _scan(work, "enrollment")
-            .drop("_bucket")
-            .join(kept.lazy(), on="_rrn", how="left")
-            .join(held.lazy(), on="_rrn", how="left")
-            .with_columns(
-                _bucket=pl.coalesce("_bucket", "_held_bucket", stable_bucket("rrn", buckets)).cast(
-                    pl.Int32
-                )
-            )
-            .drop("_file", "_pos", "_rrn", "_held_bucket")
-            .sink_parquet(
-                pl.PartitionBy(work / "enrollment-buckets", key="_bucket", include_key=False),
-                mkdir=True,
+    routed = work / "enrollment-routed"
+    routed.mkdir(exist_ok=True)
+    for part in sorted((work / "enrollment").glob("*.parquet")):
+        rows = pl.read_parquet(part)
+        route(rows, kept, held, buckets).write_parquet(routed / part.name, compression="lz4")
+        del rows
+    if any(routed.iterdir()):
+        _scan(work, "enrollment-routed").sink_parquet(
+            pl.PartitionBy(work / "enrollment-buckets", key="_bucket", include_key=False),
+            mkdir=True,
+        )
+
+
+def route(
+    applications: pl.DataFrame, kept: pl.DataFrame, held: pl.DataFrame, buckets: int
+) -> pl.DataFrame:
+    """Give each application the bucket of its beneficiary's kept registry row.
+
+    `kept` (_rrn, _bucket) sorted by `_rrn`, one row per RRN; `held` (_rrn, _held_bucket): RRNs
+    on quarantined rows only. A beneficiary with neither goes to a hash of the RRN.
+    """
+    keys = kept["_rrn"]
+    probe = applications["_rrn"]
+    found = pl.Series("_kept_bucket", [None] * len(probe), dtype=pl.Int32)
+    if len(keys):
+        at = keys.search_sorted(probe.fill_null(-1)).clip(0, len(keys) - 1)
+        hit = (keys.gather(at) == probe).fill_null(False)
+        found = pl.select(
+            pl.when(hit).then(kept["_bucket"].gather(at)).cast(pl.Int32).alias("_kept_bucket")
+        ).to_series()
+    return (
+        applications.drop("_bucket")
+        .with_columns(found)
+        .join(held, on="_rrn", how="left", maintain_order="left")
+        .with_columns(
+            _bucket=pl.coalesce("_kept_bucket", "_held_bucket", stable_bucket("rrn", buckets)).cast(
+                pl.Int32
             )
         )
+        .drop("_file", "_pos", "_rrn", "_held_bucket", "_kept_bucket")
+    )
 
 
 def _bucket_frame(work: Path, part: str, bucket: int, schema: pl.Schema) -> pl.DataFrame:

@@ -245,3 +245,26 @@ def test_the_work_folder_that_holds_plain_input_rows_is_owner_only(tmp_path: Pat
     progress = pl.DataFrame(schema={"person_key": pl.String})
     partitioned.write_run_inputs(work, progress, None)
     assert work.stat().st_mode & 0o777 == 0o700
+
+
+def test_applications_follow_the_kept_row_then_a_quarantined_row_then_a_hash_of_the_rrn() -> None:
+    kept = pl.DataFrame(
+        {"_rrn": [30, 10, 20], "_bucket": [3, 1, 2]}, schema={"_rrn": pl.Int64, "_bucket": pl.Int32}
+    ).sort("_rrn")
+    held = pl.DataFrame(
+        {"_rrn": [40], "_held_bucket": [4]}, schema_overrides={"_held_bucket": pl.Int32}
+    )
+    apps = pl.DataFrame(
+        {
+            "rrn": ["a", "b", "c", "d", "e"],
+            "_rrn": [20, 40, 50, None, 5],
+            "_bucket": [None] * 5,
+            "_file": [0] * 5,
+            "_pos": [0] * 5,
+        },
+        schema_overrides={"_rrn": pl.Int64, "_bucket": pl.Int32},
+    )
+    routed = partitioned.route(apps, kept, held, buckets=7)
+    hashed = apps.select(partitioned.stable_bucket("rrn", 7))["rrn"].to_list()
+    assert routed["_bucket"].to_list() == [2, 4, hashed[2], hashed[3], hashed[4]]
+    assert routed.columns == ["rrn", "_bucket"]
