@@ -47,7 +47,7 @@ from flows.lock import program_lock
 from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
 from flows.payouts import BankFormat
 from flows.publish import Staging, recover
-from flows.runners import Runner, task_runner
+from flows.runners import Runner, flow_api_url, task_runner
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
@@ -630,7 +630,7 @@ def _run_partitioned(
     ledger = read_ledger(out, program.id)
     welfare_status, welfare_files = read_welfare(params, program)
     work = staging.root / "work"
-    runner = task_runner(params.runner, params.dask_address)
+    runner = task_runner(params.runner, params.dask_address, api_url=flow_api_url())
     partitioned.write_run_inputs(work, ledger.progress(program, ctx.run_month), welfare_status)
     decided = decide_partitioned.with_options(task_runner=runner)(
         params,
