@@ -1,0 +1,121 @@
+"""The scale benchmark's bookkeeping: targets, stage timings, results pairing and the table.
+
+The measurements themselves are the benchmark's (docs/performance.md); nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.floor import input_files
+from bench.scale import (
+    default_run_month,
+    markdown_table,
+    ratio_target,
+    read_results,
+    stage_seconds,
+    summarise,
+    task_base_name,
+)
+
+
+def record(kind: str, bench_id: str, when: str, **extra: Any) -> dict[str, Any]:
+    base = {
+        "bench_id": bench_id,
+        "kind": kind,
+        "program": "national-relief-2020",
+        "residents": 540_000,
+        "input_rows": 1_000_000,
+        "seconds": 2.0,
+        "exit_code": 0,
+        "peak_tree_bytes": 1_000_000_000,
+        "max_process_bytes": 900_000_000,
+        "load_before": [1.0, 1.0, 1.0],
+        "load_after": [2.0, 1.0, 1.0],
+        "when": when,
+    }
+    return base | extra
+
+
+def test_ratio_target_is_tighter_at_paju_size_than_at_national_sizes() -> None:
+    assert ratio_target(541_080) == 1.5
+    assert ratio_target(5_410_800) == 2.0
+    assert ratio_target(52_104_000) == 2.0
+
+
+def test_default_run_month_is_the_month_the_last_window_closes() -> None:
+    ends = [dt.date(2020, 8, 18), dt.date(2020, 6, 30)]
+    assert default_run_month(ends) == "2020-08"
+
+
+def test_task_run_names_lose_only_prefects_three_character_suffix() -> None:
+    assert task_base_name("validate-registry-0f3") == "validate-registry"
+    assert task_base_name("decide-outcomes") == "decide-outcomes"
+    assert task_base_name("bucket-12-a9c") == "bucket-12"
+
+
+def test_stage_seconds_sum_runs_of_a_task_and_span_first_start_to_last_end() -> None:
+    runs = [
+        {
+            "name": "decide-bucket-aaa",
+            "start_time": "2026-11-24T10:00:00+00:00",
+            "end_time": "2026-11-24T10:00:04+00:00",
+            "total_run_time": 4.0,
+        },
+        {
+            "name": "decide-bucket-bbb",
+            "start_time": "2026-11-24T10:00:02+00:00",
+            "end_time": "2026-11-24T10:00:09+00:00",
+            "total_run_time": 7.0,
+        },
+        {"name": "read-extracts-ccc", "start_time": None, "end_time": None, "total_run_time": 0},
+    ]
+    stages = stage_seconds(runs)
+    assert stages["decide-bucket"] == {"runs": 2, "seconds": 11.0, "span": 9.0}
+    assert stages["read-extracts"] == {"runs": 1, "seconds": 0.0, "span": 0.0}
+
+
+def test_summary_pairs_floor_and_pipeline_of_one_run_and_keeps_the_latest(tmp_path: Path) -> None:
+    results = tmp_path / "scale.jsonl"
+    lines = [
+        record("floor", "old", "2026-11-24T10:00:00"),
+        record("pipeline", "old", "2026-11-24T10:01:00", seconds=30.0),
+        record("floor", "new", "2026-11-24T11:00:00", seconds=2.5),
+        record("pipeline", "new", "2026-11-24T11:01:00", seconds=3.0),
+        record("floor", "unpaired", "2026-11-24T12:00:00"),
+    ]
+    results.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    (row,) = summarise(read_results(results))
+    assert (row.floor_seconds, row.pipeline_seconds) == (2.5, 3.0)
+    assert row.ratio == 1.2 and row.ratio_met and row.memory_met
+    assert row.rows_per_second == 1_000_000 / 3.0
+    assert row.load == "1.0-2.0"
+
+
+def test_table_says_when_a_target_is_not_met_and_when_the_pipeline_failed() -> None:
+    records = [
+        record("floor", "a", "2026-11-24T10:00:00"),
+        record("pipeline", "a", "2026-11-24T10:01:00", seconds=5.0),
+        record("floor", "b", "2026-11-24T10:00:00", residents=52_000_000),
+        record("pipeline", "b", "2026-11-24T10:09:00", residents=52_000_000, exit_code=1),
+    ]
+    table = markdown_table(summarise(records))
+    assert "2.50 (≤ 1.5) NOT met" in table
+    assert "**failed** after 2.0" in table
+
+
+def test_a_missing_results_file_has_no_records(tmp_path: Path) -> None:
+    assert read_results(tmp_path / "none.jsonl") == []
+
+
+def test_floor_reads_every_input_kind_that_has_files(tmp_path: Path) -> None:
+    for name in ("registry/a.csv", "registry/b.csv", "enrollments/x.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("rrn\n1\n")
+    (tmp_path / "welfare").mkdir()
+    found = input_files(tmp_path)
+    assert list(found) == ["registry", "enrollments"]
+    assert [p.name for p in found["registry"]] == ["a.csv", "b.csv"]
