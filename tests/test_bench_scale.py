@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.floor import input_files
+from bench.plot import plot, series
 from bench.scale import (
     default_run_month,
     markdown_table,
@@ -119,3 +120,18 @@ def test_floor_reads_every_input_kind_that_has_files(tmp_path: Path) -> None:
     found = input_files(tmp_path)
     assert list(found) == ["registry", "enrollments"]
     assert [p.name for p in found["registry"]] == ["a.csv", "b.csv"]
+
+
+def test_plot_draws_each_programs_sizes_in_order_and_writes_a_png(tmp_path: Path) -> None:
+    records = [
+        record("floor", "big", "2026-11-24T10:00:00", residents=5_400_000, seconds=20.0),
+        record("pipeline", "big", "2026-11-24T10:01:00", residents=5_400_000, exit_code=137),
+        record("floor", "small", "2026-11-24T11:00:00"),
+        record("pipeline", "small", "2026-11-24T11:01:00", seconds=4.0),
+    ]
+    rows = summarise(records)
+    s = series(rows, "national-relief-2020")
+    assert s["residents"] == [540_000, 5_400_000]
+    assert s["floor_s"] == [2.0, 20.0] and s["failed"] == [0.0, 1.0]
+    plot(rows, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
