@@ -1,7 +1,7 @@
 """Benchmark `jiwon run` at national scale against a streaming floor measured in the same run.
 
     python -m bench.scale --data DIR [DIR ...] --program national-relief-2020
-        [--run-month 2020-08] [--partitions N] [--results bench/results/scale.jsonl]
+        [--run-month 2020-08] [--partitions auto|N|none] [--results bench/results/scale.jsonl]
         [--scratch /tmp/jiwon-bench/scratch] [--note TEXT]
     python -m bench.scale --summary [--results FILE]     # Markdown table of what was recorded
 
@@ -14,7 +14,9 @@ each in its own process:
 2. floor: `python -m bench.floor` scans the same CSV files with polars (all columns as strings)
    and sinks the same rows as zstd Parquet, no logic (streaming engine);
 3. pipeline: `jiwon run --program P --registry DIR/registry --enrollments DIR/enrollments
-   [--welfare DIR/welfare] --out SCRATCH/out --run-month M [--partitions N]` with JIWON_PII_KEY set.
+   [--welfare DIR/welfare] --out SCRATCH/out --run-month M --partitions auto|N` with JIWON_PII_KEY
+   set (`--partitions auto` is the engine's own choice, one bucket per ~1,000,000 registry rows;
+   `--partitions none` runs the in-memory engine instead, for comparison).
 
 The pipeline runs against a long-lived local Prefect server that this benchmark starts once
 (`prefect server start` on a free port, its own PREFECT_HOME under SCRATCH) and stops at the end;
@@ -363,7 +365,7 @@ def pipeline_command(args: argparse.Namespace, data: Path, out: Path) -> list[st
     command += ["--run-month", args.run_month]
     if (data / "welfare").is_dir():
         command += ["--welfare", str(data / "welfare")]
-    if args.partitions is not None:
+    if args.partitions != "none":  # "none": the in-memory engine, for comparison
         command += ["--partitions", str(args.partitions)]
     return command
 
@@ -454,7 +456,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", default=[])
     parser.add_argument("--program", default="national-relief-2020")
     parser.add_argument("--run-month", default=None, help="default: month the last window ends")
-    parser.add_argument("--partitions", type=int, default=None, help="default: engine's choice")
+    parser.add_argument("--partitions", default="auto", help="N or auto (the engine's choice)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/jiwon-bench/scratch"))
     parser.add_argument("--note", default="", help="free text kept with the records")

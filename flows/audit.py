@@ -102,16 +102,18 @@ def decisions_parquet(records: pl.DataFrame, ctx: RunContext) -> bytes:
     The hive partition columns (program, run_month, run_id) live in the folder names, as hive
     readers expect (polars, DuckDB and pyarrow add them back), and in the file's metadata.
     """
-    return parquet_bytes(
-        records.drop(PARTITION_COLUMNS),
-        {
-            "jiwon.schema_version": SCHEMA_VERSION,
-            "jiwon.table": "decisions",
-            "jiwon.run_id": ctx.run_id,
-            "jiwon.program": ctx.program.id,
-            "jiwon.run_month": ctx.run_month,
-        },
-    )
+    return parquet_bytes(records.drop(PARTITION_COLUMNS), decisions_metadata(ctx))
+
+
+def decisions_metadata(ctx: RunContext) -> dict[str, str]:
+    """Return the key-value metadata every decisions Parquet file carries."""
+    return {
+        "jiwon.schema_version": SCHEMA_VERSION,
+        "jiwon.table": "decisions",
+        "jiwon.run_id": ctx.run_id,
+        "jiwon.program": ctx.program.id,
+        "jiwon.run_month": ctx.run_month,
+    }
 
 
 def outcome_counts(records: pl.DataFrame) -> dict[str, int]:

@@ -112,6 +112,19 @@ def run(
     bank_file: Annotated[
         str, typer.Option(help="bank payouts as fixed_width (대량이체) or pain.001 (ISO 20022)")
     ] = "fixed_width",
+    partitions: Annotated[
+        str | None,
+        typer.Option(
+            help="decide file by file in N buckets (auto: one per ~1,000,000 registry rows), "
+            "for deliveries too large for memory; default: all in memory"
+        ),
+    ] = None,
+    runner: Annotated[
+        str, typer.Option(help="with --partitions: run its tasks local or on dask")
+    ] = "local",
+    dask_address: Annotated[
+        str | None, typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: local)")
+    ] = None,
 ) -> None:
     """Run the disburse flow for one program. Needs JIWON_PII_KEY in the environment."""
     execute(
@@ -128,6 +141,9 @@ def run(
             "welfare": welfare,
             "programs_dir": programs_dir,
             "bank_file": bank_file,
+            "partitions": partitions,
+            "runner": runner,
+            "dask_address": dask_address,
         }
     )
 

@@ -207,9 +207,12 @@ def prepare_registry(
     if due is None:
         due = pl.LazyFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
     used = set(ctx.program.attributes_used())
-    marked = with_welfare(
-        mark_duplicate_records(registry), welfare, ctx.default_welfare_status
-    ).with_columns(kept=~pl.col("quarantined") & ~pl.col("is_duplicate"))
+    # A partitioned run decides duplicates over all files first (flows.partitioned.shuffle).
+    if "is_duplicate" not in registry.collect_schema():
+        registry = mark_duplicate_records(registry)
+    marked = with_welfare(registry, welfare, ctx.default_welfare_status).with_columns(
+        kept=~pl.col("quarantined") & ~pl.col("is_duplicate")
+    )
     # Attributes counted over households are computed only when the program reads them.
     if "birth_order" in used:
         marked = marked.with_columns(birth_order=attributes.birth_order())

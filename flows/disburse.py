@@ -19,7 +19,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from prefect import Task, flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -30,6 +30,7 @@ from flows import (
     artifacts,
     audit,
     layout,
+    partitioned,
     payments,
     payouts,
     report,
@@ -43,8 +44,10 @@ from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, read_ledger
 from flows.lock import program_lock
+from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
 from flows.payouts import BankFormat
 from flows.publish import Staging, recover
+from flows.runners import Runner, task_runner
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
@@ -84,11 +87,26 @@ class DisburseParams(BaseModel):
         default="fixed_width",
         description="bank payouts as the bulk-transfer file (fixed_width) or ISO 20022 pain.001",
     )
+    partitions: int | Literal["auto"] | None = Field(
+        default=None,
+        description="decide in this many buckets, file by file (auto: one per ~1,000,000 "
+        "registry rows); none: the whole delivery in memory at once",
+    )
+    runner: Runner = Field(
+        default="local", description="where a partitioned run's tasks run: local or dask"
+    )
+    dask_address: str | None = Field(
+        default=None, description="Dask scheduler address (runner dask; none: a local cluster)"
+    )
 
     @model_validator(mode="after")
     def _rerun_needs_reason(self) -> DisburseParams:
         if self.trigger == "rerun" and not (self.reason or "").strip():
             raise ValueError("a rerun needs --reason: say why it is run again")
+        if isinstance(self.partitions, int) and self.partitions < 1:
+            raise ValueError("--partitions must be at least 1 (or auto)")
+        if self.partitions is None and (self.runner != "local" or self.dask_address):
+            raise ValueError("--runner dask and --dask-address need --partitions")
         return self
 
 
@@ -321,6 +339,8 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
 def _run(
     params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging, out: Path
 ) -> RunSummary:
+    if params.partitions is not None:
+        return _run_partitioned(params, ctx, record, staging, out)
     log = get_run_logger()
     program = ctx.program
     ledger = read_ledger(out, program.id)
@@ -384,7 +404,7 @@ def _run(
     report_md = report.summary_markdown(record, reason_counts(records))
     changes: list[str] = []
     if params.dry_run:
-        headline, table = whatif.would_change(out, program.id, records)
+        headline, table = whatif.would_change(out, program.id, whatif.by_outcome(records))
         report_md += "\n" + whatif.markdown(headline, table)
         changes = whatif.terminal_lines(headline, table)
         log.info(headline)
@@ -510,6 +530,192 @@ def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
         "quarantine": str(layout.quarantine_dir(program, ctx.run_id)),
         "report": str(layout.reports_dir(program, ctx.run_id)),
     }
+
+
+spill_file = stage(partitioned.spill_file)
+shuffle_buckets = stage(partitioned.shuffle)
+decide_bucket = stage(partitioned.decide_bucket)
+
+
+@dataclass
+class Decided:
+    """What the partitioned stages found: the files spilled and the buckets' totals."""
+
+    registry: list[Spilled]
+    enrollment: list[Spilled]
+    totals: Totals | None  # None when the run stopped at a file-level gate (see `halted`)
+    halted: RunHalted | None = None  # a file-level gate stopped the run
+
+
+@flow(name="disburse-partitioned", log_prints=False)
+def decide_partitioned(
+    params: DisburseParams,
+    run_id: str,
+    run_month: str,
+    decided_at: dt.datetime,
+    work: Path,
+    consumed: dict[str, str],
+    has_welfare: bool,
+) -> Decided:
+    """Spill every file, bucket the rows and decide every bucket on the run's task runner.
+
+    Its parameters are what the Prefect API records, so they hold no personal data and no key:
+    the ledger's progress and the welfare rows wait in `work` (written by the parent flow), and
+    the key is read here from the environment, as the parent read it.
+    """
+    log = get_run_logger()
+    try:
+        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    ctx = RunContext(
+        run_id,
+        program,
+        run_month,
+        decided_at,
+        pii_key(),
+        default_welfare_status=vocabulary()["welfare_status_default"],
+    )
+    registry_files = list_delivery(params.registry, "registry")
+    enrollment_files = list_delivery(params.enrollments, "enrollment")
+    buckets = partitioned.choose_buckets(params.partitions or "auto", registry_files)
+    log.info(
+        "partitioned run: %d registry and %d enrollment files, %d buckets",
+        len(registry_files),
+        len(enrollment_files),
+        buckets,
+    )
+    spilled = {}
+    for kind, paths in (("registry", registry_files), ("enrollment", enrollment_files)):
+        spilled[kind] = spill_file.map(
+            paths,
+            range(len(paths)),
+            unmapped(kind),
+            unmapped(program),
+            unmapped(work),
+            unmapped(buckets),
+            unmapped(consumed),
+        ).result()
+        partitioned.check_names(spilled[kind])
+        log.info("validated %d %s rows", sum(x.rows for x in spilled[kind]), kind)
+    partitioned.check_snapshot(spilled["registry"])
+    decided = Decided(spilled["registry"], spilled["enrollment"], None)
+    try:
+        partitioned.check_rate("registry", decided.registry, program.quarantine_threshold)
+        partitioned.check_rate("enrollment", decided.enrollment, program.quarantine_threshold)
+    except RunHalted as e:
+        decided.halted = e
+        return decided
+    shuffle_buckets(work, [s.info.file for s in decided.registry], buckets)
+    empty, _ = validate.validate_enrollments(
+        empty_delivery("enrollment"), enrollment_schema(bank_codes(), vocabulary())
+    )
+    partitioned.write_schemas(work, empty)
+    jobs = [BucketJob(work, b, ctx, has_welfare) for b in range(buckets)]
+    results: list[BucketResult] = decide_bucket.map(jobs).result()
+    decided.totals = partitioned.totals(results)
+    log.info("decided %d rows in %d buckets", decided.totals.rows, buckets)
+    return decided
+
+
+def _run_partitioned(
+    params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging, out: Path
+) -> RunSummary:
+    """The run, decided bucket by bucket (`--partitions`): memory is one file or one bucket."""
+    log = get_run_logger()
+    program = ctx.program
+    ledger = read_ledger(out, program.id)
+    welfare_status, welfare_files = read_welfare(params, program)
+    work = staging.root / "work"
+    runner = task_runner(params.runner, params.dask_address)
+    partitioned.write_run_inputs(work, ledger.progress(program, ctx.run_month), welfare_status)
+    decided = decide_partitioned.with_options(task_runner=runner)(
+        params,
+        ctx.run_id,
+        ctx.run_month,
+        ctx.decided_at,
+        work,
+        ledger.consumed,
+        welfare_status is not None,
+    )
+    record.inputs = [_input(s.info) for s in decided.registry + decided.enrollment]
+    record.inputs += welfare_files
+    if all(s.info.skipped_by_run for s in decided.enrollment):
+        record.message = (
+            "every enrollment file was already consumed by an earlier committed "
+            "run: nobody new is paid by this run"
+        )
+        log.warning(record.message)
+    quarantine = partitioned.quarantine(work)
+    if decided.halted is not None:
+        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
+        raise decided.halted
+    totals = decided.totals
+    assert totals is not None
+    check_budget(program, ledger, totals.paid_krw)
+    record.counts = totals.counts
+    record.total_paid_krw = totals.paid_krw
+    folder = layout.payments_dir(program.id, ctx.run_id)
+
+    def stage_file(f: payments.PaymentFile) -> None:
+        if not params.dry_run:
+            staging.write(folder / f.file, f.content)
+
+    files, assigned, lossy = partitioned.render_payments(work, ctx, params.bank_file, stage_file)
+    total = sum(f.total_krw for f in files)
+    if total != totals.paid_krw:
+        raise RuntimeError(
+            f"payment files total {total} but the audit says {totals.paid_krw}: refusing to commit"
+        )
+    if params.dry_run:
+        record.status = "dry_run"
+        record.message = " ".join(
+            filter(
+                None,
+                [
+                    record.message,
+                    "dry run: nothing was paid or published but this record and report",
+                ],
+            )
+        )
+    else:
+        record.status = "committed"
+        staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
+        relative = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "decisions.parquet"
+        partitioned.sink_decisions(staging.path(relative), work, assigned, lossy, ctx)
+        staging.adopt(relative)
+        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
+    report_md = report.summary_markdown(record, totals.reasons)
+    changes: list[str] = []
+    if params.dry_run:
+        headline, table = whatif.would_change(out, program.id, totals.by_outcome)
+        report_md += "\n" + whatif.markdown(headline, table)
+        changes = whatif.terminal_lines(headline, table)
+        log.info(headline)
+    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    page = report_html.report_html(
+        record,
+        report_html.paid_by_district(partitioned.scan_records(work)),
+        report_html.district_names(program.city or "national"),
+        quarantine,
+        files,
+    )
+    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
+    _commit(record, staging, ledger.last_run_sha256)
+    publish_artifacts(record, report_md)
+    return RunSummary(
+        run_id=ctx.run_id,
+        program=program.id,
+        status=record.status,
+        dry_run=params.dry_run,
+        counts=record.counts,
+        total_paid_krw=record.total_paid_krw,
+        message=record.message,
+        out=str(out),
+        paths=_paths(params.dry_run, program.id, ctx),
+        payments=totals.payments,
+        changes=changes,
+    )
 
 
 __all__ = ["DisburseParams", "InputRejected", "RunSummary", "disburse"]

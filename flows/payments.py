@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 
@@ -31,6 +33,37 @@ class PaymentFile:
     def sha256(self) -> str:
         """Return the SHA-256 of the file's bytes."""
         return hashlib.sha256(self.content).hexdigest()
+
+
+class FileTotals(Protocol):
+    """What the manifest and the report say about a payment file."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def total_krw(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A payment file already written to staging: its totals without its bytes (large runs)."""
+
+    file: str
+    format: str
+    sha256: str
+    records: int
+    total_krw: int
+
+    @classmethod
+    def of(cls, f: PaymentFile) -> StagedFile:
+        """Return the totals of a rendered file."""
+        return cls(f.file, f.format, f.sha256, f.records, f.total_krw)
 
 
 def formula_safe(column: str) -> pl.Expr:
@@ -90,7 +123,7 @@ def credit_files(rows: pl.DataFrame) -> list[PaymentFile]:
     return sorted(files, key=lambda f: f.file)
 
 
-def manifest(files: list[PaymentFile], run_id: str, program: str) -> bytes:
+def manifest(files: Sequence[FileTotals], run_id: str, program: str) -> bytes:
     """Return `manifest.json`: each file's SHA-256, records and total, and the grand totals."""
     body = {
         "run_id": run_id,

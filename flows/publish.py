@@ -64,6 +64,26 @@ class Staging:
         self.written.append(written)
         return written
 
+    def path(self, relative: Path, private: bool = False) -> Path:
+        """Return where to write `relative` in place (large outputs, streamed); then `adopt` it."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            target.parent.chmod(0o700)
+        return target
+
+    def adopt(self, relative: Path) -> Written:
+        """Sync a file written in place at `path(relative)` and record its SHA-256."""
+        digest, size = hashlib.sha256(), 0
+        with open(self.root / relative, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+                size += len(chunk)
+            os.fsync(f.fileno())
+        written = Written(str(relative), digest.hexdigest(), size)
+        self.written.append(written)
+        return written
+
     def publish(self) -> None:
         """Move each staged unit into place, in order, then remove the staging folder."""
         for unit in self.units:

@@ -8,13 +8,14 @@ are stable for tests and for anyone scraping the page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 import polars as pl
 
 from flows.audit import RunRecord
 from flows.codes import BY_CODE
-from flows.payments import PaymentFile
+from flows.payments import FileTotals
 from rules.program import CITIES_DIR
 
 BAR_WIDTH = 420
@@ -38,13 +39,15 @@ def district_names(city: str) -> dict[str, str]:
     return dict(zip(frame["admin_code"], frame["name_ko"], strict=True))
 
 
-def paid_by_district(records: pl.DataFrame) -> pl.DataFrame:
+def paid_by_district(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Return people paid and won per admin code (registry rows, so each payment counts once)."""
     return (
-        records.filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
+        records.lazy()
+        .filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
         .group_by("admin_code")
         .agg(people=pl.len(), won=pl.col("amount_krw").sum())
         .sort("admin_code")
+        .collect()
     )
 
 
@@ -93,7 +96,7 @@ def report_html(
     districts: pl.DataFrame,
     names: dict[str, str],
     quarantine: pl.DataFrame,
-    files: list[PaymentFile],
+    files: Sequence[FileTotals],
 ) -> str:
     """Return the run report page (`files`: the run's payment files, published or not)."""
     title = escape(f"{record.program} run {record.run_id}")

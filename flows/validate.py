@@ -248,15 +248,22 @@ def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) 
 
 def check_quarantine_rate(delivery: Delivery, frame: pl.DataFrame, threshold: float) -> None:
     """Halt when the share of quarantined rows of a delivery exceeds the program's threshold."""
-    if frame.height == 0:
-        return
-    bad = int(frame["quarantined"].sum())
-    if bad / frame.height > threshold:
+    check_rate(delivery.kind, int(frame["quarantined"].sum()), frame.height, threshold)
+
+
+def check_rate(kind: str, bad: int, rows: int, threshold: float) -> None:
+    """Halt when `bad` of a delivery's `rows` is a share above the program's threshold."""
+    if rows and bad / rows > threshold:
         raise RunHalted(
-            f"run halted: {bad} of {frame.height} {delivery.kind} rows ({bad / frame.height:.2%}) "
+            f"run halted: {bad} of {rows} {kind} rows ({bad / rows:.2%}) "
             f"failed row checks, above the program's threshold of {threshold:.2%}; nothing was "
             f"paid. Fix the rows listed in the quarantine report and deliver again."
         )
+
+
+def empty_quarantine() -> pl.DataFrame:
+    """Return a quarantine report with no rows."""
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
 
 def validate_registry(

@@ -26,7 +26,7 @@ def last_committed(out: Path, program: str) -> dict[str, Any] | None:
     return committed.row(-1, named=True) if committed.height else None
 
 
-def by_outcome(records: pl.DataFrame) -> pl.DataFrame:
+def by_outcome(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Return residents and won per outcome over the registry decision records."""
     return (
         records.lazy()
@@ -56,14 +56,14 @@ def compare(now: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFrame:
     ).filter((pl.col("last_run") > 0) | (pl.col("this_run") > 0))
 
 
-def would_change(out: Path, program: str, records: pl.DataFrame) -> tuple[str, pl.DataFrame]:
-    """Return a one-line headline and the per-outcome comparison for a dry run's records."""
+def would_change(out: Path, program: str, now: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+    """Return a one-line headline and the per-outcome comparison for a dry run (`by_outcome`)."""
     last = last_committed(out, program)
     before = None
     if last is not None:
         folder = out / layout.decisions_dir(program, last["run_month"], last["run_id"])
-        before = by_outcome(pl.read_parquet(folder))
-    table = compare(by_outcome(records), before)
+        before = by_outcome(pl.scan_parquet(folder / "*.parquet"))
+    table = compare(now, before)
     paid = table.filter(pl.col("outcome") == "PAID")
     residents = int(paid["this_run"].sum())
     won = int(paid["won"].sum())

@@ -1,0 +1,482 @@
+"""Decide deliveries too large for memory: per-file validation, a global duplicate pass, buckets.
+
+The single-frame path (`flows.decide.decide` over whole deliveries) needs about 3.5 KB of memory
+per input row; the national registry would need far more than a machine has. This module runs the
+same decisions in pieces whose size the operator chooses (`--partitions`), with the same result:
+
+1. **spill** (one task per input file): read, check and validate one file exactly as the
+   single-frame path does, and write its rows (with reasons and warnings) and its quarantine rows
+   to Parquet in the run's work folder. Memory: one file.
+2. **shuffle** (one task): decide duplicates on narrow keys over *all* files (the RRN as a
+   64-bit integer and the row's place in delivery order), then stream the registry rows into
+   buckets by a hash of their household, so each household is whole in one bucket, and stream
+   each application into the bucket of its beneficiary's kept registry row (a quarantined row's
+   when there is none, a hash of the RRN when the beneficiary is not in the registry). Polars
+   streams these; memory is the narrow keys.
+3. **decide** (one task per bucket, any task runner, Dask included): the single-frame functions
+   over one bucket, writing decision records and payees as Parquet. Memory: one bucket.
+4. **merge** (one task): payment files from the payees, ordered by payment id as always; the
+   decision records joined to their payment file and streamed into the run's decisions Parquet.
+
+Why buckets give the same decisions as one frame: every computation over a group is over a
+household (heads, sizes, birth order, household unit) or over a beneficiary's applications, and
+both are whole inside one bucket; duplicates are decided before bucketing over all rows; an
+applicant looked up in another household is "not the same household" whether found or not.
+`tests/test_partitioned.py` compares both paths row by row. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the .nchash namespace)
+
+from flows import audit, payments, payouts, validate
+from flows.codes import OUTCOMES, Outcome
+from flows.decide import RunContext, decide
+from flows.errors import InputRejected
+from flows.ingest import Delivery, InputFile, read_file
+from flows.payments import PaymentFile, StagedFile
+from flows.payouts import BankFormat
+from rules.program import Program
+from rules.reference import bank_codes, vocabulary
+from schemas.audit import DECISION_COLUMNS
+from schemas.enrollment import enrollment_schema
+from schemas.registry import registry_schema
+
+Kind = Literal["registry", "enrollment"]
+ROW_BITS = 32  # a row's place in delivery order: file index << 32 | row number
+ROW_MASK = (1 << ROW_BITS) - 1
+BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--partitions auto)
+CSV_BYTES_PER_ROW = 270  # about what a registry CSV row takes, to estimate rows from file sizes
+WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """What spilling one input file found: the file as the run record lists it, and counts."""
+
+    info: InputFile
+    rows: int
+    quarantined: int
+    as_of: dt.date | None  # registry files: the file's single snapshot date
+
+
+@dataclass(frozen=True)
+class BucketJob:
+    """One bucket to decide: where its rows are and what the run decides with."""
+
+    work: Path
+    bucket: int
+    ctx: RunContext
+    has_welfare: bool
+
+
+@dataclass
+class BucketResult:
+    """What one bucket decided: counts per outcome and reason, and won paid."""
+
+    bucket: int
+    rows: int
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    by_outcome: list[dict[str, Any]] = field(default_factory=list)  # registry: outcome, n, won
+    paid_krw: int = 0
+    payments: int = 0
+
+
+def choose_buckets(partitions: int | Literal["auto"], registry_files: list[Path]) -> int:
+    """Return the number of buckets: as asked, or about one per million registry rows."""
+    if partitions != "auto":
+        return max(1, int(partitions))
+    size = sum(p.stat().st_size for p in registry_files)
+    return max(1, math.ceil(size / CSV_BYTES_PER_ROW / BUCKET_ROWS))
+
+
+def rrn_number() -> pl.Expr:
+    """Return the RRN as a 64-bit integer where it is 13 digits (exact: no two RRNs collide)."""
+    rrn = pl.col("rrn")
+    return pl.when(rrn.str.contains(r"^\d{13}$")).then(rrn.cast(pl.Int64, strict=False))
+
+
+def stable_bucket(column: str, buckets: int) -> pl.Expr:
+    """Return a bucket 0..buckets-1 from a hash stable across processes, machines and versions."""
+    hashed: pl.Expr = pl.col(column).nchash.xxhash64()  # type: ignore[attr-defined]
+    return (hashed.fill_null(0) % buckets).cast(pl.Int32)
+
+
+def work_file(work: Path, part: str, index: int) -> Path:
+    """Return the path of one piece of the work folder."""
+    return work / part / f"{index:05d}.parquet"
+
+
+def spill_file(
+    path: Path,
+    index: int,
+    kind: Kind,
+    program: Program,
+    work: Path,
+    buckets: int,
+    consumed: dict[str, str],
+) -> Spilled:
+    """Read and validate one input file; write its checked rows and quarantine rows to `work`.
+
+    Enrollment files an earlier committed run consumed are listed, not validated (as in the
+    single-frame path). Raises InputRejected exactly as the single-frame path does for a file.
+    """
+    frame, info = read_file(path, kind)
+    skipped_by = consumed.get(info.sha256) if kind == "enrollment" else None
+    if skipped_by:
+        info = InputFile(**{**info.__dict__, "skipped_by_run": skipped_by})
+        return Spilled(info, 0, 0, None)
+    delivery = Delivery(kind, frame, [info], info.fullwidth)
+    as_of = None
+    if kind == "registry":
+        schema = registry_schema(program.admin_codes(), vocabulary(), program.admin_code_prefixes())
+        checked, quarantine = validate.validate_registry(
+            delivery,
+            schema,
+            vocabulary(),
+            program.reference_date,
+            program.as_of_must_equal_reference_date,
+        )
+        as_of = checked["p_as_of"][0] if checked.height else None
+    else:
+        checked, quarantine = validate.validate_enrollments(
+            delivery, enrollment_schema(bank_codes(), vocabulary())
+        )
+    bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)
+    checked = checked.with_columns(
+        _file=pl.lit(index, pl.Int64),
+        _pos=pl.lit(index << ROW_BITS, pl.Int64) + pl.col("source_row"),
+        _rrn=rrn_number(),
+        _bucket=bucket.cast(pl.Int32),
+    )
+    for part, rows in ((kind, checked), (f"quarantine-{kind}", quarantine)):
+        target = work_file(work, part, index)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows.write_parquet(target, compression="lz4")
+    return Spilled(info, checked.height, int(checked["quarantined"].sum()), as_of)
+
+
+def check_snapshot(spilled: list[Spilled]) -> None:
+    """Reject a registry delivery whose files hold different snapshot dates."""
+    dated = [s for s in spilled if s.as_of is not None]
+    dates = sorted({s.as_of for s in dated if s.as_of is not None})
+    if len(dates) > 1:
+        raise InputRejected(
+            dated[-1].info.file,
+            f"as_of differs between files of one delivery ({', '.join(map(str, dates))})",
+            "Deliver files of a single snapshot together.",
+        )
+
+
+def check_names(spilled: list[Spilled]) -> None:
+    """Reject a delivery that holds two files of one name (as the single-frame reader does)."""
+    names = [s.info.file for s in spilled]
+    if len(set(names)) != len(names):
+        raise InputRejected(names[0], "appears twice in the delivery", "Rename one of the files.")
+
+
+def check_rate(kind: Kind, spilled: list[Spilled], threshold: float) -> None:
+    """Halt when the delivery's share of quarantined rows is above the program's threshold."""
+    rows = sum(s.rows for s in spilled)
+    bad = sum(s.quarantined for s in spilled)
+    validate.check_rate(kind, bad, rows, threshold)
+
+
+def _scan(work: Path, part: str) -> pl.LazyFrame:
+    return pl.scan_parquet(work / part / "*.parquet")
+
+
+def duplicates(work: Path, file_names: list[str]) -> pl.DataFrame:
+    """Return, per RRN on more than one valid registry row, the kept row's place and `file:row`.
+
+    The kept row is the first valid one in delivery order (files in name order, then rows), as
+    `flows.dedup.mark_duplicate_records` decides it over one frame.
+    """
+    names = pl.DataFrame({"_kept_file": range(len(file_names)), "_kept_name": file_names}).cast(
+        {"_kept_file": pl.Int64}
+    )
+    return (
+        _scan(work, "registry")
+        .filter(~pl.col("quarantined"))
+        .group_by("_rrn")
+        .agg(_n=pl.len(), _kept_pos=pl.col("_pos").min())
+        .filter(pl.col("_n") > 1)
+        .collect()
+        .with_columns(_kept_file=pl.col("_kept_pos") // (1 << ROW_BITS))
+        .join(names, on="_kept_file", how="left")
+        .select(
+            "_rrn",
+            "_kept_pos",
+            _kept_ref=pl.concat_str(
+                "_kept_name", pl.lit(":"), (pl.col("_kept_pos") % (1 << ROW_BITS)).cast(pl.String)
+            ),
+        )
+    )
+
+
+def check_valid_rrns(work: Path) -> None:
+    """Fail loudly if a valid registry row's RRN is not 13 digits (the duplicate pass needs it)."""
+    bad = (
+        _scan(work, "registry")
+        .filter(~pl.col("quarantined") & pl.col("_rrn").is_null())
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    if bad:
+        raise RuntimeError(f"{bad} valid registry rows have no 13-digit RRN: refusing to bucket")
+
+
+def shuffle(work: Path, file_names: list[str], buckets: int) -> None:
+    """Stream registry rows (with duplicate marks) and applications into their buckets."""
+    check_valid_rrns(work)
+    dups = duplicates(work, file_names)
+    valid = ~pl.col("quarantined")
+    registry = (
+        _scan(work, "registry")
+        .join(dups.lazy(), on="_rrn", how="left")
+        .with_columns(
+            is_duplicate=valid
+            & pl.col("_kept_pos").is_not_null()
+            & (pl.col("_pos") != pl.col("_kept_pos"))
+        )
+        .with_columns(duplicate_of=pl.when(pl.col("is_duplicate")).then(pl.col("_kept_ref")))
+        .drop("_kept_pos", "_kept_ref")
+    )
+    registry.drop("_file", "_rrn").sink_parquet(
+        pl.PartitionBy(work / "registry-buckets", key="_bucket", include_key=False), mkdir=True
+    )
+    kept = registry.filter(valid & ~pl.col("is_duplicate")).select("_rrn", "_bucket").collect()
+    held = (
+        _scan(work, "registry")
+        .filter(pl.col("quarantined") & pl.col("_rrn").is_not_null())
+        .group_by("_rrn")
+        .agg(_held_bucket=pl.col("_bucket").first())
+        .collect()
+    )
+    if (work / "enrollment").is_dir():
+        (
+            _scan(work, "enrollment")
+            .drop("_bucket")
+            .join(kept.lazy(), on="_rrn", how="left")
+            .join(held.lazy(), on="_rrn", how="left")
+            .with_columns(
+                _bucket=pl.coalesce("_bucket", "_held_bucket", stable_bucket("rrn", buckets)).cast(
+                    pl.Int32
+                )
+            )
+            .drop("_file", "_pos", "_rrn", "_held_bucket")
+            .sink_parquet(
+                pl.PartitionBy(work / "enrollment-buckets", key="_bucket", include_key=False),
+                mkdir=True,
+            )
+        )
+
+
+def _bucket_frame(work: Path, part: str, bucket: int, schema: pl.Schema) -> pl.DataFrame:
+    folder = work / part / f"_bucket={bucket}"
+    if not folder.is_dir():
+        return pl.DataFrame(schema=schema)
+    return pl.read_parquet(folder / "*.parquet")
+
+
+def _schema(work: Path, part: str, drop: tuple[str, ...]) -> pl.Schema:
+    return pl.Schema({c: t for c, t in _scan(work, part).collect_schema().items() if c not in drop})
+
+
+def _stored_schema(work: Path, name: str) -> pl.Schema:
+    return pl.Schema(pl.read_parquet_schema(work / f"{name}-schema.parquet"))
+
+
+def write_run_inputs(work: Path, progress: pl.DataFrame, welfare: pl.DataFrame | None) -> None:
+    """Write what every bucket reads besides its rows: the ledger's progress, welfare rows."""
+    work.mkdir(parents=True, exist_ok=True)
+    progress.write_parquet(work / "progress.parquet")
+    if welfare is not None:
+        welfare.write_parquet(work / "welfare.parquet")
+
+
+def write_schemas(work: Path, empty_enrollment: pl.DataFrame) -> None:
+    """Write the columns of a bucket's registry and enrollment rows, for buckets with none.
+
+    `empty_enrollment`: validated enrollment rows' columns, for a run whose every enrollment
+    file was consumed before (no enrollment rows were spilled).
+    """
+    registry = _schema(work, "registry", ("_file", "_rrn", "_bucket"))
+    registry = pl.Schema(
+        [*registry.items(), ("is_duplicate", pl.Boolean()), ("duplicate_of", pl.String())]
+    )
+    enrollment = pl.Schema(
+        {c: t for c, t in empty_enrollment.schema.items() if c not in WORK_COLUMNS}
+    )
+    for name, schema in (("registry", registry), ("enrollment", enrollment)):
+        pl.DataFrame(schema=schema).write_parquet(work / f"{name}-schema.parquet")
+
+
+def decide_bucket(job: BucketJob) -> BucketResult:
+    """Decide one bucket with the single-frame functions; write its records and payees."""
+    work, b, ctx = job.work, job.bucket, job.ctx
+    registry = _bucket_frame(work, "registry-buckets", b, _stored_schema(work, "registry"))
+    enrollment = _bucket_frame(work, "enrollment-buckets", b, _stored_schema(work, "enrollment"))
+    progress = pl.read_parquet(work / "progress.parquet")
+    welfare = pl.read_parquet(work / "welfare.parquet") if job.has_welfare else None
+    decisions = decide(registry.drop("_pos"), enrollment, progress, ctx, welfare)
+    unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
+    records = audit.decision_records(decisions, ctx, unassigned)
+    for part, frame in (("records", records), ("payees", decisions.payees)):
+        target = work_file(work, part, b)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(target, compression="lz4")
+    registry_rows = records.filter(pl.col("source_kind") == "registry")
+    paid = registry_rows.filter(pl.col("outcome") == Outcome.PAID.value)
+    exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
+    return BucketResult(
+        bucket=b,
+        rows=records.height,
+        counts=dict(Counter(records["outcome"].to_list())),
+        reasons=dict(exploded.group_by("reason_codes").len().iter_rows()),
+        by_outcome=registry_rows.group_by("outcome")
+        .agg(residents=pl.len().cast(pl.Int64), won=pl.col("amount_krw").sum().cast(pl.Int64))
+        .to_dicts(),
+        paid_krw=int(paid["amount_krw"].sum()),
+        payments=paid.height,
+    )
+
+
+@dataclass
+class Totals:
+    """The run's totals summed over its buckets."""
+
+    counts: dict[str, int]
+    reasons: dict[str, int]
+    by_outcome: pl.DataFrame
+    paid_krw: int
+    payments: int
+    rows: int
+
+
+def totals(results: list[BucketResult]) -> Totals:
+    """Sum the buckets' counts; reasons most frequent first, outcomes in the audit's order."""
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for r in results:
+        counts.update(r.counts)
+        reasons.update(r.reasons)
+    rows = [row for r in results for row in r.by_outcome]
+    schema = {"outcome": pl.String, "residents": pl.Int64, "won": pl.Int64}
+    by_outcome = (
+        pl.DataFrame(rows, schema=schema)
+        .group_by("outcome")
+        .agg(pl.col("residents").sum(), pl.col("won").sum())
+    )
+    ordered = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return Totals(
+        counts={o: int(counts.get(o, 0)) for o in OUTCOMES},
+        reasons=ordered,
+        by_outcome=by_outcome,
+        paid_krw=sum(r.paid_krw for r in results),
+        payments=sum(r.payments for r in results),
+        rows=sum(r.rows for r in results),
+    )
+
+
+def scan_records(work: Path) -> pl.LazyFrame:
+    """Return every bucket's decision records (without their payment file yet)."""
+    return _scan(work, "records")
+
+
+def scan_payees(work: Path) -> pl.LazyFrame:
+    """Return every bucket's payees."""
+    return _scan(work, "payees")
+
+
+def quarantine(work: Path) -> pl.DataFrame:
+    """Return the quarantine rows of every file, registry first, in the report's order."""
+    parts = [work / f"quarantine-{k}" for k in ("registry", "enrollment")]
+    frames = [pl.read_parquet(p / "*.parquet") for p in parts if p.is_dir()]
+    if not frames:
+        return validate.empty_quarantine()
+    return pl.concat(frames).sort(
+        "source_kind", "source_file", "source_row", "column", nulls_last=False
+    )
+
+
+def remove_work(work: Path) -> None:
+    """Delete the work folder (it holds personal data in plain text: RRNs, names, accounts)."""
+    if not work.exists():
+        return
+    for root, dirs, files in os.walk(work, topdown=False):
+        for name in files:
+            Path(root, name).unlink()
+        for name in dirs:
+            Path(root, name).rmdir()
+    work.rmdir()
+
+
+def render_payments(
+    work: Path, ctx: RunContext, bank_format: BankFormat, write: Callable[[PaymentFile], None]
+) -> tuple[list[StagedFile], pl.DataFrame, pl.DataFrame]:
+    """Render the payment files from every bucket's payees, one file in memory at a time.
+
+    Local-currency payees are ordered by payment id and split into files of the program's
+    `max_records_per_file`, exactly as the single-frame path does; bank payees (few) go through
+    `flows.payouts` whole. `write` receives each file (stage it, or drop it in a dry run).
+    Returns the files' totals, the `payment_id -> payment_file` map and the payment ids whose
+    holder name the bank file could not carry.
+    """
+    program = ctx.program
+    size = program.max_records_per_file
+    payees = scan_payees(work)
+    local = payments.assign_files(
+        payees.filter(pl.col("payout") == "local_currency")
+        .select("payment_id", "card_id", "amount_krw")
+        .collect(),
+        size,
+        prefix="local_currency",
+    )
+    staged = []
+    for start in range(0, local.height, size):
+        rows = payments.credit_rows(
+            local.slice(start, size), ctx.run_id, program.id, program.title.ko
+        )
+        for f in payments.credit_files(rows):
+            write(f)
+            staged.append(StagedFile.of(f))
+    bank_payees = payees.filter(pl.col("payout") == "bank").collect()
+    bank_files, bank_assigned = payouts.payment_files(bank_payees, ctx, bank_format)
+    for f in bank_files:
+        write(f)
+        staged.append(StagedFile.of(f))
+    lossy = payouts.lossy_holder_names(bank_payees, bank_format)
+    assigned = pl.concat([local.select("payment_id", "payment_file"), bank_assigned])
+    return sorted(staged, key=lambda f: f.file), assigned, lossy
+
+
+def sink_decisions(
+    target: Path, work: Path, assigned: pl.DataFrame, lossy: pl.DataFrame, ctx: RunContext
+) -> None:
+    """Stream every bucket's decision records, with their payment file, into one Parquet file."""
+    frame = (
+        scan_records(work).drop("payment_file").join(assigned.lazy(), on="payment_id", how="left")
+    )
+    if lossy.height:
+        hit = pl.col("payment_id").is_in(lossy["payment_id"].implode())
+        frame = frame.with_columns(
+            warning_codes=pl.when(hit)
+            .then(pl.concat_list("warning_codes", pl.lit([payouts.HOLDER_WARNING])))
+            .otherwise("warning_codes")
+        )
+    frame.select(list(DECISION_COLUMNS)).drop(audit.PARTITION_COLUMNS).sink_parquet(
+        target, compression="zstd", compression_level=1, metadata=audit.decisions_metadata(ctx)
+    )

@@ -1,0 +1,218 @@
+"""A partitioned run (`--partitions N`) decides exactly what the single-frame run decides.
+
+Both paths run through the real `disburse` flow on the same files into separate output roots;
+every decision record (but the run's id and time), every payment file row (but the batch id,
+which is the run id) and every total must be equal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from fixtures.generate import Faults
+from fixtures.programs import generate_for_program, write_program_data
+from flows import partitioned
+from flows.errors import InputRejected, RunHalted
+from flows.verify import verify_trail
+from rules.program import load_program
+from tests.flowrun import decisions, run_flow, runs
+
+RUN_MONTH = {
+    "paju-livelihood-2025": "2025-03",
+    "paju-energy-2023": "2023-04",
+    "national-relief-2020": "2020-08",
+    "consumption-coupon-2025": "2025-09",
+    "paju-birth-2025": "2025-07",
+}
+FAULTY = Faults(
+    duplicate_record=0.02, duplicate_application=0.03, malformed=0.005, outside_window=0.02
+)
+ORDER = ["source_kind", "source_file", "source_row"]
+
+
+def generated(program_id: str, folder: Path, rows: int = 2500) -> Path:
+    write_program_data(generate_for_program(rows, load_program(program_id), 5, FAULTY), folder)
+    return folder
+
+
+def records(out: Path, run_id: str) -> pl.DataFrame:
+    return decisions(out, run_id).drop("run_id", "decided_at").sort(ORDER)
+
+
+def payment_rows(out: Path, run_id: str) -> list[dict[str, str]]:
+    rows = []
+    for f in sorted((out / "payments").glob(f"*/{run_id}/*.csv")):
+        with f.open(encoding="utf-8") as handle:
+            rows += [{**r, "batch_id": "", "file": f.name} for r in csv.DictReader(handle)]
+    return rows
+
+
+def assert_same_run(one: Path, one_id: str, other: Path, other_id: str) -> None:
+    left, right = records(one, one_id), records(other, other_id)
+    assert_frame_equal(left, right.select(left.columns))
+    assert payment_rows(one, one_id) == payment_rows(other, other_id)
+    manifests = [
+        json.loads(next(o.glob(f"payments/*/{i}/manifest.json")).read_text())
+        for o, i in ((one, one_id), (other, other_id))
+    ]
+    assert manifests[0]["total_krw"] == manifests[1]["total_krw"]
+    assert [(f["file"], f["records"], f["total_krw"]) for f in manifests[0]["files"]] == [
+        (f["file"], f["records"], f["total_krw"]) for f in manifests[1]["files"]
+    ]
+    a, b = (
+        runs(o).filter(pl.col("run_id") == i).row(0, named=True)
+        for o, i in ((one, one_id), (other, other_id))
+    )
+    assert (a["counts"], a["total_paid_krw"]) == (b["counts"], b["total_paid_krw"])
+    assert [(i["file"], i["sha256"], i["rows"]) for i in a["inputs"]] == [
+        (i["file"], i["sha256"], i["rows"]) for i in b["inputs"]
+    ]
+
+
+@pytest.mark.parametrize("program_id", ["paju-livelihood-2025", "national-relief-2020"])
+def test_a_partitioned_run_decides_every_row_as_the_single_frame_run_does(
+    program_id: str, tmp_path: Path, pii_key: str
+) -> None:
+    data = generated(program_id, tmp_path / "data")
+    month = RUN_MONTH[program_id]
+    whole = run_flow(data, tmp_path / "whole", program=program_id, run_month=month)
+    parts = run_flow(data, tmp_path / "parts", program=program_id, run_month=month, partitions=5)
+    assert parts.status == whole.status == "committed"
+    assert whole.counts["DUPLICATE_RECORD"] > 0 and whole.counts["DUPLICATE_APPLICATION"] > 0
+    assert whole.counts["QUARANTINED"] > 0
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+    assert verify_trail(tmp_path / "parts") == ([], 1)
+    assert not list((tmp_path / "parts").glob(".staging/*")), "the work folder is removed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "program_id", ["paju-energy-2023", "consumption-coupon-2025", "paju-birth-2025"]
+)
+def test_every_other_program_decides_the_same_partitioned(
+    program_id: str, tmp_path: Path, pii_key: str
+) -> None:
+    data = generated(program_id, tmp_path / "data")
+    welfare = data / "welfare" if (data / "welfare").exists() else None
+    month = RUN_MONTH[program_id]
+    whole = run_flow(data, tmp_path / "whole", program=program_id, run_month=month, welfare=welfare)
+    parts = run_flow(
+        data, tmp_path / "parts", program=program_id, run_month=month, welfare=welfare, partitions=3
+    )
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+
+
+def test_the_hand_made_story_decides_the_same_in_one_bucket_per_household(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    whole = run_flow(story, tmp_path / "whole")
+    parts = run_flow(story, tmp_path / "parts", partitions=16)
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+
+
+def test_a_partitioned_rerun_pays_nobody_twice_and_matches_the_single_frame_rerun(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    for out, partitions in ((tmp_path / "whole", None), (tmp_path / "parts", 4)):
+        run_flow(story, out, partitions=partitions)
+    extra = tmp_path / "more"
+    shutil.copytree(story, extra)
+    for f in (extra / "enrollments").iterdir():  # the same applications delivered again, renamed
+        f.rename(f.with_name("again_" + f.name))
+    second = {}
+    for out, partitions in ((tmp_path / "whole", None), (tmp_path / "parts", 4)):
+        second[out.name] = run_flow(
+            extra, out, partitions=partitions, trigger="rerun", reason="again"
+        )
+    assert second["parts"].counts == second["whole"].counts
+    assert second["parts"].counts["PAID"] == 0 and second["parts"].counts["ALREADY_PAID"] > 0
+    assert_same_run(
+        tmp_path / "whole", second["whole"].run_id, tmp_path / "parts", second["parts"].run_id
+    )
+
+
+def moved_copies(data: Path, name: str, rows: pl.DataFrame) -> None:
+    """Write `rows` again as members of other households, in a file sorted `name`."""
+    rows.with_columns(household_id=pl.lit("77") + pl.col("household_id")).write_csv(
+        data / "registry" / name
+    )
+
+
+def test_one_person_in_two_households_is_decided_once_although_the_households_are_in_other_buckets(
+    tmp_path: Path, pii_key: str
+) -> None:
+    """A person listed in two households (moved during the extract) ends in two buckets.
+
+    The duplicate pass runs over every file before bucketing, so the first row in delivery
+    order is kept wherever it lies, and the other household no longer counts that person.
+    """
+    data = generated("national-relief-2020", tmp_path / "data", rows=1500)
+    first = sorted((data / "registry").glob("*.csv"))[0]
+    rows = pl.read_csv(first, infer_schema=False).head(60)
+    moved_copies(data, "0000_moved_first.csv", rows.head(30))  # kept: originals are duplicates
+    moved_copies(data, "zzzz_moved_last.csv", rows.tail(30))  # originals kept
+    buckets = 5
+    split = rows.select(
+        partitioned.stable_bucket("household_id", buckets).alias("old"),
+        (pl.lit("77") + pl.col("household_id")).alias("new_id"),
+    ).with_columns(new=partitioned.stable_bucket("new_id", buckets))
+    assert (split["old"] != split["new"]).sum() > 20, "most copies land in another bucket"
+    month = RUN_MONTH["national-relief-2020"]
+    whole = run_flow(data, tmp_path / "whole", program="national-relief-2020", run_month=month)
+    parts = run_flow(
+        data,
+        tmp_path / "parts",
+        program="national-relief-2020",
+        run_month=month,
+        partitions=buckets,
+    )
+    assert whole.counts["DUPLICATE_RECORD"] >= 60
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+    moved = records(tmp_path / "parts", parts.run_id).filter(
+        pl.col("source_file") == "0000_moved_first.csv"
+    )
+    assert moved["outcome"].to_list().count("DUPLICATE_RECORD") == 0
+
+
+def test_buckets_are_chosen_from_the_registry_size_when_asked_for_auto(tmp_path: Path) -> None:
+    small = tmp_path / "small.csv"
+    small.write_bytes(b"x" * 1000)
+    assert partitioned.choose_buckets("auto", [small]) == 1
+    assert partitioned.choose_buckets(7, [small]) == 7
+    big = tmp_path / "big.csv"
+    with big.open("wb") as f:
+        f.truncate(partitioned.CSV_BYTES_PER_ROW * partitioned.BUCKET_ROWS * 3 + 1)
+    assert partitioned.choose_buckets("auto", [big]) == 4
+
+
+@pytest.mark.parametrize("partitions", [None, 3])
+def test_too_many_bad_rows_halt_a_partitioned_run_as_they_halt_the_single_frame_run(
+    partitions: int | None, tmp_path: Path, pii_key: str
+) -> None:
+    program = load_program("paju-livelihood-2025")
+    bad = Faults(malformed=0.05)
+    write_program_data(generate_for_program(800, program, 5, bad), tmp_path / "data")
+    with pytest.raises(RunHalted, match=r"registry rows \(.*\) failed row checks, above"):
+        run_flow(tmp_path / "data", tmp_path / "out", partitions=partitions)
+    assert runs(tmp_path / "out")["status"].to_list() == ["halted"]
+    assert list((tmp_path / "out").glob("quarantine/*/*/quarantine.csv"))
+    assert not (tmp_path / "out" / "payments").exists()
+
+
+def test_a_file_of_another_snapshot_stops_a_partitioned_run_naming_the_file(
+    tmp_path: Path, pii_key: str
+) -> None:
+    data = generated("paju-livelihood-2025", tmp_path / "data", rows=300)
+    first = sorted((data / "registry").glob("*.csv"))[0]
+    rows = pl.read_csv(first, infer_schema=False).with_columns(as_of=pl.lit("2025-01-01"))
+    rows.write_csv(data / "registry" / "zz.csv")
+    with pytest.raises(InputRejected, match=r"zz\.csv: as_of "):
+        run_flow(data, tmp_path / "out", partitions=2)
+    assert runs(tmp_path / "out")["status"].to_list() == ["rejected"]
