@@ -322,14 +322,22 @@ class PrefectServer:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return json.loads(answer.read())
 
-    def last_flow_run_stages(self) -> dict[str, dict[str, float]]:
-        """Return the stage timings of the most recent flow run (empty if none is found)."""
+    def stages_since(self, since: dt.datetime) -> dict[str, dict[str, float]]:
+        """Return the stage timings of the flow runs (and subflow runs) started after ``since``."""
         try:
-            runs = self.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})
-            if not runs:
+            after = {"flow_runs": {"start_time": {"after_": since.isoformat()}}, "limit": 200}
+            ids = [run["id"] for run in self.post("/flow_runs/filter", after)]
+            if not ids:
                 return {}
-            flow_filter = {"flow_runs": {"id": {"any_": [runs[0]["id"]]}}, "limit": 200}
-            return stage_seconds(self.post("/task_runs/filter", flow_filter))
+            task_runs: list[dict[str, Any]] = []
+            while True:  # the API answers at most 200 task runs a call
+                page = self.post(
+                    "/task_runs/filter",
+                    {"flow_runs": {"id": {"any_": ids}}, "limit": 200, "offset": len(task_runs)},
+                )
+                task_runs += page
+                if len(page) < 200:
+                    return stage_seconds(task_runs)
         except OSError as e:
             print(f"  could not read task runs from the server: {e}", file=sys.stderr)
             return {}
@@ -418,6 +426,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     env |= {"JIWON_PII_KEY": PII_KEY, "PREFECT_API_URL": server.url}
     command = pipeline_command(args, data, scratch / "out")
     load_before = list(os.getloadavg())
+    started = dt.datetime.now(dt.UTC)
     pipe = run_measured(command, env, scratch / "pipeline.log")
     record = common | sizes | {"kind": "pipeline", "when": dt.datetime.now(dt.UTC).isoformat()}
     record |= {
@@ -428,7 +437,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
         "command": command[1:],
         "partitions": args.partitions,
         "output_tail": pipe.output,
-        "stages": server.last_flow_run_stages(),
+        "stages": server.stages_since(started),
         "out_bytes": sum(p.stat().st_size for p in (scratch / "out").rglob("*") if p.is_file()),
         "load_before": load_before,
         "load_after": list(os.getloadavg()),
