@@ -26,7 +26,9 @@ counted against the floor; the server's own memory is not in the pipeline's peak
 Per measurement: wall seconds; peak memory as the largest sum of resident memory over the
 process tree (sampled with psutil every 0.2 s) and the kernel's ru_maxrss of the largest single
 process (from wait4); the load average before and after. For the pipeline also its exit code, the
-last lines of its output and the time its Prefect task runs took (read from the server). Rows per
+last lines of its output, the time its Prefect task runs took (read from the server) and its
+memory every 5 s (SCRATCH/<id>/memory.csv). A run whose tree exceeds --memory-cap-gb (default 16)
+is killed by the benchmark, so that it cannot push the shared machine into the OOM killer. Rows per
 second count registry + enrollment input rows. Every measurement is appended as one JSON line to
 --results, so sizes can be run separately (52 million alone takes long) and summarised together.
 Targets (issue 7): pipeline/floor at most 1.5 at 540,000 residents and at most 2 from 5.4 million
@@ -61,6 +63,7 @@ PEAK_TARGET_BYTES = 8 * 10**9
 SMALL_SIZE = 1_000_000  # below this, the tighter ratio target applies
 RATIO_TARGET_SMALL, RATIO_TARGET = 1.5, 2.0
 SAMPLE_SECONDS = 0.2
+TIMELINE_SECONDS = 5.0  # memory kept for the record this often (peaks are taken from every sample)
 PII_KEY = "bench-key-0123456789abcdef"
 RESULTS = Path("bench/results/scale.jsonl")
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)  # sorts task runs that never started last
@@ -226,6 +229,7 @@ class Measured:
     peak_tree_bytes: int
     max_process_bytes: int
     output: str
+    timeline: list[tuple[float, int]]  # (seconds since start, tree RSS), every TIMELINE_SECONDS
 
 
 def _tree_rss(root: psutil.Process) -> int:
@@ -242,9 +246,28 @@ def _tree_rss(root: psutil.Process) -> int:
     return total
 
 
-def run_measured(command: list[str], env: dict[str, str], log: Path) -> Measured:
-    """Run ``command``, sampling its process tree's memory; its output goes to ``log``."""
+def _kill_tree(root: psutil.Process) -> None:
+    try:
+        procs = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+
+
+def run_measured(
+    command: list[str], env: dict[str, str], log: Path, cap_bytes: int | None = None
+) -> Measured:
+    """Run ``command``, sampling its process tree's memory; its output goes to ``log``.
+
+    With ``cap_bytes``, the tree is killed (SIGKILL) as soon as its resident memory exceeds it,
+    so that a run that would not fit cannot push the shared machine into the OOM killer.
+    """
     peak = [0]
+    timeline: list[tuple[float, int]] = []
     with log.open("wb") as sink:
         start = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -252,8 +275,19 @@ def run_measured(command: list[str], env: dict[str, str], log: Path) -> Measured
         done = threading.Event()
 
         def sample() -> None:
+            window = 0
             while not done.is_set():
-                peak[0] = max(peak[0], _tree_rss(root))
+                rss = _tree_rss(root)
+                peak[0] = max(peak[0], rss)
+                window = max(window, rss)
+                if cap_bytes is not None and rss > cap_bytes:
+                    _kill_tree(root)
+                    with log.open("ab") as note:
+                        note.write(f"\nbench.scale: killed at {rss / 1e9:.2f} GB\n".encode())
+                elapsed = time.perf_counter() - start
+                if not timeline or elapsed - timeline[-1][0] >= TIMELINE_SECONDS:
+                    timeline.append((round(elapsed, 1), window))
+                    window = 0
                 done.wait(SAMPLE_SECONDS)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -264,7 +298,9 @@ def run_measured(command: list[str], env: dict[str, str], log: Path) -> Measured
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     tail = log.read_text(errors="replace").splitlines()[-15:]
-    return Measured(seconds, child.returncode, peak[0], usage.ru_maxrss * 1024, "\n".join(tail))
+    return Measured(
+        seconds, child.returncode, peak[0], usage.ru_maxrss * 1024, "\n".join(tail), timeline
+    )
 
 
 def warm_up(data: Path) -> tuple[float, int]:
@@ -427,7 +463,11 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     command = pipeline_command(args, data, scratch / "out")
     load_before = list(os.getloadavg())
     started = dt.datetime.now(dt.UTC)
-    pipe = run_measured(command, env, scratch / "pipeline.log")
+    cap = int(args.memory_cap_gb * 1e9)
+    pipe = run_measured(command, env, scratch / "pipeline.log", cap_bytes=cap)
+    (scratch / "memory.csv").write_text(
+        "seconds,tree_rss_bytes\n" + "".join(f"{t},{b}\n" for t, b in pipe.timeline)
+    )
     record = common | sizes | {"kind": "pipeline", "when": dt.datetime.now(dt.UTC).isoformat()}
     record |= {
         "seconds": pipe.seconds,
@@ -442,6 +482,9 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
         "load_before": load_before,
         "load_after": list(os.getloadavg()),
         "log": str(scratch / "pipeline.log"),
+        "memory_cap_bytes": cap,
+        "started": started.isoformat(),
+        "memory_timeline": pipe.timeline,  # [seconds since start, peak tree RSS in that window]
     }
     _append(args.results, record)
     verdict = "ok" if pipe.exit_code == 0 else f"FAILED (exit {pipe.exit_code})"
@@ -469,6 +512,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/jiwon-bench/scratch"))
     parser.add_argument("--note", default="", help="free text kept with the records")
+    parser.add_argument(
+        "--memory-cap-gb", type=float, default=16.0, help="kill the run above this (shared machine)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the pipeline's output")
     parser.add_argument("--summary", action="store_true", help="print the recorded table")
     args = parser.parse_args()
