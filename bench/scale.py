@@ -4,6 +4,7 @@
         [--run-month 2020-08] [--partitions auto|N|none] [--results bench/results/scale.jsonl]
         [--scratch /tmp/jiwon-bench/scratch] [--note TEXT]
     python -m bench.scale --summary [--results FILE]     # Markdown table of what was recorded
+    python -m bench.scale --phases [--results FILE]      # seconds per phase, from the run logs
 
 DIR is what `jiwon fixtures generate --program P --scope national --rows N --out DIR` wrote
 (registry/, enrollments/ and welfare/ when the program needs it). For each DIR, in this order and
@@ -115,6 +116,42 @@ def stage_seconds(task_runs: list[dict[str, Any]]) -> dict[str, dict[str, float]
     }
 
 
+# What a partitioned run logs at the end of each phase (flows/disburse.py), in order.
+PHASE_MARKS = (
+    ("start", "Beginning flow run"),
+    ("read welfare, open subflow", "Beginning subflow run"),
+    ("validate + spill registry files", "registry rows"),
+    ("validate + spill enrollment files", "enrollment rows"),
+    ("duplicates + shuffle into buckets", "Task run 'shuffle-"),
+    ("decide buckets", "rows in"),
+    ("payment files, decisions, reports, commit", " committed: "),
+    ("end", "Finished in state"),
+)
+
+
+def log_phases(text: str, total_seconds: float) -> dict[str, float]:
+    """Return seconds per phase of a partitioned run from its log (marks missing: left out).
+
+    Each phase ends at the first line after the previous mark that contains its mark; the time
+    before the flow starts and after it ends (imports, Prefect client, summary) is "outside flow".
+    """
+    times: list[tuple[str, float]] = []
+    lines = iter(text.splitlines())
+    for phase, mark in PHASE_MARKS:
+        for line in lines:
+            if mark in line and line[:2].isdigit() and line[2] == ":":
+                h, m, sec = line.split(" ", 1)[0].split(":")
+                times.append((phase, int(h) * 3600 + int(m) * 60 + float(sec)))
+                break
+    phases = {
+        phase: round(t - times[i - 1][1], 1) for i, (phase, t) in enumerate(times) if i and phase
+    }
+    phases.pop("end", None)
+    if len(times) >= 2:
+        phases["outside flow"] = round(total_seconds - (times[-1][1] - times[0][1]), 1)
+    return phases
+
+
 def read_results(path: Path) -> list[dict[str, Any]]:
     """Return the JSON-line records of a results file (blank lines skipped; none if absent)."""
     if not path.exists():
@@ -214,6 +251,19 @@ def markdown_table(rows: list[Row]) -> str:
             f"| {r.pipeline_seconds:.1f} | {r.rows_per_second:,.0f} | {ratio} | {memory} "
             f"| {_gb(r.floor_peak_bytes)} | {r.load} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def phases_table(records: list[dict[str, Any]]) -> str:
+    """Render seconds per phase of each recorded pipeline run whose log is still on disk."""
+    runs = [r for r in records if r["kind"] == "pipeline" and Path(r.get("log", "")).is_file()]
+    rows = [(r, log_phases(Path(r["log"]).read_text(errors="replace"), r["seconds"])) for r in runs]
+    names = [p for p, _ in PHASE_MARKS[1:-1]] + ["outside flow"]
+    lines = ["| program | residents | total s | " + " | ".join(names) + " |"]
+    lines.append("|---|---:|---:|" + "---:|" * len(names))
+    for r, phases in rows:
+        cells = " | ".join(f"{phases[n]:.1f}" if n in phases else "" for n in names)
+        lines.append(f"| {r['program']} | {r['residents']:,} | {r['seconds']:.1f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -517,9 +567,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the pipeline's output")
     parser.add_argument("--summary", action="store_true", help="print the recorded table")
+    parser.add_argument("--phases", action="store_true", help="print seconds per phase (logs)")
     args = parser.parse_args()
-    if args.summary:
-        print(markdown_table(summarise(read_results(args.results))), end="")
+    if args.summary or args.phases:
+        records = read_results(args.results)
+        print(markdown_table(summarise(records)) if args.summary else phases_table(records), end="")
         return
     if not args.data:
         parser.error("give --data DIR (or --summary)")
