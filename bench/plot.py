@@ -21,6 +21,9 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from bench.scale import PEAK_TARGET_BYTES, RESULTS, Row, read_results, summarise
 
+SIZE_LABELS = {540_000: "540k", 5_400_000: "5.4M", 52_000_000: "52M"}
+SIZE_TICKS = list(SIZE_LABELS)
+
 
 def series(rows: list[Row], program: str) -> dict[str, list[float]]:
     """Return the plotted points of one program, by size."""
@@ -60,6 +63,9 @@ def plot(rows: list[Row], out: Path) -> None:
     memory_ax.set_title("peak memory")
     memory_ax.set_ylim(bottom=0)
     for ax in (time_ax, memory_ax):
+        ax.set_xticks(SIZE_TICKS, [SIZE_LABELS[n] for n in SIZE_TICKS])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(3e5, 1e8)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     out.parent.mkdir(parents=True, exist_ok=True)
