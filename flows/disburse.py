@@ -532,7 +532,7 @@ def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
     }
 
 
-spill_file = stage(partitioned.spill_file)
+spill_chunk = stage(partitioned.spill_chunk)
 shuffle_buckets = stage(partitioned.shuffle)
 decide_bucket = stage(partitioned.decide_bucket)
 
@@ -587,15 +587,17 @@ def decide_partitioned(
     )
     spilled = {}
     for kind, paths in (("registry", registry_files), ("enrollment", enrollment_files)):
-        spilled[kind] = spill_file.map(
-            paths,
-            range(len(paths)),
+        grouped = partitioned.chunks(paths)
+        done = spill_chunk.map(
+            [files for _, files in grouped],
+            [first for first, _ in grouped],
             unmapped(kind),
             unmapped(program),
             unmapped(work),
             unmapped(buckets),
             unmapped(consumed),
         ).result()
+        spilled[kind] = [s for chunk in done for s in chunk]
         partitioned.check_names(spilled[kind])
         log.info("validated %d %s rows", sum(x.rows for x in spilled[kind]), kind)
     partitioned.check_snapshot(spilled["registry"])

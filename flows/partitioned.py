@@ -4,9 +4,9 @@ The single-frame path (`flows.decide.decide` over whole deliveries) needs about 
 per input row; the national registry would need far more than a machine has. This module runs the
 same decisions in pieces whose size the operator chooses (`--partitions`), with the same result:
 
-1. **spill** (one task per input file): read, check and validate one file exactly as the
-   single-frame path does, and write its rows (with reasons and warnings) and its quarantine rows
-   to Parquet in the run's work folder. Memory: one file.
+1. **spill** (one task per chunk of files, about 256 MB of input): read, check and validate the
+   files exactly as the single-frame path does, and write their rows (with reasons and warnings)
+   and quarantine rows to Parquet in the run's work folder. Memory: one chunk.
 2. **shuffle** (one task): decide duplicates on narrow keys over *all* files (the RRN as a
    64-bit integer and the row's place in delivery order), then stream the registry rows into
    buckets by a hash of their household, so each household is whole in one bucket, and stream
@@ -41,7 +41,7 @@ import polars_hash  # noqa: F401  (registers the .nchash namespace)
 
 from flows import audit, payments, payouts, validate
 from flows.codes import OUTCOMES, Outcome
-from flows.decide import RunContext, decide
+from flows.decide import RunContext, decide, keyed
 from flows.errors import InputRejected
 from flows.ingest import Delivery, InputFile, read_file
 from flows.payments import PaymentFile, StagedFile
@@ -56,7 +56,8 @@ Kind = Literal["registry", "enrollment"]
 ROW_BITS = 32  # a row's place in delivery order: file index << 32 | row number
 ROW_MASK = (1 << ROW_BITS) - 1
 BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--partitions auto)
-CSV_BYTES_PER_ROW = 270  # about what a registry CSV row takes, to estimate rows from file sizes
+CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows), to estimate rows
+CHUNK_BYTES = 256 * 2**20  # input validated at a time (about 1,000,000 rows; ~1.5 GB of memory)
 WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
 
 
@@ -118,26 +119,55 @@ def work_file(work: Path, part: str, index: int) -> Path:
     return work / part / f"{index:05d}.parquet"
 
 
-def spill_file(
-    path: Path,
-    index: int,
+def chunks(paths: list[Path], chunk_bytes: int | None = None) -> list[tuple[int, list[Path]]]:
+    """Group a delivery's files, in name order, into runs of about `chunk_bytes` of input.
+
+    Returns (index of the chunk's first file in the delivery, files). Validating a few large
+    chunks instead of hundreds of small files saves the fixed cost of each (a task, a schema).
+    """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    grouped: list[tuple[int, list[Path]]] = []
+    size = chunk_bytes
+    for i, path in enumerate(paths):
+        if size >= chunk_bytes:
+            grouped.append((i, []))
+            size = 0
+        grouped[-1][1].append(path)
+        size += path.stat().st_size
+    return grouped
+
+
+def spill_chunk(
+    paths: list[Path],
+    first: int,
     kind: Kind,
     program: Program,
     work: Path,
     buckets: int,
     consumed: dict[str, str],
-) -> Spilled:
-    """Read and validate one input file; write its checked rows and quarantine rows to `work`.
+) -> list[Spilled]:
+    """Read and validate some files of a delivery; write their checked and quarantine rows.
 
-    Enrollment files an earlier committed run consumed are listed, not validated (as in the
-    single-frame path). Raises InputRejected exactly as the single-frame path does for a file.
+    `first` is the index of `paths[0]` in the delivery's name order. Rows are checked exactly as
+    the single-frame path checks them (every check is about one row, or one file's `as_of`).
+    Enrollment files an earlier committed run consumed are listed, not validated. Raises
+    InputRejected for a file exactly as the single-frame path does.
     """
-    frame, info = read_file(path, kind)
-    skipped_by = consumed.get(info.sha256) if kind == "enrollment" else None
-    if skipped_by:
-        info = InputFile(**{**info.__dict__, "skipped_by_run": skipped_by})
-        return Spilled(info, 0, 0, None)
-    delivery = Delivery(kind, frame, [info], info.fullwidth)
+    frames, infos, index = [], [], {}
+    for offset, path in enumerate(paths):
+        frame, info = read_file(path, kind)
+        skipped_by = consumed.get(info.sha256) if kind == "enrollment" else None
+        if skipped_by:
+            infos.append(InputFile(**{**info.__dict__, "skipped_by_run": skipped_by}))
+            continue
+        frames.append(frame)
+        infos.append(info)
+        index[info.file] = first + offset
+    if not frames:
+        return [Spilled(info, 0, 0, None) for info in infos]
+    read = [i for i in infos if not i.skipped_by_run]
+    delivery = Delivery(kind, pl.concat(frames), read, any(i.fullwidth for i in read))
+    del frames
     as_of = None
     if kind == "registry":
         schema = registry_schema(program.admin_codes(), vocabulary(), program.admin_code_prefixes())
@@ -148,23 +178,30 @@ def spill_file(
             program.reference_date,
             program.as_of_must_equal_reference_date,
         )
-        as_of = checked["p_as_of"][0] if checked.height else None
+        as_of = checked["p_as_of"][0]
     else:
         checked, quarantine = validate.validate_enrollments(
             delivery, enrollment_schema(bank_codes(), vocabulary())
         )
+    del delivery
+    file_index = pl.col("source_file").replace_strict(index, return_dtype=pl.Int64)
     bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)
-    checked = checked.with_columns(
-        _file=pl.lit(index, pl.Int64),
-        _pos=pl.lit(index << ROW_BITS, pl.Int64) + pl.col("source_row"),
+    checked = checked.with_columns(_file=file_index).with_columns(
+        _pos=pl.col("_file") * (1 << ROW_BITS) + pl.col("source_row"),
         _rrn=rrn_number(),
         _bucket=bucket.cast(pl.Int32),
     )
+    bad = dict(checked.group_by("source_file").agg(pl.col("quarantined").sum()).iter_rows())
     for part, rows in ((kind, checked), (f"quarantine-{kind}", quarantine)):
-        target = work_file(work, part, index)
+        target = work_file(work, part, first)
         target.parent.mkdir(parents=True, exist_ok=True)
         rows.write_parquet(target, compression="lz4")
-    return Spilled(info, checked.height, int(checked["quarantined"].sum()), as_of)
+    return [
+        Spilled(i, 0, 0, None)
+        if i.skipped_by_run
+        else Spilled(i, i.rows, int(bad.get(i.file, 0)), as_of)
+        for i in infos
+    ]
 
 
 def check_snapshot(spilled: list[Spilled]) -> None:
@@ -257,31 +294,62 @@ def shuffle(work: Path, file_names: list[str], buckets: int) -> None:
     registry.drop("_file", "_rrn").sink_parquet(
         pl.PartitionBy(work / "registry-buckets", key="_bucket", include_key=False), mkdir=True
     )
-    kept = registry.filter(valid & ~pl.col("is_duplicate")).select("_rrn", "_bucket").collect()
+    # Sorted integer keys and a binary search, not a hash join: a hash table over 52 million
+    # keys, probed by tens of millions of wide application rows, took more than 8 GB.
+    kept = (
+        registry.filter(valid & ~pl.col("is_duplicate"))
+        .select("_rrn", "_bucket")
+        .collect()
+        .sort("_rrn")
+    )
     held = (
         _scan(work, "registry")
         .filter(pl.col("quarantined") & pl.col("_rrn").is_not_null())
         .group_by("_rrn")
-        .agg(_held_bucket=pl.col("_bucket").first())
+        .agg(_held_bucket=pl.col("_bucket").min())
         .collect()
     )
-    if (work / "enrollment").is_dir():
-        (
-            _scan(work, "enrollment")
-            .drop("_bucket")
-            .join(kept.lazy(), on="_rrn", how="left")
-            .join(held.lazy(), on="_rrn", how="left")
-            .with_columns(
-                _bucket=pl.coalesce("_bucket", "_held_bucket", stable_bucket("rrn", buckets)).cast(
-                    pl.Int32
-                )
-            )
-            .drop("_file", "_pos", "_rrn", "_held_bucket")
-            .sink_parquet(
-                pl.PartitionBy(work / "enrollment-buckets", key="_bucket", include_key=False),
-                mkdir=True,
+    routed = work / "enrollment-routed"
+    routed.mkdir(exist_ok=True)
+    for part in sorted((work / "enrollment").glob("*.parquet")):
+        rows = pl.read_parquet(part)
+        route(rows, kept, held, buckets).write_parquet(routed / part.name, compression="lz4")
+        del rows
+    if any(routed.iterdir()):
+        _scan(work, "enrollment-routed").sink_parquet(
+            pl.PartitionBy(work / "enrollment-buckets", key="_bucket", include_key=False),
+            mkdir=True,
+        )
+
+
+def route(
+    applications: pl.DataFrame, kept: pl.DataFrame, held: pl.DataFrame, buckets: int
+) -> pl.DataFrame:
+    """Give each application the bucket of its beneficiary's kept registry row.
+
+    `kept` (_rrn, _bucket) sorted by `_rrn`, one row per RRN; `held` (_rrn, _held_bucket): RRNs
+    on quarantined rows only. A beneficiary with neither goes to a hash of the RRN.
+    """
+    keys = kept["_rrn"]
+    probe = applications["_rrn"]
+    found = pl.Series("_kept_bucket", [None] * len(probe), dtype=pl.Int32)
+    if len(keys):
+        at = keys.search_sorted(probe.fill_null(-1)).clip(0, len(keys) - 1)
+        hit = (keys.gather(at) == probe).fill_null(False)
+        found = pl.select(
+            pl.when(hit).then(kept["_bucket"].gather(at)).cast(pl.Int32).alias("_kept_bucket")
+        ).to_series()
+    return (
+        applications.drop("_bucket")
+        .with_columns(found)
+        .join(held, on="_rrn", how="left", maintain_order="left")
+        .with_columns(
+            _bucket=pl.coalesce("_kept_bucket", "_held_bucket", stable_bucket("rrn", buckets)).cast(
+                pl.Int32
             )
         )
+        .drop("_file", "_pos", "_rrn", "_held_bucket", "_kept_bucket")
+    )
 
 
 def _bucket_frame(work: Path, part: str, bucket: int, schema: pl.Schema) -> pl.DataFrame:
@@ -300,8 +368,12 @@ def _stored_schema(work: Path, name: str) -> pl.Schema:
 
 
 def write_run_inputs(work: Path, progress: pl.DataFrame, welfare: pl.DataFrame | None) -> None:
-    """Write what every bucket reads besides its rows: the ledger's progress, welfare rows."""
+    """Create the owner-only work folder; write the ledger's progress and welfare rows into it.
+
+    The work folder holds input rows (plain RRNs, names, accounts) until the run ends.
+    """
     work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o700)
     progress.write_parquet(work / "progress.parquet")
     if welfare is not None:
         welfare.write_parquet(work / "welfare.parquet")
@@ -329,8 +401,21 @@ def decide_bucket(job: BucketJob) -> BucketResult:
     work, b, ctx = job.work, job.bucket, job.ctx
     registry = _bucket_frame(work, "registry-buckets", b, _stored_schema(work, "registry"))
     enrollment = _bucket_frame(work, "enrollment-buckets", b, _stored_schema(work, "enrollment"))
-    progress = pl.read_parquet(work / "progress.parquet")
-    welfare = pl.read_parquet(work / "welfare.parquet") if job.has_welfare else None
+    # Only the ledger and welfare rows of the bucket's people: a national ledger is large.
+    rrns = pl.concat([registry.select("rrn"), enrollment.select("rrn")]).drop_nulls().unique()
+    keys = rrns.select(person_key=keyed("rrn", ctx.pii_key))
+    progress = (
+        pl.scan_parquet(work / "progress.parquet")
+        .join(keys.lazy(), on="person_key", how="semi")
+        .collect()
+    )
+    welfare = None
+    if job.has_welfare:
+        welfare = (
+            pl.scan_parquet(work / "welfare.parquet")
+            .join(rrns.lazy(), on="rrn", how="semi")
+            .collect()
+        )
     decisions = decide(registry.drop("_pos"), enrollment, progress, ctx, welfare)
     unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
     records = audit.decision_records(decisions, ctx, unassigned)

@@ -65,12 +65,17 @@ def verify_totals(
 ) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
     where = f"run {run_id} ({program})"
-    decisions = pl.read_parquet(out / layout.decisions_dir(program, run_month, run_id))
+    # Aggregated while scanning: a national run's records do not fit in memory.
+    decisions = pl.scan_parquet(
+        out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
+        hive_partitioning=False,
+    )
     problems = []
-    paid = int(decisions.filter(pl.col("source_kind") == "registry")["amount_krw"].sum())
+    registry = pl.col("source_kind") == "registry"
+    paid = int(decisions.filter(registry).select(pl.col("amount_krw").sum()).collect().item())
     if paid != total:
         problems.append(f"{where}: audit PAID total {paid:,} != run record total {total:,}")
-    found = dict(decisions.group_by("outcome").len().iter_rows())
+    found = dict(decisions.group_by("outcome").len().collect().iter_rows())
     if any(found.get(o, 0) != n for o, n in counts.items()):
         problems.append(f"{where}: counts per outcome differ from the decision records")
     manifest = out / layout.payments_dir(program, run_id) / "manifest.json"
@@ -85,14 +90,16 @@ def verify_totals(
 
 
 def verify_payment_files(
-    folder: Path, manifest: dict[str, Any], decisions: pl.DataFrame, where: str
+    folder: Path, manifest: dict[str, Any], decisions: pl.DataFrame | pl.LazyFrame, where: str
 ) -> list[str]:
     """Recompute each payment file's records and total from its content and from the audit."""
     problems = []
     paid = (
-        decisions.filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
+        decisions.lazy()
+        .filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
         .group_by("payment_file")
         .agg(records=pl.len(), total_krw=pl.col("amount_krw").sum())
+        .collect()
     )
     by_audit = {r["payment_file"]: (r["records"], r["total_krw"]) for r in paid.to_dicts()}
     listed = {f["file"]: f for f in manifest["files"]}

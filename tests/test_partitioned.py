@@ -37,6 +37,12 @@ FAULTY = Faults(
 ORDER = ["source_kind", "source_file", "source_row"]
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validate a few files at a time, as national deliveries are, so chunks meet in buckets."""
+    monkeypatch.setattr(partitioned, "CHUNK_BYTES", 100_000)
+
+
 def generated(program_id: str, folder: Path, rows: int = 2500) -> Path:
     write_program_data(generate_for_program(rows, load_program(program_id), 5, FAULTY), folder)
     return folder
@@ -181,6 +187,22 @@ def test_one_person_in_two_households_is_decided_once_although_the_households_ar
     assert moved["outcome"].to_list().count("DUPLICATE_RECORD") == 0
 
 
+def test_files_are_validated_in_chunks_of_about_the_chosen_size_in_name_order(
+    tmp_path: Path,
+) -> None:
+    paths = []
+    for i, size in enumerate([40, 70, 10, 100, 5]):
+        paths.append(tmp_path / f"f{i}.csv")
+        paths[-1].write_bytes(b"x" * size)
+    # a chunk closes once it reaches the size
+    assert partitioned.chunks(paths, 100) == [
+        (0, paths[0:2]),
+        (2, paths[2:4]),
+        (4, paths[4:5]),
+    ]
+    assert partitioned.chunks(paths, 10_000) == [(0, paths)]
+
+
 def test_buckets_are_chosen_from_the_registry_size_when_asked_for_auto(tmp_path: Path) -> None:
     small = tmp_path / "small.csv"
     small.write_bytes(b"x" * 1000)
@@ -216,3 +238,33 @@ def test_a_file_of_another_snapshot_stops_a_partitioned_run_naming_the_file(
     with pytest.raises(InputRejected, match=r"zz\.csv: as_of "):
         run_flow(data, tmp_path / "out", partitions=2)
     assert runs(tmp_path / "out")["status"].to_list() == ["rejected"]
+
+
+def test_the_work_folder_that_holds_plain_input_rows_is_owner_only(tmp_path: Path) -> None:
+    work = tmp_path / "staging" / "work"
+    progress = pl.DataFrame(schema={"person_key": pl.String})
+    partitioned.write_run_inputs(work, progress, None)
+    assert work.stat().st_mode & 0o777 == 0o700
+
+
+def test_applications_follow_the_kept_row_then_a_quarantined_row_then_a_hash_of_the_rrn() -> None:
+    kept = pl.DataFrame(
+        {"_rrn": [30, 10, 20], "_bucket": [3, 1, 2]}, schema={"_rrn": pl.Int64, "_bucket": pl.Int32}
+    ).sort("_rrn")
+    held = pl.DataFrame(
+        {"_rrn": [40], "_held_bucket": [4]}, schema_overrides={"_held_bucket": pl.Int32}
+    )
+    apps = pl.DataFrame(
+        {
+            "rrn": ["a", "b", "c", "d", "e"],
+            "_rrn": [20, 40, 50, None, 5],
+            "_bucket": [None] * 5,
+            "_file": [0] * 5,
+            "_pos": [0] * 5,
+        },
+        schema_overrides={"_rrn": pl.Int64, "_bucket": pl.Int32},
+    )
+    routed = partitioned.route(apps, kept, held, buckets=7)
+    hashed = apps.select(partitioned.stable_bucket("rrn", 7))["rrn"].to_list()
+    assert routed["_bucket"].to_list() == [2, 4, hashed[2], hashed[3], hashed[4]]
+    assert routed.columns == ["rrn", "_bucket"]
