@@ -282,20 +282,22 @@ def generate(
     if rows < 1 or not 1 <= block_rows <= BLOCK_ROWS:
         fail(f"bad usage: --rows must be at least 1, --block-rows 1 to {BLOCK_ROWS:,}", 2)
     enc: Literal["utf-8", "cp949"] = "cp949" if encoding == "cp949" else "utf-8"
+    where: Literal["paju", "national"] = "national" if scope == "national" else "paju"
     if program is not None:
-        from fixtures.programs import generate_for_program, write_program_data
+        from fixtures.programs import generate_program_blocks, write_program_blocks
         from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
-        if scope != "paju" or rows > block_rows:
-            fail("bad usage: --program generates one block of Paju-based data; drop --scope", 2)
         try:
             chosen = load_program(program, programs_dir or PROGRAMS_DIR)
         except ProgramError as e:
             fail(f"bad usage: {e}", 2)
-        data = generate_for_program(rows, chosen, seed=seed, faults=Faults())
-        written = write_program_data(data, out, encoding=enc)
+        if where == "national" and chosen.city is not None:
+            fail(f"bad usage: {program} pays one city's residents; drop --scope national", 2)
+        data = generate_program_blocks(
+            rows, chosen, seed=seed, faults=Faults(), scope=where, block_rows=block_rows
+        )
+        written = write_program_blocks(data, out, encoding=enc)
     else:
-        where: Literal["paju", "national"] = "national" if scope == "national" else "paju"
         blocks = generate_blocks(rows, seed=seed, scope=where, block_rows=block_rows)
         written = write_blocks(blocks, out, encoding=enc)
     for kind, paths in written.items():

@@ -1,0 +1,170 @@
+"""The scale benchmark's bookkeeping: targets, stage timings, results pairing and the table.
+
+The measurements themselves are the benchmark's (docs/performance.md); nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.floor import input_files
+from bench.plot import plot, series
+from bench.scale import (
+    default_run_month,
+    log_phases,
+    markdown_table,
+    ratio_target,
+    read_results,
+    stage_seconds,
+    summarise,
+    task_base_name,
+)
+
+
+def record(kind: str, bench_id: str, when: str, **extra: Any) -> dict[str, Any]:
+    base = {
+        "bench_id": bench_id,
+        "kind": kind,
+        "program": "national-relief-2020",
+        "residents": 540_000,
+        "input_rows": 1_000_000,
+        "seconds": 2.0,
+        "exit_code": 0,
+        "peak_tree_bytes": 1_000_000_000,
+        "max_process_bytes": 900_000_000,
+        "load_before": [1.0, 1.0, 1.0],
+        "load_after": [2.0, 1.0, 1.0],
+        "when": when,
+    }
+    return base | extra
+
+
+def test_ratio_target_is_tighter_at_paju_size_than_at_national_sizes() -> None:
+    assert ratio_target(541_080) == 1.5
+    assert ratio_target(5_410_800) == 2.0
+    assert ratio_target(52_104_000) == 2.0
+
+
+def test_default_run_month_is_the_month_the_last_window_closes() -> None:
+    ends = [dt.date(2020, 8, 18), dt.date(2020, 6, 30)]
+    assert default_run_month(ends) == "2020-08"
+
+
+def test_task_run_names_lose_only_prefects_three_character_suffix() -> None:
+    assert task_base_name("validate-registry-0f3") == "validate-registry"
+    assert task_base_name("decide-outcomes") == "decide-outcomes"
+    assert task_base_name("bucket-12-a9c") == "bucket-12"
+
+
+def test_stage_seconds_sum_runs_of_a_task_and_span_first_start_to_last_end() -> None:
+    runs = [
+        {
+            "name": "decide-bucket-aaa",
+            "start_time": "2026-11-24T10:00:00+00:00",
+            "end_time": "2026-11-24T10:00:04+00:00",
+            "total_run_time": 4.0,
+        },
+        {
+            "name": "decide-bucket-bbb",
+            "start_time": "2026-11-24T10:00:02+00:00",
+            "end_time": "2026-11-24T10:00:09+00:00",
+            "total_run_time": 7.0,
+        },
+        {"name": "read-extracts-ccc", "start_time": None, "end_time": None, "total_run_time": 0},
+    ]
+    stages = stage_seconds(runs)
+    assert stages["decide-bucket"] == {"runs": 2, "seconds": 11.0, "span": 9.0}
+    assert stages["read-extracts"] == {"runs": 1, "seconds": 0.0, "span": 0.0}
+
+
+def test_summary_pairs_floor_and_pipeline_of_one_run_and_keeps_the_latest(tmp_path: Path) -> None:
+    results = tmp_path / "scale.jsonl"
+    lines = [
+        record("floor", "old", "2026-11-24T10:00:00"),
+        record("pipeline", "old", "2026-11-24T10:01:00", seconds=30.0),
+        record("floor", "new", "2026-11-24T11:00:00", seconds=2.5),
+        record("pipeline", "new", "2026-11-24T11:01:00", seconds=3.0),
+        record("floor", "unpaired", "2026-11-24T12:00:00"),
+    ]
+    results.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    (row,) = summarise(read_results(results))
+    assert (row.floor_seconds, row.pipeline_seconds) == (2.5, 3.0)
+    assert row.ratio == 1.2 and row.ratio_met and row.memory_met
+    assert row.rows_per_second == 1_000_000 / 3.0
+    assert row.load == "1.0-2.0"
+
+
+def test_table_says_when_a_target_is_not_met_and_when_the_pipeline_failed() -> None:
+    records = [
+        record("floor", "a", "2026-11-24T10:00:00"),
+        record("pipeline", "a", "2026-11-24T10:01:00", seconds=5.0),
+        record("floor", "b", "2026-11-24T10:00:00", residents=52_000_000),
+        record("pipeline", "b", "2026-11-24T10:09:00", residents=52_000_000, exit_code=1),
+    ]
+    table = markdown_table(summarise(records))
+    assert "2.50 (≤ 1.5) NOT met" in table
+    assert "**failed** after 2.0" in table
+
+
+def test_a_missing_results_file_has_no_records(tmp_path: Path) -> None:
+    assert read_results(tmp_path / "none.jsonl") == []
+
+
+def test_floor_reads_every_input_kind_that_has_files(tmp_path: Path) -> None:
+    for name in ("registry/a.csv", "registry/b.csv", "enrollments/x.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("rrn\n1\n")
+    (tmp_path / "welfare").mkdir()
+    found = input_files(tmp_path)
+    assert list(found) == ["registry", "enrollments"]
+    assert [p.name for p in found["registry"]] == ["a.csv", "b.csv"]
+
+
+def test_plot_draws_each_programs_sizes_in_order_and_writes_a_png(tmp_path: Path) -> None:
+    records = [
+        record("floor", "big", "2026-11-24T10:00:00", residents=5_400_000, seconds=20.0),
+        record("pipeline", "big", "2026-11-24T10:01:00", residents=5_400_000, exit_code=137),
+        record("floor", "small", "2026-11-24T11:00:00"),
+        record("pipeline", "small", "2026-11-24T11:01:00", seconds=4.0),
+    ]
+    rows = summarise(records)
+    s = series(rows, "national-relief-2020")
+    assert s["residents"] == [540_000, 5_400_000]
+    assert s["floor_s"] == [2.0, 20.0] and s["failed"] == [0.0, 1.0]
+    plot(rows, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+LOG = """\
+10:00:00.000 | INFO    | Flow run 'a' - Beginning flow run 'a' for flow 'disburse'
+10:00:01.000 | INFO    | Flow run 'b' - Beginning subflow run 'b' for flow 'disburse-partitioned'
+10:00:11.500 | INFO    | Task run 'spill-file-1ab' - Finished in state Completed()
+10:00:21.000 | INFO    | Flow run 'b' - validated 5410800 registry rows
+10:00:31.000 | INFO    | Flow run 'b' - validated 2303131 enrollment rows
+10:00:41.000 | INFO    | Task run 'shuffle-2bb' - Finished in state Completed()
+10:01:41.000 | INFO    | Flow run 'b' - decided 7713931 rows in 4 buckets
+10:01:42.000 | INFO    | Flow run 'b' - Finished in state Completed()
+10:02:00.000 | INFO    | Flow run 'a' - run x committed: {'PAID': 1}
+10:02:01.000 | INFO    | Flow run 'a' - Finished in state Completed()
+
+jiwon national-relief-2020  run x  [committed]
+"""
+
+
+def test_log_phases_time_each_phase_from_the_line_that_ends_it() -> None:
+    phases = log_phases(LOG, total_seconds=130.0)
+    assert phases["validate + spill registry files"] == 20.0
+    assert phases["duplicates + shuffle into buckets"] == 10.0
+    assert phases["decide buckets"] == 60.0
+    assert phases["payment files, decisions, reports, commit"] == 19.0
+    assert phases["outside flow"] == 9.0  # 130 s in all, the flow ran 121 s
+
+
+def test_log_phases_leave_out_what_a_failed_run_never_reached() -> None:
+    cut = "\n".join(LOG.splitlines()[:5])
+    phases = log_phases(cut, total_seconds=40.0)
+    assert "decide buckets" not in phases
+    assert phases["validate + spill registry files"] == 20.0
