@@ -664,7 +664,9 @@ def _run_partitioned(
         if not params.dry_run:
             staging.write(folder / f.file, f.content)
 
-    files, assigned, lossy = partitioned.render_payments(work, ctx, params.bank_file, stage_file)
+    files, bank_assigned, lossy = partitioned.render_payments(
+        work, ctx, params.bank_file, stage_file
+    )
     total = sum(f.total_krw for f in files)
     if total != totals.paid_krw:
         raise RuntimeError(
@@ -689,7 +691,7 @@ def _run_partitioned(
             lambda name: staging.path(decisions_dir / name),
             work,
             decided.buckets,
-            assigned,
+            bank_assigned,
             lossy,
             ctx,
         )

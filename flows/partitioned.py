@@ -510,62 +510,95 @@ def remove_work(work: Path) -> None:
     work.rmdir()
 
 
+HEX = "0123456789ABCDEF"  # payment ids are "JW" + upper-case hex of a hash: uniform over these
+
+
 def render_payments(
     work: Path, ctx: RunContext, bank_format: BankFormat, write: Callable[[PaymentFile], None]
 ) -> tuple[list[StagedFile], pl.DataFrame, pl.DataFrame]:
-    """Render the payment files from every bucket's payees, one file in memory at a time.
+    """Render the payment files from every bucket's payees, a sixteenth of them at a time.
 
     Local-currency payees are ordered by payment id and split into files of the program's
-    `max_records_per_file`, exactly as the single-frame path does; bank payees (few) go through
-    `flows.payouts` whole. `write` receives each file (stage it, or drop it in a dry run).
-    Returns the files' totals, the `payment_id -> payment_file` map and the payment ids whose
+    `max_records_per_file`, exactly as the single-frame path does, but range by range (payment
+    ids starting `JW0`, then `JW1`, ...), so memory holds one range and one unfinished file, not
+    every payee. The `payment_id -> payment_file, _bucket` map goes to `work/assigned`. Bank
+    payees (few) go through `flows.payouts` whole. `write` receives each file (stage it, or drop
+    it in a dry run). Returns the files' totals, the bank payees' map and the payment ids whose
     holder name the bank file could not carry.
     """
     program = ctx.program
     size = program.max_records_per_file
     payees = scan_payees(work)
-    local = payments.assign_files(
-        payees.filter(pl.col("payout") == "local_currency")
-        .select("payment_id", "card_id", "amount_krw", "_bucket")
-        .collect(),
-        size,
-        prefix="local_currency",
+    local = payees.filter(pl.col("payout") == "local_currency").select(
+        "payment_id", "card_id", "amount_krw", "_bucket"
     )
-    staged = []
-    for start in range(0, local.height, size):
-        rows = payments.credit_rows(
-            local.slice(start, size), ctx.run_id, program.id, program.title.ko
-        )
-        for f in payments.credit_files(rows):
+    expected = local.select(pl.len()).collect().item()
+    staged: list[StagedFile] = []
+
+    def emit(rows: pl.DataFrame) -> None:
+        credit = payments.credit_rows(rows, ctx.run_id, program.id, program.title.ko)
+        for f in payments.credit_files(credit):
             write(f)
             staged.append(StagedFile.of(f))
+
+    (work / "assigned").mkdir(exist_ok=True)
+    numbered, pending = 0, None
+    for r, digit in enumerate(HEX):
+        part = local.filter(pl.col("payment_id").str.slice(2, 1) == digit).collect()
+        part = payments.assign_files(part, size, prefix="local_currency", before=numbered)
+        numbered += part.height
+        part.select("payment_id", "payment_file", "_bucket").sort("_bucket").write_parquet(
+            work_file(work, "assigned", r), row_group_size=100_000
+        )
+        pending = part if pending is None else pl.concat([pending, part])
+        if pending.height:
+            last = pending["payment_file"][-1]  # may still grow with the next range
+            emit(pending.filter(pl.col("payment_file") != last))
+            pending = pending.filter(pl.col("payment_file") == last)
+    if pending is not None and pending.height:
+        emit(pending)
+    if numbered != expected:
+        raise RuntimeError(
+            f"{expected - numbered} payees have a payment id outside JW[0-9A-F]: refusing to pay"
+        )
     bank_payees = payees.filter(pl.col("payout") == "bank").collect()
     bank_files, bank_assigned = payouts.payment_files(bank_payees.drop("_bucket"), ctx, bank_format)
     bank_assigned = bank_assigned.join(
         bank_payees.select("payment_id", "_bucket"), on="payment_id", how="left"
-    )
+    ).select("payment_id", "payment_file", "_bucket")
     for f in bank_files:
         write(f)
         staged.append(StagedFile.of(f))
     lossy = payouts.lossy_holder_names(bank_payees, bank_format)
-    columns = ["payment_id", "payment_file", "_bucket"]
-    assigned = pl.concat([local.select(columns), bank_assigned.select(columns)])
-    return sorted(staged, key=lambda f: f.file), assigned, lossy
+    return sorted(staged, key=lambda f: f.file), bank_assigned, lossy
+
+
+def assigned_to(work: Path, bank_assigned: pl.DataFrame, bucket: int) -> pl.DataFrame:
+    """Return `payment_id -> payment_file` of one bucket's payments (row groups skip the rest)."""
+    folder = work / "assigned"
+    local = (
+        pl.scan_parquet(folder / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
+        if any(folder.glob("*.parquet"))
+        else bank_assigned.clear()
+    )
+    mine = bank_assigned.filter(pl.col("_bucket") == bucket)
+    return pl.concat([local, mine]).drop("_bucket")
 
 
 def write_decisions(
     folder: Callable[[str], Path],
     work: Path,
     buckets: int,
-    assigned: pl.DataFrame,
+    bank_assigned: pl.DataFrame,
     lossy: pl.DataFrame,
     ctx: RunContext,
 ) -> list[str]:
     """Write each bucket's decision records, with their payment file, as one Parquet part.
 
-    `folder(name)` returns where to write the part `name`; `assigned` maps `payment_id` to
-    `payment_file` and `_bucket`. One part per bucket keeps memory at one bucket (a single
-    streamed join of every record with every payment took more than 8 GB at 52 million).
+    `folder(name)` returns where to write the part `name`; the payments' files come from
+    `work/assigned` and `bank_assigned` (see `render_payments`). One part per bucket keeps
+    memory at one bucket (a single streamed join of every record with every payment took more
+    than 8 GB at 52 million).
     Returns the parts' names, `part-00000.parquet` onwards, in bucket order.
     """
     names = []
@@ -574,7 +607,7 @@ def write_decisions(
         source = work_file(work, "records", b)
         if not source.exists():
             continue
-        mine = assigned.filter(pl.col("_bucket") == b).drop("_bucket")
+        mine = assigned_to(work, bank_assigned, b)
         frame = (
             pl.read_parquet(source)
             .drop("payment_file")

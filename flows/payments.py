@@ -78,12 +78,15 @@ def formula_safe(column: str) -> pl.Expr:
 
 
 def assign_files(
-    payees: pl.DataFrame, max_records: int, prefix: str, extension: str = "csv"
+    payees: pl.DataFrame, max_records: int, prefix: str, extension: str = "csv", before: int = 0
 ) -> pl.DataFrame:
-    """Order payees by payment id and give each a sequence number and a payment file name."""
+    """Order payees by payment id and give each a sequence number and a payment file name.
+
+    `before`: payees already numbered (a run that numbers its payees range by range).
+    """
     return (
         payees.sort("payment_id")
-        .with_columns(seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
+        .with_columns(seq=pl.int_range(before + 1, before + pl.len() + 1, dtype=pl.Int64))
         .with_columns(
             payment_file=pl.format(
                 "{}_{}.{}",

@@ -23,6 +23,7 @@ from flows.errors import InputRejected, RunHalted
 from flows.verify import verify_trail
 from rules.program import load_program
 from tests.banktrail import bank_story
+from tests.conftest import ROOT
 from tests.flowrun import decisions, run_flow, runs
 
 RUN_MONTH = {
@@ -293,3 +294,22 @@ def test_bank_payouts_and_holder_name_warnings_are_the_same_in_a_partitioned_run
     assert warned.height == (2 if bank_file == "fixed_width" else 0)
     bank = [f for f in (tmp_path / "parts").glob("payments/*/*/bank_*")]
     assert bank and verify_trail(tmp_path / "parts") == ([], 1)
+
+
+def test_payment_files_split_across_payment_id_ranges_equal_the_single_frame_files(
+    tmp_path: Path, pii_key: str
+) -> None:
+    """Files of 37 payments: most files hold payments of two neighbouring id ranges."""
+    programs = tmp_path / "programs"
+    source = ROOT / "rules/programs/paju-livelihood-2025/program.yaml"
+    target = programs / "paju-livelihood-2025/program.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_text(
+        source.read_text().replace("max_records_per_file: 100000", "max_records_per_file: 37")
+    )
+    data = generated("paju-livelihood-2025", tmp_path / "data", rows=1200)
+    whole = run_flow(data, tmp_path / "whole", programs_dir=programs)
+    parts = run_flow(data, tmp_path / "parts", programs_dir=programs, partitions=3)
+    assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
+    files = list((tmp_path / "parts").glob("payments/*/*/local_currency_*.csv"))
+    assert len(files) == -(-whole.payments // 37) > 16
