@@ -11,7 +11,7 @@ import importlib.metadata
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +222,21 @@ def check_budget(program: Program, ledger: Ledger, total: int) -> None:
         )
 
 
+def settle(record: audit.RunRecord, params: DisburseParams, files_total: int) -> None:
+    """Refuse a run whose payment files and audit disagree; else mark it committed or dry run."""
+    if record.total_paid_krw != files_total:
+        raise RuntimeError(
+            f"payment files total {files_total} but the audit says "
+            f"{record.total_paid_krw}: refusing to commit"
+        )
+    if not params.dry_run:
+        record.status = "committed"
+        return
+    record.status = "dry_run"
+    note = "dry run: nothing was paid or published but this record and report"
+    record.message = " ".join(filter(None, [record.message, note]))
+
+
 def pii_key() -> str:
     """Return the deployment's personal-data key; refuse to run without one."""
     key = os.environ.get(PII_KEY_ENV, "")
@@ -377,40 +392,74 @@ def _run(
     record.total_paid_krw = int(
         records.filter(pl.col("source_kind") == "registry")["amount_krw"].sum()
     )
-    if record.total_paid_krw != total:
-        raise RuntimeError(
-            f"payment files total {total} but the audit says "
-            f"{record.total_paid_krw}: refusing to commit"
-        )
-    if params.dry_run:
-        record.status = "dry_run"
-        record.message = " ".join(
-            filter(
-                None,
-                [
-                    record.message,
-                    "dry run: nothing was paid or published but this record and report",
-                ],
-            )
-        )
-    else:
-        record.status = "committed"
+    settle(record, params, total)
+    if not params.dry_run:
         _stage_payments(staging, files, ctx)
         staging.write(
             layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "decisions.parquet",
             audit.decisions_parquet(records, ctx),
         )
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-    report_md = report.summary_markdown(record, reason_counts(records))
+    return _finish(
+        params,
+        ctx,
+        record,
+        staging,
+        Outcomes(
+            reason_counts(records),
+            whatif.by_outcome(records),
+            report_html.paid_by_district(records),
+            records.filter(
+                (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
+            ).height,
+        ),
+        quarantine,
+        files,
+        ledger.last_run_sha256,
+    )
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What the report and summary say about a run's decisions, however they were decided."""
+
+    reasons: dict[str, int]  # reason code -> records, most frequent first
+    by_outcome: pl.DataFrame  # whatif.by_outcome
+    districts: pl.DataFrame  # report_html.paid_by_district
+    payments: int
+
+
+def _finish(
+    params: DisburseParams,
+    ctx: RunContext,
+    record: audit.RunRecord,
+    staging: Staging,
+    outcomes: Outcomes,
+    quarantine: pl.DataFrame,
+    files: Sequence[payments.FileTotals],
+    ledger_sha: str | None,
+) -> RunSummary:
+    """Write the run's reports, commit it, show it in Prefect and return its summary."""
+    log = get_run_logger()
+    program = ctx.program
+    report_md = report.summary_markdown(record, outcomes.reasons)
     changes: list[str] = []
     if params.dry_run:
-        headline, table = whatif.would_change(out, program.id, whatif.by_outcome(records))
+        headline, table = whatif.would_change(params.out.resolve(), program.id, outcomes.by_outcome)
         report_md += "\n" + whatif.markdown(headline, table)
         changes = whatif.terminal_lines(headline, table)
         log.info(headline)
-    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
-    _stage_report_html(staging, record, records, quarantine, files, program)
-    _commit(record, staging, ledger.last_run_sha256)
+    reports = layout.reports_dir(program.id, ctx.run_id)
+    staging.write(reports / "summary.md", report_md.encode())
+    page = report_html.report_html(
+        record,
+        outcomes.districts,
+        report_html.district_names(program.city or "national"),  # nationwide: the national list
+        quarantine,
+        files,
+    )
+    staging.write(reports / "report.html", page.encode())
+    _commit(record, staging, ledger_sha)
     publish_artifacts(record, report_md)
     return RunSummary(
         run_id=ctx.run_id,
@@ -420,11 +469,9 @@ def _run(
         counts=record.counts,
         total_paid_krw=record.total_paid_krw,
         message=record.message,
-        out=str(out),
+        out=str(params.out.resolve()),
         paths=_paths(params.dry_run, program.id, ctx),
-        payments=records.filter(
-            (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
-        ).height,
+        payments=outcomes.payments,
         changes=changes,
     )
 
@@ -460,24 +507,6 @@ def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: Ru
     for f in files:
         staging.write(folder / f.file, f.content)
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
-
-
-def _stage_report_html(
-    staging: Staging,
-    record: audit.RunRecord,
-    records: pl.DataFrame,
-    quarantine: pl.DataFrame,
-    files: list[payments.PaymentFile],
-    program: Program,
-) -> None:
-    page = report_html.report_html(
-        record,
-        report_html.paid_by_district(records),
-        report_html.district_names(program.city or "national"),  # nationwide: the national list
-        quarantine,
-        files,
-    )
-    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
 
 
 def _stage_quarantine(
@@ -667,24 +696,8 @@ def _run_partitioned(
     files, bank_assigned, lossy = partitioned.render_payments(
         work, ctx, params.bank_file, stage_file
     )
-    total = sum(f.total_krw for f in files)
-    if total != totals.paid_krw:
-        raise RuntimeError(
-            f"payment files total {total} but the audit says {totals.paid_krw}: refusing to commit"
-        )
-    if params.dry_run:
-        record.status = "dry_run"
-        record.message = " ".join(
-            filter(
-                None,
-                [
-                    record.message,
-                    "dry run: nothing was paid or published but this record and report",
-                ],
-            )
-        )
-    else:
-        record.status = "committed"
+    settle(record, params, sum(f.total_krw for f in files))
+    if not params.dry_run:
         staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
         decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
         parts = partitioned.write_decisions(
@@ -698,36 +711,20 @@ def _run_partitioned(
         for name in parts:
             staging.adopt(decisions_dir / name)
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-    report_md = report.summary_markdown(record, totals.reasons)
-    changes: list[str] = []
-    if params.dry_run:
-        headline, table = whatif.would_change(out, program.id, totals.by_outcome)
-        report_md += "\n" + whatif.markdown(headline, table)
-        changes = whatif.terminal_lines(headline, table)
-        log.info(headline)
-    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
-    page = report_html.report_html(
+    return _finish(
+        params,
+        ctx,
         record,
-        report_html.paid_by_district(partitioned.scan_records(work)),
-        report_html.district_names(program.city or "national"),
+        staging,
+        Outcomes(
+            totals.reasons,
+            totals.by_outcome,
+            report_html.paid_by_district(partitioned.scan_records(work)),
+            totals.payments,
+        ),
         quarantine,
         files,
-    )
-    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
-    _commit(record, staging, ledger.last_run_sha256)
-    publish_artifacts(record, report_md)
-    return RunSummary(
-        run_id=ctx.run_id,
-        program=program.id,
-        status=record.status,
-        dry_run=params.dry_run,
-        counts=record.counts,
-        total_paid_krw=record.total_paid_krw,
-        message=record.message,
-        out=str(out),
-        paths=_paths(params.dry_run, program.id, ctx),
-        payments=totals.payments,
-        changes=changes,
+        ledger.last_run_sha256,
     )
 
 

@@ -9,6 +9,15 @@ import polars as pl
 
 from flows.disburse import DisburseParams, RunSummary, disburse
 
+# A run month in which each shipped program's windows have closed.
+RUN_MONTH = {
+    "paju-livelihood-2025": "2025-03",
+    "paju-energy-2023": "2023-04",
+    "national-relief-2020": "2020-08",
+    "consumption-coupon-2025": "2025-09",
+    "paju-birth-2025": "2025-07",
+}
+
 
 def run_flow(data: Path, out: Path, **overrides: Any) -> RunSummary:
     """Run the flow on `data/registry` and `data/enrollments` into `out`."""

@@ -24,15 +24,8 @@ from flows.verify import verify_trail
 from rules.program import load_program
 from tests.banktrail import bank_story
 from tests.conftest import ROOT
-from tests.flowrun import decisions, run_flow, runs
+from tests.flowrun import RUN_MONTH, decisions, run_flow, runs
 
-RUN_MONTH = {
-    "paju-livelihood-2025": "2025-03",
-    "paju-energy-2023": "2023-04",
-    "national-relief-2020": "2020-08",
-    "consumption-coupon-2025": "2025-09",
-    "paju-birth-2025": "2025-07",
-}
 FAULTY = Faults(
     duplicate_record=0.02, duplicate_application=0.03, malformed=0.005, outside_window=0.02
 )

@@ -20,7 +20,7 @@ from flows.cli import app
 from flows.errors import RunHalted, UsageError
 from flows.verify import verify_trail
 from rules.program import PROGRAMS_DIR, list_codes, load_program
-from tests.flowrun import decisions, run_flow, runs
+from tests.flowrun import RUN_MONTH, decisions, run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 FIVE = [
@@ -30,13 +30,6 @@ FIVE = [
     "consumption-coupon-2025",
     "paju-birth-2025",
 ]
-RUN_MONTH = {
-    "paju-livelihood-2025": "2025-03",
-    "paju-energy-2023": "2023-04",
-    "national-relief-2020": "2020-08",
-    "consumption-coupon-2025": "2025-09",
-    "paju-birth-2025": "2025-07",
-}
 PAID = pl.col("outcome") == "PAID"
 
 
