@@ -4,7 +4,8 @@
 
 Reads what `python -m bench.scale` recorded (the latest run per program and size) and writes one
 PNG with two panels on a logarithmic size axis: wall seconds (pipeline solid, floor dashed) and
-peak memory of the process tree with the 8 GB bound. A failed pipeline run is marked with an x.
+peak memory of the process tree with the 8 GB bound. A pipeline run that did not finish is an x
+at the time and memory it had reached, not joined to the line.
 """
 
 from __future__ import annotations
@@ -43,17 +44,32 @@ def plot(rows: list[Row], out: Path) -> None:
     fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for i, program in enumerate(sorted({r.program for r in rows})):
         s = series(rows, program)
+        ok = [j for j, failed in enumerate(s["failed"]) if not failed]
         colour = f"C{i}"
-        time_ax.plot(s["residents"], s["pipeline_s"], "o-", color=colour, label=f"{program}")
-        time_ax.plot(s["residents"], s["floor_s"], "s--", color=colour, alpha=0.6, label="floor")
-        memory_ax.plot(s["residents"], s["pipeline_gb"], "o-", color=colour, label=program)
-        memory_ax.plot(s["residents"], s["floor_gb"], "s--", color=colour, alpha=0.6, label="floor")
-        for n, t, gb, failed in zip(
-            s["residents"], s["pipeline_s"], s["pipeline_gb"], s["failed"], strict=True
-        ):
-            if failed:
-                time_ax.plot([n], [t], "x", color="red", markersize=12)
-                memory_ax.plot([n], [gb], "x", color="red", markersize=12)
+
+        def pick(key: str, idx: list[int], values: dict[str, list[float]] = s) -> list[float]:
+            return [values[key][j] for j in idx]
+
+        n = pick("residents", ok)
+        time_ax.plot(n, pick("pipeline_s", ok), "o-", color=colour, label=program)
+        memory_ax.plot(n, pick("pipeline_gb", ok), "o-", color=colour, label=program)
+        every = list(range(len(s["residents"])))  # the floor completed for every size
+        floor_n = pick("residents", every)
+        time_ax.plot(floor_n, s["floor_s"], "s--", color=colour, alpha=0.6, label="floor")
+        memory_ax.plot(floor_n, s["floor_gb"], "s--", color=colour, alpha=0.6, label="floor")
+        failed = [j for j in every if j not in ok]
+        if failed:  # where a run was when it ended without finishing
+            label = f"{program}: did not finish"
+            for ax, key in ((time_ax, "pipeline_s"), (memory_ax, "pipeline_gb")):
+                ax.plot(
+                    pick("residents", failed),
+                    pick(key, failed),
+                    "x",
+                    color=colour,
+                    markersize=11,
+                    markeredgewidth=2,
+                    label=label,
+                )
     memory_ax.axhline(PEAK_TARGET_BYTES / 1e9, color="grey", linestyle=":", label="8 GB bound")
     time_ax.set(xscale="log", yscale="log", xlabel="residents", ylabel="wall seconds")
     time_ax.yaxis.set_major_formatter(ScalarFormatter())

@@ -133,7 +133,8 @@ def log_phases(text: str, total_seconds: float) -> dict[str, float]:
     """Return seconds per phase of a partitioned run from its log (marks missing: left out).
 
     Each phase ends at the first line after the previous mark that contains its mark; the time
-    before the flow starts and after it ends (imports, Prefect client, summary) is "outside flow".
+    before the flow starts and after it ends (imports, Prefect client, summary) is "outside flow",
+    given only when the run got to its end.
     """
     times: list[tuple[str, float]] = []
     lines = iter(text.splitlines())
@@ -146,8 +147,7 @@ def log_phases(text: str, total_seconds: float) -> dict[str, float]:
     phases = {
         phase: round(t - times[i - 1][1], 1) for i, (phase, t) in enumerate(times) if i and phase
     }
-    phases.pop("end", None)
-    if len(times) >= 2:
+    if phases.pop("end", None) is not None:  # a run killed midway has no "outside" to speak of
         phases["outside flow"] = round(total_seconds - (times[-1][1] - times[0][1]), 1)
     return phases
 
@@ -169,6 +169,7 @@ class Row:
     floor_seconds: float
     pipeline_seconds: float
     pipeline_ok: bool
+    exit_code: int
     peak_tree_bytes: int
     max_process_bytes: int
     floor_peak_bytes: int
@@ -210,6 +211,7 @@ def summarise(records: list[dict[str, Any]]) -> list[Row]:
             floor_seconds=floor["seconds"],
             pipeline_seconds=pipe["seconds"],
             pipeline_ok=pipe["exit_code"] == 0,
+            exit_code=pipe["exit_code"],
             peak_tree_bytes=pipe["peak_tree_bytes"],
             max_process_bytes=pipe["max_process_bytes"],
             floor_peak_bytes=floor["peak_tree_bytes"],
@@ -220,6 +222,10 @@ def summarise(records: list[dict[str, Any]]) -> list[Row]:
         if key not in latest or latest[key].when < row.when:
             latest[key] = row
     return sorted(latest.values(), key=lambda r: (r.program, r.residents))
+
+
+def _ended(exit_code: int) -> str:
+    return f"killed by signal {-exit_code}" if exit_code < 0 else f"exit {exit_code}"
 
 
 def _gb(n: int) -> str:
@@ -237,7 +243,8 @@ def markdown_table(rows: list[Row]) -> str:
         if not r.pipeline_ok:
             lines.append(
                 f"| {r.program} | {r.residents:,} | {r.input_rows:,} | {r.floor_seconds:.1f} "
-                f"| **failed** after {r.pipeline_seconds:.1f} | | | {_gb(r.peak_tree_bytes)} / "
+                f"| **failed** ({_ended(r.exit_code)}) after {r.pipeline_seconds:.1f} | | "
+                f"| {_gb(r.peak_tree_bytes)} / "
                 f"{_gb(r.max_process_bytes)} | {_gb(r.floor_peak_bytes)} | {r.load} |"
             )
             continue

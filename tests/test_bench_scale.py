@@ -106,7 +106,7 @@ def test_table_says_when_a_target_is_not_met_and_when_the_pipeline_failed() -> N
     ]
     table = markdown_table(summarise(records))
     assert "2.50 (≤ 1.5) NOT met" in table
-    assert "**failed** after 2.0" in table
+    assert "**failed** (exit 1) after 2.0" in table
 
 
 def test_a_missing_results_file_has_no_records(tmp_path: Path) -> None:
@@ -121,6 +121,14 @@ def test_floor_reads_every_input_kind_that_has_files(tmp_path: Path) -> None:
     found = input_files(tmp_path)
     assert list(found) == ["registry", "enrollments"]
     assert [p.name for p in found["registry"]] == ["a.csv", "b.csv"]
+
+
+def test_table_says_a_run_was_killed_by_a_signal() -> None:
+    records = [
+        record("floor", "k", "2026-11-24T10:00:00"),
+        record("pipeline", "k", "2026-11-24T10:01:00", seconds=9.0, exit_code=-9),
+    ]
+    assert "**failed** (killed by signal 9) after 9.0" in markdown_table(summarise(records))
 
 
 def test_plot_draws_each_programs_sizes_in_order_and_writes_a_png(tmp_path: Path) -> None:
@@ -166,5 +174,5 @@ def test_log_phases_time_each_phase_from_the_line_that_ends_it() -> None:
 def test_log_phases_leave_out_what_a_failed_run_never_reached() -> None:
     cut = "\n".join(LOG.splitlines()[:5])
     phases = log_phases(cut, total_seconds=40.0)
-    assert "decide buckets" not in phases
+    assert "decide buckets" not in phases and "outside flow" not in phases
     assert phases["validate + spill registry files"] == 20.0
