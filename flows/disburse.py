@@ -449,16 +449,8 @@ def _finish(
         report_md += "\n" + whatif.markdown(headline, table)
         changes = whatif.terminal_lines(headline, table)
         log.info(headline)
-    reports = layout.reports_dir(program.id, ctx.run_id)
-    staging.write(reports / "summary.md", report_md.encode())
-    page = report_html.report_html(
-        record,
-        outcomes.districts,
-        report_html.district_names(program.city or "national"),  # nationwide: the national list
-        quarantine,
-        files,
-    )
-    staging.write(reports / "report.html", page.encode())
+    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    _stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
     _commit(record, staging, ledger_sha)
     publish_artifacts(record, report_md)
     return RunSummary(
@@ -507,6 +499,24 @@ def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: Ru
     for f in files:
         staging.write(folder / f.file, f.content)
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
+
+
+def _stage_report_html(
+    staging: Staging,
+    record: audit.RunRecord,
+    districts: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    files: Sequence[payments.FileTotals],
+    program: Program,
+) -> None:
+    page = report_html.report_html(
+        record,
+        districts,
+        report_html.district_names(program.city or "national"),  # nationwide: the national list
+        quarantine,
+        files,
+    )
+    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
 
 
 def _stage_quarantine(

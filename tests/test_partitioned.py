@@ -8,6 +8,7 @@ which is the run id) and every total must be equal.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -306,3 +307,38 @@ def test_payment_files_split_across_payment_id_ranges_equal_the_single_frame_fil
     assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
     files = list((tmp_path / "parts").glob("payments/*/*/local_currency_*.csv"))
     assert len(files) == -(-whole.payments // 37) > 16
+
+
+@pytest.mark.parametrize(
+    ("owner", "step"),
+    [("flows.disburse", "shuffle_buckets"), ("flows.partitioned", "write_decisions")],
+)
+def test_a_partitioned_run_that_dies_midway_leaves_nothing_and_the_rerun_pays_each_person_once(
+    owner: str,
+    step: str,
+    story: Path,
+    tmp_path: Path,
+    pii_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    module = importlib.import_module(owner)
+    original = getattr(module, step)
+
+    def dying(*args: object, **kwargs: object) -> object:
+        original(*args, **kwargs)
+        raise RuntimeError(f"killed after {step}")
+
+    with monkeypatch.context() as armed:
+        armed.setattr(module, step, dying)
+        with pytest.raises(RuntimeError, match="killed after"):
+            run_flow(story, out, partitions=3)
+    assert list(out.glob(".staging/*/work")), "the dead run left its work folder behind"
+    assert not (out / "payments").exists()
+    rerun = run_flow(story, out, partitions=3, trigger="rerun", reason="after a crash")
+    assert not list(out.glob(".staging/*")), "recovery removed the dead run's staging and work"
+    whole = run_flow(story, tmp_path / "whole")
+    assert rerun.counts == whole.counts and rerun.total_paid_krw == whole.total_paid_krw
+    paid = decisions(out).filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
+    assert paid["person_key"].is_unique().all()
+    assert verify_trail(out) == ([], 1)
