@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -496,18 +495,6 @@ def quarantine(work: Path) -> pl.DataFrame:
     return pl.concat(frames).sort(
         "source_kind", "source_file", "source_row", "column", nulls_last=False
     )
-
-
-def remove_work(work: Path) -> None:
-    """Delete the work folder (it holds personal data in plain text: RRNs, names, accounts)."""
-    if not work.exists():
-        return
-    for root, dirs, files in os.walk(work, topdown=False):
-        for name in files:
-            Path(root, name).unlink()
-        for name in dirs:
-            Path(root, name).rmdir()
-    work.rmdir()
 
 
 HEX = "0123456789ABCDEF"  # payment ids are "JW" + upper-case hex of a hash: uniform over these
