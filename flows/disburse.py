@@ -638,7 +638,6 @@ def decide_partitioned(
             unmapped(consumed),
         ).result()
         spilled[kind] = [s for chunk in done for s in chunk]
-        partitioned.check_names(spilled[kind])
         log.info("validated %d %s rows", sum(x.rows for x in spilled[kind]), kind)
     partitioned.check_snapshot(spilled["registry"])
     decided = Decided(spilled["registry"], spilled["enrollment"], None, buckets)

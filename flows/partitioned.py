@@ -215,13 +215,6 @@ def check_snapshot(spilled: list[Spilled]) -> None:
         )
 
 
-def check_names(spilled: list[Spilled]) -> None:
-    """Reject a delivery that holds two files of one name (as the single-frame reader does)."""
-    names = [s.info.file for s in spilled]
-    if len(set(names)) != len(names):
-        raise InputRejected(names[0], "appears twice in the delivery", "Rename one of the files.")
-
-
 def check_rate(kind: Kind, spilled: list[Spilled], threshold: float) -> None:
     """Halt when the delivery's share of quarantined rows is above the program's threshold."""
     rows = sum(s.rows for s in spilled)
@@ -429,7 +422,7 @@ def decide_bucket(job: BucketJob) -> BucketResult:
     return BucketResult(
         bucket=b,
         rows=records.height,
-        counts=dict(Counter(records["outcome"].to_list())),
+        counts=dict(records.group_by("outcome").len().iter_rows()),
         reasons=dict(exploded.group_by("reason_codes").len().iter_rows()),
         by_outcome=registry_rows.group_by("outcome")
         .agg(residents=pl.len().cast(pl.Int64), won=pl.col("amount_krw").sum().cast(pl.Int64))

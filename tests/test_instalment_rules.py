@@ -12,7 +12,7 @@ import polars as pl
 
 from flows import validate
 from flows.decide import Decisions, RunContext, decide, keyed, payment_id
-from flows.ledger import Ledger
+from flows.ledger import EMPTY_PAID, Ledger
 from rules.program import load_program
 from rules.reference import vocabulary
 from schemas.registry import registry_schema
@@ -35,13 +35,7 @@ def ledger(rows: list[tuple[str, int, str]]) -> Ledger:
                 "run_id": [f"run-{i}" for i in range(len(rows))],
                 "run_month": [r[2] for r in rows],
             },
-            schema={
-                "person_key": pl.String,
-                "instalment": pl.Int64,
-                "amount_krw": pl.Int64,
-                "run_id": pl.String,
-                "run_month": pl.String,
-            },
+            schema=EMPTY_PAID.schema,
         )
     )
 
