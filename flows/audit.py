@@ -147,13 +147,19 @@ class RunRecord:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     total_paid_krw: int = 0
+    key_fingerprint: str | None = None  # flows.keyprint; None in records written before it
     prev_run_sha256: str | None = None
     run_sha256: str = ""
 
     def canonical(self) -> bytes:
-        """Return the bytes `run_sha256` is computed over: every field but `run_sha256`."""
+        """Return the bytes `run_sha256` is computed over: every field but `run_sha256`.
+
+        A record from before `key_fingerprint` existed has none and was sealed without it.
+        """
         body = asdict(self)
         body.pop("run_sha256")
+        if body["key_fingerprint"] is None:
+            body.pop("key_fingerprint")
         return json.dumps(body, sort_keys=True, default=str, ensure_ascii=False).encode()
 
     def sealed(self) -> RunRecord:
@@ -203,6 +209,7 @@ RUN_SCHEMA = pa.schema(
         ("outputs", pa.list_(OUTPUT_TYPE)),
         ("counts", pa.struct([(o, pa.int64()) for o in OUTCOMES])),
         ("total_paid_krw", pa.int64()),
+        ("key_fingerprint", pa.string()),
         ("prev_run_sha256", pa.string()),
         ("run_sha256", pa.string()),
     ]

@@ -31,6 +31,7 @@ import polars as pl
 import yaml
 
 from flows.errors import UsageError
+from flows.money import won_total
 from flows.payments import PaymentFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,7 +292,7 @@ def render_file(header: dict[str, Any], data: pl.DataFrame, layout: Layout, what
     `header` holds the header and trailer values; `record_count` and `total_amount` are computed
     here from `data`, so the control totals cannot disagree with the records.
     """
-    control = dict(header, record_count=data.height, total_amount=int(data["amount"].sum()))
+    control = dict(header, record_count=data.height, total_amount=won_total(data["amount"]))
     ends = pl.DataFrame([{k: control.get(k) for k in FIELDS["H"]}]).with_columns(
         record_type=pl.lit("H")
     )
@@ -366,7 +367,7 @@ def bank_files(
                 str(name),
                 content,
                 part.height,
-                int(part["amount"].sum()),
+                won_total(part["amount"]),
                 format=f"kr_bulk_transfer:{settings.layout.name}",
             )
         )
@@ -417,7 +418,7 @@ def read_bank_file(content: bytes, layout: Layout) -> BankFile:
     header = read_records(content, layout.record("H"), matrix[:1]).row(0, named=True)
     trailer = read_records(content, layout.record("T"), matrix[-1:]).row(0, named=True)
     data = read_records(content, layout.record("D"), matrix[1:-1])
-    count, total = data.height, int(data["amount"].sum()) if data.height else 0
+    count, total = data.height, won_total(data["amount"])
     for name, values in (("header", header), ("trailer", trailer)):
         if values.get("record_count", count) != count:
             raise BankFileError(f"{name} record count {values['record_count']} != {count}")

@@ -250,6 +250,18 @@ CODES: tuple[Code, ...] = (
         "the carer applying is not registered (거주) in the child's household",
     ),
     _r(
+        "APPLICATION_PAID_EARLIER_INSTALMENT",
+        "이 신청으로 이미 이전 회차가 지급됨: 다음 회차는 새로 신청해야 함",
+        "this application already paid an earlier instalment; the next one needs a new application",
+        "Ask the carer to apply again for the instalment now due.",
+    ),
+    _r(
+        "APPLIED_BEFORE_INSTALMENT_DUE",
+        "지급 시기가 되기 전에 한 신청: 회차 지급 시기 이후에 다시 신청해야 함",
+        "applied before the instalment fell due; it needs an application made on or after that day",
+        "Ask the carer to apply again on or after the day the instalment fell due.",
+    ),
+    _r(
         "PROGRAM_CONDITION_NOT_MET",
         "사업의 지원 조건을 충족하지 않음 (rule_id의 조건 참조)",
         "fails one of the program's own conditions (rule_id names it; `jiwon programs show`)",

@@ -203,10 +203,16 @@ def split_progress(paid_before: pl.DataFrame, ctx: RunContext) -> tuple[pl.DataF
                 next_due=pl.lit(False),
             )
         )
+    if "next_due_on" not in progress.columns:
+        progress = progress.with_columns(
+            next_due_on=pl.lit(None, pl.Date), used_applications=pl.lit([], pl.List(pl.String))
+        )
     blocked = progress.filter(~pl.col("next_due")).select(
         "person_key", "last_paid", waiting=pl.col("next_instalment").is_not_null()
     )
-    due = progress.filter("next_due").select("person_key", instalment="next_instalment")
+    due = progress.filter("next_due").select(
+        "person_key", "used_applications", instalment="next_instalment", due_on="next_due_on"
+    )
     return blocked, due
 
 
@@ -303,7 +309,14 @@ def decide_enrollment(
     application for one who is no longer in the city's registry fails that instalment's check.
     """
     if due is None:
-        due = pl.LazyFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
+        due = pl.LazyFrame(
+            schema={
+                "person_key": pl.String,
+                "instalment": pl.Int64,
+                "due_on": pl.Date,
+                "used_applications": pl.List(pl.String),
+            }
+        )
     kept = registry.filter("kept")
     beneficiary = kept.select(
         "rrn",
@@ -347,7 +360,7 @@ def decide_enrollment(
         )
     )
     frame = frame.join(
-        due.select("person_key", due_instalment="instalment"),
+        due.select("person_key", "due_on", "used_applications", due_instalment="instalment"),
         on="person_key",
         how="left",
         maintain_order="left",
@@ -361,6 +374,12 @@ def decide_enrollment(
     ).fill_null(False)
     proxy_outcome, proxy_reason = proxy_check(ctx)
     applied_day = pl.col("p_applied_at").dt.date()
+    # A later instalment is paid on a new application (0010): not one that paid before, and
+    # not one made before the instalment fell due.
+    used_before = (
+        later & pl.col("used_applications").list.contains(pl.col("application_id"))
+    ).fill_null(False)
+    applied_early = (later & (applied_day < pl.col("due_on"))).fill_null(False)
     in_window = (applied_day >= pl.col("window_start")) & (applied_day <= pl.col("window_end"))
     matched = pl.col("b_household").is_not_null()
     outcome, reasons, rule = first_match(
@@ -417,6 +436,18 @@ def decide_enrollment(
                 .then(pl.lit(["BENEFICIARY_ALREADY_PAID", "NEXT_INSTALMENT_NOT_DUE"]))
                 .otherwise(pl.lit(["BENEFICIARY_ALREADY_PAID"])),
                 "ledger.already_paid",
+            ),
+            (
+                used_before,
+                Outcome.INELIGIBLE,
+                pl.lit(["APPLICATION_PAID_EARLIER_INSTALMENT"]),
+                "instalment.new_application",
+            ),
+            (
+                applied_early,
+                Outcome.INELIGIBLE,
+                pl.lit(["APPLIED_BEFORE_INSTALMENT_DUE"]),
+                "instalment.new_application",
             ),
             (
                 later

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from flows import (
     artifacts,
     audit,
+    keyprint,
     layout,
     partitioned,
     payments,
@@ -42,8 +43,9 @@ from flows import (
 from flows.decide import Decisions, RunContext, decide
 from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
-from flows.ledger import Ledger, read_ledger
+from flows.ledger import Ledger, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
+from flows.money import won_total
 from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
 from flows.payouts import BankFormat
 from flows.publish import Staging, recover
@@ -293,7 +295,14 @@ def disburse(params: DisburseParams) -> RunSummary:
 def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     log = get_run_logger()
     started = dt.datetime.now(dt.UTC)
-    run_month = params.run_month or started.astimezone(SEOUL).strftime("%Y-%m")
+    this_month = started.astimezone(SEOUL).strftime("%Y-%m")
+    run_month = params.run_month or this_month
+    if run_month > this_month:
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is after the current month {this_month} "
+            "(Asia/Seoul): a run pays for this month or an earlier one; give a month up to "
+            f"{this_month}"
+        )
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     key = pii_key()
     out = params.out.resolve()
@@ -339,13 +348,16 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         ),
         message="",
     )
+    known_keys = keyprint.program_fingerprints(run_records(out, program.id))
+    record.key_fingerprint = keyprint.fingerprint_like(key, known_keys)
     staging = Staging(out, program.id, run_month, run_id)
     try:
+        keyprint.check_key(key, record.key_fingerprint, known_keys, program.id)
         summary = _run(params, ctx, record, staging, out)
     except JiwonError as e:
         record.status = "halted" if isinstance(e, RunHalted) else "rejected"
         record.message = str(e)
-        _commit(record, staging, ledger_sha=read_ledger(out, program.id).last_run_sha256)
+        _commit(record, staging, ledger_sha=last_run_sha256(out, program.id))
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
@@ -390,7 +402,7 @@ def _run(
     check_budget(program, ledger, total)
     record.counts = audit.outcome_counts(records)
     record.total_paid_krw = int(
-        records.filter(pl.col("source_kind") == "registry")["amount_krw"].sum()
+        won_total(records.filter(pl.col("source_kind") == "registry")["amount_krw"])
     )
     settle(record, params, total)
     if not params.dry_run:
@@ -496,8 +508,8 @@ def _input(f: InputFile) -> dict[str, Any]:
 
 def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: RunContext) -> None:
     folder = layout.payments_dir(ctx.program.id, ctx.run_id)
-    for f in files:
-        staging.write(folder / f.file, f.content)
+    for f in files:  # payee details (card ids, accounts, holder names): owner-only
+        staging.write(folder / f.file, f.content, private=True)
     staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
 
 
@@ -699,8 +711,8 @@ def _run_partitioned(
     folder = layout.payments_dir(program.id, ctx.run_id)
 
     def stage_file(f: payments.PaymentFile) -> None:
-        if not params.dry_run:
-            staging.write(folder / f.file, f.content)
+        if not params.dry_run:  # payee details: owner-only, like the quarantine
+            staging.write(folder / f.file, f.content, private=True)
 
     files, bank_assigned, lossy = partitioned.render_payments(
         work, ctx, params.bank_file, stage_file

@@ -7,12 +7,16 @@ trail cannot disagree with it (docs/decisions/0002-ledger-from-audit-trail.md).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from flows import layout
+from flows.errors import RunHalted
+from flows.money import won_total
 from rules.program import Program
 
 
@@ -23,11 +27,12 @@ class Ledger:
     paid: pl.DataFrame  # person_key, instalment, amount_krw, run_id, run_month
     consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
     last_run_sha256: str | None = None
+    used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
 
     @property
     def paid_total_krw(self) -> int:
         """Return the won paid by committed runs so far."""
-        return int(self.paid["amount_krw"].sum()) if self.paid.height else 0
+        return won_total(self.paid["amount_krw"])
 
     def paid_before(self, instalment: int) -> pl.DataFrame:
         """Return the person keys paid `instalment` by an earlier committed run."""
@@ -37,8 +42,10 @@ class Ledger:
         """Return, per person paid any instalment, where they stand in a run of `run_month`.
 
         Columns: person_key, last_paid (highest instalment paid), next_instalment (null when all
-        are paid) and next_due (the next instalment falls due in or before `run_month`: its
-        `due.months` after the run month that paid the instalment it counts from).
+        are paid), next_due (the next instalment falls due in or before `run_month`: its
+        `due.months` after the run month that paid the instalment it counts from), next_due_on
+        (that day: an application for it must be made on or after it) and used_applications
+        (the application ids that paid them: an application pays at most one instalment).
         See docs/decisions/0010-instalments.md.
         """
         month = pl.concat_str(pl.col("run_month"), pl.lit("-01")).str.to_date("%Y-%m-%d")
@@ -55,11 +62,18 @@ class Ledger:
         for inst in reversed(program.instalments[1:]):
             base = pl.col(f"paid_{inst.due.instalment}").dt.offset_by(f"{inst.due.months}mo")
             due_on = pl.when(pl.col("last_paid") + 1 == inst.number).then(base).otherwise(due_on)
-        return per_person.select(
-            "person_key",
-            "last_paid",
-            next_instalment=pl.when(pl.col("last_paid") < count).then(pl.col("last_paid") + 1),
-            next_due=(due_on <= now).fill_null(False),
+        used = self.used if self.used is not None else EMPTY_USED
+        applications = used.group_by("person_key").agg(used_applications="application_id")
+        return (
+            per_person.select(
+                "person_key",
+                "last_paid",
+                next_instalment=pl.when(pl.col("last_paid") < count).then(pl.col("last_paid") + 1),
+                next_due=(due_on <= now).fill_null(False),
+                next_due_on=due_on,
+            )
+            .join(applications, on="person_key", how="left")
+            .with_columns(pl.col("used_applications").fill_null(pl.lit([], pl.List(pl.String))))
         )
 
 
@@ -72,6 +86,7 @@ EMPTY_PAID = pl.DataFrame(
         "run_month": pl.String,
     }
 )
+EMPTY_USED = pl.DataFrame(schema={"person_key": pl.String, "application_id": pl.String})
 
 
 def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
@@ -89,7 +104,58 @@ def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFram
             f.with_columns(record_file=pl.lit(str(p.relative_to(out))))
             for f, p in zip(frames, files, strict=True)
         ]
-    return pl.concat(frames, how="vertical").sort("finished_at", "run_id")
+    # Records written before a column existed (key_fingerprint) read back with it null.
+    return pl.concat(frames, how="diagonal_relaxed").sort("finished_at", "run_id")
+
+
+def sha256_file(path: Path) -> str:
+    """Return a file's SHA-256, read in 4 MiB blocks (decision parts can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
+    """Return the decision files of committed runs, each checked against its run record.
+
+    The ledger is only as good as these files: a deleted or edited one would make its payees look
+    unpaid and pay them again. So every file a committed run lists under `audit/decisions/` must
+    exist with the SHA-256 its record holds, or the run halts naming the first one that does not.
+    Only the listed files are read (a file added to a run's folder is not part of the ledger).
+    Hashing runs on two threads (hashlib releases the GIL); its cost is in docs/performance.md.
+    """
+    listed = [
+        (row["run_id"], o["file"], o["sha256"])
+        for row in committed.select("run_id", "outputs").iter_rows(named=True)
+        for o in row["outputs"]
+        if o["file"].startswith("audit/decisions/")
+    ]
+    missing = next(((r, f) for r, f, _ in listed if not (out / f).is_file()), None)
+    if missing is None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            digests = list(pool.map(lambda item: sha256_file(out / item[1]), listed))
+        changed = [(r, f) for (r, f, want), got in zip(listed, digests, strict=True) if got != want]
+        if not changed:
+            return [out / f for _, f, _ in listed]
+        run_id, file = changed[0]
+        problem = "was changed (its SHA-256 differs from the run record)"
+    else:
+        run_id, file = missing
+        problem = "is missing"
+    raise RunHalted(
+        f"run halted: the ledger cannot be trusted: {file} of committed run {run_id} {problem}, "
+        "and without it the people that run paid would be paid again; nothing was paid. "
+        "Restore the audit folder from backup (do not delete or edit trail files), check it "
+        "with `jiwon audit verify`, and run again."
+    )
+
+
+def last_run_sha256(out: Path, program: str) -> str | None:
+    """Return the chain's last link of a program (None before its first run)."""
+    runs = run_records(out, program)
+    return str(runs["run_sha256"][-1]) if runs.height else None
 
 
 def read_ledger(out: Path, program: str) -> Ledger:
@@ -103,21 +169,16 @@ def read_ledger(out: Path, program: str) -> Ledger:
         for item in row["inputs"]:
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
                 consumed.setdefault(item["sha256"], row["run_id"])
-    paid = EMPTY_PAID
-    ids = committed["run_id"].to_list()
-    if ids:
-        paid = (
-            pl.scan_parquet(
-                out / "audit/decisions" / f"program={program}" / "**/*.parquet",
-                hive_partitioning=True,
-            )
-            .filter(
-                pl.col("run_id").is_in(ids),
-                pl.col("source_kind") == "registry",
-                pl.col("outcome") == "PAID",
-            )
+    paid, used = EMPTY_PAID, EMPTY_USED
+    files = ledger_files(out, committed)
+    if files:
+        both = (
+            pl.scan_parquet(files, hive_partitioning=True)
+            .filter(pl.col("outcome") == "PAID")
             .select(
+                "source_kind",
                 "person_key",
+                "application_id",
                 "instalment",
                 "amount_krw",
                 "run_id",
@@ -125,4 +186,7 @@ def read_ledger(out: Path, program: str) -> Ledger:
             )
             .collect()
         )
-    return Ledger(paid, consumed, runs["run_sha256"][-1])
+        registry = pl.col("source_kind") == "registry"
+        paid = both.filter(registry).select(EMPTY_PAID.columns)
+        used = both.filter(~registry).select(EMPTY_USED.columns)
+    return Ledger(paid, consumed, runs["run_sha256"][-1], used)

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import polars as pl
 
 from flows.bankfile import BankSettings
+from flows.money import won_total
 from flows.payments import PaymentFile
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
@@ -69,7 +70,7 @@ def document(
     """Return one pain.001.001.09 message for `rows` (payment_id, amount_krw, bank_code,
     account_no, account_holder), its control totals computed from the rows."""
     count = rows.height
-    total = int(rows["amount_krw"].sum()) if count else 0
+    total = won_total(rows["amount_krw"])
     created = created_at.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     payer = escape(settings.payer_name[:MAX140])
     head = (
@@ -108,7 +109,7 @@ def pain001_files(
         content = document(part, settings, message_id, created_at, execution_date, memo)
         files.append(
             PaymentFile(
-                str(name), content, part.height, int(part["amount_krw"].sum()), format=FORMAT
+                str(name), content, part.height, won_total(part["amount_krw"]), format=FORMAT
             )
         )
     return files

@@ -43,6 +43,7 @@ from flows.codes import OUTCOMES, Outcome
 from flows.decide import RunContext, decide, keyed
 from flows.errors import InputRejected
 from flows.ingest import Delivery, InputFile, read_file
+from flows.money import won_sum, won_total
 from flows.payments import PaymentFile, StagedFile
 from flows.payouts import BankFormat
 from rules.program import Program
@@ -425,9 +426,9 @@ def decide_bucket(job: BucketJob) -> BucketResult:
         counts=dict(records.group_by("outcome").len().iter_rows()),
         reasons=dict(exploded.group_by("reason_codes").len().iter_rows()),
         by_outcome=registry_rows.group_by("outcome")
-        .agg(residents=pl.len().cast(pl.Int64), won=pl.col("amount_krw").sum().cast(pl.Int64))
+        .agg(residents=pl.len().cast(pl.Int64), won=won_sum())
         .to_dicts(),
-        paid_krw=int(paid["amount_krw"].sum()),
+        paid_krw=won_total(paid["amount_krw"]),
         payments=paid.height,
     )
 
@@ -456,7 +457,7 @@ def totals(results: list[BucketResult]) -> Totals:
     by_outcome = (
         pl.DataFrame(rows, schema=schema)
         .group_by("outcome")
-        .agg(pl.col("residents").sum(), pl.col("won").sum())
+        .agg(pl.col("residents").sum(), won_sum("won"))
     )
     ordered = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     return Totals(

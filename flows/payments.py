@@ -15,6 +15,8 @@ from typing import Protocol
 
 import polars as pl
 
+from flows.money import won_total
+
 CREDIT_COLUMNS = ("batch_id", "seq", "card_id", "amount", "payment_id", "program", "memo")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -121,7 +123,7 @@ def credit_files(rows: pl.DataFrame) -> list[PaymentFile]:
         buffer = io.BytesIO()
         part.select(CREDIT_COLUMNS).write_csv(buffer)
         files.append(
-            PaymentFile(str(name), buffer.getvalue(), part.height, int(part["amount"].sum()))
+            PaymentFile(str(name), buffer.getvalue(), part.height, won_total(part["amount"]))
         )
     return sorted(files, key=lambda f: f.file)
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from flows.audit import RunRecord
 from flows.codes import BY_CODE
+from flows.money import won_sum
 from flows.payments import FileTotals
 from rules.program import CITIES_DIR
 
@@ -45,7 +46,7 @@ def paid_by_district(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         records.lazy()
         .filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
         .group_by("admin_code")
-        .agg(people=pl.len(), won=pl.col("amount_krw").sum())
+        .agg(people=pl.len(), won=won_sum())
         .sort("admin_code")
         .collect()
     )

@@ -12,6 +12,7 @@ import polars as pl
 from flows import bankfile, layout, pain001
 from flows.audit import record_from_row
 from flows.ledger import run_records
+from flows.money import won_sum, won_total
 
 
 def sha256_file(path: Path) -> str:
@@ -72,7 +73,7 @@ def verify_totals(
     )
     problems = []
     registry = pl.col("source_kind") == "registry"
-    paid = int(decisions.filter(registry).select(pl.col("amount_krw").sum()).collect().item())
+    paid = int(decisions.filter(registry).select(won_sum()).collect().item())
     if paid != total:
         problems.append(f"{where}: audit PAID total {paid:,} != run record total {total:,}")
     found = dict(decisions.group_by("outcome").len().collect().iter_rows())
@@ -98,7 +99,7 @@ def verify_payment_files(
         decisions.lazy()
         .filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
         .group_by("payment_file")
-        .agg(records=pl.len(), total_krw=pl.col("amount_krw").sum())
+        .agg(records=pl.len(), total_krw=won_sum())
         .collect()
     )
     by_audit = {r["payment_file"]: (r["records"], r["total_krw"]) for r in paid.to_dicts()}
@@ -135,11 +136,11 @@ def payment_file_totals(path: Path, file_format: str) -> tuple[int, int]:
     if file_format.startswith("kr_bulk_transfer:"):
         layout_name = file_format.split(":", 1)[1]
         read = bankfile.read_bank_file(path.read_bytes(), bankfile.load_layout(layout_name))
-        return read.data.height, int(read.data["amount"].sum())
+        return read.data.height, won_total(read.data["amount"])
     if file_format == pain001.FORMAT:
         return pain001.read_totals(path.read_bytes())
     credits = pl.read_csv(path, infer_schema=False)
-    return credits.height, int(credits["amount"].cast(pl.Int64).sum())
+    return credits.height, won_total(credits["amount"].cast(pl.Int64))
 
 
 def chain_problem(

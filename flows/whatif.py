@@ -15,6 +15,7 @@ import polars as pl
 from flows import layout
 from flows.codes import OUTCOMES
 from flows.ledger import run_records
+from flows.money import won_sum, won_total
 
 
 def last_committed(out: Path, program: str) -> dict[str, Any] | None:
@@ -32,7 +33,7 @@ def by_outcome(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         records.lazy()
         .filter(pl.col("source_kind") == "registry")
         .group_by("outcome")
-        .agg(residents=pl.len().cast(pl.Int64), won=pl.col("amount_krw").sum().cast(pl.Int64))
+        .agg(residents=pl.len().cast(pl.Int64), won=won_sum())
         .collect()
     )
 
@@ -66,7 +67,7 @@ def would_change(out: Path, program: str, now: pl.DataFrame) -> tuple[str, pl.Da
     table = compare(now, before)
     paid = table.filter(pl.col("outcome") == "PAID")
     residents = int(paid["this_run"].sum())
-    won = int(paid["won"].sum())
+    won = won_total(paid["won"])
     against = f"the last committed run {last['run_id']}" if last else "no committed run yet"
     headline = (
         f"dry run: a real run now would newly pay {residents:,} resident(s) "

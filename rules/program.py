@@ -43,7 +43,15 @@ def _iso_day(value: Any) -> dt.date:
 
 # A day written YYYY-MM-DD; money in whole won (an integer in the file: 100000.0 is refused).
 Day = Annotated[dt.date, BeforeValidator(_iso_day)]
-Won = Annotated[int, Field(strict=True, ge=0)]
+
+# What a real program can pay, with room to spare (docs/programs.md, "Amount limits"): the largest
+# Korean transfer per person is a few million won (birth grants), the largest programme ever paid
+# 14.3 trillion won (2020), and the whole national budget is about 670 trillion won. With these
+# bounds no sum of a run's payments can leave int64 (1e8 won x 1e9 rows < 9.2e18).
+MAX_PAYMENT_KRW = 100_000_000  # 1억 원 to one person for one instalment, base and add-ons together
+MAX_BUDGET_KRW = 100_000_000_000_000  # 100조 원
+Won = Annotated[int, Field(strict=True, ge=0, le=MAX_PAYMENT_KRW)]
+BudgetWon = Annotated[int, Field(strict=True, ge=0, le=MAX_BUDGET_KRW)]
 
 
 class _Strict(BaseModel):
@@ -276,6 +284,19 @@ class Instalment(_Strict):
     # Checks a later run makes when the instalment falls due (issue 5 runs instalments >= 2).
     requires: tuple[Literal["registered_in_city", "same_household_as_applicant"], ...] = ()
 
+    @model_validator(mode="after")
+    def _bounded(self) -> Instalment:
+        add_ons = sum(max(v.krw or 0 for v in a.values) for a in self.amount.add_ons)
+        for v in self.amount.values:
+            base = max([v.krw or 0, *(v.tiers or {}).values(), *(v.by or {}).values()])
+            if base + add_ons > MAX_PAYMENT_KRW:
+                raise ValueError(
+                    f"instalment {self.number} can pay {base + add_ons:,} won to one person "
+                    f"(value from {v.effective_from} with every add-on), more than the "
+                    f"{MAX_PAYMENT_KRW:,} won a real program pays: check the number of zeros"
+                )
+        return self
+
 
 class AdminCodes(_Strict):
     """Which administrative codes a registry row may carry: a city's list, or the nation's."""
@@ -301,7 +322,7 @@ class Program(_Strict):
     unit: Literal["person", "household"]
     quarantine_threshold: float = Field(default=0.01, ge=0, le=1)
     max_records_per_file: int = Field(ge=1)
-    budget_krw: Won
+    budget_krw: BudgetWon
     payout_channels: tuple[Literal["local_currency", "bank"], ...] = Field(min_length=1)
     needs_welfare_extract: bool = False
     eligibility: Eligibility
@@ -435,7 +456,15 @@ def parse_program(text: bytes, source: str) -> Program:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ProgramError(f"{source}: {where}: {first['msg']}") from None
+        message = first["msg"]
+        money = {"krw", "budget_krw", "tiers", "by"} & {str(p) for p in first["loc"]}
+        if first["type"] == "less_than_equal" and money and isinstance(first["input"], int):
+            limit = first["ctx"]["le"]
+            message = (
+                f"{first['input']:,} won is more than the {limit:,} won a real program pays "
+                f"(docs/programs.md, amount limits): check the number of zeros"
+            )
+        raise ProgramError(f"{source}: {where}: {message}") from None
     return program.model_copy(update={"sha256": rule_set_sha256(text, program)})
 
 

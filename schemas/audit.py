@@ -21,7 +21,7 @@ RULE_ID = (
     r"^(validate\.row|dedup\.(record|application)|match\.registry|unit\.household"
     r"|eligibility\.(status|registered_on|population|beneficiary|condition\.[a-z0-9-]+)"
     r"|amount\.instalment_\d+|ledger\.already_paid|application\.(proxy|window|payout|none)"
-    r"|instalment\.(registered_in_city|same_household_as_applicant)|payment\.paid)$"
+    r"|instalment\.(registered_in_city|same_household_as_applicant|new_application)|payment\.paid)$"
 )
 
 

@@ -47,11 +47,15 @@ def test_the_second_instalment_falls_due_twelve_months_after_the_run_that_paid_t
 
     def standing(month: str) -> dict[str, tuple[Any, ...]]:
         frame = paid.progress(BIRTH, month).sort("person_key")
-        return {r[0]: r[1:] for r in frame.iter_rows()}
+        return {r[0]: r[1:4] for r in frame.iter_rows()}
 
     assert standing("2026-01") == {"a": (1, 2, False), "b": (1, 2, False), "c": (2, None, False)}
     assert standing("2026-03") == {"a": (1, 2, True), "b": (1, 2, False), "c": (2, None, False)}
     assert standing("2026-04")["b"] == (1, 2, True)
+    # The day an application for the next instalment may be made from: 12 months after the
+    # run month that paid the first.
+    due_on = dict(paid.progress(BIRTH, "2026-04").select("person_key", "next_due_on").iter_rows())
+    assert due_on == {"a": dt.date(2026, 2, 1), "b": dt.date(2026, 4, 1), "c": None}
 
 
 def run(child_household: str, due: bool, child_status: str = "거주") -> Decisions:
