@@ -72,6 +72,16 @@ def test_a_server_that_does_not_answer_in_time_exits_1_saying_what_to_do(
     assert not (tmp_path / "out" / "audit" / "runs").exists()
 
 
+def test_a_server_process_that_exited_is_named_with_its_exit_code() -> None:
+    from flows.cli import PREFECT_START_FAILED, prefect_start_failed
+
+    line = prefect_start_failed(
+        f"{PREFECT_START_FAILED}. Ephemeral server process exited with code 1. stderr: disk full"
+    )
+    assert "(its process exited with code 1); nothing was paid." in line
+    assert "\n" not in line
+
+
 @pytest.mark.slow
 def test_first_runs_on_fresh_prefect_homes_with_both_cores_busy_all_start(tmp_path: Path) -> None:
     """5 runs, each on a new PREFECT_HOME (a database built from nothing), cores kept busy."""
