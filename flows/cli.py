@@ -7,6 +7,7 @@ Exit status (spec/outputs.md): 0 done; 2 bad usage; 3 input rejected; 4 halted b
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,11 @@ from typing import Annotated, Literal
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+# Prefect's temporary API server takes 11-13 s to start here, and 30-40 s on a fresh PREFECT_HOME
+# with both cores busy: Prefect's default wait of 20 s failed runs (docs/performance.md, "Prefect
+# start-up"). Set before Prefect is imported (it reads its settings then); an operator's own
+# value wins.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import typer
 from pydantic import ValidationError
@@ -81,13 +87,43 @@ def execute(params: dict[str, object]) -> None:
         summary = disburse(validated)
     except JiwonError as e:
         fail(str(e), e.exit_code)
+    except RuntimeError as e:
+        if not str(e).startswith(PREFECT_START_FAILED):
+            unexpected(e)
+        fail(prefect_start_failed(str(e)), 1)
     except Exception as e:  # a bug or an environment failure: say so in one line
-        fail(
-            f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
-            "record says committed. Run again; if it repeats, report it with this line.",
-            1,
-        )
+        unexpected(e)
     print_summary(summary)
+
+
+PREFECT_START_FAILED = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
+def prefect_start_failed(message: str) -> str:
+    """Return the line for Prefect's temporary API server not answering in time."""
+    from prefect.settings import get_current_settings
+
+    wait = get_current_settings().server.ephemeral.startup_timeout_seconds
+    exited = re.search(r"exited with code (-?\d+)", message)
+    why = (
+        f"its process exited with code {exited.group(1)}"
+        if exited
+        else "the machine may be too busy, or the server stuck"
+    )
+    return (
+        f"Prefect's temporary API server did not answer within {wait} s ({why}); nothing was "
+        "paid. Run again; if it repeats, run `prefect server start` to see its error, or set "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a very busy machine."
+    )
+
+
+def unexpected(e: Exception) -> None:
+    """Exit 1 with one line for an error jiwon has no specific advice for."""
+    fail(
+        f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
+        "record says committed. Run again; if it repeats, report it with this line.",
+        1,
+    )
 
 
 @app.command()

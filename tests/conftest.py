@@ -13,6 +13,9 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The same start-up wait as the `jiwon` command (flows/cli.py): the test server builds a fresh
+# database on cores the other tests keep busy.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 ROOT = Path(__file__).resolve().parents[1]
 STORY = ROOT / "fixtures" / "story"
@@ -54,7 +57,8 @@ def prefect_backend() -> Iterator[None]:
     """Run flows against a temporary Prefect API with its own SQLite database."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    wait = int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+    with prefect_test_harness(server_startup_timeout=wait):
         yield
 
 
