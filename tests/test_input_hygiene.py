@@ -7,8 +7,8 @@ partitioned run (`--partitions 2`), which reads the files in its own chunks.
 from __future__ import annotations
 
 import csv
-import re
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
