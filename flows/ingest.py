@@ -496,8 +496,11 @@ def delivery_files(folder: Path) -> list[Path]:
                 "Remove it from the delivery folder, or rename it if it is part of the delivery.",
             )
         if entry.is_symlink():
-            target = entry.resolve()
-            if not target.exists():
+            try:
+                target = entry.resolve()
+            except (OSError, RuntimeError):  # a loop of links
+                target = entry
+            if target == entry or not target.exists():
                 raise InputRejected(
                     where,
                     "is a symbolic link that points to nothing",
