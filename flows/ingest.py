@@ -7,8 +7,10 @@ value is quarantined with a reason instead of failing the whole read.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -65,6 +67,10 @@ EXTRA_ALIASES: dict[str, str] = {
 TEXT_ONLY = frozenset(
     {"rrn", "applicant_rrn", "household_id", "admin_code", "card_id", "bank_code", "account_no"}
 )
+# Columns a Parquet file may type as dates or timestamps (text_column says how they are read).
+DATE_COLUMNS = frozenset({"birth_date", "registered_on", "status_changed_on", "as_of"})
+TIMESTAMP_COLUMNS = frozenset({"applied_at"})
+SEOUL = "Asia/Seoul"
 SOURCE_COLUMNS = ("source_kind", "source_file", "source_sha256", "source_row", "source_extra")
 BOM = b"\xef\xbb\xbf"
 # UTF-8 lead bytes of full-width forms (U+FF00-FF3F: digits, hyphen) and the ideographic space
@@ -150,21 +156,156 @@ def canonical_header(name: str, kind: Kind) -> str:
     return aliases.get(cleaned, EXTRA_ALIASES.get(cleaned, cleaned.lower()))
 
 
-def read_csv_strings(utf8: bytes, name: str) -> pl.DataFrame:
-    """Parse CSV bytes into a frame of strings; a file polars cannot parse is rejected."""
+def csv_text(utf8: bytes) -> bytes:
+    """Return CSV bytes with classic-Mac line endings (CR alone) turned into LF.
+
+    Only a file without a single LF is changed: there every CR ends a line (old Mac exports).
+    Each CR becomes one LF, so line numbers stay those of the file.
+    """
+    if b"\r" in utf8 and b"\n" not in utf8:
+        return utf8.replace(b"\r", b"\n")
+    return utf8
+
+
+BLANK_LINE = re.compile(rb"\n[ \t]*\r?(?=\n)")
+
+
+def blank_line_spans(utf8: bytes) -> list[tuple[int, int]]:
+    """Return the byte spans (each with its LF) of the blank lines that are not inside a quote.
+
+    A line of nothing, or of spaces and tabs, is not a record. A blank line inside a quoted field
+    (an address with an empty line) is part of that field: an odd number of quotes before it.
+    """
+    spans: list[tuple[int, int]] = []
+    if re.match(rb"[ \t]*\r?\n", utf8):
+        first = utf8.index(b"\n")
+        spans.append((0, first + 1))
+    quotes, counted = 0, 0
+    for match in BLANK_LINE.finditer(utf8):
+        start = match.start() + 1
+        quotes += utf8.count(b'"', counted, start)
+        counted = start
+        if quotes % 2 == 0:
+            spans.append((start, match.end() + 1))
+    tail = utf8.rfind(b"\n") + 1
+    quotes += utf8.count(b'"', counted, tail)
+    if tail < len(utf8) and not utf8[tail:].strip(b" \t\r") and quotes % 2 == 0:
+        spans.append((tail, len(utf8)))  # spaces after the last line ending
+    return spans
+
+
+def without_blank_lines(utf8: bytes) -> tuple[bytes, int]:
+    """Return the CSV bytes without blank lines, and the line number of the header."""
+    spans = blank_line_spans(utf8)
+    if not spans:
+        return utf8, 1
+    kept, at = [], 0
+    for start, end in spans:
+        kept.append(utf8[at:start])
+        at = end
+    kept.append(utf8[at:])
+    header_line, at = 1, 0
+    for start, end in spans:  # blank lines before the header
+        if start != at:
+            break
+        header_line, at = header_line + 1, end
+    return b"".join(kept), header_line
+
+
+def shape_problem(text: str) -> tuple[int, str] | None:
+    """Return (line, what is wrong) for the first broken line of CSV text, None if none is found.
+
+    Says what is wrong in terms of fields and quotes only: never a value, as values are personal
+    data and this message reaches logs. Lines count the file's physical lines (from 1).
+    """
+    width: int | None = None
+    in_quote, fields, start, opened = False, 1, 1, (1, 1)
+    for number, raw_line in enumerate(text.split("\n"), 1):
+        line = raw_line.removesuffix("\r")
+        if not in_quote:
+            if not line.strip(" \t"):
+                continue
+            fields, start = 1, number
+        pos, end = 0, len(line)
+        while pos < end:
+            if in_quote:
+                close = line.find('"', pos)
+                if close < 0:
+                    break
+                if line.startswith('"', close + 1):
+                    pos = close + 2
+                    continue
+                in_quote, pos = False, close + 1
+                if pos < end and line[pos] != ",":
+                    if opened[0] != number:
+                        return opened[0], (
+                            f"unbalanced quote: the quote that opens field {opened[1]} is "
+                            f"closed only on line {number}"
+                        )
+                    return number, (
+                        f"field {fields} has text after its closing quote (a quote inside a "
+                        "quoted field must be doubled)"
+                    )
+                continue
+            if line.startswith('"', pos):
+                in_quote, opened, pos = True, (number, fields), pos + 1
+                continue
+            comma = line.find(",", pos)
+            stop = end if comma < 0 else comma
+            if '"' in line[pos:stop]:
+                return number, (
+                    f"field {fields} holds a quote but does not start with one (quote the "
+                    "whole field and double the quotes inside it)"
+                )
+            if comma < 0:
+                break
+            fields, pos = fields + 1, comma + 1
+        if in_quote:
+            continue
+        if width is None:
+            width = fields
+        elif fields > width:
+            if start != number:
+                return start, (
+                    f"unbalanced quote: the quote that opens field {opened[1]} runs on to line "
+                    f"{number}, and the record has {fields} fields, the header {width}"
+                )
+            return number, f"has {fields} fields, the header has {width}"
+    if in_quote:
+        return opened[0], f"unbalanced quote: the quote that opens field {opened[1]} never closes"
+    return None
+
+
+def read_csv_strings(utf8: bytes, name: str) -> tuple[pl.DataFrame, int]:
+    """Parse CSV bytes into a frame of strings; a file polars cannot parse is rejected.
+
+    Blank lines are skipped (they are not records). Returns the frame and the header's line.
+    Never copies the parser's error text: it quotes the file's values (RRNs, card and account
+    numbers, names); the broken line is found and described here instead.
+    """
+    data, header_line = without_blank_lines(utf8)
     try:
-        return pl.read_csv(io.BytesIO(utf8), infer_schema=False, truncate_ragged_lines=False)
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
     except pl.exceptions.NoDataError:
         raise InputRejected(
             name, "is empty (no header row)", "Ask for the extract to be produced again."
         ) from None
-    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        found = shape_problem(utf8.decode("utf-8"))
+        if found is None:
+            raise InputRejected(
+                name,
+                "is not a well-formed CSV (no line with an unbalanced quote or too many fields "
+                "was found, but the reader could not read it)",
+                "Check the quoting and the number of fields per line.",
+            ) from None
         raise InputRejected(
             name,
-            f"is not a well-formed CSV ({first})",
+            f"is not a well-formed CSV: {found[1]}",
             "Check the quoting and the number of fields per line.",
+            line=found[0],
         ) from None
+    return frame, header_line
 
 
 def check_last_line(utf8: bytes, width: int, name: str) -> None:
@@ -174,9 +315,9 @@ def check_last_line(utf8: bytes, width: int, name: str) -> None:
     line ending is the only sign left; a row cut inside a quoted field fails to parse instead.
     Every exporter we know (Excel, polars, Python's csv) ends the last line.
     """
-    if utf8.endswith(b"\n"):
-        return
     tail = utf8[utf8.rfind(b"\n") + 1 :]
+    if utf8.endswith(b"\n") or not tail.strip(b" \t\r"):  # spaces after it are a blank line
+        return
     fields = tail.count(b",") + 1
     shape = f"has {fields} of {width} fields and " if b'"' not in tail and fields < width else ""
     raise InputRejected(
@@ -217,11 +358,50 @@ def read_parquet_strings(raw: bytes, name: str, kind: Kind) -> pl.DataFrame:
                 "numbers lose their leading zeros",
                 f"Write {english} as text (string) in the Parquet file and deliver it again.",
             )
-    return frame.select(pl.all().cast(pl.String))
+    return frame.select(text_column(frame, column, name, kind) for column in frame.columns)
+
+
+def text_column(frame: pl.DataFrame, column: str, name: str, kind: Kind) -> pl.Expr:
+    """Return one Parquet column as the text a CSV would hold, refusing types that mean no date.
+
+    Date columns take a Date (as YYYY-MM-DD) or a Datetime that is midnight (its date; a
+    time-zone-aware one is first converted to Asia/Seoul, so 2024-12-25T15:00Z is 2024-12-26).
+    `applied_at` takes a Datetime: one without a zone is Seoul wall time (inputs.md), one with a
+    zone is converted to Seoul. Any other type in those columns rejects the file.
+    """
+    dtype, english = frame.schema[column], canonical_header(column, kind)
+    value = pl.col(column)
+    if english not in DATE_COLUMNS | TIMESTAMP_COLUMNS or dtype in (pl.String, pl.Null):
+        return value.cast(pl.String)
+    seoul = value
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        seoul = value.dt.convert_time_zone(SEOUL)
+    if english in TIMESTAMP_COLUMNS and isinstance(dtype, pl.Datetime):
+        return seoul.dt.strftime("%Y-%m-%d %H:%M:%S")
+    if english in DATE_COLUMNS and dtype == pl.Date:
+        return value.cast(pl.String)
+    if english in DATE_COLUMNS and isinstance(dtype, pl.Datetime):
+        timed = frame.select(seoul.dt.time().fill_null(dt.time(0)) != dt.time(0)).to_series()
+        if timed.any():
+            raise InputRejected(
+                name,
+                f"column {column!r} ({english}) is stored as {dtype} and holds a time other than "
+                "00:00 (in Asia/Seoul for a time zone): a date was expected",
+                f"Write {english} as a Date (or as text YYYY-MM-DD) and deliver it again.",
+                row=int(timed.arg_true()[0]) + 1,
+            )
+        return seoul.dt.date().cast(pl.String)
+    wanted = "a date" if english in DATE_COLUMNS else "a date and time"
+    raise InputRejected(
+        name,
+        f"column {column!r} ({english}) is stored as {dtype}, which is not {wanted}",
+        f"Write {english} as {wanted} (Parquet Date or Timestamp) or as text in the form "
+        "inputs.md gives, and deliver it again.",
+    )
 
 
 def conform_columns(
-    frame: pl.DataFrame, kind: Kind, name: str
+    frame: pl.DataFrame, kind: Kind, name: str, header_line: int = 1
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """Rename to English, drop blank trailing columns, reject missing columns, add optional ones.
 
@@ -253,7 +433,7 @@ def conform_columns(
             name,
             f"is missing the required column(s) {listed}",
             "Add the column(s) to the extract's header and deliver it again.",
-            line=1,
+            line=header_line,
         )
     ignored = tuple(c for c in frame.columns if c not in expected)
     extra = pl.struct(ignored).struct.json_encode() if ignored else pl.lit(None, dtype=pl.String)
@@ -270,19 +450,21 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     sha256 = hashlib.sha256(raw).hexdigest()
     if not raw.strip():
         raise InputRejected(name, "is empty", "Ask for the extract to be produced again.")
+    header_line = 1
     if path.suffix.lower() == ".parquet":
         frame, encoding, utf8 = read_parquet_strings(raw, name, kind), "parquet", b""
     else:
         utf8, encoding = decode_to_utf8(raw, name)
-        frame = read_csv_strings(utf8, name)
+        utf8 = csv_text(utf8)
+        frame, header_line = read_csv_strings(utf8, name)
     width = frame.width
-    frame, ignored = conform_columns(frame, kind, name)
+    frame, ignored = conform_columns(frame, kind, name, header_line)
     if frame.height == 0:
         raise InputRejected(
             name,
             "has a header but no data rows",
             "Ask for the extract to be produced again.",
-            line=2,
+            line=header_line + 1 if encoding != "parquet" else None,
         )
     if encoding != "parquet":
         check_last_line(utf8, width, name)
@@ -297,6 +479,69 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     return frame, info
 
 
+def delivery_files(folder: Path) -> list[Path]:
+    """Return the folder's .csv and .parquet files in name order; reject every other entry.
+
+    Nothing in a delivery folder is passed over in silence: a subfolder, a hidden file, a link
+    or a file of another type would leave applications unread, so each rejects the delivery.
+    """
+    root = folder.resolve()
+    paths = []
+    for entry in sorted(folder.iterdir()):
+        where = str(entry)
+        if entry.name.startswith("."):
+            raise InputRejected(
+                where,
+                "is a hidden entry of the delivery folder (its name starts with a dot)",
+                "Remove it from the delivery folder, or rename it if it is part of the delivery.",
+            )
+        if entry.is_symlink():
+            try:
+                target = entry.resolve()
+            except (OSError, RuntimeError):  # a loop of links
+                target = entry
+            if target == entry or not target.exists():
+                raise InputRejected(
+                    where,
+                    "is a symbolic link that points to nothing",
+                    "Copy the file itself into the delivery folder (not a link) and remove the "
+                    "link.",
+                )
+            if target.parent != root:
+                raise InputRejected(
+                    where,
+                    "is a symbolic link to something outside the delivery folder",
+                    "Copy the file itself into the delivery folder (not a link) and remove the "
+                    "link.",
+                )
+            raise InputRejected(
+                where,
+                "is a symbolic link to another entry of the delivery folder, which would be "
+                "read twice",
+                "Remove the link: the file it points to is read anyway.",
+            )
+        if entry.is_dir():
+            raise InputRejected(
+                where,
+                "is a folder inside the delivery folder: its files would not be read",
+                "Move its files up into the delivery folder and remove the subfolder.",
+            )
+        if not entry.is_file():
+            raise InputRejected(
+                where,
+                "is not a regular file",
+                "Remove it from the delivery folder.",
+            )
+        if entry.suffix.lower() not in (".csv", ".parquet"):
+            raise InputRejected(
+                where,
+                "is neither .csv nor .parquet",
+                "Remove it from the delivery folder or convert it.",
+            )
+        paths.append(entry)
+    return paths
+
+
 def list_delivery(folder: Path, kind: Kind) -> list[Path]:
     """Return the delivery's CSV and Parquet files in name order; reject anything else."""
     if not folder.is_dir():
@@ -305,14 +550,7 @@ def list_delivery(folder: Path, kind: Kind) -> list[Path]:
             f"is not a folder of {kind} extracts",
             "Pass the folder that holds the delivery's files.",
         )
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    unknown = [p.name for p in paths if p.suffix.lower() not in (".csv", ".parquet")]
-    if unknown:
-        raise InputRejected(
-            str(folder / unknown[0]),
-            "is neither .csv nor .parquet",
-            "Remove it from the delivery folder or convert it.",
-        )
+    paths = delivery_files(folder)
     if not paths:
         raise InputRejected(
             str(folder),

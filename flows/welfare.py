@@ -18,7 +18,13 @@ import polars as pl
 from flows.codes import describe
 from flows.errors import InputRejected
 from flows.excel import masked_value
-from flows.ingest import decode_to_utf8, read_csv_strings, read_parquet_strings
+from flows.ingest import (
+    csv_text,
+    decode_to_utf8,
+    delivery_files,
+    read_csv_strings,
+    read_parquet_strings,
+)
 from schemas.welfare import WELFARE_COLUMNS, welfare_schema
 
 
@@ -40,7 +46,7 @@ def read_welfare_file(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
         frame, encoding = read_parquet_strings(raw, path.name, "registry"), "parquet"
     else:
         utf8, encoding = decode_to_utf8(raw, path.name)
-        frame = read_csv_strings(utf8, path.name)
+        frame, _ = read_csv_strings(csv_text(utf8), path.name)
     aliases = {ko: en for en, ko in WELFARE_COLUMNS.items()}
     frame = frame.rename(
         {c: aliases.get(c.replace("\ufeff", "").strip(), c.strip().lower()) for c in frame.columns}
@@ -91,9 +97,7 @@ def read_welfare(
             "is not a folder of welfare-status extract files",
             "Pass --welfare with the folder the welfare office delivered.",
         )
-    paths = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".parquet") and p.is_file()
-    )
+    paths = delivery_files(folder)
     if not paths:
         raise InputRejected(
             str(folder), "holds no welfare files (.csv or .parquet)", "Deliver the extract."

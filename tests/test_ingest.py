@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -107,3 +109,135 @@ def test_read_delivery_stacks_files_with_their_hashes(tmp_path: Path) -> None:
     assert delivery.frame["source_row"].to_list() == [1, 1, 2]
     assert [f.rows for f in delivery.files] == [1, 2]
     assert delivery.files[0].sha256 != delivery.files[1].sha256
+
+
+def test_a_broken_quote_is_named_by_its_line_and_shape_never_by_its_values(
+    tmp_path: Path,
+) -> None:
+    broken = ROW.replace("7503121123458,김민수", '"7503121123458,김민수')
+    path = write(tmp_path / "r.csv", f"{HEADER}\n{ROW}\n\n{broken}\n{ROW}\n")
+    with pytest.raises(InputRejected) as caught:
+        read_file(path, "registry")
+    message = str(caught.value)
+    assert message.startswith("input rejected: r.csv, line 4: is not a well-formed CSV: ")
+    assert "unbalanced quote" in message
+    assert "7503121123458" not in message and "김민수" not in message
+
+
+def test_a_line_with_more_fields_than_the_header_is_named_with_both_counts(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "r.csv", f"{HEADER}\n{ROW}\n{ROW},extra\n")
+    with pytest.raises(
+        InputRejected,
+        match=r"r\.csv, line 3: is not a well-formed CSV: has 13 fields, the header has 12\.",
+    ):
+        read_file(path, "registry")
+
+
+def test_blank_lines_are_not_rows_and_count_in_no_row_number(tmp_path: Path) -> None:
+    second = ROW.replace("김민수", "이지은").replace(",주소,", ',"파주시\r\n\r\n운정동",')
+    path = write(tmp_path / "r.csv", f"{HEADER}\r\n{ROW}\r\n\r\n  \r\n{second}\r\n\r\n")
+    frame, info = read_file(path, "registry")
+    assert frame["name"].to_list() == ["김민수", "이지은"]
+    assert frame["address"].to_list() == ["주소", "파주시\r\n\r\n운정동"]  # kept inside quotes
+    assert frame["source_row"].to_list() == [1, 2]
+    assert info.rows == 2
+
+
+def test_a_header_and_a_blank_line_is_a_file_without_data_rows(tmp_path: Path) -> None:
+    with pytest.raises(InputRejected, match=r"h\.csv, line 2: has a header but no data rows"):
+        read_file(write(tmp_path / "h.csv", HEADER + "\n\n"), "registry")
+
+
+def test_cr_only_line_endings_are_read_as_lines(tmp_path: Path) -> None:
+    frame, info = read_file(write(tmp_path / "r.csv", f"{HEADER}\r{ROW}\r{ROW}\r"), "registry")
+    assert frame["name"].to_list() == ["김민수", "김민수"] and info.rows == 2
+
+
+@pytest.mark.parametrize("entry", ["subfolder", "hidden", "dangling-link", "outside-link"])
+def test_every_entry_of_a_delivery_folder_is_read_or_refused_by_name(
+    tmp_path: Path, entry: str
+) -> None:
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    write(folder / "a.csv", f"{HEADER}\n{ROW}\n")
+    if entry == "subfolder":
+        (folder / "late").mkdir()
+        write(folder / "late" / "b.csv", f"{HEADER}\n{ROW}\n")
+        name = "late"
+    elif entry == "hidden":
+        name = ".b.csv"
+        write(folder / name, f"{HEADER}\n{ROW}\n")
+    else:
+        name = "b.csv"
+        target = write(tmp_path / "b.csv", f"{HEADER}\n{ROW}\n")
+        (folder / name).symlink_to(target if entry == "outside-link" else tmp_path / "gone.csv")
+    with pytest.raises(InputRejected, match=rf"delivery/{re.escape(name)}: is a"):
+        list_delivery(folder, "registry")
+
+
+def test_a_link_to_another_file_of_the_folder_is_refused_as_read_twice(tmp_path: Path) -> None:
+    target = write(tmp_path / "a.csv", f"{HEADER}\n{ROW}\n")
+    (tmp_path / "b.csv").symlink_to(target)
+    with pytest.raises(InputRejected, match=r"b\.csv: is a symbolic link .* read twice"):
+        list_delivery(tmp_path, "registry")
+
+
+def registry_parquet(path: Path, **typed: pl.Expr) -> Path:
+    values = dict(zip(HEADER.split(","), ROW.split(","), strict=True))
+    pl.DataFrame({k: [v] for k, v in values.items()}).with_columns(**typed).write_parquet(path)
+    return path
+
+
+def test_parquet_dates_and_midnight_datetimes_read_as_their_dates(tmp_path: Path) -> None:
+    seoul_midnight = pl.lit(dt.datetime(2024, 12, 25, 15)).dt.replace_time_zone("UTC")
+    path = registry_parquet(
+        tmp_path / "r.parquet",
+        birth_date=pl.lit(dt.date(1975, 3, 12)),
+        registered_on=pl.lit(dt.datetime(2019, 3, 1)),
+        as_of=seoul_midnight,
+    )
+    row = read_file(path, "registry")[0].row(0, named=True)
+    assert (row["birth_date"], row["registered_on"], row["as_of"]) == (
+        "1975-03-12",
+        "2019-03-01",
+        "2024-12-26",
+    )
+
+
+def test_a_parquet_date_column_with_a_time_of_day_is_refused_naming_column_and_type(
+    tmp_path: Path,
+) -> None:
+    path = registry_parquet(
+        tmp_path / "r.parquet", registered_on=pl.lit(dt.datetime(2019, 3, 1, 9))
+    )
+    with pytest.raises(
+        InputRejected,
+        match=r"r\.parquet, row 1: column 'registered_on' \(registered_on\) is stored as "
+        r"Datetime\(time_unit='us', time_zone=None\) and holds a time other than 00:00",
+    ):
+        read_file(path, "registry")
+
+
+def test_a_parquet_date_column_of_another_type_is_refused_naming_column_and_type(
+    tmp_path: Path,
+) -> None:
+    path = registry_parquet(tmp_path / "r.parquet", as_of=pl.lit(20241226))
+    with pytest.raises(
+        InputRejected,
+        match=r"r\.parquet: column 'as_of' \(as_of\) is stored as Int32, which is not a date",
+    ):
+        read_file(path, "registry")
+
+
+def test_a_parquet_applied_at_timestamp_is_read_as_seoul_time(tmp_path: Path) -> None:
+    header = "application_id,applied_at,rrn,applicant_rrn,channel,payout,card_id"
+    row = "A1,x,7503121123458,7503121123458,online,local_currency,9410000000000001"
+    values = dict(zip(header.split(","), row.split(","), strict=True))
+    utc = pl.lit(dt.datetime(2025, 1, 22, 1, 0, 5)).dt.replace_time_zone("UTC")
+    pl.DataFrame({k: [v] for k, v in values.items()}).with_columns(applied_at=utc).write_parquet(
+        tmp_path / "e.parquet"
+    )
+    frame, _ = read_file(tmp_path / "e.parquet", "enrollment")
+    assert frame["applied_at"].to_list() == ["2025-01-22 10:00:05"]

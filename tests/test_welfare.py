@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -110,3 +111,24 @@ def test_the_generated_welfare_extract_reads_back_cleanly_at_realistic_rates(
     assert frame.height / registry.height == pytest.approx(0.085, abs=0.02)
     assert frame["rrn"].is_in(registry["rrn"].str.replace_all("-", "").implode()).all()
     assert extract.height == pl.DataFrame(extract).unique("rrn").height
+
+
+@pytest.mark.parametrize("entry", ["subfolder", "hidden", "notes.txt"])
+def test_a_welfare_folder_entry_that_would_not_be_read_rejects_the_extract_naming_it(
+    tmp_path: Path, entry: str
+) -> None:
+    folder = write(tmp_path, "9001011234567,near_poor,2025-06-18\n")
+    if entry == "subfolder":
+        (folder / "late").mkdir()
+        name = "late"
+    else:
+        name = ".late.csv" if entry == "hidden" else entry
+        (folder / name).write_text(HEADER + "9001011234568,near_poor,2025-06-18\n")
+    with pytest.raises(InputRejected, match=rf"welfare/{re.escape(name)}: is "):
+        read_welfare(folder, vocabulary(), DAY)
+
+
+def test_blank_lines_of_a_welfare_file_are_not_rows(tmp_path: Path) -> None:
+    folder = write(tmp_path, "9001011234567,near_poor,2025-06-18\n\n")
+    frame, files = read_welfare(folder, vocabulary(), DAY)
+    assert frame.height == 1 and files[0]["rows"] == 1
