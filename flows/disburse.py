@@ -40,13 +40,13 @@ from flows import (
     whatif,
 )
 from flows.decide import Decisions, RunContext, decide
-from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
+from flows.errors import InputRejected, JiwonError, RunHalted, TrailDamaged, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, read_ledger
 from flows.lock import program_lock
 from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
 from flows.payouts import BankFormat
-from flows.publish import Staging, recover
+from flows.publish import Staging, discard, recover
 from flows.runners import Runner, flow_api_url, task_runner
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
@@ -342,6 +342,10 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     staging = Staging(out, program.id, run_month, run_id)
     try:
         summary = _run(params, ctx, record, staging, out)
+    except TrailDamaged:
+        # No run record: it could not be chained to a trail that cannot be read.
+        discard(staging.root)
+        raise
     except JiwonError as e:
         record.status = "halted" if isinstance(e, RunHalted) else "rejected"
         record.message = str(e)

@@ -11,6 +11,7 @@ import polars as pl
 from flows.codes import describe
 from flows.decide import keyed
 from flows.errors import UsageError
+from flows.ledger import scan_trail
 from flows.validate import normalise
 
 DECISIONS_GLOB = "audit/decisions/**/*.parquet"
@@ -25,11 +26,11 @@ def person_key(rrn: str, key: str) -> str:
 def committed_decisions(out: Path) -> pl.LazyFrame:
     """Return the decision records of committed runs only."""
     runs = (
-        pl.scan_parquet(out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        scan_trail(out, out / "audit/runs/**/*.parquet", hive_partitioning=False)
         .filter(pl.col("status") == "committed")
         .select("run_id")
     )
-    return pl.scan_parquet(out / DECISIONS_GLOB, hive_partitioning=True).join(
+    return scan_trail(out, out / DECISIONS_GLOB, hive_partitioning=True).join(
         runs, on="run_id", how="semi"
     )
 

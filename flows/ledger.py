@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from flows import layout
+from flows.errors import TrailDamaged
 from rules.program import Program
 
 
@@ -74,6 +75,41 @@ EMPTY_PAID = pl.DataFrame(
 )
 
 
+def trail_problem(path: Path) -> str | None:
+    """Return what makes a trail Parquet file unreadable (its footer and schema), or None."""
+    try:
+        pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        return unreadable(e)
+    return None
+
+
+def unreadable(error: Exception) -> str:
+    """Return the problem of a Parquet file a reader refused, in one short line."""
+    why = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return f"is not a readable Parquet file ({why})"
+
+
+def read_trail(out: Path, path: Path) -> pl.DataFrame:
+    """Read one Parquet file of the trail; raise TrailDamaged naming it when it cannot be read."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise TrailDamaged(str(path.relative_to(out)), unreadable(e)) from None
+
+
+def scan_trail(out: Path, source: Path, hive_partitioning: bool | None = None) -> pl.LazyFrame:
+    """Scan trail Parquet files (`source`: a glob under `out`) once each file's footer reads.
+
+    A truncated or overwritten file raises TrailDamaged naming it, not a reader's traceback.
+    """
+    for path in sorted(out.glob(str(source.relative_to(out)))):
+        problem = trail_problem(path)
+        if problem is not None:
+            raise TrailDamaged(str(path.relative_to(out)), problem)
+    return pl.scan_parquet(source, hive_partitioning=hive_partitioning)
+
+
 def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
     """Return every run record of a program, oldest first (empty when there are none).
 
@@ -83,7 +119,7 @@ def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFram
     files = sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []
     if not files:
         return pl.DataFrame()
-    frames = [pl.read_parquet(f) for f in files]
+    frames = [read_trail(out, f) for f in files]
     if with_file:
         frames = [
             f.with_columns(record_file=pl.lit(str(p.relative_to(out))))
@@ -107,7 +143,8 @@ def read_ledger(out: Path, program: str) -> Ledger:
     ids = committed["run_id"].to_list()
     if ids:
         paid = (
-            pl.scan_parquet(
+            scan_trail(
+                out,
                 out / "audit/decisions" / f"program={program}" / "**/*.parquet",
                 hive_partitioning=True,
             )
