@@ -110,6 +110,21 @@ def scan_trail(out: Path, source: Path, hive_partitioning: bool | None = None) -
     return pl.scan_parquet(source, hive_partitioning=hive_partitioning)
 
 
+def check_trail(out: Path, program: str) -> None:
+    """Raise TrailDamaged naming a run record or decisions file of `program` that cannot be read.
+
+    Reads only each file's footer: cheap enough to run before a run starts at all.
+    """
+    for pattern in (
+        str(layout.run_record_file(program, "*")),
+        f"{layout.decisions_dir(program, '*', '*')}/*.parquet",
+    ):
+        for path in sorted(out.glob(pattern)):
+            problem = trail_problem(path)
+            if problem is not None:
+                raise TrailDamaged(str(path.relative_to(out)), problem)
+
+
 def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
     """Return every run record of a program, oldest first (empty when there are none).
 

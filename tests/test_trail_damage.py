@@ -16,7 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.errors import TrailDamaged
+from tests import processes
 from tests.banktrail import BankTrail
+from tests.conftest import TEST_KEY
+from tests.flowrun import run_flow
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 PROGRAM = "paju-livelihood-2025"
@@ -94,3 +98,31 @@ def test_run_on_a_damaged_trail_file_halts_in_one_line_naming_it_before_paying(
     assert "Restore the file from backup" in line and "do not delete it" in line
     after = sorted(p.relative_to(out) for p in out.rglob("*") if ".staging" not in p.parts)
     assert [p for p in after if p not in before and p.parts[0] != ".locks"] == []
+
+
+def test_run_as_a_process_on_a_damaged_trail_prints_only_its_one_line(
+    damaged: tuple[Path, str], bank_trail: BankTrail, tmp_path: Path
+) -> None:
+    out, name = damaged
+    story = bank_trail.story
+    args = processes.run_args(story, out, "--programs-dir", str(story / "programs"))
+    code, text, err = processes.finish(
+        processes.start(args, processes.env(TEST_KEY, tmp_path / "home")), timeout=120
+    )
+    assert code == 4 and text == ""
+    [line] = err.splitlines()
+    assert line.startswith("audit trail damaged: ") and name in line
+
+
+def test_the_flow_itself_halts_on_a_damaged_trail_without_writing_a_run_record(
+    damaged: tuple[Path, str], bank_trail: BankTrail, pii_key: str
+) -> None:
+    """A deployment (`jiwon serve`) calls the flow without the CLI's check: it halts the same."""
+    out, name = damaged
+    records = sorted(out.glob("audit/runs/**/*.parquet"))
+    story = bank_trail.story
+    with pytest.raises(TrailDamaged) as halted:
+        run_flow(story, out, run_month="2025-05", programs_dir=story / "programs")
+    assert halted.value.file == name and halted.value.exit_code == 4
+    assert sorted(out.glob("audit/runs/**/*.parquet")) == records
+    assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
