@@ -83,6 +83,12 @@ def execute(params: dict[str, object]) -> None:
             "pass --out a folder you may write to",
             2,
         )
+    from flows.ledger import check_trail
+
+    try:  # a damaged trail halts before Prefect starts: its one line is all the operator sees
+        check_trail(validated.out, validated.program)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
     try:
         summary = disburse(validated)
     except JiwonError as e:

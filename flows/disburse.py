@@ -41,14 +41,14 @@ from flows import (
     whatif,
 )
 from flows.decide import Decisions, RunContext, decide
-from flows.errors import InputRejected, JiwonError, RunHalted, UsageError
+from flows.errors import InputRejected, JiwonError, RunHalted, TrailDamaged, UsageError
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
 from flows.money import won_total
 from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
 from flows.payouts import BankFormat
-from flows.publish import Staging, recover
+from flows.publish import Staging, discard, recover
 from flows.runners import Runner, flow_api_url, task_runner
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
@@ -354,6 +354,10 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     try:
         keyprint.check_key(key, record.key_fingerprint, known_keys, program.id)
         summary = _run(params, ctx, record, staging, out)
+    except TrailDamaged:
+        # No run record: it could not be chained to a trail that cannot be read.
+        discard(staging.root)
+        raise
     except JiwonError as e:
         record.status = "halted" if isinstance(e, RunHalted) else "rejected"
         record.message = str(e)

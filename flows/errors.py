@@ -37,3 +37,18 @@ class UsageError(JiwonError):
     """Bad parameters or settings (exit 2)."""
 
     exit_code = 2
+
+
+class TrailDamaged(RunHalted):
+    """A file of the audit trail cannot be read: nothing may be paid or answered from it (exit 4).
+
+    `file` is the file's path under the output root; `problem` says what is wrong with it.
+    """
+
+    def __init__(self, file: str, problem: str) -> None:
+        self.file, self.problem = file, problem
+        super().__init__(
+            f"audit trail damaged: {file} {problem}; nothing was paid or answered from the "
+            "trail. Restore the file from backup (do not delete it: the runs after it link to "
+            "it), then run `jiwon audit verify`."
+        )

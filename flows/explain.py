@@ -11,6 +11,9 @@ import polars as pl
 from flows.codes import describe
 from flows.decide import keyed
 from flows.errors import UsageError
+from flows.excel import masked_value
+from flows.ledger import scan_trail
+from flows.rrn import birth_date
 from flows.validate import normalise
 
 DECISIONS_GLOB = "audit/decisions/**/*.parquet"
@@ -22,14 +25,48 @@ def person_key(rrn: str, key: str) -> str:
     return str(typed.select(keyed("rrn", key)).collect().item())
 
 
+def rrn_problem(rrn: str) -> str | None:
+    """Return why a typed RRN is not one, or None; judged as row validation judges it.
+
+    Hyphens, spaces and full-width digits are accepted; it must then be 13 digits whose first
+    seven give a real birth date (RRN_FORMAT, RRN_DATE_INVALID). The check digit is not
+    checked: numbers issued since 2020-10-05 have none (validation only warns about it).
+    """
+    typed = normalise(pl.LazyFrame({"rrn": [rrn]}), ["rrn"])
+    row = typed.select("rrn", born=birth_date("rrn")).collect().row(0, named=True)
+    value: str = row["rrn"] or ""
+    if not value:
+        return "is blank"
+    if not (value.isascii() and value.isdigit()):
+        return "holds characters other than digits, hyphens and spaces"
+    if len(value) != 13:
+        return f"has {len(value)} digits, not 13"
+    if row["born"] is None:
+        return "has digits 1-7 that are not a real birth date (YYMMDD and the century digit)"
+    return None
+
+
+def malformed_rrn(rrn: str) -> UsageError | None:
+    """Return the bad-usage error for a malformed RRN; the value is shown starred past 6 digits."""
+    problem = rrn_problem(rrn)
+    if problem is None:
+        return None
+    shown = masked_value(rrn.strip())
+    shown = shown if len(shown) <= 20 else f"{shown[:20]}…"
+    return UsageError(
+        f"bad usage: --rrn {shown!r} is not a resident registration number: it {problem}. "
+        "Give the resident's 13 digits as YYMMDD-SXXXXXX."
+    )
+
+
 def committed_decisions(out: Path) -> pl.LazyFrame:
     """Return the decision records of committed runs only."""
     runs = (
-        pl.scan_parquet(out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        scan_trail(out, out / "audit/runs/**/*.parquet", hive_partitioning=False)
         .filter(pl.col("status") == "committed")
         .select("run_id")
     )
-    return pl.scan_parquet(out / DECISIONS_GLOB, hive_partitioning=True).join(
+    return scan_trail(out, out / DECISIONS_GLOB, hive_partitioning=True).join(
         runs, on="run_id", how="semi"
     )
 
@@ -45,6 +82,8 @@ def explain_person(
     out: Path, rrn: str | None = None, payment_id: str | None = None, program: str | None = None
 ) -> str:
     """Return a readable account of a person's (or a payment's) decision records."""
+    if rrn is not None and (error := malformed_rrn(rrn)) is not None:
+        raise error
     if not list(out.glob(DECISIONS_GLOB)):
         raise UsageError(f"no audit trail under {out}: pass the output root of earlier runs")
     decisions = committed_decisions(out)

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from flows import layout
-from flows.errors import RunHalted
+from flows.errors import RunHalted, TrailDamaged
 from flows.money import won_total
 from rules.program import Program
 
@@ -89,6 +89,56 @@ EMPTY_PAID = pl.DataFrame(
 EMPTY_USED = pl.DataFrame(schema={"person_key": pl.String, "application_id": pl.String})
 
 
+def trail_problem(path: Path) -> str | None:
+    """Return what makes a trail Parquet file unreadable (its footer and schema), or None."""
+    try:
+        pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        return unreadable(e)
+    return None
+
+
+def unreadable(error: Exception) -> str:
+    """Return the problem of a Parquet file a reader refused, in one short line."""
+    why = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return f"is not a readable Parquet file ({why})"
+
+
+def read_trail(out: Path, path: Path) -> pl.DataFrame:
+    """Read one Parquet file of the trail; raise TrailDamaged naming it when it cannot be read."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise TrailDamaged(str(path.relative_to(out)), unreadable(e)) from None
+
+
+def scan_trail(out: Path, source: Path, hive_partitioning: bool | None = None) -> pl.LazyFrame:
+    """Scan trail Parquet files (`source`: a glob under `out`) once each file's footer reads.
+
+    A truncated or overwritten file raises TrailDamaged naming it, not a reader's traceback.
+    """
+    for path in sorted(out.glob(str(source.relative_to(out)))):
+        problem = trail_problem(path)
+        if problem is not None:
+            raise TrailDamaged(str(path.relative_to(out)), problem)
+    return pl.scan_parquet(source, hive_partitioning=hive_partitioning)
+
+
+def check_trail(out: Path, program: str) -> None:
+    """Raise TrailDamaged naming a run record or decisions file of `program` that cannot be read.
+
+    Reads only each file's footer: cheap enough to run before a run starts at all.
+    """
+    for pattern in (
+        str(layout.run_record_file(program, "*")),
+        f"{layout.decisions_dir(program, '*', '*')}/*.parquet",
+    ):
+        for path in sorted(out.glob(pattern)):
+            problem = trail_problem(path)
+            if problem is not None:
+                raise TrailDamaged(str(path.relative_to(out)), problem)
+
+
 def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
     """Return every run record of a program, oldest first (empty when there are none).
 
@@ -98,7 +148,7 @@ def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFram
     files = sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []
     if not files:
         return pl.DataFrame()
-    frames = [pl.read_parquet(f) for f in files]
+    frames = [read_trail(out, f) for f in files]
     if with_file:
         frames = [
             f.with_columns(record_file=pl.lit(str(p.relative_to(out))))

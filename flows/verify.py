@@ -11,7 +11,8 @@ import polars as pl
 
 from flows import bankfile, layout, pain001
 from flows.audit import record_from_row
-from flows.ledger import run_records
+from flows.errors import TrailDamaged
+from flows.ledger import read_trail, trail_problem
 from flows.money import won_sum, won_total
 
 
@@ -44,7 +45,8 @@ def verify_run(out: Path, row: dict[str, object]) -> list[str]:
         if not path.is_file():
             problems.append(f"{where}: file {name} is missing")
         elif sha256_file(path) != output["sha256"]:
-            problems.append(f"{where}: file {name} was changed (SHA-256 differs)")
+            damage = trail_problem(path) if path.suffix == ".parquet" else None
+            problems.append(f"{where}: file {name} {damage or 'was changed (SHA-256 differs)'}")
     for unit in run_units(record.program, record.run_month, record.run_id):
         for path in sorted((out / unit).rglob("*")) if (out / unit).is_dir() else []:
             if path.is_file() and str(path.relative_to(out)) not in listed:
@@ -189,11 +191,34 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
     ]
 
 
+def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[str], set[str]]:
+    """Return a program's readable run records, the problems of its unreadable ones, their ids.
+
+    The records come oldest first with `record_file` (as `run_records(with_file=True)`); a
+    damaged record is one problem naming its file, so the rest of the trail is still checked.
+    """
+    folder = out / layout.run_record_file(program, "x").parent
+    frames, problems, damaged = [], [], set()
+    for path in sorted(folder.glob("run_id=*.parquet")):
+        name = str(path.relative_to(out))
+        try:
+            frames.append(read_trail(out, path).with_columns(record_file=pl.lit(name)))
+        except TrailDamaged as e:
+            run_id = path.name.removeprefix("run_id=").removesuffix(".parquet")
+            problems.append(f"run {run_id} ({program}): run record {name} {e.problem}")
+            damaged.add(run_id)
+    if not frames:
+        return pl.DataFrame(), problems, damaged
+    runs = pl.concat(frames, how="vertical").sort("finished_at", "run_id")
+    return runs, problems, damaged
+
+
 def verify_trail(out: Path) -> tuple[list[str], int]:
     """Return every problem in the trail (first broken link first) and how many runs were read.
 
-    Per program: run records without outputs' owner come first (a deleted run record), then
-    each run in chain order: its link to the run before it, its seal, its files and totals.
+    Per program: run records that cannot be read come first, then outputs without a run record
+    (a deleted run record), then each run in chain order: its link to the run before it, its
+    seal, its files and totals.
     """
     runs_root = out / "audit/runs"
     if not runs_root.is_dir():
@@ -202,14 +227,17 @@ def verify_trail(out: Path) -> tuple[list[str], int]:
     checked = 0
     for folder in sorted(runs_root.glob("program=*")):
         program = folder.name.removeprefix("program=")
-        runs = run_records(out, program, with_file=True)
+        runs, unreadable, damaged = readable_run_records(out, program)
+        problems += unreadable
         known = set(runs["run_id"].to_list()) if runs.height else set()
-        problems += orphan_runs(out, program, known)
+        problems += orphan_runs(out, program, known | damaged)
         by_sha = dict(zip(runs["run_sha256"], runs["run_id"], strict=True)) if runs.height else {}
         previous: dict[str, Any] | None = None
         for row in runs.iter_rows(named=True):
             checked += 1
             link = chain_problem(row, previous, by_sha, program)
+            if link and damaged and row["prev_run_sha256"] not in by_sha:
+                link += "; the run it links to may be one whose record is damaged (listed above)"
             problems += [link] if link else []
             problems += verify_run(out, row)
             previous = row

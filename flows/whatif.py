@@ -14,7 +14,7 @@ import polars as pl
 
 from flows import layout
 from flows.codes import OUTCOMES
-from flows.ledger import run_records
+from flows.ledger import run_records, scan_trail
 from flows.money import won_sum, won_total
 
 
@@ -63,7 +63,7 @@ def would_change(out: Path, program: str, now: pl.DataFrame) -> tuple[str, pl.Da
     before = None
     if last is not None:
         folder = out / layout.decisions_dir(program, last["run_month"], last["run_id"])
-        before = by_outcome(pl.scan_parquet(folder / "*.parquet"))
+        before = by_outcome(scan_trail(out, folder / "*.parquet"))
     table = compare(now, before)
     paid = table.filter(pl.col("outcome") == "PAID")
     residents = int(paid["this_run"].sum())

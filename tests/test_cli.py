@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.banktrail import BankTrail
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 runner = CliRunner()
@@ -154,3 +155,35 @@ def test_run_with_an_unknown_bank_file_format_exits_2_naming_the_choices(
     assert code == 2
     assert last_line(err).startswith("bad usage: bank_file:") and "pain.001" in err
     assert not (tmp_path / "out/audit").exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown", "problem"),
+    [
+        ("not-an-rrn", "'not-an-rrn'", "holds characters other than digits"),
+        ("900404-222222", "'900404-******'", "has 12 digits, not 13"),
+        ("900404-22222245", "'900404-********'", "has 14 digits, not 13"),
+    ],
+)
+def test_audit_explain_of_a_malformed_rrn_exits_2_saying_what_is_wrong(
+    bank_trail: BankTrail, pii_key: str, typed: str, shown: str, problem: str
+) -> None:
+    code, text, err = jiwon("audit", "explain", "--out", bank_trail.out, "--rrn", typed)
+    assert code == 2 and text == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"bad usage: --rrn {shown} is not a resident registration number")
+    assert problem in line and "No committed decision" not in line
+
+
+def test_audit_explain_judges_an_rrn_by_its_date_not_its_check_digit(
+    bank_trail: BankTrail, pii_key: str
+) -> None:
+    code, _, err = jiwon("audit", "explain", "--out", bank_trail.out, "--rrn", "901345-1234567")
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "'901345-*******'" in line and "not a real birth date" in line
+    assert "1234567" not in line
+    # Numbers issued since 2020-10-05 have no valid check digit: a mismatch is still looked up.
+    code, text, _ = jiwon("audit", "explain", "--out", bank_trail.out, "--rrn", "900404-2222225")
+    assert code == 0 and "No committed decision mentions this RRN" in text
+    assert "2222225" not in text

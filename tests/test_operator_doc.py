@@ -65,3 +65,17 @@ def test_every_refusal_in_the_code_is_in_the_operator_guide_with_its_fix() -> No
 def test_every_refusal_in_the_operator_guide_exists_in_the_code() -> None:
     stale = sorted(set(refusals_in_guide()) - set(refusals_in_code()))
     assert not stale, f"docs/operators.md lists messages the code no longer prints: {stale}"
+
+
+def test_the_damaged_trail_message_is_in_the_operator_guide_with_its_fix() -> None:
+    from flows.errors import TrailDamaged
+    from flows.ledger import unreadable
+
+    message = str(TrailDamaged("…", unreadable(ValueError("…"))))
+    problem, _, action = message.partition("; nothing was paid or answered from the trail. ")
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text.split("## Audit trail damaged (exit 4)", 1)[-1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith(f"| ``{problem};")]
+    assert rows, f"add to docs/operators.md, section 'Audit trail damaged (exit 4)': {message}"
+    assert message in rows[0] and "Restore that file from backup" in rows[0]
+    assert action.startswith("Restore the file from backup (do not delete it")
