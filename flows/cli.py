@@ -125,8 +125,11 @@ def prefect_start_failed(message: str) -> str:
 
 def unexpected(e: Exception) -> None:
     """Exit 1 with one line for an error jiwon has no specific advice for."""
+    from flows.errors import Unexpected, scrub
+
+    what = str(e) if isinstance(e, Unexpected) else scrub(f"{type(e).__name__}: {e}")
     fail(
-        f"unexpected error ({type(e).__name__}: {e}); nothing was published unless a run "
+        f"unexpected error ({what}); nothing was published unless a run "
         "record says committed. Run again; if it repeats, report it with this line.",
         1,
     )

@@ -41,7 +41,15 @@ from flows import (
     whatif,
 )
 from flows.decide import Decisions, RunContext, decide
-from flows.errors import InputRejected, JiwonError, RunHalted, TrailDamaged, UsageError
+from flows.errors import (
+    InputRejected,
+    JiwonError,
+    RunHalted,
+    TrailDamaged,
+    Unexpected,
+    UsageError,
+    scrub,
+)
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
@@ -290,6 +298,12 @@ def disburse(params: DisburseParams) -> RunSummary:
     except JiwonError as e:
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)  # type: ignore[return-value]
+    except Exception as e:
+        # An unexpected error's text may quote an input cell: Prefect stores what is raised here
+        # (logs, state), so only a scrubbed copy leaves the flow. JIWON_DEBUG=1 keeps the original.
+        if os.environ.get("JIWON_DEBUG"):
+            raise
+        raise Unexpected(scrub(f"{type(e).__name__}: {e}")) from None
 
 
 def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:

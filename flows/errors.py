@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class JiwonError(Exception):
     """A failure an operator can act on: `str(error)` is one line saying what and what to do."""
@@ -52,3 +54,34 @@ class TrailDamaged(RunHalted):
             "trail. Restore the file from backup (do not delete it: the runs after it link to "
             "it), then run `jiwon audit verify`."
         )
+
+
+class Unexpected(Exception):
+    """An error jiwon has no advice for, its text scrubbed of values (see `scrub`)."""
+
+
+_DIGITS = re.compile(r"\d(?:[\d\- ]*\d)?")
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+def scrub(text: str) -> str:
+    """Return `text` with the values an input row could have put into it hidden.
+
+    An unexpected error's text may quote a cell (a parser's or a library's message): quoted
+    strings become '…' (names, account holders) and every run of digits keeps its first six and
+    stars the rest (RRNs, card ids, account numbers), as `flows.excel.masked_value` does. What is
+    left (the error's type and wording) is enough to report it.
+    """
+    quoted = _QUOTED.sub("'…'", text)
+    return _DIGITS.sub(lambda m: _star_after_six(m.group(0)), quoted)
+
+
+def _star_after_six(run: str) -> str:
+    seen, out = 0, []
+    for char in run:
+        if char.isdigit():
+            seen += 1
+            out.append(char if seen <= 6 else "*")
+        else:
+            out.append(char)
+    return "".join(out)

@@ -71,6 +71,28 @@ def committed_decisions(out: Path) -> pl.LazyFrame:
     )
 
 
+def check_explain_key(out: Path, key: str, program: str | None) -> None:
+    """Refuse to look up an RRN with a key other than the one the programs' runs used.
+
+    Person keys are HMACs with the key: with another one nobody would be found, and "not paid"
+    would be a wrong answer, not an empty one.
+    """
+    from flows import keyprint
+    from flows.ledger import run_records
+
+    folders = sorted((out / "audit/runs").glob("program=*"))
+    for name in [f.name.removeprefix("program=") for f in folders]:
+        if program and name != program:
+            continue
+        known = keyprint.program_fingerprints(run_records(out, name))
+        if known and not keyprint.matches(key, known[0][0]):
+            raise UsageError(
+                f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
+                f"fingerprint differs from committed run {known[0][1]}): with it no RRN would be "
+                "found. Set the deployment's key from your secret store and ask again."
+            )
+
+
 def paid_to(row: dict[str, Any]) -> str:
     """Return where a payment went, masked: the bank and the account's last four digits."""
     if row.get("payout") != "bank":
@@ -93,6 +115,7 @@ def explain_person(
             raise UsageError(
                 "JIWON_PII_KEY is not set: explaining by RRN needs the key the runs used"
             )
+        check_explain_key(out, key, program)
         decisions = decisions.filter(pl.col("person_key") == person_key(rrn, key))
         subject = "this RRN"
     else:

@@ -241,4 +241,27 @@ def verify_trail(out: Path) -> tuple[list[str], int]:
             problems += [link] if link else []
             problems += verify_run(out, row)
             previous = row
+        problems += key_problems(runs, program)
     return problems, checked
+
+
+def key_problems(runs: pl.DataFrame, program: str) -> list[str]:
+    """Return a problem for each committed run whose key fingerprint is not the program's first.
+
+    Every run of a program records its key's fingerprint with the program's salt, so the same
+    key gives the same text: another value means person keys do not join across those runs.
+    """
+    if runs.height == 0 or "key_fingerprint" not in runs.columns:
+        return []
+    committed = runs.filter(
+        pl.col("status") == "committed", ~pl.col("dry_run"), pl.col("key_fingerprint").is_not_null()
+    )
+    if committed.height == 0:
+        return []
+    first, first_run = committed["key_fingerprint"][0], committed["run_id"][0]
+    return [
+        f"run {run_id} ({program}): committed with another JIWON_PII_KEY than run {first_run} "
+        "(key_fingerprint differs): its person keys and payment ids do not match the program's"
+        for run_id, print_ in committed.select("run_id", "key_fingerprint").iter_rows()
+        if print_ != first
+    ]

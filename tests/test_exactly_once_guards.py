@@ -253,3 +253,35 @@ def test_payment_files_with_payee_details_are_owner_only(
 
 def test_bank_payment_files_are_owner_only(bank_trail: BankTrail) -> None:
     owner_only(bank_trail.out / "payments/paju-livelihood-2025" / bank_trail.first)
+
+
+def test_explain_by_rrn_with_another_key_says_so_instead_of_finding_nobody(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setenv("JIWON_PII_KEY", TEST_KEY)
+    run_flow(story, out)
+    town = pl.read_csv(story / "registry/registry_town.csv", infer_schema=False)
+    rrn = town["rrn"][0]
+    monkeypatch.setenv("JIWON_PII_KEY", OTHER_KEY)
+    result = CliRunner().invoke(app, ["audit", "explain", "--out", str(out), "--rrn", rrn])
+    assert result.exit_code == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert "JIWON_PII_KEY is not the key program paju-livelihood-2025's runs used" in line
+    assert rrn not in result.stdout + result.stderr
+
+
+def test_verify_names_a_committed_run_recorded_with_another_keys_fingerprint() -> None:
+    from flows.verify import key_problems
+
+    base = {"status": "committed", "dry_run": False}
+    runs = pl.DataFrame(
+        [
+            base | {"run_id": "r1", "key_fingerprint": "scrypt$n=32768,r=8,p=1$aa$11"},
+            base | {"run_id": "r2", "key_fingerprint": "scrypt$n=32768,r=8,p=1$aa$11"},
+            base | {"run_id": "r3", "key_fingerprint": "scrypt$n=32768,r=8,p=1$aa$22"},
+            {"run_id": "r4", "status": "halted", "dry_run": False, "key_fingerprint": "x"},
+        ]
+    )
+    problems = key_problems(runs, "p")
+    assert len(problems) == 1 and problems[0].startswith("run r3 (p): committed with another")
