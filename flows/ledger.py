@@ -190,6 +190,9 @@ def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
         if not changed:
             return [out / f for _, f, _ in listed]
         run_id, file = changed[0]
+        damage = trail_problem(out / file)
+        if damage is not None:  # cut short or overwritten: the same line as every other reader
+            raise TrailDamaged(file, damage)
         problem = "was changed (its SHA-256 differs from the run record)"
     else:
         run_id, file = missing
