@@ -44,6 +44,7 @@ from flows.decide import Decisions, RunContext, decide
 from flows.errors import (
     InputRejected,
     JiwonError,
+    LedgerUntrusted,
     RunHalted,
     TrailDamaged,
     Unexpected,
@@ -51,7 +52,7 @@ from flows.errors import (
     scrub,
 )
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
-from flows.ledger import Ledger, last_run_sha256, read_ledger, run_records
+from flows.ledger import Ledger, check_records, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
 from flows.money import won_total
 from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
@@ -247,6 +248,35 @@ def settle(record: audit.RunRecord, params: DisburseParams, files_total: int) ->
     record.message = " ".join(filter(None, [record.message, note]))
 
 
+def now() -> dt.datetime:
+    """Return the time a run starts and commits at (the one clock the flow reads; tests set it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def check_run_month(run_month: str, program: Program, runs: pl.DataFrame) -> None:
+    """Refuse a run month before the program's reference date or its last committed run.
+
+    A later instalment falls due counting from the month that paid the one before, so runs of a
+    program go forward in time: rerunning an earlier month after a later one committed, or a
+    month before the program began, would bring due dates forward (0010).
+    """
+    start = program.reference_date.strftime("%Y-%m")
+    if run_month < start:
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is before the month of the program's reference "
+            f"date ({program.reference_date}); give {start} or later"
+        )
+    committed = (
+        runs.filter(pl.col("status") == "committed", ~pl.col("dry_run")) if runs.height else runs
+    )
+    if committed.height and run_month < (last := str(committed["run_month"].max())):
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is before {last}, the month of the program's last "
+            "committed run: runs of a program go forward in time; rerun it as "
+            f"--run-month {last} or later"
+        )
+
+
 def pii_key() -> str:
     """Return the deployment's personal-data key; refuse to run without one."""
     key = os.environ.get(PII_KEY_ENV, "")
@@ -308,7 +338,7 @@ def disburse(params: DisburseParams) -> RunSummary:
 
 def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     log = get_run_logger()
-    started = dt.datetime.now(dt.UTC)
+    started = now()
     this_month = started.astimezone(SEOUL).strftime("%Y-%m")
     run_month = params.run_month or this_month
     if run_month > this_month:
@@ -328,6 +358,9 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
     for note in recover(out, program.id):
         log.warning(note)
+    runs = run_records(out, program.id)
+    check_records(out, runs, program.id)  # a trail that cannot be trusted is not extended
+    check_run_month(run_month, program, runs)
     ctx = RunContext(
         run_id,
         program,
@@ -362,13 +395,13 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         ),
         message="",
     )
-    known_keys = keyprint.program_fingerprints(run_records(out, program.id))
+    known_keys = keyprint.program_fingerprints(runs)
     record.key_fingerprint = keyprint.fingerprint_like(key, known_keys)
     staging = Staging(out, program.id, run_month, run_id)
     try:
         keyprint.check_key(key, record.key_fingerprint, known_keys, program.id)
         summary = _run(params, ctx, record, staging, out)
-    except TrailDamaged:
+    except (TrailDamaged, LedgerUntrusted):
         # No run record: it could not be chained to a trail that cannot be read.
         discard(staging.root)
         raise
@@ -565,7 +598,7 @@ def _stage_quarantine(
 
 def _commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> None:
     """Seal the run record over every staged file, stage it, and publish the run."""
-    record.finished_at = dt.datetime.now(dt.UTC)
+    record.finished_at = now()
     record.outputs = [_output(w.path, w.sha256, staging) for w in staging.written]
     record.prev_run_sha256 = ledger_sha
     record.sealed()

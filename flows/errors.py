@@ -56,6 +56,13 @@ class TrailDamaged(RunHalted):
         )
 
 
+class LedgerUntrusted(RunHalted):
+    """The trail does not match what its runs wrote (a record edited, a file missing): exit 4.
+
+    Like TrailDamaged, the run writes no run record: it could not be chained to such a trail.
+    """
+
+
 class Unexpected(Exception):
     """An error jiwon has no advice for, its text scrubbed of values (see `scrub`)."""
 

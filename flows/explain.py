@@ -10,9 +10,9 @@ import polars as pl
 
 from flows.codes import describe
 from flows.decide import keyed
-from flows.errors import UsageError
+from flows.errors import TrailDamaged, UsageError
 from flows.excel import masked_value
-from flows.ledger import scan_trail
+from flows.ledger import scan_trail, unreadable
 from flows.rrn import birth_date
 from flows.validate import normalise
 
@@ -93,6 +93,16 @@ def check_explain_key(out: Path, key: str, program: str | None) -> None:
             )
 
 
+def damaged_file(out: Path, error: Exception) -> TrailDamaged:
+    """Return TrailDamaged naming the first trail file that does not read whole (the slow path)."""
+    for path in sorted(out.glob(DECISIONS_GLOB)) + sorted(out.glob("audit/runs/**/*.parquet")):
+        try:
+            pl.read_parquet(path)
+        except pl.exceptions.PolarsError as e:
+            return TrailDamaged(str(path.relative_to(out)), unreadable(e))
+    return TrailDamaged("audit/", unreadable(error))
+
+
 def paid_to(row: dict[str, Any]) -> str:
     """Return where a payment went, masked: the bank and the account's last four digits."""
     if row.get("payout") != "bank":
@@ -124,7 +134,10 @@ def explain_person(
         subject = f"payment {payment_id}"
     if program:
         decisions = decisions.filter(pl.col("program") == program)
-    rows = decisions.sort("decided_at", "source_kind", "source_file", "source_row").collect()
+    try:
+        rows = decisions.sort("decided_at", "source_kind", "source_file", "source_row").collect()
+    except pl.exceptions.PolarsError as e:  # damaged inside, not only at the footer
+        raise damaged_file(out, e) from None
     if rows.height == 0:
         hint = (
             " (RRNs are matched through JIWON_PII_KEY: if the runs used another key, none matches)"

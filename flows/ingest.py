@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,11 +393,12 @@ def text_column(frame: pl.DataFrame, column: str, name: str, kind: Kind) -> pl.E
             )
         return seoul.dt.date().cast(pl.String)
     wanted = "a date" if english in DATE_COLUMNS else "a date and time"
+    kind = "Parquet Date or Timestamp" if english in DATE_COLUMNS else "Parquet Timestamp"
     raise InputRejected(
         name,
         f"column {column!r} ({english}) is stored as {dtype}, which is not {wanted}",
-        f"Write {english} as {wanted} (Parquet Date or Timestamp) or as text in the form "
-        "inputs.md gives, and deliver it again.",
+        f"Write {english} as {wanted} ({kind}) or as text in the form inputs.md gives, and "
+        "deliver it again.",
     )
 
 
@@ -479,6 +481,11 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     return frame, info
 
 
+def printable(name: str) -> str:
+    """Return a name with its control characters shown as escapes (for a one-line message)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
+
+
 def delivery_files(folder: Path) -> list[Path]:
     """Return the folder's .csv and .parquet files in name order; reject every other entry.
 
@@ -489,6 +496,15 @@ def delivery_files(folder: Path) -> list[Path]:
     paths = []
     for entry in sorted(folder.iterdir()):
         where = str(entry)
+        raw = os.fsencode(entry.name)
+        shown = raw.decode("utf-8", "backslashreplace")
+        if shown != entry.name or any(not c.isprintable() for c in shown):
+            raise InputRejected(
+                str(folder / printable(shown)),
+                "has a name that is not printable UTF-8 text (a byte of another encoding or a "
+                "control character), which no message or record could name exactly",
+                "Rename the file to plain text (letters, digits, '-', '_', '.') and deliver again.",
+            )
         if entry.name.startswith("."):
             raise InputRejected(
                 where,

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from flows import layout
-from flows.errors import RunHalted, TrailDamaged
+from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.money import won_total
 from rules.program import Program
 
@@ -24,7 +24,9 @@ from rules.program import Program
 class Ledger:
     """Who was paid, which enrollment files were consumed, and the chain's last link."""
 
-    paid: pl.DataFrame  # person_key, instalment, amount_krw, run_id, run_month
+    # person_key, instalment, amount_krw, run_id, run_month (the later of the paying run's month
+    # and the month it committed in, Asia/Seoul: what a later instalment's due date counts from)
+    paid: pl.DataFrame
     consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
     last_run_sha256: str | None = None
     used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
@@ -197,12 +199,51 @@ def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
     else:
         run_id, file = missing
         problem = "is missing"
-    raise RunHalted(
-        f"run halted: the ledger cannot be trusted: {file} of committed run {run_id} {problem}, "
-        "and without it the people that run paid would be paid again; nothing was paid. "
+    raise untrusted(
+        f"{file} of committed run {run_id} {problem}, and without it the people that run paid "
+        "would be paid again"
+    )
+
+
+def untrusted(what: str) -> LedgerUntrusted:
+    """Return the halt for a trail the ledger cannot be read from as it was written."""
+    return LedgerUntrusted(
+        f"run halted: the ledger cannot be trusted: {what}; nothing was paid. "
         "Restore the audit folder from backup (do not delete or edit trail files), check it "
         "with `jiwon audit verify`, and run again."
     )
+
+
+def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
+    """Halt unless every run record of `program` is sealed and chained as it was written.
+
+    Cheap (records are one row each) and run before anything else reads them: an edited record
+    (a removed key fingerprint, an output list pointing elsewhere, a status changed to dry run)
+    no longer matches its `run_sha256`, and a removed record breaks the next one's link or leaves
+    its decisions behind. A record resealed by hand is the signed ledger's work (issue 14).
+    """
+    from flows.audit import record_from_row  # flows.audit imports the decide stage
+
+    previous: str | None = None
+    for row in runs.iter_rows(named=True) if runs.height else []:
+        where = f"run record {layout.run_record_file(program, row['run_id'])}"
+        record = record_from_row(row)
+        if hashlib.sha256(record.canonical()).hexdigest() != row["run_sha256"]:
+            raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
+        if row["prev_run_sha256"] != previous:
+            raise untrusted(
+                f"{where} does not link to the run before it (a run record was deleted, "
+                "added or moved)"
+            )
+        previous = row["run_sha256"]
+    known = set(runs["run_id"].to_list()) if runs.height else set()
+    folder = out / "audit/decisions" / f"program={program}"
+    for found in sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []:
+        if found.name.removeprefix("run_id=") not in known:
+            raise untrusted(
+                f"{found.relative_to(out)} holds decisions of a run that has no run record "
+                "(a run record was deleted)"
+            )
 
 
 def last_run_sha256(out: Path, program: str) -> str | None:
@@ -240,6 +281,21 @@ def read_ledger(out: Path, program: str) -> Ledger:
             .collect()
         )
         registry = pl.col("source_kind") == "registry"
-        paid = both.filter(registry).select(EMPTY_PAID.columns)
+        # A payment counts from the later of its run month and the month its run committed in
+        # (Seoul): a run labelled with an old month cannot bring a later instalment forward.
+        committed_in = committed.select(
+            "run_id",
+            committed_month=pl.col("finished_at")
+            .dt.convert_time_zone("Asia/Seoul")
+            .dt.strftime("%Y-%m"),
+        )
+        paid = (
+            both.filter(registry)
+            .join(committed_in, on="run_id", how="left")
+            .with_columns(
+                run_month=pl.max_horizontal("run_month", pl.col("committed_month").fill_null(""))
+            )
+            .select(EMPTY_PAID.columns)
+        )
         used = both.filter(~registry).select(EMPTY_USED.columns)
     return Ledger(paid, consumed, runs["run_sha256"][-1], used)

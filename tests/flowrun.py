@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ def run_flow(data: Path, out: Path, **overrides: Any) -> RunSummary:
         "run_month": "2025-03",
     } | overrides
     return disburse(DisburseParams.model_validate(params))
+
+
+def run_in_month(
+    monkeypatch: Any, data: Path, out: Path, month: str, **overrides: Any
+) -> RunSummary:
+    """Run the flow for `month` with the clock set inside it (the 15th, 10:00 in Seoul).
+
+    A later instalment counts from the month its run committed in, so a simulation of past
+    months sets the clock as well as `run_month` (pass pytest's `monkeypatch`).
+    """
+    moment = dt.datetime.fromisoformat(f"{month}-15T01:00:00+00:00")
+    monkeypatch.setattr("flows.disburse.now", lambda: moment)
+    return run_flow(data, out, run_month=month, **overrides)
 
 
 def decisions(out: Path, run_id: str | None = None) -> pl.DataFrame:

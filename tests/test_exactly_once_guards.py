@@ -22,7 +22,7 @@ from flows.cli import app
 from flows.errors import RunHalted, UsageError
 from tests.banktrail import BankTrail
 from tests.conftest import ROOT, TEST_KEY
-from tests.flowrun import decisions, run_flow, runs
+from tests.flowrun import decisions, run_flow, run_in_month, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 OTHER_KEY = "another-key-fedcba9876543210"
@@ -165,12 +165,12 @@ def write_birth_month(data: Path, month: str, registry_month: str | None = None)
 
 
 def test_instalment_2_is_not_paid_on_the_application_that_paid_instalment_1(
-    tmp_path: Path, pii_key: str
+    tmp_path: Path, pii_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
     first = tmp_path / "2025-02"
     write_birth_month(first, "2025-02")
-    paid = run_flow(first, out, program="paju-birth-2025", run_month="2025-02")
+    paid = run_in_month(monkeypatch, first, out, "2025-02", program="paju-birth-2025")
     assert paid.counts["PAID"] == 6  # three children: registry and application rows
     # A year later the same applications come again (a CRLF copy) with the year's snapshot.
     later = tmp_path / "2026-02"
@@ -180,7 +180,7 @@ def test_instalment_2_is_not_paid_on_the_application_that_paid_instalment_1(
     snapshot("2026-02").write_csv(later / "registry/registry.csv")
     shutil.copytree(first / "enrollments", later / "enrollments")
     redeliver(later)
-    again = run_flow(later, out, program="paju-birth-2025", run_month="2026-02")
+    again = run_in_month(monkeypatch, later, out, "2026-02", program="paju-birth-2025")
     assert again.total_paid_krw == 0
     apps = decisions(out, again.run_id).filter(pl.col("source_kind") == "enrollment")
     assert set(apps["outcome"]) == {"INELIGIBLE"}
@@ -189,12 +189,12 @@ def test_instalment_2_is_not_paid_on_the_application_that_paid_instalment_1(
 
 
 def test_instalment_2_needs_an_application_made_on_or_after_its_due_date(
-    tmp_path: Path, pii_key: str
+    tmp_path: Path, pii_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
     first = tmp_path / "2025-02"
     write_birth_month(first, "2025-02")
-    run_flow(first, out, program="paju-birth-2025", run_month="2025-02")
+    run_in_month(monkeypatch, first, out, "2025-02", program="paju-birth-2025")
     # New applications (new ids) dated 2026-01, before instalment 2 falls due on 2026-02-01,
     # read by the 2026-02 run; and one made on the due month itself, which is paid.
     early = tmp_path / "2026-02"
@@ -210,7 +210,7 @@ def test_instalment_2_needs_an_application_made_on_or_after_its_due_date(
         ]
     )
     dated.write_csv(early / "enrollments/enrollments.csv")
-    summary = run_flow(early, out, program="paju-birth-2025", run_month="2026-02")
+    summary = run_in_month(monkeypatch, early, out, "2026-02", program="paju-birth-2025")
     apps = decisions(out, summary.run_id).filter(pl.col("source_kind") == "enrollment")
     early_apps = apps.filter(pl.col("application_id").str.ends_with("E"))
     assert set(early_apps["outcome"]) == {"INELIGIBLE"}
@@ -285,3 +285,89 @@ def test_verify_names_a_committed_run_recorded_with_another_keys_fingerprint() -
     )
     problems = key_problems(runs, "p")
     assert len(problems) == 1 and problems[0].startswith("run r3 (p): committed with another")
+
+
+def record_file(out: Path, run_id: str) -> Path:
+    return next(out.glob(f"audit/runs/program=*/run_id={run_id}.parquet"))
+
+
+def test_a_run_record_edited_to_drop_its_key_fingerprint_halts_the_next_run_with_another_key(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("JIWON_PII_KEY", TEST_KEY)
+    first = run_flow(story, out)
+    path = record_file(out, first.run_id)
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("key_fingerprint")
+    pq.write_table(table.set_column(index, "key_fingerprint", pa.array([None], pa.string())), path)
+    redeliver(story)
+    monkeypatch.setenv("JIWON_PII_KEY", OTHER_KEY)
+    with pytest.raises(RunHalted, match="the ledger cannot be trusted") as halted:
+        run_flow(story, out)
+    assert "was edited (its run_sha256 does not match its content)" in str(halted.value)
+    assert paid_total(out) == 31_400_000
+    assert runs(out).height == 1  # nothing is chained to a trail that cannot be trusted
+
+
+def test_a_deleted_run_record_whose_decisions_remain_halts_the_next_run(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(story, out)
+    record_file(out, first.run_id).unlink()
+    redeliver(story)
+    with pytest.raises(RunHalted, match="holds decisions of a run that has no run record"):
+        run_flow(story, out)
+    assert not list(out.glob("payments/*/*/local_currency_*.csv"))[1:]
+
+
+def test_a_deleted_run_record_in_the_middle_breaks_the_next_records_link(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(story, out)
+    redeliver(story)
+    run_flow(story, out, dry_run=True)
+    dry = runs(out)["run_id"][-1]
+    record_file(out, first.run_id).unlink()
+    for folder in out.glob(f"audit/decisions/program=*/run_month=*/run_id={first.run_id}"):
+        shutil.rmtree(folder)
+    with pytest.raises(RunHalted, match=f"run_id={dry}.parquet does not link to the run before"):
+        run_flow(story, out)
+
+
+def test_an_old_run_month_cannot_bring_instalment_2_forward(tmp_path: Path, pii_key: str) -> None:
+    out = tmp_path / "out"
+    first = tmp_path / "2025-02"
+    write_birth_month(first, "2025-02")
+    # Labelled with the program's first month but committed today: instalment 2 counts from today.
+    run_flow(first, out, program="paju-birth-2025", run_month="2025-01")
+    later = tmp_path / "later"
+    write_birth_month(later, "2026-02")
+    this_month = dt.datetime.now(ZoneInfo("Asia/Seoul")).strftime("%Y-%m")
+    summary = run_flow(later, out, program="paju-birth-2025", run_month=this_month)
+    assert summary.total_paid_krw == 0
+    apps = decisions(out, summary.run_id).filter(pl.col("source_kind") == "enrollment")
+    assert "PAID" not in set(apps["outcome"])
+
+
+@pytest.mark.parametrize(
+    ("month", "why"),
+    [
+        ("2024-11", "before the month of the program's reference date"),
+        ("2025-02", "last committed"),
+    ],
+)
+def test_a_run_month_before_the_program_or_its_last_committed_run_is_bad_usage(
+    story: Path, tmp_path: Path, pii_key: str, month: str, why: str
+) -> None:
+    out = tmp_path / "out"
+    run_flow(story, out, run_month="2025-03")
+    redeliver(story)
+    with pytest.raises(UsageError, match=why):
+        run_flow(story, out, run_month=month)
+    assert runs(out).height == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -175,6 +176,20 @@ def test_every_entry_of_a_delivery_folder_is_read_or_refused_by_name(
         (folder / name).symlink_to(target if entry == "outside-link" else tmp_path / "gone.csv")
     with pytest.raises(InputRejected, match=rf"delivery/{re.escape(name)}: is a"):
         list_delivery(folder, "registry")
+
+
+@pytest.mark.parametrize("raw", [b"bad\xffname.csv", b"two\nlines.csv"], ids=["cp949", "newline"])
+def test_a_file_name_that_is_not_printable_utf8_is_refused_by_an_escaped_name(
+    tmp_path: Path, raw: bytes
+) -> None:
+    write(tmp_path / "a.csv", f"{HEADER}\n{ROW}\n")
+    with open(os.path.join(os.fsencode(tmp_path), raw), "w") as f:
+        f.write(f"{HEADER}\n{ROW}\n")
+    with pytest.raises(InputRejected, match="is not printable UTF-8 text") as refused:
+        list_delivery(tmp_path, "registry")
+    message = str(refused.value)
+    assert "\n" not in message and message.encode("utf-8")
+    assert ("bad\\xffname.csv" if b"\xff" in raw else "two\\nlines.csv") in message
 
 
 def test_a_link_to_another_file_of_the_folder_is_refused_as_read_twice(tmp_path: Path) -> None:

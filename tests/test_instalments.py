@@ -25,7 +25,7 @@ from flows.decide import keyed
 from flows.ledger import read_ledger
 from flows.verify import verify_trail
 from rules.program import load_program
-from tests.flowrun import decisions, run_flow, runs
+from tests.flowrun import decisions, run_in_month, runs
 from tests.rulecases import rrn_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.usefixtures("prefect_backend")]
@@ -120,7 +120,7 @@ def applications(month: str) -> pl.DataFrame:
 
 
 def test_a_year_of_monthly_runs_pays_each_birth_fund_instalment_exactly_once(
-    tmp_path: Path, pii_key: str
+    tmp_path: Path, pii_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
     # Applications accumulate in one folder; each run skips the files earlier runs consumed.
@@ -132,7 +132,9 @@ def test_a_year_of_monthly_runs_pays_each_birth_fund_instalment_exactly_once(
         snapshot(month).write_csv(data / "registry/registry.csv")
         if month in APPLICATIONS:
             applications(month).write_csv(enrollments / f"enrollment-{month}.csv")
-        summary = run_flow(data, out, program=PROGRAM, run_month=month, enrollments=enrollments)
+        summary = run_in_month(
+            monkeypatch, data, out, month, program=PROGRAM, enrollments=enrollments
+        )
         assert summary.status == "committed", month
 
     records = decisions(out)

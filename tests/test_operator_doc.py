@@ -33,7 +33,7 @@ def refusals_in_code() -> dict[str, str]:
                 continue
             if node.func.id == "InputRejected" and len(node.args) >= 3:
                 found[template(node.args[1])] = template(node.args[2])
-            elif node.func.id == "RunHalted" and node.args:
+            elif node.func.id in ("RunHalted", "LedgerUntrusted") and node.args:
                 problem, _, action = template(node.args[0]).partition("; nothing was paid. ")
                 found[problem + "; nothing was paid."] = action
     return found

@@ -126,3 +126,20 @@ def test_the_flow_itself_halts_on_a_damaged_trail_without_writing_a_run_record(
     assert halted.value.file == name and halted.value.exit_code == 4
     assert sorted(out.glob("audit/runs/**/*.parquet")) == records
     assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
+
+
+def test_audit_explain_on_a_decisions_file_damaged_inside_halts_in_one_line_naming_it(
+    bank_trail: BankTrail, tmp_path: Path, pii_key: str
+) -> None:
+    """Zeros in the middle of a file leave its footer readable: the data pages fail instead."""
+    out = tmp_path / "out"
+    shutil.copytree(bank_trail.out, out)
+    path = next(out.glob(f"audit/decisions/**/run_id={bank_trail.first}/*.parquet"))
+    data = bytearray(path.read_bytes())
+    third = len(data) // 3
+    data[third : third + 2000] = bytes(2000)
+    path.write_bytes(bytes(data))
+    code, text, err = jiwon("audit", "explain", "--out", out, "--rrn", "900404-2222224")
+    assert code == 4, err
+    assert text == "" and len(err.strip().splitlines()) == 1, err
+    assert str(path.relative_to(out)) in err and "Traceback" not in err
