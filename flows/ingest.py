@@ -393,11 +393,11 @@ def text_column(frame: pl.DataFrame, column: str, name: str, kind: Kind) -> pl.E
             )
         return seoul.dt.date().cast(pl.String)
     wanted = "a date" if english in DATE_COLUMNS else "a date and time"
-    kind = "Parquet Date or Timestamp" if english in DATE_COLUMNS else "Parquet Timestamp"
+    parquet_type = "Parquet Date or Timestamp" if english in DATE_COLUMNS else "Parquet Timestamp"
     raise InputRejected(
         name,
         f"column {column!r} ({english}) is stored as {dtype}, which is not {wanted}",
-        f"Write {english} as {wanted} ({kind}) or as text in the form inputs.md gives, and "
+        f"Write {english} as {wanted} ({parquet_type}) or as text in the form inputs.md gives, and "
         "deliver it again.",
     )
 
