@@ -63,7 +63,7 @@ class LedgerUntrusted(RunHalted):
     """
 
 
-class Unexpected(Exception):
+class Unexpected(RuntimeError):
     """An error jiwon has no advice for, its text scrubbed of values (see `scrub`)."""
 
 
