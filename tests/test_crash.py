@@ -196,3 +196,88 @@ def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_ru
     fresh.rename(tmp_path / "junk")
     assert_exactly_once(out, clean)
     assert (out / layout.run_record_file(PROGRAM, runs(out)["run_id"][0])).exists()
+
+
+# The partitioned path (`--partitions`), the one national payouts use: the run dies right after
+# each of its stages, including those inside the subflow's mapped tasks (the validation of a chunk
+# of files, the decision of one bucket). A RuntimeError stands in for the death there: Prefect's
+# task threads would not pass a BaseException through unchanged.
+PARTITIONED_STAGES = [
+    ("flows.disburse", "read_ledger"),
+    ("flows.disburse", "read_welfare"),
+    ("flows.validate", "validate_registry"),
+    ("flows.validate", "validate_enrollments"),
+    ("flows.partitioned", "check_snapshot"),
+    ("flows.partitioned", "check_rate"),
+    ("flows.disburse", "shuffle_buckets"),
+    ("flows.partitioned", "decide"),
+    ("flows.partitioned", "totals"),
+    ("flows.disburse", "check_budget"),
+    ("flows.partitioned", "render_payments"),
+    ("flows.partitioned", "write_decisions"),
+    ("flows.disburse", "_stage_quarantine"),
+    ("flows.disburse", "_stage_report_html"),
+    ("flows.disburse", "_commit"),
+    ("flows.disburse", "publish_artifacts"),
+]
+PARTITIONED_IN_DEFAULT_SUITE = {"decide", "_commit"}
+
+
+@pytest.mark.parametrize(
+    ("owner", "stage"),
+    [
+        pytest.param(
+            o, s, id=f"{o}.{s}", marks=() if s in PARTITIONED_IN_DEFAULT_SUITE else pytest.mark.slow
+        )
+        for o, s in PARTITIONED_STAGES
+    ],
+)
+def test_a_partitioned_run_killed_after_any_stage_is_finished_by_the_next_paying_each_once(
+    owner: str,
+    stage: str,
+    story: Path,
+    tmp_path: Path,
+    armed: pytest.MonkeyPatch,
+    clean: pl.DataFrame,
+) -> None:
+    import importlib
+
+    out = tmp_path / "out"
+    module = importlib.import_module(owner)
+    original: Callable[..., Any] = getattr(module, stage)
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)
+        raise RuntimeError(f"killed after {stage}")
+
+    armed.setattr(module, stage, dying)
+    with pytest.raises(RuntimeError, match="killed after"):
+        run_flow(story, out, partitions=3)
+    armed.undo()
+    follow_up = run_flow(
+        story, out, partitions=3, trigger="rerun", reason="the previous run was killed"
+    )
+    assert follow_up.status == "committed"
+    assert_exactly_once(out, clean)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(i, id=f"before {u}", marks=() if u == "payments" else pytest.mark.slow)
+        for i, u in enumerate(UNITS)
+    ],
+)
+def test_a_partitioned_run_killed_at_any_publish_step_is_whole_or_absent_after_recovery(
+    step: int, story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
+) -> None:
+    out = tmp_path / "out"
+    crash_before_move(armed, step)
+    with pytest.raises(Crash):
+        run_flow(story, out, partitions=3)
+    armed.undo()
+    committed_before_crash = step > UNITS.index("run record")
+    assert (out / "audit/runs").exists() == committed_before_crash
+    follow_up = run_flow(story, out, partitions=3, trigger="rerun", reason="killed")
+    assert follow_up.total_paid_krw == (0 if committed_before_crash else 31_400_000)
+    assert_exactly_once(out, clean)
