@@ -575,6 +575,13 @@ def decide_enrollment(
     )
 
 
+# Every id the eligibility rule can write (flows.eligibility); a program has its own conditions.
+ELIGIBILITY_IDS = (
+    "eligibility.status, eligibility.registered_on, eligibility.population, "
+    "eligibility.condition.<id>"
+)
+
+
 def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
     """Return the rules a registry row is checked against, in order (the first that holds decides).
 
@@ -582,8 +589,16 @@ def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
     `has_held_app`) and the ledger's progress joined by `decide_registry`.
     """
     kept = pl.col("kept")
+    titles = {f"eligibility.condition.{c.id}": c.title for c in ctx.program.eligibility.conditions}
     eligibility = tuple(
-        Rule(rule_id, Outcome.INELIGIBLE.value, (code,), fails.fill_null(True))
+        Rule(
+            rule_id,
+            Outcome.INELIGIBLE.value,
+            (code,),
+            fails.fill_null(True),
+            titles[rule_id].ko if rule_id in titles else "",
+            titles[rule_id].en if rule_id in titles else "",
+        )
         for rule_id, code, fails in ineligibility(ctx.program)
     )
     ineligible = Outcome.INELIGIBLE.value
@@ -613,9 +628,14 @@ def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
             why=pl.concat_list(pl.lit(["INSTALMENT_CONDITION_FAILED"]), "ineligible_reasons"),
         ),
         Rule(
-            ", ".join(r.id for r in eligibility),
+            ELIGIBILITY_IDS,
             ineligible,
-            (),
+            (
+                "STATUS_NOT_ELIGIBLE",
+                "REGISTERED_AFTER_REFERENCE",
+                "POPULATION_NOT_ELIGIBLE",
+                "PROGRAM_CONDITION_NOT_MET",
+            ),
             ~pl.col("eligible"),
             "사업의 지원 대상이 아님: 실패한 첫 자격 규칙이 rule_id, 실패한 모든 규칙이 사유",
             "not eligible for the program: rule_id names the first failed rule, reasons all",

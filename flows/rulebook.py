@@ -51,8 +51,8 @@ class Rule:
 
     @property
     def codes(self) -> tuple[str, ...]:
-        """Return the reason codes this rule can give."""
-        if not self.within:
+        """Return the reason codes this rule can give (its nested rules' when it names none)."""
+        if self.reasons or not self.within:
             return self.reasons
         return tuple(dict.fromkeys(c for r in self.within for c in r.codes))
 
