@@ -39,6 +39,8 @@ format: sync
 docs: sync
 	$(UV) run --no-sync jiwon docs codes > docs/codes.md
 	$(UV) run --no-sync jiwon docs audit > docs/audit.md
+	$(UV) run --no-sync jiwon docs programs docs/programs.md > docs/programs.md.new
+	mv docs/programs.md.new docs/programs.md
 
 # Headless Chromium from Debian for the report screenshot test (never `playwright install`),
 # with a Hangul font so the screenshot shows district names. Needs root or sudo.

@@ -397,6 +397,16 @@ def docs_audit() -> None:
     typer.echo(audit_markdown(), nl=False)
 
 
+@docs_app.command("programs")
+def docs_programs(
+    guide: Annotated[Path, typer.Argument(help="docs/programs.md, whose rule table is renewed")],
+) -> None:
+    """Print docs/programs.md with its rule table generated from the rules decide() applies."""
+    from flows.docgen import programs_guide
+
+    typer.echo(programs_guide(guide.read_text(encoding="utf-8")), nl=False)
+
+
 def main() -> None:
     """Entry point of the `jiwon` command."""
     try:

@@ -7,7 +7,9 @@ nothing here reads a clock, the environment or a file.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
@@ -15,27 +17,41 @@ import polars_hash  # noqa: F401  (registers the .chash namespace)
 from flows import attributes, rrn
 from flows.codes import Outcome
 from flows.dedup import mark_duplicate_records, winning_applications
-from flows.eligibility import assess
+from flows.eligibility import assess, ineligibility
 from flows.engine import ENGINE
+from flows.rulebook import EMPTY, Rule, first_match
+from rules import reference
 from rules.program import Program
 
-EMPTY = pl.lit([], dtype=pl.List(pl.String))
+
+def from_vocabulary(word: str) -> Callable[[], Any]:
+    """Return a factory reading `word` of rules/vocabulary.yaml when a context is made."""
+    return lambda: reference.vocabulary()[word]
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a run decides with, fixed before any data is read."""
+    """What a run decides with, fixed before any data is read.
+
+    The relation words and the age of majority are read from rules/vocabulary.yaml when the
+    context is made (data, not code); a caller may still pass others.
+    """
 
     run_id: str
     program: Program
     run_month: str
     decided_at: dt.datetime  # UTC
     pii_key: str
-    head_relation: str = "본인"
-    spouse_relation: str = "배우자"
-    minor_age_under: int = 19
+    head_relation: str = field(default_factory=from_vocabulary("head_relation"))
+    spouse_relation: str = field(default_factory=from_vocabulary("spouse_relation"))
+    minor_age_under: int = field(default_factory=from_vocabulary("minor_age_under"))
     instalment: int = 1
-    default_welfare_status: str = "general"
+    default_welfare_status: str = field(default_factory=from_vocabulary("welfare_status_default"))
+
+
+def describing(program: Program) -> RunContext:
+    """Return a context for listing a program's rules: no run, no key, no data."""
+    return RunContext("describe", program, "", dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "")
 
 
 @dataclass(frozen=True)
@@ -66,25 +82,6 @@ def payment_id(ctx: RunContext) -> pl.Expr:
         pl.lit(f"{ctx.program.id}|"), pl.col("person_key"), pl.lit("|"), pl.col("instalment")
     )
     return pl.concat_str(pl.lit("JW"), sha256_hex(identity).str.slice(0, 22).str.to_uppercase())
-
-
-Case = tuple[pl.Expr, "str | pl.Expr", pl.Expr, "str | pl.Expr"]
-
-
-def _lit(value: str | pl.Expr) -> pl.Expr:
-    return pl.lit(value, dtype=pl.String) if isinstance(value, str) else value
-
-
-def first_match(cases: list[Case]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """Return (outcome, reason codes, rule id) of the first case whose condition holds."""
-    outcome: pl.Expr = pl.lit(None, dtype=pl.String)
-    reasons: pl.Expr = pl.lit(None, dtype=pl.List(pl.String))
-    rule: pl.Expr = pl.lit(None, dtype=pl.String)
-    for condition, name, why, rule_id in reversed(cases):
-        outcome = pl.when(condition).then(_lit(name)).otherwise(outcome)
-        reasons = pl.when(condition).then(why).otherwise(reasons)
-        rule = pl.when(condition).then(_lit(rule_id)).otherwise(rule)
-    return outcome, reasons, rule
 
 
 HEADS = "_heads"  # kept heads in the row's household (computed once: a window is costly)
@@ -263,8 +260,8 @@ def prepare_registry(
     )
 
 
-def proxy_check(ctx: RunContext) -> tuple[pl.Expr, pl.Expr]:
-    """Return (outcome, reason) for an application's proxy, null outcome when it is allowed.
+def proxy_rules(ctx: RunContext) -> tuple[Rule, ...]:
+    """Return who may apply for whom, in order; the first rule ("allowed") gives no outcome.
 
     Online, an adult applies for themself and a minor may be applied for by the head or the head's
     spouse of the minor's household. At the office the head may also apply for any member; an
@@ -283,17 +280,202 @@ def proxy_check(ctx: RunContext) -> tuple[pl.Expr, pl.Expr]:
         | (same_household & office & head)
     )
     not_allowed, held = Outcome.PROXY_NOT_ALLOWED.value, Outcome.HELD_FOR_REVIEW.value
-    outcome, reason, _ = first_match(
-        [
-            (allowed, "", EMPTY, ""),
-            (~same_household & office, held, pl.lit(["PROXY_NEEDS_FAMILY_PROOF"]), ""),
-            (~same_household, not_allowed, pl.lit(["PROXY_OUTSIDE_HOUSEHOLD"]), ""),
-            (minor, not_allowed, pl.lit(["PROXY_NOT_HEAD_OR_SPOUSE"]), ""),
-            (~office, not_allowed, pl.lit(["PROXY_ADULT_ONLINE"]), ""),
-            (pl.lit(True), not_allowed, pl.lit(["PROXY_NOT_HEAD"]), ""),
-        ]
+    adult, head_word, spouse_word = ctx.minor_age_under, ctx.head_relation, ctx.spouse_relation
+    return (
+        Rule(
+            "proxy.allowed",
+            "",
+            (),
+            allowed,
+            f"본인 신청, 같은 세대 {head_word}·{spouse_word}의 {adult}세 미만 대리 신청, "
+            f"같은 세대 {head_word}의 방문 대리 신청: 허용",
+            f"allowed: applying for oneself; the household's {head_word} (head) or {spouse_word} "
+            f"(spouse) for a member under {adult}; the head at the office for any member",
+        ),
+        Rule(
+            "proxy.needs_family_proof",
+            held,
+            ("PROXY_NEEDS_FAMILY_PROOF",),
+            ~same_household & office,
+        ),
+        Rule("proxy.outside_household", not_allowed, ("PROXY_OUTSIDE_HOUSEHOLD",), ~same_household),
+        Rule("proxy.not_head_or_spouse", not_allowed, ("PROXY_NOT_HEAD_OR_SPOUSE",), minor),
+        Rule("proxy.adult_online", not_allowed, ("PROXY_ADULT_ONLINE",), ~office),
+        Rule("proxy.not_head", not_allowed, ("PROXY_NOT_HEAD",), pl.lit(True)),
     )
+
+
+def proxy_check(ctx: RunContext) -> tuple[pl.Expr, pl.Expr]:
+    """Return (outcome, reason) for an application's proxy, null outcome when it is allowed."""
+    outcome, reason, _ = first_match(proxy_rules(ctx))
     return pl.when(outcome != "").then(outcome), reason
+
+
+def enrollment_rules(ctx: RunContext) -> tuple[Rule, ...]:
+    """Return the rules an application is checked against, in order (the first that holds decides).
+
+    Applications no rule decides are valid: the earliest per beneficiary is paid
+    (`settlement_rules`). Columns are those `decide_enrollment` joins onto each application.
+    """
+    later = pl.col("b_instalment") > 1
+    in_city = requires(ctx, "registered_in_city", "b_instalment")
+    carer_in_household = (
+        pl.col("a_status").is_in(list(ctx.program.eligibility.statuses))
+        & (pl.col("a_household") == pl.col("b_household"))
+    ).fill_null(False)
+    proxy = proxy_rules(ctx)
+    proxy_outcome, proxy_reason = proxy_check(ctx)
+    applied_day = pl.col("p_applied_at").dt.date()
+    # A later instalment is paid on a new application (0010): not one that paid before, and
+    # not one made before the instalment fell due.
+    used_before = (
+        later & pl.col("used_applications").list.contains(pl.col("application_id"))
+    ).fill_null(False)
+    applied_early = (later & (applied_day < pl.col("due_on"))).fill_null(False)
+    in_window = (applied_day >= pl.col("window_start")) & (applied_day <= pl.col("window_end"))
+    matched = pl.col("b_household").is_not_null()
+    ineligible = Outcome.INELIGIBLE.value
+    return (
+        Rule(
+            "validate.row",
+            Outcome.QUARANTINED.value,
+            (),
+            pl.col("quarantined"),
+            "행 검사 실패 (사유: docs/codes.md의 행 검사 코드)",
+            "a row check failed (reasons: the row check codes of docs/codes.md)",
+            why=pl.col("reason_codes"),
+        ),
+        Rule(
+            "match.registry",
+            Outcome.UNMATCHED.value,
+            ("BENEFICIARY_QUARANTINED",),
+            ~matched & pl.col("b_quarantined").fill_null(False),
+        ),
+        Rule(
+            "instalment.registered_in_city",
+            ineligible,
+            ("INSTALMENT_CONDITION_FAILED", "BENEFICIARY_NOT_IN_REGISTRY"),
+            ~matched & later & in_city,
+            "지급 시기가 된 회차: 대상자가 더 이상 주민등록 자료에 없음",
+            "a due later instalment: the beneficiary is no longer in the city's registry",
+        ),
+        Rule(
+            "match.registry",
+            Outcome.UNMATCHED.value,
+            ("BENEFICIARY_NOT_IN_REGISTRY",),
+            ~matched,
+        ),
+        Rule(
+            "instalment.registered_in_city",
+            ineligible,
+            ("INSTALMENT_CONDITION_FAILED", "BENEFICIARY_INELIGIBLE"),
+            ~pl.col("b_eligible") & later & in_city,
+            "지급 시기가 된 회차: 대상자가 더 이상 지원 대상이 아님",
+            "a due later instalment: the beneficiary is no longer eligible",
+        ),
+        Rule(
+            "eligibility.beneficiary",
+            ineligible,
+            ("BENEFICIARY_INELIGIBLE",),
+            ~pl.col("b_eligible"),
+        ),
+        Rule(
+            "unit.household, amount.instalment_<n>",
+            ineligible,
+            ("BENEFICIARY_NOT_HOUSEHOLD_HEAD", "HOUSEHOLD_HEAD_AMBIGUOUS", "AMOUNT_NOT_DEFINED"),
+            ~pl.col("b_payable"),
+            "대상자에게 지급하지 않음: 세대 단위 사업의 세대주가 아니거나, 지급액이 정해지지 않음",
+            "the beneficiary is not paid: not the head in a household program, or no amount",
+            why=pl.concat_list(
+                pl.when(
+                    pl.col("b_unit_reason").is_in(
+                        ["COVERED_BY_HOUSEHOLD", "HOUSEHOLD_HEAD_NOT_PAYABLE"]
+                    )
+                )
+                .then(pl.lit("BENEFICIARY_NOT_HOUSEHOLD_HEAD"))
+                .otherwise(pl.col("b_unit_reason"))
+            ),
+            decided_by=pl.col("b_unit_rule"),
+        ),
+        Rule(
+            "ledger.already_paid",
+            Outcome.ALREADY_PAID.value,
+            ("BENEFICIARY_ALREADY_PAID", "NEXT_INSTALMENT_NOT_DUE"),
+            pl.col("paid_before").fill_null(False),
+            "이전 실행에서 이미 지급됨 (다음 회차가 있으면 아직 지급 시기 전)",
+            "paid by an earlier committed run (and the next instalment, if any, is not due)",
+            why=pl.when(pl.col("waiting"))
+            .then(pl.lit(["BENEFICIARY_ALREADY_PAID", "NEXT_INSTALMENT_NOT_DUE"]))
+            .otherwise(pl.lit(["BENEFICIARY_ALREADY_PAID"])),
+        ),
+        Rule(
+            "instalment.new_application",
+            ineligible,
+            ("APPLICATION_PAID_EARLIER_INSTALMENT",),
+            used_before,
+        ),
+        Rule(
+            "instalment.new_application",
+            ineligible,
+            ("APPLIED_BEFORE_INSTALMENT_DUE",),
+            applied_early,
+        ),
+        Rule(
+            "instalment.same_household_as_applicant",
+            ineligible,
+            ("INSTALMENT_CONDITION_FAILED", "CARER_NOT_IN_HOUSEHOLD"),
+            later
+            & requires(ctx, "same_household_as_applicant", "b_instalment")
+            & ~carer_in_household,
+        ),
+        Rule(
+            "application.proxy",
+            "",
+            (),
+            proxy_outcome.is_not_null(),
+            "신청인이 대상자를 대리 신청할 수 없음 (아래 규칙 중 처음 해당하는 것)",
+            "the applicant may not apply for the beneficiary (the first of these that holds)",
+            why=proxy_reason,
+            decided=proxy_outcome,
+            within=proxy,
+        ),
+        Rule(
+            "application.window",
+            ineligible,
+            ("OUTSIDE_WINDOW",),
+            ~in_window.fill_null(False) & ~later,
+        ),
+        Rule(
+            "application.payout",
+            ineligible,
+            ("PAYOUT_NOT_OFFERED",),
+            ~pl.col("payout").is_in(list(ctx.program.payout_channels)),
+        ),
+    )
+
+
+LOST = pl.col("outcome").is_null() & (pl.col("application_id") != pl.col("winner_application_id"))
+WON = pl.col("outcome").is_null()
+
+
+def settlement_rules() -> tuple[Rule, ...]:
+    """Return what happens to the applications no rule of `enrollment_rules` decided, in order."""
+    return (
+        Rule(
+            "dedup.application",
+            Outcome.DUPLICATE_APPLICATION.value,
+            ("DUPLICATE_OF_EARLIER_APPLICATION",),
+            LOST,
+        ),
+        Rule(
+            "payment.paid",
+            Outcome.PAID.value,
+            (),
+            WON,
+            "이번 실행에서 지급 (대상자의 가장 이른 유효한 신청)",
+            "paid by this run (the beneficiary's earliest valid application)",
+        ),
+    )
 
 
 def decide_enrollment(
@@ -367,136 +549,18 @@ def decide_enrollment(
     ).with_columns(
         b_instalment=pl.coalesce("b_instalment", "due_instalment", pl.lit(ctx.instalment))
     )
-    later = pl.col("b_instalment") > 1
-    carer_in_household = (
-        pl.col("a_status").is_in(list(ctx.program.eligibility.statuses))
-        & (pl.col("a_household") == pl.col("b_household"))
-    ).fill_null(False)
-    proxy_outcome, proxy_reason = proxy_check(ctx)
-    applied_day = pl.col("p_applied_at").dt.date()
-    # A later instalment is paid on a new application (0010): not one that paid before, and
-    # not one made before the instalment fell due.
-    used_before = (
-        later & pl.col("used_applications").list.contains(pl.col("application_id"))
-    ).fill_null(False)
-    applied_early = (later & (applied_day < pl.col("due_on"))).fill_null(False)
-    in_window = (applied_day >= pl.col("window_start")) & (applied_day <= pl.col("window_end"))
-    matched = pl.col("b_household").is_not_null()
-    outcome, reasons, rule = first_match(
-        [
-            (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
-            (
-                ~matched & pl.col("b_quarantined").fill_null(False),
-                Outcome.UNMATCHED,
-                pl.lit(["BENEFICIARY_QUARANTINED"]),
-                "match.registry",
-            ),
-            (
-                ~matched & later & requires(ctx, "registered_in_city", "b_instalment"),
-                Outcome.INELIGIBLE,
-                pl.lit(["INSTALMENT_CONDITION_FAILED", "BENEFICIARY_NOT_IN_REGISTRY"]),
-                "instalment.registered_in_city",
-            ),
-            (
-                ~matched,
-                Outcome.UNMATCHED,
-                pl.lit(["BENEFICIARY_NOT_IN_REGISTRY"]),
-                "match.registry",
-            ),
-            (
-                ~pl.col("b_eligible") & later & requires(ctx, "registered_in_city", "b_instalment"),
-                Outcome.INELIGIBLE,
-                pl.lit(["INSTALMENT_CONDITION_FAILED", "BENEFICIARY_INELIGIBLE"]),
-                "instalment.registered_in_city",
-            ),
-            (
-                ~pl.col("b_eligible"),
-                Outcome.INELIGIBLE,
-                pl.lit(["BENEFICIARY_INELIGIBLE"]),
-                "eligibility.beneficiary",
-            ),
-            (
-                ~pl.col("b_payable"),
-                Outcome.INELIGIBLE,
-                pl.concat_list(
-                    pl.when(
-                        pl.col("b_unit_reason").is_in(
-                            ["COVERED_BY_HOUSEHOLD", "HOUSEHOLD_HEAD_NOT_PAYABLE"]
-                        )
-                    )
-                    .then(pl.lit("BENEFICIARY_NOT_HOUSEHOLD_HEAD"))
-                    .otherwise(pl.col("b_unit_reason"))
-                ),
-                pl.col("b_unit_rule"),
-            ),
-            (
-                pl.col("paid_before").fill_null(False),
-                Outcome.ALREADY_PAID,
-                pl.when(pl.col("waiting"))
-                .then(pl.lit(["BENEFICIARY_ALREADY_PAID", "NEXT_INSTALMENT_NOT_DUE"]))
-                .otherwise(pl.lit(["BENEFICIARY_ALREADY_PAID"])),
-                "ledger.already_paid",
-            ),
-            (
-                used_before,
-                Outcome.INELIGIBLE,
-                pl.lit(["APPLICATION_PAID_EARLIER_INSTALMENT"]),
-                "instalment.new_application",
-            ),
-            (
-                applied_early,
-                Outcome.INELIGIBLE,
-                pl.lit(["APPLIED_BEFORE_INSTALMENT_DUE"]),
-                "instalment.new_application",
-            ),
-            (
-                later
-                & requires(ctx, "same_household_as_applicant", "b_instalment")
-                & ~carer_in_household,
-                Outcome.INELIGIBLE,
-                pl.lit(["INSTALMENT_CONDITION_FAILED", "CARER_NOT_IN_HOUSEHOLD"]),
-                "instalment.same_household_as_applicant",
-            ),
-            (proxy_outcome.is_not_null(), proxy_outcome, proxy_reason, "application.proxy"),
-            (
-                ~in_window.fill_null(False) & ~later,
-                Outcome.INELIGIBLE,
-                pl.lit(["OUTSIDE_WINDOW"]),
-                "application.window",
-            ),
-            (
-                ~pl.col("payout").is_in(list(ctx.program.payout_channels)),
-                Outcome.INELIGIBLE,
-                pl.lit(["PAYOUT_NOT_OFFERED"]),
-                "application.payout",
-            ),
-        ]
-    )
+    outcome, reasons, rule = first_match(enrollment_rules(ctx))
     frame = frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule)
     winners = winning_applications(frame.filter(pl.col("outcome").is_null()))
-    lost = pl.col("outcome").is_null() & (
-        pl.col("application_id") != pl.col("winner_application_id")
-    )
-    won = pl.col("outcome").is_null()
+    so_far = (pl.col("outcome"), pl.col("reason_codes"), pl.col("rule_id"))
+    outcome, reasons, rule = first_match(settlement_rules(), otherwise=so_far)
     return (
         frame.join(winners, on="rrn", how="left", maintain_order="left")
         .with_columns(
-            outcome=pl.when(lost)
-            .then(pl.lit(Outcome.DUPLICATE_APPLICATION.value))
-            .when(won)
-            .then(pl.lit(Outcome.PAID.value))
-            .otherwise("outcome"),
-            reason_codes=pl.when(lost)
-            .then(pl.lit(["DUPLICATE_OF_EARLIER_APPLICATION"]))
-            .when(won)
-            .then(EMPTY)
-            .otherwise("reason_codes"),
-            rule_id=pl.when(lost)
-            .then(pl.lit("dedup.application"))
-            .when(won)
-            .then(pl.lit("payment.paid"))
-            .otherwise("rule_id"),
-            duplicate_of=pl.when(lost).then("winner_application_id"),
+            outcome=outcome,
+            reason_codes=reasons,
+            rule_id=rule,
+            duplicate_of=pl.when(LOST).then("winner_application_id"),
         )
         .with_columns(
             amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
@@ -508,6 +572,118 @@ def decide_enrollment(
             .fill_null(ctx.instalment)
             .cast(pl.Int64),
         )
+    )
+
+
+# Every id the eligibility rule can write (flows.eligibility); a program has its own conditions.
+ELIGIBILITY_IDS = (
+    "eligibility.status, eligibility.registered_on, eligibility.population, "
+    "eligibility.condition.<id>"
+)
+
+
+def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
+    """Return the rules a registry row is checked against, in order (the first that holds decides).
+
+    Columns are those of `prepare_registry`, with the row's applications (`has_paid_app`,
+    `has_held_app`) and the ledger's progress joined by `decide_registry`.
+    """
+    kept = pl.col("kept")
+    titles = {f"eligibility.condition.{c.id}": c.title for c in ctx.program.eligibility.conditions}
+    eligibility = tuple(
+        Rule(
+            rule_id,
+            Outcome.INELIGIBLE.value,
+            (code,),
+            fails.fill_null(True),
+            titles[rule_id].ko if rule_id in titles else "",
+            titles[rule_id].en if rule_id in titles else "",
+        )
+        for rule_id, code, fails in ineligibility(ctx.program)
+    )
+    ineligible = Outcome.INELIGIBLE.value
+    return (
+        Rule(
+            "validate.row",
+            Outcome.QUARANTINED.value,
+            (),
+            pl.col("quarantined"),
+            "행 검사 실패 (사유: docs/codes.md의 행 검사 코드)",
+            "a row check failed (reasons: the row check codes of docs/codes.md)",
+            why=pl.col("reason_codes"),
+        ),
+        Rule(
+            "dedup.record",
+            Outcome.DUPLICATE_RECORD.value,
+            ("DUPLICATE_RRN",),
+            pl.col("is_duplicate"),
+        ),
+        Rule(
+            "instalment.registered_in_city",
+            ineligible,
+            ("INSTALMENT_CONDITION_FAILED",),
+            ~pl.col("eligible") & (pl.col("instalment") > 1) & requires(ctx, "registered_in_city"),
+            "지급 시기가 된 회차: 더 이상 지원 대상이 아님 (아래 자격 규칙의 사유 추가)",
+            "a due later instalment: no longer eligible (with the reasons of the rules below)",
+            why=pl.concat_list(pl.lit(["INSTALMENT_CONDITION_FAILED"]), "ineligible_reasons"),
+        ),
+        Rule(
+            ELIGIBILITY_IDS,
+            ineligible,
+            (
+                "STATUS_NOT_ELIGIBLE",
+                "REGISTERED_AFTER_REFERENCE",
+                "POPULATION_NOT_ELIGIBLE",
+                "PROGRAM_CONDITION_NOT_MET",
+            ),
+            ~pl.col("eligible"),
+            "사업의 지원 대상이 아님: 실패한 첫 자격 규칙이 rule_id, 실패한 모든 규칙이 사유",
+            "not eligible for the program: rule_id names the first failed rule, reasons all",
+            why=pl.col("ineligible_reasons"),
+            decided_by=pl.col("ineligible_rule"),
+            within=eligibility,
+        ),
+        Rule(
+            "unit.household, amount.instalment_<n>",
+            ineligible,
+            (
+                "COVERED_BY_HOUSEHOLD",
+                "HOUSEHOLD_HEAD_NOT_PAYABLE",
+                "HOUSEHOLD_HEAD_AMBIGUOUS",
+                "AMOUNT_NOT_DEFINED",
+            ),
+            pl.col("unit_reason").is_not_null(),
+            "지급하지 않음: 세대 단위 사업의 세대원이거나 세대주가 없음, 또는 지급액이 없음",
+            "not paid: a household program pays the single head only, or no amount is defined",
+            why=pl.concat_list(pl.col("unit_reason")),
+            decided_by=pl.col("unit_rule"),
+        ),
+        Rule(
+            "ledger.already_paid",
+            Outcome.ALREADY_PAID.value,
+            ("PAID_IN_EARLIER_RUN", "NEXT_INSTALMENT_NOT_DUE"),
+            kept & pl.col("paid_before").fill_null(False),
+            "이전 실행에서 이미 지급됨 (다음 회차가 있으면 아직 지급 시기 전)",
+            "paid by an earlier committed run (and the next instalment, if any, is not due)",
+            why=pl.when(pl.col("waiting"))
+            .then(pl.lit(["PAID_IN_EARLIER_RUN", "NEXT_INSTALMENT_NOT_DUE"]))
+            .otherwise(pl.lit(["PAID_IN_EARLIER_RUN"])),
+        ),
+        Rule(
+            "payment.paid",
+            Outcome.PAID.value,
+            (),
+            kept & pl.col("has_paid_app").fill_null(False),
+            "이번 실행에서 이 사람의 신청이 지급됨",
+            "this run pays the person's application",
+        ),
+        Rule(
+            "application.proxy",
+            Outcome.HELD_FOR_REVIEW.value,
+            ("APPLICATION_HELD",),
+            kept & pl.col("has_held_app").fill_null(False),
+        ),
+        Rule("application.none", Outcome.UNENROLLED.value, ("NO_VALID_APPLICATION",), pl.lit(True)),
     )
 
 
@@ -528,59 +704,7 @@ def decide_registry(
         how="left",
         maintain_order="left",
     )
-    kept = pl.col("kept")
-    outcome, reasons, rule = first_match(
-        [
-            (pl.col("quarantined"), Outcome.QUARANTINED, pl.col("reason_codes"), "validate.row"),
-            (
-                pl.col("is_duplicate"),
-                Outcome.DUPLICATE_RECORD,
-                pl.lit(["DUPLICATE_RRN"]),
-                "dedup.record",
-            ),
-            (
-                ~pl.col("eligible")
-                & (pl.col("instalment") > 1)
-                & requires(ctx, "registered_in_city"),
-                Outcome.INELIGIBLE,
-                pl.concat_list(pl.lit(["INSTALMENT_CONDITION_FAILED"]), "ineligible_reasons"),
-                "instalment.registered_in_city",
-            ),
-            (
-                ~pl.col("eligible"),
-                Outcome.INELIGIBLE,
-                pl.col("ineligible_reasons"),
-                pl.col("ineligible_rule"),
-            ),
-            (
-                pl.col("unit_reason").is_not_null(),
-                Outcome.INELIGIBLE,
-                pl.concat_list(pl.col("unit_reason")),
-                pl.col("unit_rule"),
-            ),
-            (
-                kept & pl.col("paid_before").fill_null(False),
-                Outcome.ALREADY_PAID,
-                pl.when(pl.col("waiting"))
-                .then(pl.lit(["PAID_IN_EARLIER_RUN", "NEXT_INSTALMENT_NOT_DUE"]))
-                .otherwise(pl.lit(["PAID_IN_EARLIER_RUN"])),
-                "ledger.already_paid",
-            ),
-            (kept & pl.col("has_paid_app").fill_null(False), Outcome.PAID, EMPTY, "payment.paid"),
-            (
-                kept & pl.col("has_held_app").fill_null(False),
-                Outcome.HELD_FOR_REVIEW,
-                pl.lit(["APPLICATION_HELD"]),
-                "application.proxy",
-            ),
-            (
-                pl.lit(True),
-                Outcome.UNENROLLED,
-                pl.lit(["NO_VALID_APPLICATION"]),
-                "application.none",
-            ),
-        ]
-    )
+    outcome, reasons, rule = first_match(registry_rules(ctx))
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
         amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
         .then(pl.col("entitled_krw"))

@@ -6,6 +6,15 @@ runs: amounts in force on the reference date, windows, who is eligible, the unit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from flows.decide import (
+    describing,
+    enrollment_rules,
+    registry_rules,
+    settlement_rules,
+)
+from flows.rulebook import Rule
 from rules.program import AddOn, Amount, Condition, Program
 from rules.reference import vocabulary
 
@@ -118,6 +127,40 @@ def _add_on_line(add_on: AddOn, program: Program) -> str:
     )
 
 
+def rule_line(number: str, rule: Rule) -> list[str]:
+    """Return `  3. rule.id -> OUTCOME [REASON, ...]` and its description in Korean and English."""
+    outcomes = ", ".join(rule.outcomes) or "(결과 없음, 다음 규칙으로 no outcome: go on)"
+    codes = f" [{', '.join(rule.codes)}]" if rule.codes else ""
+    ko, en = rule.text
+    return [f"  {number:>4} {rule.id} → {outcomes}{codes}", f"       {ko} / {en}"]
+
+
+def rule_lines(rules: Sequence[Rule], first: int = 1) -> list[str]:
+    """Return the rules numbered from `first`, each nested rule under its rule (a, b, ...)."""
+    lines: list[str] = []
+    for n, rule in enumerate(rules, start=first):
+        lines += rule_line(f"{n}.", rule)
+        for letter, inner in zip("abcdefghijklmnopqrstuvwxyz", rule.within, strict=False):
+            lines += [f"    {line}" for line in rule_line(f"{n}{letter}.", inner)]
+    return lines
+
+
+def rules_section(program: Program) -> list[str]:
+    """Return the rules a registry row and an application are checked against, in order."""
+    ctx = describing(program)
+    applications = enrollment_rules(ctx)
+    return [
+        "규칙 Rules (순서대로 확인, 처음 해당하는 규칙이 결과를 정함; rule_id는 감사 기록에 남음 / "
+        "checked in order, the first that holds decides; the audit records its rule_id):",
+        "주민등록 행 Registry row:",
+        *rule_lines(registry_rules(ctx)),
+        "신청 Application:",
+        *rule_lines(applications),
+        "  남은 유효한 신청 valid applications left:",
+        *rule_lines(settlement_rules(), first=len(applications) + 1),
+    ]
+
+
 def show(program: Program) -> str:
     """Return the plain-language description of `jiwon programs show ID`."""
     unit_ko, unit_en = UNIT[program.unit]
@@ -166,5 +209,7 @@ def show(program: Program) -> str:
         f"격리 기준 Quarantine threshold: {program.quarantine_threshold:.2%}; "
         f"파일당 최대 건수 max records per payment file: {program.max_records_per_file:,}",
         f"규칙 SHA-256 rule set: {program.sha256}",
+        "",
+        *rules_section(program),
     ]
     return "\n".join(lines) + "\n"

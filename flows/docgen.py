@@ -1,9 +1,21 @@
-"""Generate the reference docs from the code, so they cannot drift: docs/codes.md, docs/audit.md."""
+"""Generate the reference docs from the code, so they cannot drift.
+
+docs/codes.md and docs/audit.md whole; in docs/programs.md, the rule table between its markers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flows.codes import CODES, Outcome
+from flows.rulebook import Rule
 from schemas.audit import DECISION_COLUMNS, SCHEMA_VERSION
+
+RULES_BEGIN = "<!-- rules: generated from flows/decide.py by `make docs`; a test checks it -->"
+RULES_END = "<!-- /rules -->"
+# The listed ids, outcomes, reasons and descriptions are the same for every program (only the
+# program's own eligibility conditions differ, shown by `jiwon programs show`).
+DOCS_PROGRAM = "paju-livelihood-2025"
 
 OUTCOME_TEXT: dict[str, tuple[str, str]] = {
     "PAID": ("이번 실행에서 지급", "paid by this run"),
@@ -75,3 +87,63 @@ def audit_markdown() -> str:
             f"| `{name}` | {column.dtype} | {en} | {ko} | {'yes' if column.nullable else 'no'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ticked(values: Sequence[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _rule_rows(rules: Sequence[Rule], first: int = 1) -> list[str]:
+    """Return one table row per rule, numbered from `first`; nested rules as `12a`, `12b`...
+
+    A rule that writes several ids (the eligibility rules) nests rules each program has its own
+    of; those are left to `jiwon programs show`.
+    """
+    rows = []
+    for n, rule in enumerate(rules, start=first):
+        ko, en = rule.text
+        rows.append(
+            f"| {n} | {_ticked(rule.ids)} | {_ticked(rule.outcomes)} | {_ticked(rule.codes)} "
+            f"| {en} / {ko} |"
+        )
+        nested = rule.within if len(rule.ids) == 1 else ()
+        for letter, inner in zip("abcdefghijklmnopqrstuvwxyz", nested, strict=False):
+            ko, en = inner.text
+            rows.append(
+                f"| {n}{letter} | ↳ | {_ticked(inner.outcomes) or 'none: next rule'} "
+                f"| {_ticked(inner.codes)} | {en} / {ko} |"
+            )
+    return rows
+
+
+def rules_markdown() -> str:
+    """Return the rule table of docs/programs.md: the rules of flows/decide.py in their order."""
+    from flows.decide import describing, enrollment_rules, registry_rules, settlement_rules
+    from rules.program import load_program
+
+    ctx = describing(load_program(DOCS_PROGRAM))
+    applications = enrollment_rules(ctx)
+    header = ["| # | rule_id | outcome | reasons | decides |", "|---|---|---|---|---|"]
+    lines = [
+        RULES_BEGIN,
+        "",
+        "Registry rows (주민등록 행):",
+        "",
+        *header,
+        *_rule_rows(registry_rules(ctx)),
+        "",
+        f"Applications (신청); rules {len(applications) + 1}- decide the valid applications left:",
+        "",
+        *header,
+        *_rule_rows(applications),
+        *_rule_rows(settlement_rules(), first=len(applications) + 1),
+        "",
+        RULES_END,
+    ]
+    return "\n".join(lines)
+
+
+def programs_guide(guide: str) -> str:
+    """Return docs/programs.md (`guide`) with its rule table regenerated between the markers."""
+    start, end = guide.index(RULES_BEGIN), guide.index(RULES_END) + len(RULES_END)
+    return guide[:start] + rules_markdown() + guide[end:]

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from flows.codes import BY_CODE, OUTCOMES
-from flows.docgen import audit_markdown, codes_markdown
+from flows.docgen import audit_markdown, codes_markdown, programs_guide
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FLOWS = Path(__file__).resolve().parents[1] / "flows"
@@ -43,3 +43,8 @@ def test_every_code_the_pipeline_emits_is_documented() -> None:
     used -= set(OUTCOMES) | audit_invariants
     used -= {"ACCOUNT_ONLY_WHEN_BANK", "ACCOUNT_LAST4_FORMAT"}  # audit invariants, not codes
     assert used <= set(BY_CODE), sorted(used - set(BY_CODE))
+
+
+def test_programs_guide_rule_table_matches_the_rules_decide_applies() -> None:
+    guide = (DOCS / "programs.md").read_text(encoding="utf-8")
+    assert programs_guide(guide) == guide, "docs/programs.md's rule table is stale: run `make docs`"
