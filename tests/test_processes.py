@@ -33,16 +33,20 @@ class Populations:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.made: dict[int, tuple[Path, pl.DataFrame, float]] = {}
+        self.made: dict[tuple[int, tuple[str, ...]], tuple[Path, pl.DataFrame, float]] = {}
 
-    def get(self, rows: int) -> tuple[Path, pl.DataFrame, float]:
-        """Return the extract folder, who a clean `jiwon run` pays, and when it committed."""
-        if rows not in self.made:
+    def get(self, rows: int, *extra: str) -> tuple[Path, pl.DataFrame, float]:
+        """Return the extract folder, who a clean `jiwon run` pays, and when it committed.
+
+        `extra`: more `jiwon run` options (e.g. `--partitions 3`), timed on their own.
+        """
+        if (rows, extra) not in self.made:
             data = self.root / f"population-{rows}"
-            write_population(generate_population(rows, seed=11), data)
-            out = self.root / f"clean-{rows}" / "out"
+            if not data.exists():
+                write_population(generate_population(rows, seed=11), data)
+            out = self.root / f"clean-{rows}-{len(self.made)}" / "out"
             began = time.monotonic()
-            process = start(run_args(data, out), env(TEST_KEY, out.parent))
+            process = start(run_args(data, out, *extra), env(TEST_KEY, out.parent))
             took = 0.0  # until its run record (the commit point) appears
             while process.poll() is None and not took:
                 time.sleep(0.02)
@@ -51,8 +55,8 @@ class Populations:
             code, _, err = finish(process)
             took = took or time.monotonic() - began
             assert code == 0, err
-            self.made[rows] = (data, committed_payments(out), took)
-        return self.made[rows]
+            self.made[rows, extra] = (data, committed_payments(out), took)
+        return self.made[rows, extra]
 
 
 @pytest.fixture(scope="module")
@@ -81,19 +85,27 @@ def kill_moments(reps: int, seed: int, took: float) -> list[float]:
 
 
 def kill_and_rerun(
-    data: Path, clean: pl.DataFrame, took: float, reps: int, seed: int, tmp_path: Path
+    data: Path,
+    clean: pl.DataFrame,
+    took: float,
+    reps: int,
+    seed: int,
+    tmp_path: Path,
+    *extra: str,
 ) -> None:
     """SIGKILL a run at a random moment, run again normally, check exactly-once; `reps` times."""
     seen: list[str] = []
     for rep, moment in enumerate(kill_moments(reps, seed, took)):
         out = tmp_path / f"out-{rep}"
         environ = env(TEST_KEY, tmp_path)
-        victim = start(run_args(data, out), environ)
+        victim = start(run_args(data, out, *extra), environ)
         time.sleep(moment)
         kill(victim)
         runs = sorted((out / "audit/runs").rglob("*.parquet")) if out.exists() else []
         seen.append(f"killed at {moment:.2f}s: {'committed' if runs else 'not committed'}")
-        rerun = run_args(data, out, "--trigger", "rerun", "--reason", "the last run was killed")
+        rerun = run_args(
+            data, out, *extra, "--trigger", "rerun", "--reason", "the last run was killed"
+        )
         code, _, err = finish(start(rerun, environ))
         assert code == 0, f"rep {rep} ({seen[-1]}): {err}"
         assert_exactly_once(out, clean)
@@ -108,6 +120,26 @@ def test_a_run_sigkilled_at_a_random_moment_then_rerun_pays_everyone_owed_exactl
     data, clean, took = populations.get(SMALL)
     reps = request.config.getoption("--kill-reps") or 1
     kill_and_rerun(data, clean, took, reps, request.config.getoption("--kill-seed"), tmp_path)
+
+
+def test_a_partitioned_run_sigkilled_at_a_random_moment_then_rerun_pays_each_person_once(
+    request: pytest.FixtureRequest, populations: Populations, tmp_path: Path
+) -> None:
+    data, clean, took = populations.get(SMALL, "--partitions", "3")
+    reps = request.config.getoption("--kill-reps") or 1
+    seed = request.config.getoption("--kill-seed") + 500
+    kill_and_rerun(data, clean, took, reps, seed, tmp_path, "--partitions", "3")
+
+
+@pytest.mark.slow
+def test_many_partitioned_runs_sigkilled_each_leave_exactly_once_after_a_rerun(
+    request: pytest.FixtureRequest, populations: Populations, tmp_path: Path
+) -> None:
+    rows = request.config.getoption("--kill-rows") or LARGE
+    data, clean, took = populations.get(rows, "--partitions", "3")
+    reps = request.config.getoption("--kill-reps") or 8
+    seed = request.config.getoption("--kill-seed") + 2000
+    kill_and_rerun(data, clean, took, reps, seed, tmp_path, "--partitions", "3")
 
 
 @pytest.mark.slow
