@@ -116,12 +116,6 @@ def decisions_metadata(ctx: RunContext) -> dict[str, str]:
     }
 
 
-def outcome_counts(records: pl.DataFrame) -> dict[str, int]:
-    """Return the number of decision records per outcome, every outcome present."""
-    counts = dict(records.group_by("outcome").len().iter_rows())
-    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
-
-
 @dataclass
 class RunRecord:
     """One run, committed or not (spec/outputs.md): the run manifest auditors start from."""

@@ -54,11 +54,11 @@ from flows.errors import (
 from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
 from flows.ledger import Ledger, check_records, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
-from flows.money import won_total
-from flows.partitioned import BucketJob, BucketResult, Spilled, Totals
+from flows.partitioned import BucketJob, Spilled
 from flows.payouts import BankFormat
 from flows.publish import Staging, discard, recover
 from flows.runners import Runner, flow_api_url, task_runner
+from flows.tally import Tally, combine, tally
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
@@ -304,17 +304,6 @@ def quarantine_csv(report_frame: pl.DataFrame) -> bytes:
     return b"\xef\xbb\xbf" + safe.write_csv().encode("utf-8")
 
 
-def reason_counts(records: pl.DataFrame) -> dict[str, int]:
-    """Return how many decision records carry each reason code, most frequent first."""
-    exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
-    counted = (
-        exploded.group_by("reason_codes")
-        .len()
-        .sort("len", "reason_codes", descending=[True, False])
-    )
-    return dict(counted.iter_rows())
-
-
 @flow(name="disburse", log_prints=False, validate_parameters=True)
 def disburse(params: DisburseParams) -> RunSummary:
     """Pay one program's eligible, enrolled residents exactly once, and record why for every row.
@@ -451,10 +440,9 @@ def _run(
     files, records = build_outputs(decisions, ctx, params.bank_file)
     total = sum(f.total_krw for f in files)
     check_budget(program, ledger, total)
-    record.counts = audit.outcome_counts(records)
-    record.total_paid_krw = int(
-        won_total(records.filter(pl.col("source_kind") == "registry")["amount_krw"])
-    )
+    counted = tally(records)
+    record.counts = counted.counts
+    record.total_paid_krw = counted.paid_krw
     settle(record, params, total)
     if not params.dry_run:
         _stage_payments(staging, files, ctx)
@@ -468,28 +456,11 @@ def _run(
         ctx,
         record,
         staging,
-        Outcomes(
-            reason_counts(records),
-            whatif.by_outcome(records),
-            report_html.paid_by_district(records),
-            records.filter(
-                (pl.col("source_kind") == "registry") & (pl.col("outcome") == "PAID")
-            ).height,
-        ),
+        counted,
         quarantine,
         files,
         ledger.last_run_sha256,
     )
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """What the report and summary say about a run's decisions, however they were decided."""
-
-    reasons: dict[str, int]  # reason code -> records, most frequent first
-    by_outcome: pl.DataFrame  # whatif.by_outcome
-    districts: pl.DataFrame  # report_html.paid_by_district
-    payments: int
 
 
 def _finish(
@@ -497,7 +468,7 @@ def _finish(
     ctx: RunContext,
     record: audit.RunRecord,
     staging: Staging,
-    outcomes: Outcomes,
+    outcomes: Tally,
     quarantine: pl.DataFrame,
     files: Sequence[payments.FileTotals],
     ledger_sha: str | None,
@@ -645,7 +616,7 @@ class Decided:
 
     registry: list[Spilled]
     enrollment: list[Spilled]
-    totals: Totals | None  # None when the run stopped at a file-level gate (see `halted`)
+    totals: Tally | None  # None when the run stopped at a file-level gate (see `halted`)
     buckets: int = 0
     halted: RunHalted | None = None  # a file-level gate stopped the run
 
@@ -716,8 +687,8 @@ def decide_partitioned(
     )
     partitioned.write_schemas(work, empty)
     jobs = [BucketJob(work, b, ctx, has_welfare) for b in range(buckets)]
-    results: list[BucketResult] = decide_bucket.map(jobs).result()
-    decided.totals = partitioned.totals(results)
+    results: list[Tally] = decide_bucket.map(jobs).result()
+    decided.totals = combine(results)
     log.info("decided %d rows in %d buckets", decided.totals.rows, buckets)
     return decided
 
@@ -788,12 +759,7 @@ def _run_partitioned(
         ctx,
         record,
         staging,
-        Outcomes(
-            totals.reasons,
-            totals.by_outcome,
-            report_html.paid_by_district(partitioned.scan_records(work)),
-            totals.payments,
-        ),
+        totals,
         quarantine,
         files,
         ledger.last_run_sha256,

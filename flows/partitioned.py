@@ -29,23 +29,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash namespace)
 
 from flows import audit, payments, payouts, validate
-from flows.codes import OUTCOMES, Outcome
 from flows.decide import RunContext, decide, keyed
 from flows.errors import InputRejected
 from flows.ingest import Delivery, InputFile, read_file
-from flows.money import won_sum, won_total
 from flows.payments import PaymentFile, StagedFile
 from flows.payouts import BankFormat
+from flows.tally import Tally, tally
 from rules.program import Program
 from rules.reference import bank_codes, vocabulary
 from schemas.audit import DECISION_COLUMNS
@@ -79,19 +77,6 @@ class BucketJob:
     bucket: int
     ctx: RunContext
     has_welfare: bool
-
-
-@dataclass
-class BucketResult:
-    """What one bucket decided: counts per outcome and reason, and won paid."""
-
-    bucket: int
-    rows: int
-    counts: dict[str, int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
-    by_outcome: list[dict[str, Any]] = field(default_factory=list)  # registry: outcome, n, won
-    paid_krw: int = 0
-    payments: int = 0
 
 
 def choose_buckets(partitions: int | Literal["auto"], registry_files: list[Path]) -> int:
@@ -389,7 +374,7 @@ def write_schemas(work: Path, empty_enrollment: pl.DataFrame) -> None:
         pl.DataFrame(schema=schema).write_parquet(work / f"{name}-schema.parquet")
 
 
-def decide_bucket(job: BucketJob) -> BucketResult:
+def decide_bucket(job: BucketJob) -> Tally:
     """Decide one bucket with the single-frame functions; write its records and payees."""
     work, b, ctx = job.work, job.bucket, job.ctx
     registry = _bucket_frame(work, "registry-buckets", b, _stored_schema(work, "registry"))
@@ -417,62 +402,7 @@ def decide_bucket(job: BucketJob) -> BucketResult:
         target = work_file(work, part, b)
         target.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(target, compression="lz4")
-    registry_rows = records.filter(pl.col("source_kind") == "registry")
-    paid = registry_rows.filter(pl.col("outcome") == Outcome.PAID.value)
-    exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
-    return BucketResult(
-        bucket=b,
-        rows=records.height,
-        counts=dict(records.group_by("outcome").len().iter_rows()),
-        reasons=dict(exploded.group_by("reason_codes").len().iter_rows()),
-        by_outcome=registry_rows.group_by("outcome")
-        .agg(residents=pl.len().cast(pl.Int64), won=won_sum())
-        .to_dicts(),
-        paid_krw=won_total(paid["amount_krw"]),
-        payments=paid.height,
-    )
-
-
-@dataclass
-class Totals:
-    """The run's totals summed over its buckets."""
-
-    counts: dict[str, int]
-    reasons: dict[str, int]
-    by_outcome: pl.DataFrame
-    paid_krw: int
-    payments: int
-    rows: int
-
-
-def totals(results: list[BucketResult]) -> Totals:
-    """Sum the buckets' counts; reasons most frequent first, outcomes in the audit's order."""
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for r in results:
-        counts.update(r.counts)
-        reasons.update(r.reasons)
-    rows = [row for r in results for row in r.by_outcome]
-    schema = {"outcome": pl.String, "residents": pl.Int64, "won": pl.Int64}
-    by_outcome = (
-        pl.DataFrame(rows, schema=schema)
-        .group_by("outcome")
-        .agg(pl.col("residents").sum(), won_sum("won"))
-    )
-    ordered = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-    return Totals(
-        counts={o: int(counts.get(o, 0)) for o in OUTCOMES},
-        reasons=ordered,
-        by_outcome=by_outcome,
-        paid_krw=sum(r.paid_krw for r in results),
-        payments=sum(r.payments for r in results),
-        rows=sum(r.rows for r in results),
-    )
-
-
-def scan_records(work: Path) -> pl.LazyFrame:
-    """Return every bucket's decision records (without their payment file yet)."""
-    return _scan(work, "records")
+    return tally(records)
 
 
 def scan_payees(work: Path) -> pl.LazyFrame:

@@ -15,7 +15,6 @@ import polars as pl
 
 from flows.audit import RunRecord
 from flows.codes import BY_CODE
-from flows.money import won_sum
 from flows.payments import FileTotals
 from rules.program import CITIES_DIR
 
@@ -38,18 +37,6 @@ def district_names(city: str) -> dict[str, str]:
         return {}
     frame = pl.read_csv(path, schema_overrides={"admin_code": pl.String})
     return dict(zip(frame["admin_code"], frame["name_ko"], strict=True))
-
-
-def paid_by_district(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """Return people paid and won per admin code (registry rows, so each payment counts once)."""
-    return (
-        records.lazy()
-        .filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
-        .group_by("admin_code")
-        .agg(people=pl.len(), won=won_sum())
-        .sort("admin_code")
-        .collect()
-    )
 
 
 def quarantine_summary(quarantine: pl.DataFrame) -> pl.DataFrame:

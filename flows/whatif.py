@@ -15,7 +15,8 @@ import polars as pl
 from flows import layout
 from flows.codes import OUTCOMES
 from flows.ledger import run_records, scan_trail
-from flows.money import won_sum, won_total
+from flows.money import won_total
+from flows.tally import by_outcome
 
 
 def last_committed(out: Path, program: str) -> dict[str, Any] | None:
@@ -25,17 +26,6 @@ def last_committed(out: Path, program: str) -> dict[str, Any] | None:
         return None
     committed = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
     return committed.row(-1, named=True) if committed.height else None
-
-
-def by_outcome(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """Return residents and won per outcome over the registry decision records."""
-    return (
-        records.lazy()
-        .filter(pl.col("source_kind") == "registry")
-        .group_by("outcome")
-        .agg(residents=pl.len().cast(pl.Int64), won=won_sum())
-        .collect()
-    )
 
 
 def compare(now: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFrame:

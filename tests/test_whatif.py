@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from flows.whatif import by_outcome, compare, terminal_lines
+from flows.tally import by_outcome
+from flows.whatif import compare, terminal_lines
 
 
 def frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
