@@ -55,7 +55,7 @@ def pipeline(data: Path, out: Path) -> int:
         read_extracts.fn(data / "enrollments", "enrollment"), ledger.consumed
     )
     reg, reg_q = validate_registry.fn(registry, program)
-    enr, enr_q = validate_enrollments.fn(enrollment)
+    enr, enr_q = validate_enrollments.fn(enrollment, program)
     validate.check_quarantine_rate(registry, reg, program.quarantine_threshold)
     decisions = decide_outcomes.fn(reg, enr, ledger, ctx)
     files, records = build_outputs.fn(decisions, ctx)

@@ -60,9 +60,7 @@ from flows.publish import Staging, discard, recover
 from flows.runners import Runner, flow_api_url, task_runner
 from flows.tally import Tally, combine, tally
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
-from rules.reference import bank_codes, vocabulary
-from schemas.enrollment import enrollment_schema
-from schemas.registry import registry_schema
+from rules.reference import vocabulary
 
 SEOUL = ZoneInfo("Asia/Seoul")
 PII_KEY_ENV = "JIWON_PII_KEY"
@@ -164,20 +162,13 @@ def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
 @stage
 def validate_registry(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check every registry row; quarantine failures with reasons."""
-    schema = registry_schema(program.admin_codes(), vocabulary(), program.admin_code_prefixes())
-    return validate.validate_registry(
-        delivery,
-        schema,
-        vocabulary(),
-        program.reference_date,
-        program.as_of_must_equal_reference_date,
-    )
+    return validate.validate_delivery(delivery, program)
 
 
 @stage
-def validate_enrollments(delivery: Delivery) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate_enrollments(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check every enrollment row; quarantine failures with reasons."""
-    return validate.validate_enrollments(delivery, enrollment_schema(bank_codes(), vocabulary()))
+    return validate.validate_delivery(delivery, program)
 
 
 @stage
@@ -428,7 +419,7 @@ def _run(
         "read %d registry and %d enrollment rows", registry.frame.height, enrollment.frame.height
     )
     reg_checked, reg_quarantine = validate_registry(registry, program)
-    enr_checked, enr_quarantine = validate_enrollments(enrollment)
+    enr_checked, enr_quarantine = validate_enrollments(enrollment, program)
     quarantine = pl.concat([reg_quarantine, enr_quarantine])
     try:
         validate.check_quarantine_rate(registry, reg_checked, program.quarantine_threshold)
@@ -682,9 +673,7 @@ def decide_partitioned(
         decided.halted = e
         return decided
     shuffle_buckets(work, [s.info.file for s in decided.registry], buckets)
-    empty, _ = validate.validate_enrollments(
-        empty_delivery("enrollment"), enrollment_schema(bank_codes(), vocabulary())
-    )
+    empty, _ = validate.validate_delivery(empty_delivery("enrollment"), program)
     partitioned.write_schemas(work, empty)
     jobs = [BucketJob(work, b, ctx, has_welfare) for b in range(buckets)]
     results: list[Tally] = decide_bucket.map(jobs).result()

@@ -45,10 +45,7 @@ from flows.payments import PaymentFile, StagedFile
 from flows.payouts import BankFormat
 from flows.tally import Tally, tally
 from rules.program import Program
-from rules.reference import bank_codes, vocabulary
 from schemas.audit import DECISION_COLUMNS
-from schemas.enrollment import enrollment_schema
-from schemas.registry import registry_schema
 
 Kind = Literal["registry", "enrollment"]
 ROW_BITS = 32  # a row's place in delivery order: file index << 32 | row number
@@ -153,21 +150,8 @@ def spill_chunk(
     read = [i for i in infos if not i.skipped_by_run]
     delivery = Delivery(kind, pl.concat(frames), read, any(i.fullwidth for i in read))
     del frames
-    as_of = None
-    if kind == "registry":
-        schema = registry_schema(program.admin_codes(), vocabulary(), program.admin_code_prefixes())
-        checked, quarantine = validate.validate_registry(
-            delivery,
-            schema,
-            vocabulary(),
-            program.reference_date,
-            program.as_of_must_equal_reference_date,
-        )
-        as_of = checked["p_as_of"][0]
-    else:
-        checked, quarantine = validate.validate_enrollments(
-            delivery, enrollment_schema(bank_codes(), vocabulary())
-        )
+    checked, quarantine = validate.validate_delivery(delivery, program)
+    as_of = checked["p_as_of"][0] if kind == "registry" else None
     del delivery
     file_index = pl.col("source_file").replace_strict(index, return_dtype=pl.Int64)
     bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)

@@ -19,6 +19,7 @@ from flows.engine import ENGINE
 from flows.errors import InputRejected, RunHalted
 from flows.excel import reject_spreadsheet_numbers
 from flows.ingest import Delivery
+from rules.program import Program
 
 FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
 ASCII = [str(i) for i in range(10)] + ["-", " "]
@@ -299,3 +300,26 @@ def validate_enrollments(
         warning_codes=pl.lit([], dtype=pl.List(pl.String))
     )
     return checked, quarantine_report(frame, cases, delivery)
+
+
+def validate_delivery(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return a delivery's rows checked for `program`, and its quarantine report.
+
+    The one entry point a run validates through, whether it holds the whole delivery or a chunk
+    of its files: the schema, vocabulary and snapshot rules come from the program.
+    """
+    from rules.reference import bank_codes, vocabulary
+    from schemas.enrollment import enrollment_schema
+    from schemas.registry import registry_schema
+
+    words = vocabulary()
+    if delivery.kind == "registry":
+        schema = registry_schema(program.admin_codes(), words, program.admin_code_prefixes())
+        return validate_registry(
+            delivery,
+            schema,
+            words,
+            program.reference_date,
+            program.as_of_must_equal_reference_date,
+        )
+    return validate_enrollments(delivery, enrollment_schema(bank_codes(), words))

@@ -152,7 +152,7 @@ def decide_written(data: Path, ctx: RunContext) -> tuple[int, pl.DataFrame, int]
     registry = read_delivery(list_delivery(data / "registry", "registry"), "registry")
     enrollment = read_delivery(list_delivery(data / "enrollments", "enrollment"), "enrollment")
     reg, _ = validate_registry.fn(registry, ctx.program)
-    enr, _ = validate_enrollments.fn(enrollment)
+    enr, _ = validate_enrollments.fn(enrollment, ctx.program)
     nobody = pl.DataFrame(schema={"person_key": pl.String})
     files, records = build_outputs.fn(decide(reg, enr, nobody, ctx), ctx)
     inputs = registry.frame.height + enrollment.frame.height
