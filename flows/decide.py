@@ -219,17 +219,15 @@ def prepare_registry(
     welfare: pl.LazyFrame | None = None,
     due: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Add keys, masks, duplicate marks, household warnings, eligibility and entitlement.
+    """Add keys, masks, household warnings, eligibility and entitlement to marked registry rows.
 
-    `due` (person_key, instalment) names people whose later instalment this run decides; every
-    other row is decided for instalment `ctx.instalment`.
+    `registry` carries `is_duplicate` and `duplicate_of` (flows.dedup). `due` (person_key,
+    instalment) names people whose later instalment this run decides; every other row is decided
+    for instalment `ctx.instalment`.
     """
     if due is None:
         due = pl.LazyFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
     used = set(ctx.program.attributes_used())
-    # A partitioned run decides duplicates over all files first (flows.partitioned.shuffle).
-    if "is_duplicate" not in registry.collect_schema():
-        registry = mark_duplicate_records(registry)
     marked = with_welfare(registry, welfare, ctx.default_welfare_status).with_columns(
         kept=~pl.col("quarantined") & ~pl.col("is_duplicate")
     )
@@ -721,11 +719,18 @@ def decide(
     paid_before: pl.DataFrame,
     ctx: RunContext,
     welfare: pl.DataFrame | None = None,
+    duplicates_marked: bool = False,
 ) -> Decisions:
-    """Decide every row of both deliveries and return them with the payees of this run."""
+    """Decide every row of both deliveries and return them with the payees of this run.
+
+    Duplicate registry rows are marked here by the one narrow-key pass (flows.dedup), unless
+    the caller marked them over a larger whole already (`duplicates_marked`: a partitioned run
+    decides duplicates over all files before it splits them into buckets).
+    """
     lazy_welfare = None if welfare is None else welfare.lazy()
     blocked, due = split_progress(paid_before, ctx)
-    reg = prepare_registry(registry.lazy(), ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
+    rows = registry.lazy() if duplicates_marked else mark_duplicate_records(registry.lazy())
+    reg = prepare_registry(rows, ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
     enr = decide_enrollment(enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy()).collect(
         engine=ENGINE
     )

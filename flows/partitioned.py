@@ -39,6 +39,7 @@ import polars_hash  # noqa: F401  (registers the .nchash namespace)
 
 from flows import audit, payments, payouts, validate
 from flows.decide import RunContext, decide, keyed
+from flows.dedup import duplicates, mark_duplicates, order_keys
 from flows.errors import InputRejected
 from flows.ingest import Delivery, InputFile, read_file
 from flows.payments import PaymentFile, StagedFile
@@ -48,8 +49,6 @@ from rules.program import Program
 from schemas.audit import DECISION_COLUMNS
 
 Kind = Literal["registry", "enrollment"]
-ROW_BITS = 32  # a row's place in delivery order: file index << 32 | row number
-ROW_MASK = (1 << ROW_BITS) - 1
 BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--partitions auto)
 CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows), to estimate rows
 CHUNK_BYTES = 256 * 2**20  # input validated at a time (about 1,000,000 rows; ~1.5 GB of memory)
@@ -82,12 +81,6 @@ def choose_buckets(partitions: int | Literal["auto"], registry_files: list[Path]
         return max(1, int(partitions))
     size = sum(p.stat().st_size for p in registry_files)
     return max(1, math.ceil(size / CSV_BYTES_PER_ROW / BUCKET_ROWS))
-
-
-def rrn_number() -> pl.Expr:
-    """Return the RRN as a 64-bit integer where it is 13 digits (exact: no two RRNs collide)."""
-    rrn = pl.col("rrn")
-    return pl.when(rrn.str.contains(r"^\d{13}$")).then(rrn.cast(pl.Int64, strict=False))
 
 
 def stable_bucket(column: str, buckets: int) -> pl.Expr:
@@ -155,11 +148,7 @@ def spill_chunk(
     del delivery
     file_index = pl.col("source_file").replace_strict(index, return_dtype=pl.Int64)
     bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)
-    checked = checked.with_columns(_file=file_index).with_columns(
-        _pos=pl.col("_file") * (1 << ROW_BITS) + pl.col("source_row"),
-        _rrn=rrn_number(),
-        _bucket=bucket.cast(pl.Int32),
-    )
+    checked = checked.with_columns(**order_keys(file_index), _bucket=bucket.cast(pl.Int32))
     bad = dict(checked.group_by("source_file").agg(pl.col("quarantined").sum()).iter_rows())
     for part, rows in ((kind, checked), (f"quarantine-{kind}", quarantine)):
         target = work_file(work, part, first)
@@ -196,34 +185,6 @@ def _scan(work: Path, part: str) -> pl.LazyFrame:
     return pl.scan_parquet(work / part / "*.parquet")
 
 
-def duplicates(work: Path, file_names: list[str]) -> pl.DataFrame:
-    """Return, per RRN on more than one valid registry row, the kept row's place and `file:row`.
-
-    The kept row is the first valid one in delivery order (files in name order, then rows), as
-    `flows.dedup.mark_duplicate_records` decides it over one frame.
-    """
-    names = pl.DataFrame({"_kept_file": range(len(file_names)), "_kept_name": file_names}).cast(
-        {"_kept_file": pl.Int64}
-    )
-    return (
-        _scan(work, "registry")
-        .filter(~pl.col("quarantined"))
-        .group_by("_rrn")
-        .agg(_n=pl.len(), _kept_pos=pl.col("_pos").min())
-        .filter(pl.col("_n") > 1)
-        .collect()
-        .with_columns(_kept_file=pl.col("_kept_pos") // (1 << ROW_BITS))
-        .join(names, on="_kept_file", how="left")
-        .select(
-            "_rrn",
-            "_kept_pos",
-            _kept_ref=pl.concat_str(
-                "_kept_name", pl.lit(":"), (pl.col("_kept_pos") % (1 << ROW_BITS)).cast(pl.String)
-            ),
-        )
-    )
-
-
 def check_valid_rrns(work: Path) -> None:
     """Fail loudly if a valid registry row's RRN is not 13 digits (the duplicate pass needs it)."""
     bad = (
@@ -240,19 +201,9 @@ def check_valid_rrns(work: Path) -> None:
 def shuffle(work: Path, file_names: list[str], buckets: int) -> None:
     """Stream registry rows (with duplicate marks) and applications into their buckets."""
     check_valid_rrns(work)
-    dups = duplicates(work, file_names)
     valid = ~pl.col("quarantined")
-    registry = (
-        _scan(work, "registry")
-        .join(dups.lazy(), on="_rrn", how="left")
-        .with_columns(
-            is_duplicate=valid
-            & pl.col("_kept_pos").is_not_null()
-            & (pl.col("_pos") != pl.col("_kept_pos"))
-        )
-        .with_columns(duplicate_of=pl.when(pl.col("is_duplicate")).then(pl.col("_kept_ref")))
-        .drop("_kept_pos", "_kept_ref")
-    )
+    dups = duplicates(_scan(work, "registry"), file_names)
+    registry = mark_duplicates(_scan(work, "registry"), dups, keep_order=False)
     registry.drop("_file", "_rrn").sink_parquet(
         pl.PartitionBy(work / "registry-buckets", key="_bucket", include_key=False), mkdir=True
     )
@@ -378,7 +329,9 @@ def decide_bucket(job: BucketJob) -> Tally:
             .join(rrns.lazy(), on="rrn", how="semi")
             .collect()
         )
-    decisions = decide(registry.drop("_pos"), enrollment, progress, ctx, welfare)
+    decisions = decide(
+        registry.drop("_pos"), enrollment, progress, ctx, welfare, duplicates_marked=True
+    )
     unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
     records = audit.decision_records(decisions, ctx, unassigned)
     payees = decisions.payees.with_columns(_bucket=pl.lit(b, pl.Int32))
