@@ -37,7 +37,7 @@ from typing import Literal
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash namespace)
 
-from flows import audit, payments, payouts, validate
+from flows import audit, payouts, validate
 from flows.decide import RunContext, decide, keyed
 from flows.dedup import duplicates, mark_duplicates, order_keys
 from flows.errors import InputRejected
@@ -358,67 +358,20 @@ def quarantine(work: Path) -> pl.DataFrame:
     )
 
 
-HEX = "0123456789ABCDEF"  # payment ids are "JW" + upper-case hex of a hash: uniform over these
-
-
 def render_payments(
     work: Path, ctx: RunContext, bank_format: BankFormat, write: Callable[[PaymentFile], None]
 ) -> tuple[list[StagedFile], pl.DataFrame, pl.DataFrame]:
-    """Render the payment files from every bucket's payees, a sixteenth of them at a time.
+    """Render the payment files from every bucket's payees (`flows.payouts.render_payments`).
 
-    Local-currency payees are ordered by payment id and split into files of the program's
-    `max_records_per_file`, exactly as the single-frame path does, but range by range (payment
-    ids starting `JW0`, then `JW1`, ...), so memory holds one range and one unfinished file, not
-    every payee. The `payment_id -> payment_file, _bucket` map goes to `work/assigned`. Bank
-    payees (few) go through `flows.payouts` whole. `write` receives each file (stage it, or drop
-    it in a dry run). Returns the files' totals, the bank payees' map and the payment ids whose
-    holder name the bank file could not carry.
+    Each range's `payment_id -> payment_file, _bucket` map goes to `work/assigned`, sorted by
+    bucket, for the decision records written bucket by bucket.
     """
-    program = ctx.program
-    size = program.max_records_per_file
-    payees = scan_payees(work)
-    local = payees.filter(pl.col("payout") == "local_currency").select(
-        "payment_id", "card_id", "amount_krw", "_bucket"
-    )
-    expected = local.select(pl.len()).collect().item()
-    staged: list[StagedFile] = []
-
-    def emit(rows: pl.DataFrame) -> None:
-        credit = payments.credit_rows(rows, ctx.run_id, program.id, program.title.ko)
-        for f in payments.credit_files(credit):
-            write(f)
-            staged.append(StagedFile.of(f))
-
     (work / "assigned").mkdir(exist_ok=True)
-    numbered, pending = 0, None
-    for r, digit in enumerate(HEX):
-        part = local.filter(pl.col("payment_id").str.slice(2, 1) == digit).collect()
-        part = payments.assign_files(part, size, prefix="local_currency", before=numbered)
-        numbered += part.height
-        part.select("payment_id", "payment_file", "_bucket").sort("_bucket").write_parquet(
-            work_file(work, "assigned", r), row_group_size=100_000
-        )
-        pending = part if pending is None else pl.concat([pending, part])
-        if pending.height:
-            last = pending["payment_file"][-1]  # may still grow with the next range
-            emit(pending.filter(pl.col("payment_file") != last))
-            pending = pending.filter(pl.col("payment_file") == last)
-    if pending is not None and pending.height:
-        emit(pending)
-    if numbered != expected:
-        raise RuntimeError(
-            f"{expected - numbered} payees have a payment id outside JW[0-9A-F]: refusing to pay"
-        )
-    bank_payees = payees.filter(pl.col("payout") == "bank").collect()
-    bank_files, bank_assigned = payouts.payment_files(bank_payees.drop("_bucket"), ctx, bank_format)
-    bank_assigned = bank_assigned.join(
-        bank_payees.select("payment_id", "_bucket"), on="payment_id", how="left"
-    ).select("payment_id", "payment_file", "_bucket")
-    for f in bank_files:
-        write(f)
-        staged.append(StagedFile.of(f))
-    lossy = payouts.lossy_holder_names(bank_payees, bank_format)
-    return sorted(staged, key=lambda f: f.file), bank_assigned, lossy
+
+    def keep(r: int, frame: pl.DataFrame) -> None:
+        frame.sort("_bucket").write_parquet(work_file(work, "assigned", r), row_group_size=100_000)
+
+    return payouts.render_payments(scan_payees(work), ctx, bank_format, write, keep)
 
 
 def assigned_to(work: Path, bank_assigned: pl.DataFrame, bucket: int) -> pl.DataFrame:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Literal
 
 import polars as pl
@@ -22,31 +23,102 @@ HOLDER_WARNING = "HOLDER_NAME_NOT_CP949"
 SEOUL = dt.timezone(dt.timedelta(hours=9))
 
 
+HEX = "0123456789ABCDEF"  # payment ids are "JW" + upper-case hex of a hash: uniform over these
+
+
+def render_payments(
+    payees: pl.LazyFrame,
+    ctx: RunContext,
+    bank_format: BankFormat,
+    write: Callable[[payments.PaymentFile], None],
+    assigned: Callable[[int, pl.DataFrame], None],
+) -> tuple[list[payments.StagedFile], pl.DataFrame, pl.DataFrame]:
+    """Render every payment file of a run, local-currency payees a sixteenth at a time.
+
+    The one renderer, for a run held in memory and for a partitioned one alike. Local-currency
+    payees are ordered by payment id and split into files of the program's
+    `max_records_per_file`, range by range (payment ids starting `JW0`, then `JW1`, ...), so
+    memory holds one range and one unfinished file, not every payee. `assigned(range, frame)`
+    receives each range's `payment_id -> payment_file` map (with the payees' other columns but
+    their card ids, e.g. a partitioned run's `_bucket`). Bank payees (few) are rendered whole, in
+    one format per run. `write` receives each file. Returns the files' totals, the bank payees'
+    map and the payment ids whose holder name the bank file could not carry.
+    """
+    program = ctx.program
+    memo = program.title.ko
+    extra = [c for c in payees.collect_schema() if c.startswith("_")]
+    local = payees.filter(pl.col("payout") == "local_currency").select(
+        "payment_id", "card_id", "amount_krw", *extra
+    )
+    expected = local.select(pl.len()).collect().item()
+    staged: list[payments.StagedFile] = []
+
+    def emit(files: list[payments.PaymentFile]) -> None:
+        for f in files:
+            write(f)
+            staged.append(payments.StagedFile.of(f))
+
+    numbered, pending = 0, None
+    for r, digit in enumerate(HEX):
+        part = local.filter(pl.col("payment_id").str.slice(2, 1) == digit).collect()
+        part = payments.assign_files(
+            part, program.max_records_per_file, prefix="local_currency", before=numbered
+        )
+        numbered += part.height
+        assigned(r, part.select("payment_id", "payment_file", *extra))
+        pending = part if pending is None else pl.concat([pending, part])
+        if pending.height:
+            last = pending["payment_file"][-1]  # may still grow with the next range
+            done = pending.filter(pl.col("payment_file") != last)
+            emit(payments.credit_files(payments.credit_rows(done, ctx.run_id, program.id, memo)))
+            pending = pending.filter(pl.col("payment_file") == last)
+    if pending is not None and pending.height:
+        emit(payments.credit_files(payments.credit_rows(pending, ctx.run_id, program.id, memo)))
+    if numbered != expected:
+        raise RuntimeError(
+            f"{expected - numbered} payees have a payment id outside JW[0-9A-F]: refusing to pay"
+        )
+    bank_payees = payees.filter(pl.col("payout") == "bank").collect()
+    bank_files, bank_assigned = bank_payment_files(bank_payees, ctx, bank_format)
+    emit(bank_files)
+    lossy = lossy_holder_names(bank_payees, bank_format)
+    return sorted(staged, key=lambda f: f.file), bank_assigned, lossy
+
+
+def bank_payment_files(
+    bank_payees: pl.DataFrame, ctx: RunContext, bank_format: BankFormat
+) -> tuple[list[payments.PaymentFile], pl.DataFrame]:
+    """Return the bank files (one format per run) and their `payment_id -> payment_file` map."""
+    extra = [c for c in bank_payees.columns if c.startswith("_")]
+    if bank_payees.height == 0:
+        schema = {"payment_id": pl.String, "payment_file": pl.String}
+        return [], bank_payees.select("payment_id", *extra).join(
+            pl.DataFrame(schema=schema), on="payment_id", how="left"
+        ).select("payment_id", "payment_file", *extra)
+    program, memo = ctx.program, ctx.program.title.ko
+    extension = "xml" if bank_format == "pain.001" else "dat"
+    bank = payments.assign_files(
+        bank_payees, program.max_records_per_file, prefix="bank", extension=extension
+    )
+    settings = bankfile.bank_settings()
+    day = ctx.decided_at.astimezone(SEOUL).date()
+    if bank_format == "pain.001":
+        files = pain001.pain001_files(bank, settings, ctx.run_id, ctx.decided_at, day, memo)
+    else:
+        files = bankfile.bank_files(bankfile.data_rows(bank, memo), settings, ctx.run_id, day)
+    return files, bank.select("payment_id", "payment_file", *extra)
+
+
 def payment_files(
     payees: pl.DataFrame, ctx: RunContext, bank_format: BankFormat = "fixed_width"
 ) -> tuple[list[payments.PaymentFile], pl.DataFrame]:
-    """Return every payment file of the run and a `payment_id -> payment_file` map."""
-    program = ctx.program
-    memo = program.title.ko
-    local = payments.assign_files(
-        payees.filter(pl.col("payout") == "local_currency"),
-        program.max_records_per_file,
-        prefix="local_currency",
+    """Return every payment file of a run held in memory and its `payment_id -> file` map."""
+    files: list[payments.PaymentFile] = []
+    ranges: list[pl.DataFrame] = []
+    _, bank, _ = render_payments(
+        payees.lazy(), ctx, bank_format, files.append, lambda _, frame: ranges.append(frame)
     )
-    files = payments.credit_files(payments.credit_rows(local, ctx.run_id, program.id, memo))
-    bank_payees = payees.filter(pl.col("payout") == "bank")
-    bank: pl.DataFrame = local.clear()
-    if bank_payees.height:
-        extension = "xml" if bank_format == "pain.001" else "dat"
-        bank = payments.assign_files(
-            bank_payees, program.max_records_per_file, prefix="bank", extension=extension
-        )
-        settings = bankfile.bank_settings()
-        day = ctx.decided_at.astimezone(SEOUL).date()
-        if bank_format == "pain.001":
-            files += pain001.pain001_files(bank, settings, ctx.run_id, ctx.decided_at, day, memo)
-        else:
-            files += bankfile.bank_files(bankfile.data_rows(bank, memo), settings, ctx.run_id, day)
+    local = pl.concat(ranges) if ranges else bank.clear()
     assigned = pl.concat([local, bank]).select("payment_id", "payment_file")
     return sorted(files, key=lambda f: f.file), assigned
 
