@@ -84,6 +84,17 @@ def payment_id(ctx: RunContext) -> pl.Expr:
     return pl.concat_str(pl.lit("JW"), sha256_hex(identity).str.slice(0, 22).str.to_uppercase())
 
 
+# The first rule of both lists: a row that failed a row check keeps the check's reasons.
+ROW_CHECK_FAILED = Rule(
+    "validate.row",
+    Outcome.QUARANTINED.value,
+    (),
+    pl.col("quarantined"),
+    "행 검사 실패 (사유: docs/codes.md의 행 검사 코드)",
+    "a row check failed (reasons: the row check codes of docs/codes.md)",
+    why=pl.col("reason_codes"),
+)
+
 HEADS = "_heads"  # kept heads in the row's household (computed once: a window is costly)
 ELIGIBLE_HEADS = "_eligible_heads"
 
@@ -334,15 +345,7 @@ def enrollment_rules(ctx: RunContext) -> tuple[Rule, ...]:
     matched = pl.col("b_household").is_not_null()
     ineligible = Outcome.INELIGIBLE.value
     return (
-        Rule(
-            "validate.row",
-            Outcome.QUARANTINED.value,
-            (),
-            pl.col("quarantined"),
-            "행 검사 실패 (사유: docs/codes.md의 행 검사 코드)",
-            "a row check failed (reasons: the row check codes of docs/codes.md)",
-            why=pl.col("reason_codes"),
-        ),
+        ROW_CHECK_FAILED,
         Rule(
             "match.registry",
             Outcome.UNMATCHED.value,
@@ -601,15 +604,7 @@ def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
     )
     ineligible = Outcome.INELIGIBLE.value
     return (
-        Rule(
-            "validate.row",
-            Outcome.QUARANTINED.value,
-            (),
-            pl.col("quarantined"),
-            "행 검사 실패 (사유: docs/codes.md의 행 검사 코드)",
-            "a row check failed (reasons: the row check codes of docs/codes.md)",
-            why=pl.col("reason_codes"),
-        ),
+        ROW_CHECK_FAILED,
         Rule(
             "dedup.record",
             Outcome.DUPLICATE_RECORD.value,

@@ -80,12 +80,13 @@ def scrub(text: str) -> str:
     left (the error's type and wording) is enough to report it.
     """
     quoted = _QUOTED.sub("'…'", text)
-    return _DIGITS.sub(lambda m: _star_after_six(m.group(0)), quoted)
+    return _DIGITS.sub(lambda m: masked_value(m.group(0)), quoted)
 
 
-def _star_after_six(run: str) -> str:
+def masked_value(value: str) -> str:
+    """Show the first six digits of a value and star the rest (messages reach logs)."""
     seen, out = 0, []
-    for char in run:
+    for char in value:
         if char.isdigit():
             seen += 1
             out.append(char if seen <= 6 else "*")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from flows.errors import InputRejected
+from flows.errors import InputRejected, masked_value
 from flows.ingest import COLUMNS, Kind
 
 # What a number looks like after a spreadsheet wrote it: 9.00101E+12, 4148057000.0
@@ -108,18 +108,6 @@ CHECKED: dict[Kind, tuple[str, ...]] = {
     "registry": ("rrn", "household_id", "admin_code"),
     "enrollment": ("rrn", "applicant_rrn", "card_id", "bank_code", "account_no"),
 }
-
-
-def masked_value(value: str) -> str:
-    """Show the first six digits of a value and star the rest (messages reach logs)."""
-    out, seen = [], 0
-    for char in value:
-        if char.isdigit():
-            seen += 1
-            out.append(char if seen <= 6 else "*")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def reject_spreadsheet_numbers(frame: pl.DataFrame, kind: Kind) -> None:

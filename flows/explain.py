@@ -10,8 +10,7 @@ import polars as pl
 
 from flows.codes import describe
 from flows.decide import keyed
-from flows.errors import TrailDamaged, UsageError
-from flows.excel import masked_value
+from flows.errors import TrailDamaged, UsageError, masked_value
 from flows.ledger import scan_trail, unreadable
 from flows.rrn import birth_date
 from flows.validate import normalise

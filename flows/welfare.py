@@ -16,8 +16,7 @@ import pandera.polars as pa
 import polars as pl
 
 from flows.codes import describe
-from flows.errors import InputRejected
-from flows.excel import masked_value
+from flows.errors import InputRejected, masked_value
 from flows.ingest import (
     csv_text,
     decode_to_utf8,

@@ -6,8 +6,7 @@ import polars as pl
 import pytest
 
 from flows import validate
-from flows.errors import InputRejected
-from flows.excel import masked_value
+from flows.errors import InputRejected, masked_value
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
 from tests.frames import application, checked_registry, delivery, person, rrn
