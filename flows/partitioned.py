@@ -403,7 +403,6 @@ def write_decisions(
     Returns the parts' names, `part-00000.parquet` onwards, in bucket order.
     """
     names = []
-    hit = pl.col("payment_id").is_in(lossy["payment_id"].implode())
     for b in range(buckets):
         source = work_file(work, "records", b)
         if not source.exists():
@@ -414,18 +413,8 @@ def write_decisions(
             .drop("payment_file")
             .join(mine, on="payment_id", how="left", maintain_order="left")
         )
-        if lossy.height:
-            frame = frame.with_columns(
-                warning_codes=pl.when(hit)
-                .then(pl.concat_list("warning_codes", pl.lit([payouts.HOLDER_WARNING])))
-                .otherwise("warning_codes")
-            )
+        records = payouts.with_holder_warnings(frame, lossy).select(list(DECISION_COLUMNS))
         name = f"part-{b:05d}.parquet"
-        frame.select(list(DECISION_COLUMNS)).drop(audit.PARTITION_COLUMNS).write_parquet(
-            folder(name),
-            compression="zstd",
-            compression_level=1,
-            metadata=audit.decisions_metadata(ctx),
-        )
+        folder(name).write_bytes(audit.decisions_parquet(records, ctx))
         names.append(name)
     return names
