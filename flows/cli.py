@@ -50,6 +50,19 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def parameter_problem(error: ValidationError) -> str:
+    """Return the one line for parameters the run's model refused (the first problem)."""
+    first = error.errors()[0]
+    where = ".".join(map(str, first["loc"]))
+    if where == "run_month" and first["type"] == "string_pattern_mismatch":
+        return (
+            f"bad usage: --run-month {first['input']!r} is not a month: give it as YYYY-MM "
+            "(e.g. 2025-03)"
+        )
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"bad usage: {where}: {message}" if where else f"bad usage: {message}"
+
+
 def execute(params: dict[str, object]) -> None:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
     from flows.disburse import DisburseParams, disburse, pii_key
@@ -62,8 +75,7 @@ def execute(params: dict[str, object]) -> None:
     try:
         validated = DisburseParams.model_validate(params)
     except ValidationError as e:
-        first = e.errors()[0]
-        fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+        fail(parameter_problem(e), 2)
     from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
     try:  # a wrong program id is bad usage: say so before starting Prefect or touching --out
@@ -218,8 +230,7 @@ def serve(
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except ValidationError as e:
-        first = e.errors()[0]
-        fail(f"bad usage: {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+        fail(parameter_problem(e), 2)
     typer.echo(f"serving disburse/monthly and disburse/rerun for {program} on {url}")
     serve_deployments(base)
 

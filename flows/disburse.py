@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -63,6 +64,24 @@ from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import vocabulary
 
 SEOUL = ZoneInfo("Asia/Seoul")
+
+
+class _RefusalsWithoutTraceback(logging.Filter):
+    """Log a refusal jiwon explains in one line (JiwonError) without a Python traceback.
+
+    Prefect logs a failed task or flow run with its traceback; for an input rejected or a run
+    halted that is 30 lines of noise around the one line the operator needs, in the terminal and
+    in the Prefect UI alike. Unexpected errors keep theirs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JiwonError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_RefusalsWithoutTraceback())
 PII_KEY_ENV = "JIWON_PII_KEY"
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -236,7 +255,7 @@ def settle(record: audit.RunRecord, params: DisburseParams, files_total: int) ->
         return
     record.status = "dry_run"
     note = "dry run: nothing was paid or published but this record and report"
-    record.message = " ".join(filter(None, [record.message, note]))
+    record.message = "; ".join(filter(None, [record.message, note]))
 
 
 def now() -> dt.datetime:

@@ -120,9 +120,11 @@ def explain_person(
     decisions = committed_decisions(out)
     if rrn is not None:
         key = os.environ.get("JIWON_PII_KEY", "")
-        if not key:
+        if len(key) < 16:
             raise UsageError(
-                "JIWON_PII_KEY is not set: explaining by RRN needs the key the runs used"
+                "bad usage: JIWON_PII_KEY is not set (or shorter than 16 characters): explaining "
+                "by RRN needs the key the runs used. Set it from your secret store, or ask by "
+                "--payment-id"
             )
         check_explain_key(out, key, program)
         decisions = decisions.filter(pl.col("person_key") == person_key(rrn, key))

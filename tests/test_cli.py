@@ -187,3 +187,29 @@ def test_audit_explain_judges_an_rrn_by_its_date_not_its_check_digit(
     code, text, _ = jiwon("audit", "explain", "--out", bank_trail.out, "--rrn", "900404-2222225")
     assert code == 0 and "No committed decision mentions this RRN" in text
     assert "2222225" not in text
+
+
+def test_an_input_rejection_is_logged_without_a_python_traceback(
+    story: Path, tmp_path: Path, pii_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (story / "enrollments" / "old").mkdir()
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"))
+    assert code == 3 and last_line(err).startswith("input rejected:")
+    logged = [r for r in caplog.records if r.name.startswith("prefect.")]
+    assert logged and not any(r.exc_info or r.exc_text for r in logged)
+    assert "Traceback" not in err
+
+
+def test_a_rerun_without_a_reason_and_a_malformed_month_say_what_to_give(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    code, _, err = jiwon(*run_args(story, tmp_path / "out"), "--trigger", "rerun")
+    assert code == 2
+    assert last_line(err) == "bad usage: a rerun needs --reason: say why it is run again"
+    args = [a if a != "2025-03" else "2025-13" for a in run_args(story, tmp_path / "out")]
+    code, _, err = jiwon(*args)
+    assert code == 2
+    assert (
+        last_line(err)
+        == "bad usage: --run-month '2025-13' is not a month: give it as YYYY-MM (e.g. 2025-03)"
+    )
