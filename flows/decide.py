@@ -573,6 +573,7 @@ def decide_enrollment(
             .fill_null(ctx.instalment)
             .cast(pl.Int64),
         )
+        .drop("due_on", "used_applications")  # read by the rules only; a list column is costly
     )
 
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import polars as pl
@@ -27,7 +27,7 @@ HEX = "0123456789ABCDEF"  # payment ids are "JW" + upper-case hex of a hash: uni
 
 
 def render_payments(
-    payees: pl.LazyFrame,
+    payees: pl.DataFrame | pl.LazyFrame,
     ctx: RunContext,
     bank_format: BankFormat,
     write: Callable[[payments.PaymentFile], None],
@@ -50,8 +50,9 @@ def render_payments(
     local = payees.filter(pl.col("payout") == "local_currency").select(
         "payment_id", "card_id", "amount_krw", *extra
     )
-    expected = local.select(pl.len()).collect().item()
+    expected = local.lazy().select(pl.len()).collect().item()
     staged: list[payments.StagedFile] = []
+    ranges = payment_id_ranges(local)
 
     def emit(files: list[payments.PaymentFile]) -> None:
         for f in files:
@@ -59,8 +60,7 @@ def render_payments(
             staged.append(payments.StagedFile.of(f))
 
     numbered, pending = 0, None
-    for r, digit in enumerate(HEX):
-        part = local.filter(pl.col("payment_id").str.slice(2, 1) == digit).collect()
+    for r, part in enumerate(ranges):
         part = payments.assign_files(
             part, program.max_records_per_file, prefix="local_currency", before=numbered
         )
@@ -78,11 +78,27 @@ def render_payments(
         raise RuntimeError(
             f"{expected - numbered} payees have a payment id outside JW[0-9A-F]: refusing to pay"
         )
-    bank_payees = payees.filter(pl.col("payout") == "bank").collect()
+    bank_payees = payees.lazy().filter(pl.col("payout") == "bank").collect()
     bank_files, bank_assigned = bank_payment_files(bank_payees, ctx, bank_format)
     emit(bank_files)
     lossy = lossy_holder_names(bank_payees, bank_format)
     return sorted(staged, key=lambda f: f.file), bank_assigned, lossy
+
+
+def payment_id_ranges(local: pl.DataFrame | pl.LazyFrame) -> Iterator[pl.DataFrame]:
+    """Yield the payees of each sixteenth of the payment ids (`JW0...` to `JWF...`), in order.
+
+    Payees in memory are split once; a scan (a partitioned run's payees on disk) is read one
+    range at a time, so memory holds one range.
+    """
+    digit = pl.col("payment_id").str.slice(2, 1)
+    if isinstance(local, pl.DataFrame):
+        split = local.with_columns(_digit=digit).partition_by("_digit", as_dict=True)
+        for d in HEX:
+            yield split[(d,)].drop("_digit") if (d,) in split else local.clear()
+        return
+    for d in HEX:
+        yield local.filter(digit == d).collect()
 
 
 def bank_payment_files(
@@ -116,7 +132,7 @@ def payment_files(
     files: list[payments.PaymentFile] = []
     ranges: list[pl.DataFrame] = []
     _, bank, _ = render_payments(
-        payees.lazy(), ctx, bank_format, files.append, lambda _, frame: ranges.append(frame)
+        payees, ctx, bank_format, files.append, lambda _, frame: ranges.append(frame)
     )
     local = pl.concat(ranges) if ranges else bank.clear()
     assigned = pl.concat([local, bank]).select("payment_id", "payment_file")
