@@ -211,7 +211,7 @@ PARTITIONED_STAGES = [
     ("flows.partitioned", "check_rate"),
     ("flows.disburse", "shuffle_buckets"),
     ("flows.partitioned", "decide"),
-    ("flows.partitioned", "totals"),
+    ("flows.disburse", "combine"),  # the buckets' tallies added up
     ("flows.disburse", "check_budget"),
     ("flows.partitioned", "render_payments"),
     ("flows.partitioned", "write_decisions"),
