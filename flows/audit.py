@@ -156,6 +156,10 @@ class RunRecord:
             body.pop("key_fingerprint")
         return json.dumps(body, sort_keys=True, default=str, ensure_ascii=False).encode()
 
+    def seal_holds(self) -> bool:
+        """Return whether `run_sha256` still matches the record's content."""
+        return hashlib.sha256(self.canonical()).hexdigest() == self.run_sha256
+
     def sealed(self) -> RunRecord:
         """Return the record with `run_sha256` set over its canonical form."""
         self.run_sha256 = hashlib.sha256(self.canonical()).hexdigest()

@@ -228,7 +228,7 @@ def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
     for row in runs.iter_rows(named=True) if runs.height else []:
         where = f"run record {layout.run_record_file(program, row['run_id'])}"
         record = record_from_row(row)
-        if hashlib.sha256(record.canonical()).hexdigest() != row["run_sha256"]:
+        if not record.seal_holds():
             raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
         if row["prev_run_sha256"] != previous:
             raise untrusted(

@@ -107,10 +107,9 @@ def bank_payment_files(
     """Return the bank files (one format per run) and their `payment_id -> payment_file` map."""
     extra = [c for c in bank_payees.columns if c.startswith("_")]
     if bank_payees.height == 0:
-        schema = {"payment_id": pl.String, "payment_file": pl.String}
-        return [], bank_payees.select("payment_id", *extra).join(
-            pl.DataFrame(schema=schema), on="payment_id", how="left"
-        ).select("payment_id", "payment_file", *extra)
+        return [], bank_payees.select(
+            "payment_id", pl.lit(None, pl.String).alias("payment_file"), *extra
+        )
     program, memo = ctx.program, ctx.program.title.ko
     extension = "xml" if bank_format == "pain.001" else "dat"
     bank = payments.assign_files(

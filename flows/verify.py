@@ -31,7 +31,7 @@ def verify_run(out: Path, row: dict[str, object]) -> list[str]:
     record = record_from_row(dict(row))
     where = f"run {record.run_id} ({record.program})"
     problems = []
-    if hashlib.sha256(record.canonical()).hexdigest() != record.run_sha256:
+    if not record.seal_holds():
         problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
     expected = str(layout.run_record_file(record.program, record.run_id))
     if row.get("record_file") not in (None, expected):

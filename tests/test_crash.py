@@ -134,26 +134,35 @@ def test_a_run_killed_after_any_stage_is_finished_by_the_next_run_paying_each_pe
     crash_then_recover(story, tmp_path / "out", armed, clean)
 
 
+def publish_step(i: int, unit: str, partitions: int | None) -> Any:
+    """One publish step of one path; the default suite runs a few, --runslow all of them."""
+    fast = unit == "payments" if partitions else unit not in ("quarantine", "report")
+    name = f"before {unit}" + (f", {partitions} buckets" if partitions else "")
+    return pytest.param(i, partitions, id=name, marks=() if fast else pytest.mark.slow)
+
+
 @pytest.mark.parametrize(
-    "step",
-    [
-        pytest.param(
-            i, id=f"before {u}", marks=pytest.mark.slow if u in ("quarantine", "report") else ()
-        )
-        for i, u in enumerate(UNITS)
-    ],
+    ("step", "partitions"),
+    [publish_step(i, u, p) for p in (None, 3) for i, u in enumerate(UNITS)],
 )
 def test_a_run_killed_at_any_publish_step_is_whole_or_absent_after_recovery(
-    step: int, story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
+    step: int,
+    partitions: int | None,
+    story: Path,
+    tmp_path: Path,
+    armed: pytest.MonkeyPatch,
+    clean: pl.DataFrame,
 ) -> None:
     out = tmp_path / "out"
     crash_before_move(armed, step)
     with pytest.raises(Crash):
-        run_flow(story, out)
+        run_flow(story, out, partitions=partitions)
     armed.undo()
     committed_before_crash = step > UNITS.index("run record")
     assert (out / "audit/runs").exists() == committed_before_crash
-    follow_up = run_flow(story, out, trigger="rerun", reason="the previous run was killed")
+    follow_up = run_flow(
+        story, out, partitions=partitions, trigger="rerun", reason="the previous run was killed"
+    )
     statuses = runs(out)["status"].to_list()
     assert statuses == ["committed", "committed"] if committed_before_crash else ["committed"]
     assert follow_up.total_paid_krw == (0 if committed_before_crash else 31_400_000)
@@ -258,26 +267,4 @@ def test_a_partitioned_run_killed_after_any_stage_is_finished_by_the_next_paying
         story, out, partitions=3, trigger="rerun", reason="the previous run was killed"
     )
     assert follow_up.status == "committed"
-    assert_exactly_once(out, clean)
-
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        pytest.param(i, id=f"before {u}", marks=() if u == "payments" else pytest.mark.slow)
-        for i, u in enumerate(UNITS)
-    ],
-)
-def test_a_partitioned_run_killed_at_any_publish_step_is_whole_or_absent_after_recovery(
-    step: int, story: Path, tmp_path: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
-) -> None:
-    out = tmp_path / "out"
-    crash_before_move(armed, step)
-    with pytest.raises(Crash):
-        run_flow(story, out, partitions=3)
-    armed.undo()
-    committed_before_crash = step > UNITS.index("run record")
-    assert (out / "audit/runs").exists() == committed_before_crash
-    follow_up = run_flow(story, out, partitions=3, trigger="rerun", reason="killed")
-    assert follow_up.total_paid_krw == (0 if committed_before_crash else 31_400_000)
     assert_exactly_once(out, clean)

@@ -126,7 +126,7 @@ def test_a_run_halts_naming_the_file_when_a_committed_runs_decisions_are_missing
     assert str(target.relative_to(out)) in message and first.run_id in message
     assert ("is missing" if damage == "folder deleted" else "was changed") in message
     assert paid_total(out) == 31_400_000
-    assert not list(out.glob("payments/*/*/")) or len(list(out.glob("payments/*/*/"))) == 1
+    assert [p.name for p in out.glob("payments/*/*")] == [first.run_id]  # no second payment
 
 
 def test_a_file_added_to_a_committed_runs_decisions_folder_starves_nobody(
@@ -322,7 +322,8 @@ def test_a_deleted_run_record_whose_decisions_remain_halts_the_next_run(
     redeliver(story)
     with pytest.raises(RunHalted, match="holds decisions of a run that has no run record"):
         run_flow(story, out)
-    assert not list(out.glob("payments/*/*/local_currency_*.csv"))[1:]
+    assert [p.name for p in out.glob("payments/*/*")] == [first.run_id]  # no second payment
+    assert not list(out.glob("audit/runs/**/*.parquet"))  # nothing chained to such a trail
 
 
 def test_a_deleted_run_record_in_the_middle_breaks_the_next_records_link(
