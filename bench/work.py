@@ -30,19 +30,11 @@ def floor(data: Path, out: Path) -> int:
 
 
 def pipeline(data: Path, out: Path) -> int:
-    """Run the flow's data work (every stage and the publish, without Prefect) once."""
-    from flows import audit, layout, validate
+    """Run the flow's steps once (`flows.steps`: one bucket in memory) and publish; no Prefect."""
+    from flows import layout, payments, steps
     from flows.decide import RunContext
-    from flows.disburse import (
-        _stage_payments,
-        _stage_quarantine,
-        build_outputs,
-        decide_outcomes,
-        read_extracts,
-        skip_consumed,
-        validate_enrollments,
-        validate_registry,
-    )
+    from flows.disburse import _stage_quarantine
+    from flows.ingest import list_delivery
     from flows.ledger import read_ledger
     from flows.publish import Staging
     from rules.program import load_program
@@ -50,24 +42,29 @@ def pipeline(data: Path, out: Path) -> int:
     program = load_program("paju-livelihood-2025")
     ctx = RunContext("bench", program, "2025-03", dt.datetime.now(dt.UTC), "bench-key-0123456789")
     ledger = read_ledger(out, program.id)
-    registry = read_extracts.fn(data / "registry", "registry")
-    enrollment = skip_consumed(
-        read_extracts.fn(data / "enrollments", "enrollment"), ledger.consumed
+    store, _, decided = steps.decide_in_memory(
+        list_delivery(data / "registry", "registry"),
+        list_delivery(data / "enrollments", "enrollment"),
+        ctx,
+        ledger.progress(program, ctx.run_month),
+        consumed=ledger.consumed,
     )
-    reg, reg_q = validate_registry.fn(registry, program)
-    enr, enr_q = validate_enrollments.fn(enrollment, program)
-    validate.check_quarantine_rate(registry, reg, program.quarantine_threshold)
-    decisions = decide_outcomes.fn(reg, enr, ledger, ctx)
-    files, records = build_outputs.fn(decisions, ctx)
     staging = Staging(out, program.id, ctx.run_month, ctx.run_id)
-    _stage_payments(staging, files, ctx)
-    staging.write(
-        layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "d.parquet",
-        audit.decisions_parquet(records, ctx),
-    )
-    _stage_quarantine(staging, pl.concat([reg_q, enr_q]), program.id, ctx.run_id)
+    folder = layout.payments_dir(program.id, ctx.run_id)
+
+    def write(f: payments.PaymentFile) -> None:
+        staging.write(folder / f.file, f.content)
+
+    files, bank_assigned, lossy = steps.render_payments(store, ctx, "fixed_width", write)
+    staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
+    decisions = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
+    for name in steps.write_decisions(
+        lambda name: staging.path(decisions / name), store, 1, bank_assigned, lossy, ctx
+    ):
+        staging.adopt(decisions / name)
+    _stage_quarantine(staging, steps.quarantine(store), program.id, ctx.run_id)
     staging.publish()
-    return records.height
+    return decided.rows
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -116,7 +116,7 @@ def decisions_metadata(ctx: RunContext) -> dict[str, str]:
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunRecord:
     """One run, committed or not (spec/outputs.md): the run manifest auditors start from."""
 
@@ -161,9 +161,8 @@ class RunRecord:
         return hashlib.sha256(self.canonical()).hexdigest() == self.run_sha256
 
     def sealed(self) -> RunRecord:
-        """Return the record with `run_sha256` set over its canonical form."""
-        self.run_sha256 = hashlib.sha256(self.canonical()).hexdigest()
-        return self
+        """Return a copy of the record with `run_sha256` set over its canonical form."""
+        return replace(self, run_sha256=hashlib.sha256(self.canonical()).hexdigest())
 
 
 INPUT_TYPE = pa.struct(

@@ -172,12 +172,19 @@ def run(
     partitions: Annotated[
         str | None,
         typer.Option(
-            help="decide file by file in N buckets (auto: one per ~1,000,000 registry rows), "
-            "for deliveries too large for memory; default: all in memory"
+            help="decide in N buckets on disk (auto: one per ~1,000,000 registry rows), "
+            "for deliveries too large for memory; default: as --store chooses"
         ),
     ] = None,
+    store: Annotated[
+        str,
+        typer.Option(
+            help="where the work in progress lives: memory (one bucket), disk (buckets), or "
+            "auto: memory up to ~1,000,000 registry rows, else disk"
+        ),
+    ] = "auto",
     runner: Annotated[
-        str, typer.Option(help="with --partitions: run its tasks local or on dask")
+        str, typer.Option(help="where the spill and decide tasks run: local or dask (on disk)")
     ] = "local",
     dask_address: Annotated[
         str | None, typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: local)")
@@ -199,6 +206,7 @@ def run(
             "programs_dir": programs_dir,
             "bank_file": bank_file,
             "partitions": partitions,
+            "store": store,
             "runner": runner,
             "dask_address": dask_address,
         }

@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect.task_runners import TaskRunner
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows import (
@@ -32,16 +33,14 @@ from flows import (
     audit,
     keyprint,
     layout,
-    partitioned,
     payments,
-    payouts,
     report,
     report_html,
-    validate,
+    steps,
     welfare,
     whatif,
 )
-from flows.decide import Decisions, RunContext, decide
+from flows.decide import RunContext
 from flows.errors import (
     InputRejected,
     JiwonError,
@@ -52,14 +51,15 @@ from flows.errors import (
     UsageError,
     scrub,
 )
-from flows.ingest import Delivery, InputFile, empty_delivery, list_delivery, read_delivery
+from flows.ingest import InputFile, list_delivery
 from flows.ledger import Ledger, check_records, last_run_sha256, read_ledger, run_records
 from flows.lock import program_lock
-from flows.partitioned import BucketJob, Spilled
 from flows.payouts import BankFormat
 from flows.publish import Staging, discard, recover
 from flows.runners import Runner, flow_api_url, task_runner
-from flows.tally import Tally, combine, tally
+from flows.steps import BucketJob, Spilled
+from flows.stores import DiskStore, MemoryStore, Store
+from flows.tally import Tally, combine
 from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
 from rules.reference import vocabulary
 
@@ -117,11 +117,16 @@ class DisburseParams(BaseModel):
     )
     partitions: int | Literal["auto"] | None = Field(
         default=None,
-        description="decide in this many buckets, file by file (auto: one per ~1,000,000 "
-        "registry rows); none: the whole delivery in memory at once",
+        description="decide in this many buckets on disk (auto: one per ~1,000,000 registry "
+        "rows); none: the store decides (see `store`)",
+    )
+    store: Literal["auto", "memory", "disk"] = Field(
+        default="auto",
+        description="where the work in progress lives: memory (one bucket), disk (buckets of "
+        "--partitions, default auto) or auto: memory up to ~1,000,000 registry rows, else disk",
     )
     runner: Runner = Field(
-        default="local", description="where a partitioned run's tasks run: local or dask"
+        default="local", description="where the run's spill and decide tasks run: local or dask"
     )
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address (runner dask; none: a local cluster)"
@@ -133,8 +138,12 @@ class DisburseParams(BaseModel):
             raise ValueError("a rerun needs --reason: say why it is run again")
         if isinstance(self.partitions, int) and self.partitions < 1:
             raise ValueError("--partitions must be at least 1 (or auto)")
-        if self.partitions is None and (self.runner != "local" or self.dask_address):
-            raise ValueError("--runner dask and --dask-address need --partitions")
+        if self.store == "memory" and self.runner != "local":
+            raise ValueError("--store memory runs in this process: drop --runner dask")
+        if self.store == "memory" and self.partitions not in (None, 1):
+            raise ValueError("--store memory decides in one bucket: drop --partitions")
+        if self.dask_address and self.runner != "dask":
+            raise ValueError("--dask-address needs --runner dask")
         return self
 
 
@@ -155,52 +164,23 @@ class RunSummary:
     changes: list[str] = field(default_factory=list)  # a dry run: what a real run would change
 
 
+@dataclass
+class Found:
+    """What the run learnt about its inputs so far: a refused run's record lists it too."""
+
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
 def stage(fn: Callable[P, R]) -> Task[P, R]:
-    """Wrap a pure stage function as a Prefect task (no caching: inputs are large frames)."""
+    """Wrap a stage function as a Prefect task (no caching: inputs are large frames)."""
     wrapped: Task[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
     return wrapped
 
 
-@stage
-def read_extracts(folder: Path, kind: Literal["registry", "enrollment"]) -> Delivery:
-    """Read one delivery folder."""
-    return read_delivery(list_delivery(folder, kind), kind)
-
-
-def skip_consumed(delivery: Delivery, consumed: dict[str, str]) -> Delivery:
-    """Drop enrollment files a committed run already consumed; list them as skipped."""
-    files = [
-        InputFile(**{**f.__dict__, "skipped_by_run": consumed.get(f.sha256)})
-        for f in delivery.files
-    ]
-    skipped = [f.sha256 for f in files if f.skipped_by_run]
-    frame = delivery.frame.filter(~pl.col("source_sha256").is_in(skipped))
-    return Delivery(delivery.kind, frame, files, delivery.fullwidth)
-
-
-@stage
-def validate_registry(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Check every registry row; quarantine failures with reasons."""
-    return validate.validate_delivery(delivery, program)
-
-
-@stage
-def validate_enrollments(delivery: Delivery, program: Program) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Check every enrollment row; quarantine failures with reasons."""
-    return validate.validate_delivery(delivery, program)
-
-
-@stage
-def decide_outcomes(
-    registry: pl.DataFrame,
-    enrollment: pl.DataFrame,
-    ledger: Ledger,
-    ctx: RunContext,
-    welfare_status: pl.DataFrame | None = None,
-) -> Decisions:
-    """Deduplicate, check eligibility and applications, and choose the payees."""
-    progress = ledger.progress(ctx.program, ctx.run_month)
-    return decide(registry, enrollment, progress, ctx, welfare_status)
+spill_chunk = stage(steps.spill_chunk)
+shuffle_buckets = stage(steps.shuffle)
+decide_bucket = stage(steps.decide_bucket)
 
 
 @stage
@@ -222,15 +202,46 @@ def read_welfare(
     return welfare.read_welfare(params.welfare, vocabulary(), program.reference_date)
 
 
-@stage
-def build_outputs(
-    decisions: Decisions, ctx: RunContext, bank_format: BankFormat = "fixed_width"
-) -> tuple[list[payments.PaymentFile], pl.DataFrame]:
-    """Render the payment files of every payout channel and the decision records."""
-    files, assigned = payouts.payment_files(decisions.payees, ctx, bank_format)
-    records = audit.decision_records(decisions, ctx, assigned)
-    lossy = payouts.lossy_holder_names(decisions.payees, bank_format)
-    return files, payouts.with_holder_warnings(records, lossy)
+def work_store(params: DisburseParams, registry_files: list[Path], work: Path) -> tuple[Store, int]:
+    """Return where the run keeps its work in progress, and in how many buckets it decides.
+
+    In memory, one bucket, unless the operator asks for buckets, Dask or the disk, or the
+    registry is larger than about one bucket (`steps.BUCKET_ROWS` rows): then on disk, in the
+    run's staging folder, in the buckets asked for (auto: one per ~1,000,000 registry rows).
+    """
+    memory = params.store == "memory" or (
+        params.store == "auto"
+        and params.partitions is None
+        and params.runner == "local"
+        and steps.estimated_rows(registry_files) <= steps.BUCKET_ROWS
+    )
+    if memory:
+        return MemoryStore(), 1
+    return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
+
+
+def spill(
+    runner: TaskRunner[Any],
+    kind: steps.Kind,
+    files: list[Path],
+    program: Program,
+    store: Store,
+    buckets: int,
+    consumed: dict[str, str],
+) -> list[Spilled]:
+    """Validate a delivery chunk by chunk on the run's task runner; return what each file held."""
+    grouped = steps.chunks(files)
+    parameters = {
+        "paths": [paths for _, paths in grouped],
+        "first": [first for first, _ in grouped],
+        "kind": unmapped(kind),
+        "program": unmapped(program),
+        "store": unmapped(store),
+        "buckets": unmapped(buckets),
+        "consumed": unmapped(consumed),
+    }
+    done: list[list[Spilled]] = runner.map(spill_chunk, parameters).result()  # type: ignore[arg-type]
+    return [s for chunk in done for s in chunk]
 
 
 def check_budget(program: Program, ledger: Ledger, total: int) -> None:
@@ -243,19 +254,16 @@ def check_budget(program: Program, ledger: Ledger, total: int) -> None:
         )
 
 
-def settle(record: audit.RunRecord, params: DisburseParams, files_total: int) -> None:
-    """Refuse a run whose payment files and audit disagree; else mark it committed or dry run."""
-    if record.total_paid_krw != files_total:
+def settle(total_paid_krw: int, files_total: int, dry_run: bool) -> tuple[str, str]:
+    """Return the run's status and note; refuse a run whose payment files and audit disagree."""
+    if total_paid_krw != files_total:
         raise RuntimeError(
             f"payment files total {files_total} but the audit says "
-            f"{record.total_paid_krw}: refusing to commit"
+            f"{total_paid_krw}: refusing to commit"
         )
-    if not params.dry_run:
-        record.status = "committed"
-        return
-    record.status = "dry_run"
-    note = "dry run: nothing was paid or published but this record and report"
-    record.message = "; ".join(filter(None, [record.message, note]))
+    if not dry_run:
+        return "committed", ""
+    return "dry_run", "dry run: nothing was paid or published but this record and report"
 
 
 def now() -> dt.datetime:
@@ -368,7 +376,10 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         key,
         default_welfare_status=vocabulary()["welfare_status_default"],
     )
-    record = audit.RunRecord(
+    known_keys = keyprint.program_fingerprints(runs)
+    fingerprint = keyprint.fingerprint_like(key, known_keys)
+    # Who, when, with what: the run record's fields known before any input is read.
+    begun = audit.RunRecord(
         run_id=run_id,
         flow_run_id=str(flow_run.get_id() or ""),
         program=program.id,
@@ -393,84 +404,112 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
             sort_keys=True,
         ),
         message="",
+        key_fingerprint=fingerprint,
     )
-    known_keys = keyprint.program_fingerprints(runs)
-    record.key_fingerprint = keyprint.fingerprint_like(key, known_keys)
     staging = Staging(out, program.id, run_month, run_id)
+    found = Found()
     try:
-        keyprint.check_key(key, record.key_fingerprint, known_keys, program.id)
-        summary = _run(params, ctx, record, staging, out)
+        keyprint.check_key(key, fingerprint, known_keys, program.id)
+        summary = _run(params, ctx, begun, staging, out, found)
     except (TrailDamaged, LedgerUntrusted):
         # No run record: it could not be chained to a trail that cannot be read.
         discard(staging.root)
         raise
     except JiwonError as e:
-        record.status = "halted" if isinstance(e, RunHalted) else "rejected"
-        record.message = str(e)
-        _commit(record, staging, ledger_sha=last_run_sha256(out, program.id))
+        status = "halted" if isinstance(e, RunHalted) else "rejected"
+        refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
+        _commit(refused, staging, ledger_sha=last_run_sha256(out, program.id))
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
 
 
 def _run(
-    params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging, out: Path
+    params: DisburseParams,
+    ctx: RunContext,
+    begun: audit.RunRecord,
+    staging: Staging,
+    out: Path,
+    found: Found,
 ) -> RunSummary:
-    if params.partitions is not None:
-        return _run_partitioned(params, ctx, record, staging, out)
+    """Every run's steps, whichever store holds the work in progress (`flows.steps`)."""
     log = get_run_logger()
     program = ctx.program
     ledger = read_ledger(out, program.id)
-    registry = read_extracts(params.registry, "registry")
-    record.inputs = [_input(f) for f in registry.files]
-    enrollment = skip_consumed(read_extracts(params.enrollments, "enrollment"), ledger.consumed)
-    record.inputs += [_input(f) for f in enrollment.files]
     welfare_status, welfare_files = read_welfare(params, program)
-    record.inputs += welfare_files
-    if enrollment.frame.height == 0:
-        record.message = (
-            "every enrollment file was already consumed by an earlier committed "
-            "run: nobody new is paid by this run"
-        )
-        log.warning(record.message)
-        enrollment = Delivery("enrollment", empty_delivery("enrollment").frame, enrollment.files)
+    registry_files = list_delivery(params.registry, "registry")
+    enrollment_files = list_delivery(params.enrollments, "enrollment")
+    store, buckets = work_store(params, registry_files, staging.root / "work")
     log.info(
-        "read %d registry and %d enrollment rows", registry.frame.height, enrollment.frame.height
+        "%d registry and %d enrollment files, decided in %d bucket(s) %s",
+        len(registry_files),
+        len(enrollment_files),
+        buckets,
+        "in memory" if isinstance(store, MemoryStore) else "on disk",
     )
-    reg_checked, reg_quarantine = validate_registry(registry, program)
-    enr_checked, enr_quarantine = validate_enrollments(enrollment, program)
-    quarantine = pl.concat([reg_quarantine, enr_quarantine])
-    try:
-        validate.check_quarantine_rate(registry, reg_checked, program.quarantine_threshold)
-        validate.check_quarantine_rate(enrollment, enr_checked, program.quarantine_threshold)
-    except RunHalted:
-        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-        raise
-    decisions = decide_outcomes(reg_checked, enr_checked, ledger, ctx, welfare_status)
-    files, records = build_outputs(decisions, ctx, params.bank_file)
-    total = sum(f.total_krw for f in files)
-    check_budget(program, ledger, total)
-    counted = tally(records)
-    record.counts = counted.counts
-    record.total_paid_krw = counted.paid_krw
-    settle(record, params, total)
-    if not params.dry_run:
-        _stage_payments(staging, files, ctx)
-        staging.write(
-            layout.decisions_dir(program.id, ctx.run_month, ctx.run_id) / "decisions.parquet",
-            audit.decisions_parquet(records, ctx),
+    steps.keep_run_inputs(store, ledger.progress(program, ctx.run_month), welfare_status, program)
+    with task_runner(params.runner, params.dask_address, api_url=flow_api_url()) as runner:
+        registry = spill(runner, "registry", registry_files, program, store, buckets, {})
+        enrollment = spill(
+            runner, "enrollment", enrollment_files, program, store, buckets, ledger.consumed
         )
+        found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
+        for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
+            log.info("validated %d %s rows", sum(s.rows for s in spilled), kind)
+        if all(s.info.skipped_by_run for s in enrollment):
+            found.notes.append(
+                "every enrollment file was already consumed by an earlier committed "
+                "run: nobody new is paid by this run"
+            )
+            log.warning(found.notes[-1])
+        steps.check_snapshot(registry)
+        try:
+            steps.check_rate("registry", registry, program.quarantine_threshold)
+            steps.check_rate("enrollment", enrollment, program.quarantine_threshold)
+        except RunHalted:
+            _stage_quarantine(staging, steps.quarantine(store), program.id, ctx.run_id)
+            raise
+        steps.keep_registry_schema(store)
+        shuffle_buckets(store, [s.info.file for s in registry], buckets)
+        jobs = [
+            BucketJob(store, b, buckets, ctx, welfare_status is not None) for b in range(buckets)
+        ]
+        tallies: list[Tally] = runner.map(decide_bucket, {"job": jobs}).result()  # type: ignore[arg-type]
+    totals = combine(tallies)
+    log.info("decided %d rows in %d bucket(s)", totals.rows, buckets)
+    check_budget(program, ledger, totals.paid_krw)
+    folder = layout.payments_dir(program.id, ctx.run_id)
+
+    def stage_file(f: payments.PaymentFile) -> None:
+        if not params.dry_run:  # payee details (card ids, accounts, holder names): owner-only
+            staging.write(folder / f.file, f.content, private=True)
+
+    files, bank_assigned, lossy = steps.render_payments(store, ctx, params.bank_file, stage_file)
+    status, note = settle(totals.paid_krw, sum(f.total_krw for f in files), params.dry_run)
+    quarantine = steps.quarantine(store)
+    if not params.dry_run:
+        staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
+        decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
+        parts = steps.write_decisions(
+            lambda name: staging.path(decisions_dir / name),
+            store,
+            buckets,
+            bank_assigned,
+            lossy,
+            ctx,
+        )
+        for name in parts:
+            staging.adopt(decisions_dir / name)
         _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-    return _finish(
-        params,
-        ctx,
-        record,
-        staging,
-        counted,
-        quarantine,
-        files,
-        ledger.last_run_sha256,
+    decided = replace(
+        begun,
+        status=status,
+        message="; ".join(filter(None, [*found.notes, note])),
+        inputs=found.inputs,
+        counts=totals.counts,
+        total_paid_krw=totals.paid_krw,
     )
+    return _finish(params, ctx, decided, staging, totals, quarantine, files, ledger.last_run_sha256)
 
 
 def _finish(
@@ -495,16 +534,16 @@ def _finish(
         log.info(headline)
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     _stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
-    _commit(record, staging, ledger_sha)
-    publish_artifacts(record, report_md)
+    committed = _commit(record, staging, ledger_sha)
+    publish_artifacts(committed, report_md)
     return RunSummary(
         run_id=ctx.run_id,
         program=program.id,
-        status=record.status,
+        status=committed.status,
         dry_run=params.dry_run,
-        counts=record.counts,
-        total_paid_krw=record.total_paid_krw,
-        message=record.message,
+        counts=committed.counts,
+        total_paid_krw=committed.total_paid_krw,
+        message=committed.message,
         out=str(params.out.resolve()),
         paths=_paths(params.dry_run, program.id, ctx),
         payments=outcomes.payments,
@@ -536,13 +575,6 @@ def _input(f: InputFile) -> dict[str, Any]:
         "encoding": f.encoding,
         "skipped_by_run": f.skipped_by_run,
     }
-
-
-def _stage_payments(staging: Staging, files: list[payments.PaymentFile], ctx: RunContext) -> None:
-    folder = layout.payments_dir(ctx.program.id, ctx.run_id)
-    for f in files:  # payee details (card ids, accounts, holder names): owner-only
-        staging.write(folder / f.file, f.content, private=True)
-    staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, ctx.program.id))
 
 
 def _stage_report_html(
@@ -577,16 +609,19 @@ def _stage_quarantine(
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
 
 
-def _commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> None:
+def _commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> audit.RunRecord:
     """Seal the run record over every staged file, stage it, and publish the run."""
-    record.finished_at = now()
-    record.outputs = [_output(w.path, w.sha256, staging) for w in staging.written]
-    record.prev_run_sha256 = ledger_sha
-    record.sealed()
+    sealed = replace(
+        record,
+        finished_at=now(),
+        outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
+        prev_run_sha256=ledger_sha,
+    ).sealed()
     staging.write(
-        layout.run_record_file(record.program, record.run_id), audit.run_record_parquet(record)
+        layout.run_record_file(sealed.program, sealed.run_id), audit.run_record_parquet(sealed)
     )
     staging.publish()
+    return sealed
 
 
 def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
@@ -613,165 +648,6 @@ def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
         "quarantine": str(layout.quarantine_dir(program, ctx.run_id)),
         "report": str(layout.reports_dir(program, ctx.run_id)),
     }
-
-
-spill_chunk = stage(partitioned.spill_chunk)
-shuffle_buckets = stage(partitioned.shuffle)
-decide_bucket = stage(partitioned.decide_bucket)
-
-
-@dataclass
-class Decided:
-    """What the partitioned stages found: the files spilled and the buckets' totals."""
-
-    registry: list[Spilled]
-    enrollment: list[Spilled]
-    totals: Tally | None  # None when the run stopped at a file-level gate (see `halted`)
-    buckets: int = 0
-    halted: RunHalted | None = None  # a file-level gate stopped the run
-
-
-@flow(name="disburse-partitioned", log_prints=False)
-def decide_partitioned(
-    params: DisburseParams,
-    run_id: str,
-    run_month: str,
-    decided_at: dt.datetime,
-    work: Path,
-    consumed: dict[str, str],
-    has_welfare: bool,
-) -> Decided:
-    """Spill every file, bucket the rows and decide every bucket on the run's task runner.
-
-    Its parameters are what the Prefect API records, so they hold no personal data and no key:
-    the ledger's progress and the welfare rows wait in `work` (written by the parent flow), and
-    the key is read here from the environment, as the parent read it.
-    """
-    log = get_run_logger()
-    try:
-        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
-    except ProgramError as e:
-        raise UsageError(str(e)) from None
-    ctx = RunContext(
-        run_id,
-        program,
-        run_month,
-        decided_at,
-        pii_key(),
-        default_welfare_status=vocabulary()["welfare_status_default"],
-    )
-    registry_files = list_delivery(params.registry, "registry")
-    enrollment_files = list_delivery(params.enrollments, "enrollment")
-    buckets = partitioned.choose_buckets(params.partitions or "auto", registry_files)
-    log.info(
-        "partitioned run: %d registry and %d enrollment files, %d buckets",
-        len(registry_files),
-        len(enrollment_files),
-        buckets,
-    )
-    spilled = {}
-    for kind, paths in (("registry", registry_files), ("enrollment", enrollment_files)):
-        grouped = partitioned.chunks(paths)
-        done = spill_chunk.map(
-            [files for _, files in grouped],
-            [first for first, _ in grouped],
-            unmapped(kind),
-            unmapped(program),
-            unmapped(work),
-            unmapped(buckets),
-            unmapped(consumed),
-        ).result()
-        spilled[kind] = [s for chunk in done for s in chunk]
-        log.info("validated %d %s rows", sum(x.rows for x in spilled[kind]), kind)
-    partitioned.check_snapshot(spilled["registry"])
-    decided = Decided(spilled["registry"], spilled["enrollment"], None, buckets)
-    try:
-        partitioned.check_rate("registry", decided.registry, program.quarantine_threshold)
-        partitioned.check_rate("enrollment", decided.enrollment, program.quarantine_threshold)
-    except RunHalted as e:
-        decided.halted = e
-        return decided
-    shuffle_buckets(work, [s.info.file for s in decided.registry], buckets)
-    empty, _ = validate.validate_delivery(empty_delivery("enrollment"), program)
-    partitioned.write_schemas(work, empty)
-    jobs = [BucketJob(work, b, ctx, has_welfare) for b in range(buckets)]
-    results: list[Tally] = decide_bucket.map(jobs).result()
-    decided.totals = combine(results)
-    log.info("decided %d rows in %d buckets", decided.totals.rows, buckets)
-    return decided
-
-
-def _run_partitioned(
-    params: DisburseParams, ctx: RunContext, record: audit.RunRecord, staging: Staging, out: Path
-) -> RunSummary:
-    """The run, decided bucket by bucket (`--partitions`): memory is one file or one bucket."""
-    log = get_run_logger()
-    program = ctx.program
-    ledger = read_ledger(out, program.id)
-    welfare_status, welfare_files = read_welfare(params, program)
-    work = staging.root / "work"
-    runner = task_runner(params.runner, params.dask_address, api_url=flow_api_url())
-    partitioned.write_run_inputs(work, ledger.progress(program, ctx.run_month), welfare_status)
-    decided = decide_partitioned.with_options(task_runner=runner)(
-        params,
-        ctx.run_id,
-        ctx.run_month,
-        ctx.decided_at,
-        work,
-        ledger.consumed,
-        welfare_status is not None,
-    )
-    record.inputs = [_input(s.info) for s in decided.registry + decided.enrollment]
-    record.inputs += welfare_files
-    if all(s.info.skipped_by_run for s in decided.enrollment):
-        record.message = (
-            "every enrollment file was already consumed by an earlier committed "
-            "run: nobody new is paid by this run"
-        )
-        log.warning(record.message)
-    quarantine = partitioned.quarantine(work)
-    if decided.halted is not None:
-        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-        raise decided.halted
-    totals = decided.totals
-    assert totals is not None
-    check_budget(program, ledger, totals.paid_krw)
-    record.counts = totals.counts
-    record.total_paid_krw = totals.paid_krw
-    folder = layout.payments_dir(program.id, ctx.run_id)
-
-    def stage_file(f: payments.PaymentFile) -> None:
-        if not params.dry_run:  # payee details: owner-only, like the quarantine
-            staging.write(folder / f.file, f.content, private=True)
-
-    files, bank_assigned, lossy = partitioned.render_payments(
-        work, ctx, params.bank_file, stage_file
-    )
-    settle(record, params, sum(f.total_krw for f in files))
-    if not params.dry_run:
-        staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
-        decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
-        parts = partitioned.write_decisions(
-            lambda name: staging.path(decisions_dir / name),
-            work,
-            decided.buckets,
-            bank_assigned,
-            lossy,
-            ctx,
-        )
-        for name in parts:
-            staging.adopt(decisions_dir / name)
-        _stage_quarantine(staging, quarantine, program.id, ctx.run_id)
-    return _finish(
-        params,
-        ctx,
-        record,
-        staging,
-        totals,
-        quarantine,
-        files,
-        ledger.last_run_sha256,
-    )
 
 
 __all__ = ["DisburseParams", "InputRejected", "RunSummary", "disburse"]

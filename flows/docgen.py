@@ -72,8 +72,9 @@ def audit_markdown() -> str:
         f"Schema version {SCHEMA_VERSION} (Parquet key-value metadata `jiwon.schema_version`).",
         "",
         "Decision records: `OUT/audit/decisions/program=<p>/run_month=<YYYY-MM>/run_id=<id>/"
-        "*.parquet` (`decisions.parquet`, or `part-00000.parquet`... one per bucket in a",
-        "partitioned run), one row per input row of every file a run processed: read the folder.",
+        "*.parquet` (`part-00000.parquet`, `part-00001.parquet`...: one per bucket the run",
+        "decided in; earlier versions wrote one `decisions.parquet`), one row per input row of",
+        "every file a run processed: read the folder, not a file name.",
         "`program`, `run_month` and `run_id` are hive partition columns: they live in the folder",
         "names (and in the file's metadata), and polars (`hive_partitioning=True`), DuckDB",
         "(`hive_partitioning=true`) and pyarrow (`pq.read_table(folder)`) add them back.",

@@ -146,14 +146,14 @@ def decide_written(data: Path, ctx: RunContext) -> tuple[int, pl.DataFrame, int]
 
     Returns the number of input rows, the decision records and the payment files' total.
     """
-    from flows.disburse import build_outputs, validate_enrollments, validate_registry
-    from flows.ingest import list_delivery, read_delivery
+    from flows import steps
+    from flows.ingest import list_delivery
 
-    registry = read_delivery(list_delivery(data / "registry", "registry"), "registry")
-    enrollment = read_delivery(list_delivery(data / "enrollments", "enrollment"), "enrollment")
-    reg, _ = validate_registry.fn(registry, ctx.program)
-    enr, _ = validate_enrollments.fn(enrollment, ctx.program)
     nobody = pl.DataFrame(schema={"person_key": pl.String})
-    files, records = build_outputs.fn(decide(reg, enr, nobody, ctx), ctx)
-    inputs = registry.frame.height + enrollment.frame.height
+    registry = list_delivery(data / "registry", "registry")
+    enrollment = list_delivery(data / "enrollments", "enrollment")
+    store, _, decided = steps.decide_in_memory(registry, enrollment, ctx, nobody)
+    files, bank, lossy = steps.render_payments(store, ctx, "fixed_width", lambda f: None)
+    records = pl.concat(frame for _, frame in steps.decision_parts(store, 1, bank, lossy))
+    inputs = decided.rows
     return inputs, records, sum(f.total_krw for f in files)

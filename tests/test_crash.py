@@ -11,7 +11,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-import flows.disburse
 import flows.publish
 from flows import layout
 from tests.exactly_once import PROGRAM, assert_exactly_once, committed_payments
@@ -24,41 +23,8 @@ class Crash(BaseException):
     """Stands in for the process dying: nothing in the flow catches it or cleans up after it."""
 
 
-# Each stage of the run in order, named as in flows/disburse.py: the crash comes right after it.
-STAGES = [
-    ("recover", 1),
-    ("read_ledger", 1),
-    ("read_extracts", 1),  # the registry
-    ("read_extracts", 2),  # the enrollments
-    ("skip_consumed", 1),
-    ("validate_registry", 1),
-    ("validate_enrollments", 1),
-    ("decide_outcomes", 1),
-    ("build_outputs", 1),
-    ("check_budget", 1),
-    ("_stage_payments", 1),
-    ("_stage_quarantine", 1),
-    ("_stage_report_html", 1),
-    ("_commit", 1),
-    ("publish_artifacts", 1),
-]
 # The publish steps: decisions, quarantine, report, run record (the commit point), payments.
 UNITS = ["decisions", "quarantine", "report", "run record", "payments"]
-
-
-def crash_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, call: int) -> None:
-    """Let `owner.name` run normally `call - 1` times, then run it once more and die."""
-    original: Callable[..., Any] = getattr(owner, name)
-    calls = {"n": 0}
-
-    def dying(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise Crash(f"killed after {name} #{call}")
-        return result
-
-    monkeypatch.setattr(owner, name, dying)
 
 
 def crash_before_move(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -95,43 +61,6 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
         return committed_payments(out)
     finally:
         mp.undo()
-
-
-def crash_then_recover(
-    story: Path, out: Path, armed: pytest.MonkeyPatch, clean: pl.DataFrame
-) -> None:
-    """Run into the armed crash, disarm it, run normally, and check exactly-once."""
-    with pytest.raises(Crash):
-        run_flow(story, out)
-    armed.undo()
-    follow_up = run_flow(story, out, trigger="rerun", reason="the previous run was killed")
-    assert follow_up.status == "committed"
-    assert_exactly_once(out, clean)
-
-
-# Two stages run in the default suite; every stage runs with --runslow (CI runs both).
-IN_DEFAULT_SUITE = {("build_outputs", 1), ("publish_artifacts", 1)}
-
-
-@pytest.mark.parametrize(
-    ("stage", "call"),
-    [
-        pytest.param(
-            s, c, id=f"{s}-{c}", marks=() if (s, c) in IN_DEFAULT_SUITE else pytest.mark.slow
-        )
-        for s, c in STAGES
-    ],
-)
-def test_a_run_killed_after_any_stage_is_finished_by_the_next_run_paying_each_person_once(
-    stage: str,
-    call: int,
-    story: Path,
-    tmp_path: Path,
-    armed: pytest.MonkeyPatch,
-    clean: pl.DataFrame,
-) -> None:
-    crash_after(armed, flows.disburse, stage, call)
-    crash_then_recover(story, tmp_path / "out", armed, clean)
 
 
 def publish_step(i: int, unit: str, partitions: int | None) -> Any:
@@ -207,43 +136,55 @@ def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_ru
     assert (out / layout.run_record_file(PROGRAM, runs(out)["run_id"][0])).exists()
 
 
-# The partitioned path (`--partitions`), the one national payouts use: the run dies right after
-# each of its stages, including those inside the subflow's mapped tasks (the validation of a chunk
-# of files, the decision of one bucket). A RuntimeError stands in for the death there: Prefect's
-# task threads would not pass a BaseException through unchanged.
-PARTITIONED_STAGES = [
+# Every step of the one orchestration, in order, for both stores (one bucket in memory, three
+# on disk): the run dies right after the step, including those inside the runner's mapped tasks
+# (the validation of a chunk of files, the decision of one bucket). A RuntimeError stands in for
+# the death: Prefect's task threads would not pass a BaseException through unchanged, and the
+# flow catches neither (only a refusal it explains writes a run record).
+STAGES = [
+    ("flows.disburse", "recover"),
     ("flows.disburse", "read_ledger"),
     ("flows.disburse", "read_welfare"),
+    ("flows.steps", "keep_run_inputs"),
+    ("flows.steps", "read_file"),
     ("flows.validate", "validate_registry"),
     ("flows.validate", "validate_enrollments"),
-    ("flows.partitioned", "check_snapshot"),
-    ("flows.partitioned", "check_rate"),
+    ("flows.steps", "check_snapshot"),
+    ("flows.steps", "check_rate"),
+    ("flows.steps", "keep_registry_schema"),
     ("flows.disburse", "shuffle_buckets"),
-    ("flows.partitioned", "decide"),
+    ("flows.steps", "decide"),
     ("flows.disburse", "combine"),  # the buckets' tallies added up
     ("flows.disburse", "check_budget"),
-    ("flows.partitioned", "render_payments"),
-    ("flows.partitioned", "write_decisions"),
+    ("flows.steps", "render_payments"),
+    ("flows.disburse", "settle"),
+    ("flows.steps", "write_decisions"),
     ("flows.disburse", "_stage_quarantine"),
     ("flows.disburse", "_stage_report_html"),
     ("flows.disburse", "_commit"),
     ("flows.disburse", "publish_artifacts"),
 ]
-PARTITIONED_IN_DEFAULT_SUITE = {"decide", "_commit"}
+IN_DEFAULT_SUITE = {("decide", None), ("decide", 3), ("_commit", 3), ("write_decisions", None)}
 
 
 @pytest.mark.parametrize(
-    ("owner", "stage"),
+    ("owner", "stage", "partitions"),
     [
         pytest.param(
-            o, s, id=f"{o}.{s}", marks=() if s in PARTITIONED_IN_DEFAULT_SUITE else pytest.mark.slow
+            o,
+            s,
+            p,
+            id=f"{s}-{'memory' if p is None else 'disk'}",
+            marks=() if (s, p) in IN_DEFAULT_SUITE else pytest.mark.slow,
         )
-        for o, s in PARTITIONED_STAGES
+        for p in (None, 3)
+        for o, s in STAGES
     ],
 )
-def test_a_partitioned_run_killed_after_any_stage_is_finished_by_the_next_paying_each_once(
+def test_a_run_killed_after_any_step_is_finished_by_the_next_paying_each_person_once(
     owner: str,
     stage: str,
+    partitions: int | None,
     story: Path,
     tmp_path: Path,
     armed: pytest.MonkeyPatch,
@@ -261,10 +202,10 @@ def test_a_partitioned_run_killed_after_any_stage_is_finished_by_the_next_paying
 
     armed.setattr(module, stage, dying)
     with pytest.raises(RuntimeError, match="killed after"):
-        run_flow(story, out, partitions=3)
+        run_flow(story, out, partitions=partitions)
     armed.undo()
     follow_up = run_flow(
-        story, out, partitions=3, trigger="rerun", reason="the previous run was killed"
+        story, out, partitions=partitions, trigger="rerun", reason="the previous run was killed"
     )
     assert follow_up.status == "committed"
     assert_exactly_once(out, clean)

@@ -1,6 +1,6 @@
-"""A partitioned run (`--partitions N`) decides exactly what the single-frame run decides.
+"""N buckets on disk (`--partitions N`) decide exactly what one bucket in memory decides.
 
-Both paths run through the real `disburse` flow on the same files into separate output roots;
+Both stores run through the one `disburse` flow on the same files into separate output roots;
 every decision record (but the run's id and time), every payment file row (but the batch id,
 which is the run id) and every total must be equal.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -19,8 +20,9 @@ from polars.testing import assert_frame_equal
 
 from fixtures.generate import Faults
 from fixtures.programs import generate_for_program, write_program_data
-from flows import partitioned
+from flows import steps
 from flows.errors import InputRejected, RunHalted
+from flows.stores import DiskStore
 from flows.verify import verify_trail
 from rules.program import load_program
 from tests.banktrail import bank_story
@@ -36,7 +38,7 @@ ORDER = ["source_kind", "source_file", "source_row"]
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validate a few files at a time, as national deliveries are, so chunks meet in buckets."""
-    monkeypatch.setattr(partitioned, "CHUNK_BYTES", 100_000)
+    monkeypatch.setattr(steps, "CHUNK_BYTES", 100_000)
 
 
 def generated(program_id: str, folder: Path, rows: int = 2500) -> Path:
@@ -79,7 +81,7 @@ def assert_same_run(one: Path, one_id: str, other: Path, other_id: str) -> None:
 
 
 @pytest.mark.parametrize("program_id", ["paju-livelihood-2025", "national-relief-2020"])
-def test_a_partitioned_run_decides_every_row_as_the_single_frame_run_does(
+def test_n_buckets_on_disk_decide_every_row_as_one_bucket_in_memory_does(
     program_id: str, tmp_path: Path, pii_key: str
 ) -> None:
     data = generated(program_id, tmp_path / "data")
@@ -98,7 +100,7 @@ def test_a_partitioned_run_decides_every_row_as_the_single_frame_run_does(
 @pytest.mark.parametrize(
     "program_id", ["paju-energy-2023", "consumption-coupon-2025", "paju-birth-2025"]
 )
-def test_every_other_program_decides_the_same_partitioned(
+def test_every_other_program_decides_the_same_in_buckets_on_disk(
     program_id: str, tmp_path: Path, pii_key: str
 ) -> None:
     data = generated(program_id, tmp_path / "data")
@@ -119,7 +121,7 @@ def test_the_hand_made_story_decides_the_same_in_one_bucket_per_household(
     assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
 
 
-def test_a_partitioned_rerun_pays_nobody_twice_and_matches_the_single_frame_rerun(
+def test_a_rerun_in_buckets_on_disk_pays_nobody_twice_and_matches_the_rerun_in_memory(
     story: Path, tmp_path: Path, pii_key: str
 ) -> None:
     for out, partitions in ((tmp_path / "whole", None), (tmp_path / "parts", 4)):
@@ -162,9 +164,9 @@ def test_one_person_in_two_households_is_decided_once_although_the_households_ar
     moved_copies(data, "zzzz_moved_last.csv", rows.tail(30))  # originals kept
     buckets = 5
     split = rows.select(
-        partitioned.stable_bucket("household_id", buckets).alias("old"),
+        steps.stable_bucket("household_id", buckets).alias("old"),
         (pl.lit("77") + pl.col("household_id")).alias("new_id"),
-    ).with_columns(new=partitioned.stable_bucket("new_id", buckets))
+    ).with_columns(new=steps.stable_bucket("new_id", buckets))
     assert (split["old"] != split["new"]).sum() > 20, "most copies land in another bucket"
     month = RUN_MONTH["national-relief-2020"]
     whole = run_flow(data, tmp_path / "whole", program="national-relief-2020", run_month=month)
@@ -191,27 +193,27 @@ def test_files_are_validated_in_chunks_of_about_the_chosen_size_in_name_order(
         paths.append(tmp_path / f"f{i}.csv")
         paths[-1].write_bytes(b"x" * size)
     # a chunk closes once it reaches the size
-    assert partitioned.chunks(paths, 100) == [
+    assert steps.chunks(paths, 100) == [
         (0, paths[0:2]),
         (2, paths[2:4]),
         (4, paths[4:5]),
     ]
-    assert partitioned.chunks(paths, 10_000) == [(0, paths)]
+    assert steps.chunks(paths, 10_000) == [(0, paths)]
 
 
 def test_buckets_are_chosen_from_the_registry_size_when_asked_for_auto(tmp_path: Path) -> None:
     small = tmp_path / "small.csv"
     small.write_bytes(b"x" * 1000)
-    assert partitioned.choose_buckets("auto", [small]) == 1
-    assert partitioned.choose_buckets(7, [small]) == 7
+    assert steps.choose_buckets("auto", [small]) == 1
+    assert steps.choose_buckets(7, [small]) == 7
     big = tmp_path / "big.csv"
     with big.open("wb") as f:
-        f.truncate(partitioned.CSV_BYTES_PER_ROW * partitioned.BUCKET_ROWS * 3 + 1)
-    assert partitioned.choose_buckets("auto", [big]) == 4
+        f.truncate(steps.CSV_BYTES_PER_ROW * steps.BUCKET_ROWS * 3 + 1)
+    assert steps.choose_buckets("auto", [big]) == 4
 
 
 @pytest.mark.parametrize("partitions", [None, 3])
-def test_too_many_bad_rows_halt_a_partitioned_run_as_they_halt_the_single_frame_run(
+def test_too_many_bad_rows_halt_a_run_on_disk_as_they_halt_one_in_memory(
     partitions: int | None, tmp_path: Path, pii_key: str
 ) -> None:
     program = load_program("paju-livelihood-2025")
@@ -238,8 +240,7 @@ def test_a_file_of_another_snapshot_stops_a_partitioned_run_naming_the_file(
 
 def test_the_work_folder_that_holds_plain_input_rows_is_owner_only(tmp_path: Path) -> None:
     work = tmp_path / "staging" / "work"
-    progress = pl.DataFrame(schema={"person_key": pl.String})
-    partitioned.write_run_inputs(work, progress, None)
+    DiskStore(work).put("progress", 0, pl.DataFrame(schema={"person_key": pl.String}))
     assert work.stat().st_mode & 0o777 == 0o700
 
 
@@ -260,8 +261,8 @@ def test_applications_follow_the_kept_row_then_a_quarantined_row_then_a_hash_of_
         },
         schema_overrides={"_rrn": pl.Int64, "_bucket": pl.Int32},
     )
-    routed = partitioned.route(apps, kept, held, buckets=7)
-    hashed = apps.select(partitioned.stable_bucket("rrn", 7))["rrn"].to_list()
+    routed = steps.route(apps, kept, held, buckets=7)
+    hashed = apps.select(steps.stable_bucket("rrn", 7))["rrn"].to_list()
     assert routed["_bucket"].to_list() == [2, 4, hashed[2], hashed[3], hashed[4]]
     assert routed.columns == ["rrn", "_bucket"]
 
@@ -290,7 +291,7 @@ def test_bank_payouts_and_holder_name_warnings_are_the_same_in_a_partitioned_run
     assert bank and verify_trail(tmp_path / "parts") == ([], 1)
 
 
-def test_payment_files_split_across_payment_id_ranges_equal_the_single_frame_files(
+def test_payment_files_split_across_payment_id_ranges_are_the_same_in_both_stores(
     tmp_path: Path, pii_key: str
 ) -> None:
     """Files of 37 payments: most files hold payments of two neighbouring id ranges."""
@@ -311,7 +312,7 @@ def test_payment_files_split_across_payment_id_ranges_equal_the_single_frame_fil
 
 @pytest.mark.parametrize(
     ("owner", "step"),
-    [("flows.disburse", "shuffle_buckets"), ("flows.partitioned", "write_decisions")],
+    [("flows.disburse", "shuffle_buckets"), ("flows.steps", "write_decisions")],
 )
 def test_a_partitioned_run_that_dies_midway_leaves_nothing_and_the_rerun_pays_each_person_once(
     owner: str,
@@ -342,3 +343,31 @@ def test_a_partitioned_run_that_dies_midway_leaves_nothing_and_the_rerun_pays_ea
     paid = decisions(out).filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
     assert paid["person_key"].is_unique().all()
     assert verify_trail(out) == ([], 1)
+
+
+@pytest.mark.parametrize("partitions", [None, 2])
+def test_one_bucket_in_memory_writes_no_input_row_to_disk_and_buckets_on_disk_do(
+    partitions: int | None,
+    story: Path,
+    tmp_path: Path,
+    pii_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written: list[object] = []
+    write_parquet, sink_parquet = pl.DataFrame.write_parquet, pl.LazyFrame.sink_parquet
+
+    def write_spy(self: pl.DataFrame, file: object, *args: object, **kwargs: object) -> None:
+        if not isinstance(file, io.BytesIO):  # the run's outputs are rendered to bytes
+            written.append(file)
+        write_parquet(self, file, *args, **kwargs)  # type: ignore[arg-type]
+
+    def sink_spy(self: pl.LazyFrame, path: object, *args: object, **kwargs: object) -> object:
+        if not isinstance(path, io.BytesIO):
+            written.append(path)
+        return sink_parquet(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write_spy)
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", sink_spy)
+    summary = run_flow(story, tmp_path / "out", partitions=partitions)
+    assert summary.status == "committed"
+    assert bool(written) == (partitions is not None)

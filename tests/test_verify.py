@@ -67,7 +67,7 @@ def test_verify_names_an_edited_value_in_a_decision_file(trail: tuple[Path, str,
         outcome=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("PAID")).otherwise("outcome")
     ).write_parquet(path)
     problem = first_problem(out)
-    assert first in problem and "decisions.parquet was changed" in problem
+    assert first in problem and "part-00000.parquet was changed" in problem
 
 
 def test_verify_names_an_edited_value_in_a_run_record(trail: tuple[Path, str, str]) -> None:
@@ -130,7 +130,7 @@ def test_verify_names_a_deleted_decision_file(trail: tuple[Path, str, str]) -> N
     out, first, _ = trail
     decision_file(out, first).unlink()
     problem = first_problem(out)
-    assert first in problem and "decisions.parquet is missing" in problem
+    assert first in problem and "part-00000.parquet is missing" in problem
 
 
 def test_verify_names_a_deleted_run_record_by_the_outputs_it_left(
@@ -158,7 +158,7 @@ def test_verify_names_decision_records_added_for_a_run_that_never_ran(
     forged = "20250501T000000Z-f0f0f0f0"
     target = decision_file(out, first).parent.parent / f"run_id={forged}"
     target.mkdir()
-    shutil.copy(decision_file(out, first), target / "decisions.parquet")
+    shutil.copy(decision_file(out, first), target / "part-00000.parquet")
     problem = first_problem(out)
     assert forged in problem and "run record is missing" in problem
 
