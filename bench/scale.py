@@ -16,8 +16,8 @@ each in its own process:
    and sinks the same rows as zstd Parquet, no logic (streaming engine);
 3. pipeline: `jiwon run --program P --registry DIR/registry --enrollments DIR/enrollments
    [--welfare DIR/welfare] --out SCRATCH/out --run-month M --partitions auto|N` with JIWON_PII_KEY
-   set (`--partitions auto` is the engine's own choice, one bucket per ~1,000,000 registry rows;
-   `--partitions none` runs the in-memory engine instead, for comparison).
+   set (`--partitions auto`: buckets on disk, one per ~1,000,000 registry rows; `--partitions
+   none` passes `--store memory` instead: one bucket in memory whatever the size, for comparison).
 
 The pipeline runs against a long-lived local Prefect server that this benchmark starts once
 (`prefect server start` on a free port, its own PREFECT_HOME under SCRATCH) and stops at the end;
@@ -466,7 +466,9 @@ def pipeline_command(args: argparse.Namespace, data: Path, out: Path) -> list[st
     command += ["--run-month", args.run_month]
     if (data / "welfare").is_dir():
         command += ["--welfare", str(data / "welfare")]
-    if args.partitions != "none":  # "none": the in-memory engine, for comparison
+    if args.partitions == "none":  # "none": one bucket in memory (the memory store), at any size
+        command += ["--store", "memory"]
+    else:
         command += ["--partitions", str(args.partitions)]
     return command
 
