@@ -3,8 +3,8 @@
     python -m bench.bankfile --rows 100000 [--repeat 3]
 
 - floor: polars writes the same data-record values as a UTF-8 CSV (no padding, no CP949);
-- write: `flows.bankfile.bank_files` (cut and pad by CP949 bytes, control totals, encode);
-- read: `flows.bankfile.read_bank_file` on the result.
+- write: `flows.pay.bankfile.bank_files` (cut and pad by CP949 bytes, control totals, encode);
+- read: `flows.pay.bankfile.read_bank_file` on the result.
 Holder names mix plain Hangul, names too long for the field and names CP949 cannot encode, and
 the memo is cut on every record, so the costly paths run. Targets live here, never in tests.
 """
@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from flows import bankfile
+from flows.inputs import reference
+from flows.pay import bankfile
 
 TARGET_WRITE_RATIO = 12.0  # the floor skips every byte rule; measured 8.1x (100,000 records)
 NAMES = ["김민수", "이지은", "A가나다라마바사아자차", "Nguyễn Thị Lan", "남궁민수", "WANG FANG"]
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    settings = bankfile.bank_settings()
+    settings = reference.bank_settings()
     rows = bankfile.data_rows(payees(args.rows), "파주시 민생회복 생활안정지원금")
     day = dt.date(2025, 3, 1)
     floor = best(lambda: rows.write_csv(io.BytesIO()), args.repeat)

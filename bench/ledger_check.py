@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.ledger import ledger_files, read_ledger, run_records
+from flows.inputs.ledger import ledger_files, read_ledger, run_records
 
 
 def measure(out: Path, program: str, repeat: int) -> dict[str, float | int]:

@@ -116,7 +116,7 @@ def stage_seconds(task_runs: list[dict[str, Any]]) -> dict[str, dict[str, float]
     }
 
 
-# What a partitioned run logs at the end of each phase (flows/disburse.py), in order.
+# What a partitioned run logs at the end of each phase (flows/run/flow.py), in order.
 PHASE_MARKS = (
     ("start", "Beginning flow run"),
     ("read welfare, open subflow", "Beginning subflow run"),

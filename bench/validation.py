@@ -5,7 +5,7 @@
 Generates N residents (registry only), then, each repeat in its own process (best of `repeat`):
 - floor: polars reads the registry CSV files, every column as a string, no logic;
 - ingest: jiwon's reader on the same files (encoding check, SHA-256, header mapping);
-- validate: `flows.validate.validate_registry` on what the reader returned (normalisation,
+- validate: `flows.checks.validate.validate_registry` on what the reader returned (normalisation,
   parsing, spreadsheet-number check, as_of gate, the pandera schema, checksum warnings,
   quarantine report).
 Prints seconds and rows/s for each and the ratio validate / floor. Target: at most 1.5.
@@ -30,8 +30,8 @@ TARGET_RATIO = 1.5
 
 def measure(data: Path) -> dict[str, float]:
     """Time floor, ingest and validate once, in this process."""
-    from flows import validate
-    from flows.ingest import list_delivery, read_delivery
+    from flows.checks import validate
+    from flows.inputs.ingest import list_delivery, read_delivery
     from rules.program import load_program
     from rules.reference import vocabulary
     from schemas.registry import registry_schema

@@ -30,13 +30,15 @@ def floor(data: Path, out: Path) -> int:
 
 
 def pipeline(data: Path, out: Path) -> int:
-    """Run the flow's steps once (`flows.steps`: one bucket in memory) and publish; no Prefect."""
-    from flows import layout, payments, steps
-    from flows.decide import RunContext
-    from flows.disburse import _stage_quarantine
-    from flows.ingest import list_delivery
-    from flows.ledger import read_ledger
-    from flows.publish import Staging
+    """Run the flow's steps once (`flows.run.steps`, one bucket in memory) and publish."""
+    from flows.decide.rules import RunContext
+    from flows.inputs.ingest import list_delivery
+    from flows.inputs.ledger import read_ledger
+    from flows.pay import credit as payments
+    from flows.run import paths as layout
+    from flows.run import steps
+    from flows.run.flow import stage_quarantine
+    from flows.run.publish import Staging
     from rules.program import load_program
 
     program = load_program("paju-livelihood-2025")
@@ -62,7 +64,7 @@ def pipeline(data: Path, out: Path) -> int:
         lambda name: staging.path(decisions / name), store, 1, bank_assigned, lossy, ctx
     ):
         staging.adopt(decisions / name)
-    _stage_quarantine(staging, steps.quarantine(store), program.id, ctx.run_id)
+    stage_quarantine(staging, steps.quarantine(store), program.id, ctx.run_id)
     staging.publish()
     return decided.rows
 

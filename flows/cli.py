@@ -65,8 +65,8 @@ def parameter_problem(error: ValidationError) -> str:
 
 def execute(params: dict[str, object]) -> None:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
-    from flows.disburse import DisburseParams, disburse, pii_key
-    from flows.summary import print_summary
+    from flows.report.terminal import print_summary
+    from flows.run.flow import DisburseParams, disburse, pii_key
 
     try:
         pii_key()  # refuse before starting Prefect at all
@@ -95,7 +95,7 @@ def execute(params: dict[str, object]) -> None:
             "pass --out a folder you may write to",
             2,
         )
-    from flows.ledger import check_trail
+    from flows.inputs.ledger import check_trail
 
     try:  # a damaged trail halts before Prefect starts: its one line is all the operator sees
         check_trail(validated.out, validated.program)
@@ -228,7 +228,7 @@ def serve(
     operator: Annotated[str, typer.Option(help="operator named on reruns by default")] = "operator",
 ) -> None:
     """Serve the `monthly` (06:00 KST on the 1st) and `rerun` deployments on a Prefect server."""
-    from flows.disburse import pii_key
+    from flows.run.flow import pii_key
     from flows.serve import base_parameters, require_server, serve_deployments
 
     try:
@@ -286,7 +286,7 @@ def explain(
     program: Annotated[str | None, typer.Option(help="limit to one program")] = None,
 ) -> None:
     """Say whether a person was paid, how much, by which run and rule, from which input row."""
-    from flows.explain import explain_person
+    from flows.audit.explain import explain_person
 
     if (rrn is None) == (payment_id is None):
         fail("bad usage: give exactly one of --rrn or --payment-id", 2)
@@ -299,7 +299,7 @@ def explain(
 @audit_app.command("verify")
 def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
     """Recompute the hash chain and totals; exit 1 naming the first broken link."""
-    from flows.verify import verify_trail
+    from flows.audit.verify import verify_trail
 
     if not (out / "audit/runs").is_dir():
         fail(f"no audit trail under {out}: pass the output root of earlier runs", 2)

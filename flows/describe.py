@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.decide import (
+from flows.decide.rulebook import Rule
+from flows.decide.rules import (
     describing,
     enrollment_rules,
     registry_rules,
     settlement_rules,
 )
-from flows.rulebook import Rule
 from rules.program import AddOn, Amount, Condition, Program
 from rules.reference import vocabulary
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.codes import CODES, Outcome
-from flows.rulebook import Rule
+from flows.decide.codes import CODES, Outcome
+from flows.decide.rulebook import Rule
 from schemas.audit import DECISION_COLUMNS, SCHEMA_VERSION
 
-RULES_BEGIN = "<!-- rules: generated from flows/decide.py by `make docs`; a test checks it -->"
+RULES_BEGIN = (
+    "<!-- rules: generated from flows/decide/rules.py by `make docs`; a test checks it -->"
+)
 RULES_END = "<!-- /rules -->"
 # The listed ids, outcomes, reasons and descriptions are the same for every program (only the
 # program's own eligibility conditions differ, shown by `jiwon programs show`).
@@ -39,7 +41,7 @@ def codes_markdown() -> str:
     lines = [
         "# Outcome, reason and warning codes",
         "",
-        "Generated from `flows/codes.py` by `jiwon docs codes`; a test checks they agree.",
+        "Generated from `flows/decide/codes.py` by `jiwon docs codes`; a test checks they agree.",
         "Codes are stable: never reused for a different meaning.",
         "",
         "## Outcomes",
@@ -118,8 +120,8 @@ def _rule_rows(rules: Sequence[Rule], first: int = 1) -> list[str]:
 
 
 def rules_markdown() -> str:
-    """Return the rule table of docs/programs.md: the rules of flows/decide.py in their order."""
-    from flows.decide import describing, enrollment_rules, registry_rules, settlement_rules
+    """Return the rule table of docs/programs.md: flows/decide/rules.py's rules in order."""
+    from flows.decide.rules import describing, enrollment_rules, registry_rules, settlement_rules
     from rules.program import load_program
 
     ctx = describing(load_program(DOCS_PROGRAM))

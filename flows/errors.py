@@ -76,8 +76,8 @@ def scrub(text: str) -> str:
 
     An unexpected error's text may quote a cell (a parser's or a library's message): quoted
     strings become '…' (names, account holders) and every run of digits keeps its first six and
-    stars the rest (RRNs, card ids, account numbers), as `flows.excel.masked_value` does. What is
-    left (the error's type and wording) is enough to report it.
+    stars the rest (RRNs, card ids, account numbers), as `flows.inputs.excel.masked_value`
+    does. What is left (the error's type and wording) is enough to report it.
     """
     quoted = _QUOTED.sub("'…'", text)
     return _DIGITS.sub(lambda m: masked_value(m.group(0)), quoted)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.disburse import SEOUL, DisburseParams, disburse
 from flows.errors import UsageError
+from flows.run.flow import SEOUL, DisburseParams, disburse
 
 MONTHLY_CRON = "0 6 1 * *"
 TIMEZONE = str(SEOUL)

@@ -1,4 +1,4 @@
-"""Collect the rule cases of every program under rules/programs (see tests/rulecases.py)."""
+"""Collect the rule cases of every program under rules/programs (see tests/support/rulecases.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rulecases import collect_rule_cases
+from tests.support.rulecases import collect_rule_cases
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -1,7 +1,7 @@
 """Load a program file from `rules/programs/<id>/program.yaml` strictly.
 
 Unknown keys, duplicate keys and bad dates are errors that name the file and the key. The loader
-only describes a program; `flows/eligibility.py` turns it into polars expressions.
+only describes a program; `flows/decide/eligibility.py` turns it into polars expressions.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class Window(_Strict):
         return self
 
 
-# Attributes a condition or an amount may read, and their kind. `flows/attributes.py` computes
-# each from the registry row (and the welfare extract); a test checks the two lists agree.
+# Attributes a condition or an amount may read, and their kind. `flows/decide/attributes.py`
+# computes each from the registry row (and the welfare extract); a test checks the two lists agree.
 ATTRIBUTES: dict[str, Literal["text", "number", "date"]] = {
     "status": "text",
     "nationality": "text",

@@ -11,7 +11,7 @@ from typing import Any
 import pandera.polars as pa
 import polars as pl
 
-from flows.codes import OUTCOMES
+from flows.decide.codes import OUTCOMES
 from schemas._check import rule
 
 SCHEMA_VERSION = "1"

@@ -1,8 +1,8 @@
 """pandera schema of a normalised registry row (주민등록 전산자료), with one check per reason code.
 
-Inputs are strings normalised by `flows.validate`; the `p_*` columns are the parsed values the
-checks compare (null where a value did not parse). Each check's name is the reason code a failing
-row is quarantined with (flows/codes.py holds the descriptions).
+Inputs are strings normalised by `flows.checks.validate`; the `p_*` columns are the parsed
+values the checks compare (null where a value did not parse). Each check's name is the reason
+code a failing row is quarantined with (flows/decide/codes.py holds the descriptions).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ TEST_KEY = "test-key-0123456789abcdef"
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect rule cases of programs kept only in the test folder (tests/programs)."""
-    from tests.rulecases import collect_rule_cases
+    from tests.support.rulecases import collect_rule_cases
 
     return collect_rule_cases(file_path, parent)
 
@@ -81,6 +81,6 @@ def story(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def bank_trail(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -> Any:
     """Two committed runs of the story with 40 bank payees, shared read-only: copy to tamper."""
-    from tests.banktrail import write_bank_trail
+    from tests.support.banktrail import write_bank_trail
 
     return write_bank_trail(tmp_path_factory)

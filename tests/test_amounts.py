@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rules.program import parse_program
-from tests.rulecases import check, run_case
+from tests.support.rulecases import check, run_case
 
 SENIORS = Path(__file__).parent / "programs/paju-seniors-2026/program.yaml"
 

@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from flows.ingest import list_delivery, read_delivery
-from tests.flowrun import run_flow, runs
+from flows.inputs.ingest import list_delivery, read_delivery
+from tests.support.flowrun import run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
 PROGRAM = "paju-livelihood-2025"

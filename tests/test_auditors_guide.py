@@ -9,9 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.banktrail import BankTrail
 from tests.conftest import ROOT
-from tests.flowrun import decisions, runs
+from tests.support.banktrail import BankTrail
+from tests.support.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow]
 GUIDE = ROOT / "docs/auditors.md"

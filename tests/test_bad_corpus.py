@@ -16,17 +16,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows import validate
+from flows.checks import validate
 from flows.cli import app
-from flows.decide import decide
+from flows.decide.rules import decide
 from flows.errors import InputRejected, JiwonError, RunHalted
-from flows.ingest import Kind, list_delivery, read_delivery
+from flows.inputs.ingest import Kind, list_delivery, read_delivery
 from rules.program import load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
 from schemas.registry import registry_schema
 from tests.conftest import STORY
-from tests.frames import context
+from tests.support.frames import context
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 CASES: list[dict[str, Any]] = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))

@@ -10,12 +10,13 @@ import polars as pl
 import pytest
 from lxml import etree
 
-from flows import bankfile
-from flows.explain import explain_person
-from flows.verify import verify_trail
-from tests.banktrail import BANK_ROWS, HOLDERS, BankTrail, bank_run
+from flows.audit.explain import explain_person
+from flows.audit.verify import verify_trail
+from flows.inputs import reference
+from flows.pay import bankfile
 from tests.conftest import ROOT
-from tests.flowrun import decisions, runs
+from tests.support.banktrail import BANK_ROWS, HOLDERS, BankTrail, bank_run
+from tests.support.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 
@@ -48,7 +49,7 @@ def test_bank_payouts_go_into_the_bank_file_with_control_totals_equal_to_the_aud
     _, out, run_id = fixed_width
     folder = out / "payments/paju-livelihood-2025" / run_id
     read = bankfile.read_bank_file(
-        (folder / "bank_0001.dat").read_bytes(), bankfile.bank_settings().layout
+        (folder / "bank_0001.dat").read_bytes(), reference.bank_settings().layout
     )
     paid = paid_rows(out, run_id).filter(pl.col("source_kind") == "registry")
     by_bank = paid.filter(pl.col("payout") == "bank")
@@ -113,7 +114,7 @@ def test_a_holder_name_cp949_cannot_encode_is_sent_with_question_marks_and_warne
     _, out, run_id = fixed_width
     folder = out / "payments/paju-livelihood-2025" / run_id
     read = bankfile.read_bank_file(
-        (folder / "bank_0001.dat").read_bytes(), bankfile.bank_settings().layout
+        (folder / "bank_0001.dat").read_bytes(), reference.bank_settings().layout
     )
     assert "Nguy?n V?n An" in read.data["holder_name"].to_list()
     assert "가나다라마바사아자차" in read.data["holder_name"].to_list()  # cut at 20 bytes

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows import bankfile
-from flows.bankfile import BankFileError, BankSettings, Field
+from flows.inputs import reference
+from flows.pay import bankfile
+from flows.pay.bankfile import BankFileError, BankSettings, Field
 
 GOLDEN = Path(__file__).parent / "golden"
-LAYOUT = bankfile.load_layout("kr_bulk_transfer_default")
+LAYOUT = reference.load_layout("kr_bulk_transfer_default")
 SETTINGS = BankSettings("파주시", "011", "3010123456781", LAYOUT)
 RUN_ID = "20250301T000000Z-abcdef12"
 DAY = dt.date(2025, 3, 1)
@@ -148,23 +149,23 @@ def test_reader_refuses_a_record_of_the_wrong_length() -> None:
 
 
 def layout_file(tmp_path: Path, rows: list[str]) -> Path:
-    default = (bankfile.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()
+    default = (reference.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()
     (tmp_path / "bank.csv").write_text("\n".join([default[0], *rows]) + "\n")
     return tmp_path
 
 
 def test_a_layout_with_a_gap_between_fields_is_refused_naming_the_field(tmp_path: Path) -> None:
-    default = (bankfile.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
+    default = (reference.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
     broken = [r.replace("D,amount,27,13", "D,amount,28,12") for r in default]
     with pytest.raises(BankFileError, match="record D field amount: starts at byte 28"):
-        bankfile.load_layout("bank", layout_file(tmp_path, broken))
+        reference.load_layout("bank", layout_file(tmp_path, broken))
 
 
 def test_a_layout_naming_an_unknown_field_is_refused(tmp_path: Path) -> None:
-    default = (bankfile.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
+    default = (reference.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
     broken = [r.replace("D,memo,", "D,resident_number,") for r in default]
     with pytest.raises(BankFileError, match="field resident_number: unknown field"):
-        bankfile.load_layout("bank", layout_file(tmp_path, broken))
+        reference.load_layout("bank", layout_file(tmp_path, broken))
 
 
 def test_the_default_layout_has_100_byte_header_data_and_trailer_records() -> None:
@@ -211,7 +212,7 @@ def test_the_documented_default_layout_matches_the_layout_file() -> None:
 
 
 def test_bank_files_split_at_max_records_each_with_its_own_number_and_control_totals() -> None:
-    from flows.payments import assign_files
+    from flows.pay.credit import assign_files
 
     frame = payees().drop("payment_file", "seq")
     assigned = assign_files(frame, max_records=4, prefix="bank", extension="dat")
@@ -227,10 +228,10 @@ def test_bank_files_split_at_max_records_each_with_its_own_number_and_control_to
 
 
 def test_a_layout_with_a_non_numeric_length_is_refused_naming_the_file(tmp_path: Path) -> None:
-    default = (bankfile.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
+    default = (reference.LAYOUTS_DIR / "kr_bulk_transfer_default.csv").read_text().splitlines()[1:]
     broken = [r.replace("D,amount,27,13", "D,amount,27,thirteen") for r in default]
     with pytest.raises(BankFileError, match=r"bank\.csv: not a layout CSV"):
-        bankfile.load_layout("bank", layout_file(tmp_path, broken))
+        reference.load_layout("bank", layout_file(tmp_path, broken))
 
 
 def test_bank_settings_refuse_a_payer_account_with_hyphens(tmp_path: Path) -> None:
@@ -240,4 +241,4 @@ def test_bank_settings_refuse_a_payer_account_with_hyphens(tmp_path: Path) -> No
         "layout: kr_bulk_transfer_default\n"
     )
     with pytest.raises(BankFileError, match="account_no 10-14 digits"):
-        bankfile.bank_settings(settings)
+        reference.bank_settings(settings)

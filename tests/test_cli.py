@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.banktrail import BankTrail
+from tests.support.banktrail import BankTrail
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 runner = CliRunner()

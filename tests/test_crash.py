@@ -11,10 +11,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-import flows.publish
-from flows import layout
-from tests.exactly_once import PROGRAM, assert_exactly_once, committed_payments
-from tests.flowrun import run_flow, runs
+import flows.run.publish
+from flows.run import paths as layout
+from tests.support.exactly_once import PROGRAM, assert_exactly_once, committed_payments
+from tests.support.flowrun import run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
 
@@ -29,7 +29,7 @@ UNITS = ["decisions", "quarantine", "report", "run record", "payments"]
 
 def crash_before_move(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     """Die just before publish moves unit number `step` (0-based) into place."""
-    original = flows.publish.move_unit
+    original = flows.run.publish.move_unit
     calls = {"n": 0}
 
     def dying(staging_root: Path, out: Path, unit: Path) -> None:
@@ -38,7 +38,7 @@ def crash_before_move(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
         calls["n"] += 1
         original(staging_root, out, unit)
 
-    monkeypatch.setattr(flows.publish, "move_unit", dying)
+    monkeypatch.setattr(flows.run.publish, "move_unit", dying)
 
 
 @pytest.fixture
@@ -120,13 +120,13 @@ def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_ru
 ) -> None:
     out = tmp_path / "out"
     staging = out / ".staging"
-    fresh = staging / f"20250301T000000Z-deadbeef{flows.publish.PENDING}"
+    fresh = staging / f"20250301T000000Z-deadbeef{flows.run.publish.PENDING}"
     fresh.mkdir(parents=True)
-    (fresh / flows.publish.MARKER).write_text('{"program": "paju-livelihood-2025", "run_mo')
-    old = staging / f"20250201T000000Z-0badf00d{flows.publish.PENDING}"
+    (fresh / flows.run.publish.MARKER).write_text('{"program": "paju-livelihood-2025", "run_mo')
+    old = staging / f"20250201T000000Z-0badf00d{flows.run.publish.PENDING}"
     old.mkdir()
     os.utime(old, (0, 0))
-    half_deleted = staging / f"20250101T000000Z-feedface{flows.publish.DONE}"
+    half_deleted = staging / f"20250101T000000Z-feedface{flows.run.publish.DONE}"
     (half_deleted / "reports").mkdir(parents=True)
     run_flow(story, out)
     # A fresh unreadable one may be a run being created right now; nothing was published from it.
@@ -142,29 +142,29 @@ def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_ru
 # the death: Prefect's task threads would not pass a BaseException through unchanged, and the
 # flow catches neither (only a refusal it explains writes a run record).
 STAGES = [
-    ("flows.disburse", "recover"),
-    ("flows.disburse", "read_ledger"),
-    ("flows.disburse", "read_welfare"),
-    ("flows.steps", "keep_run_inputs"),
-    ("flows.steps", "read_file"),
-    ("flows.validate", "validate_registry"),
-    ("flows.validate", "validate_enrollments"),
-    ("flows.steps", "check_snapshot"),
-    ("flows.steps", "check_rate"),
-    ("flows.steps", "keep_registry_schema"),
-    ("flows.disburse", "shuffle_buckets"),
-    ("flows.steps", "decide"),
-    ("flows.disburse", "combine"),  # the buckets' tallies added up
-    ("flows.disburse", "check_budget"),
-    ("flows.steps", "render_payments"),
-    ("flows.disburse", "settle"),
-    ("flows.steps", "write_decisions"),
-    ("flows.disburse", "_stage_quarantine"),
-    ("flows.disburse", "_stage_report_html"),
-    ("flows.disburse", "_commit"),
-    ("flows.disburse", "publish_artifacts"),
+    ("flows.run.flow", "recover"),
+    ("flows.run.flow", "read_ledger"),
+    ("flows.run.flow", "read_welfare"),
+    ("flows.run.steps", "keep_run_inputs"),
+    ("flows.run.steps", "read_file"),
+    ("flows.checks.validate", "validate_registry"),
+    ("flows.checks.validate", "validate_enrollments"),
+    ("flows.run.steps", "check_snapshot"),
+    ("flows.run.steps", "check_rate"),
+    ("flows.run.steps", "keep_registry_schema"),
+    ("flows.run.flow", "shuffle_buckets"),
+    ("flows.run.steps", "decide"),
+    ("flows.run.flow", "combine"),  # the buckets' tallies added up
+    ("flows.run.flow", "check_budget"),
+    ("flows.run.steps", "render_payments"),
+    ("flows.run.flow", "settle"),
+    ("flows.run.steps", "write_decisions"),
+    ("flows.run.flow", "stage_quarantine"),
+    ("flows.run.flow", "stage_report_html"),
+    ("flows.run.flow", "commit"),
+    ("flows.run.flow", "publish_artifacts"),
 ]
-IN_DEFAULT_SUITE = {("decide", None), ("decide", 3), ("_commit", 3), ("write_decisions", None)}
+IN_DEFAULT_SUITE = {("decide", None), ("decide", 3), ("commit", 3), ("write_decisions", None)}
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tests.frames import application, outcomes, person, rrn, run_decide
+from tests.support.frames import application, outcomes, person, rrn, run_decide
 
 HEAD = rrn("750312", "1")
 SPOUSE = rrn("780701", "2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flows.codes import BY_CODE, OUTCOMES
+from flows.decide.codes import BY_CODE, OUTCOMES
 from flows.docgen import audit_markdown, codes_markdown, programs_guide
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -29,7 +29,7 @@ def test_every_code_the_pipeline_emits_is_documented() -> None:
     source = "\n".join(
         p.read_text(encoding="utf-8")
         for d in (FLOWS, SCHEMAS)
-        for p in d.glob("*.py")
+        for p in d.rglob("*.py")
         if p.name not in ("codes.py", "docgen.py")
     )
     used = set(re.findall(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)"', source))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows import layout
 from flows.cli import app
-from flows.ledger import read_ledger
-from tests.flowrun import run_flow, runs
+from flows.inputs.ledger import read_ledger
+from flows.run import paths as layout
+from tests.support.flowrun import run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
 PROGRAM = "paju-livelihood-2025"

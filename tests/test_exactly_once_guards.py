@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.errors import RunHalted, UsageError
-from tests.banktrail import BankTrail
 from tests.conftest import ROOT, TEST_KEY
-from tests.flowrun import decisions, run_flow, run_in_month, runs
+from tests.support.banktrail import BankTrail
+from tests.support.flowrun import decisions, run_flow, run_in_month, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 OTHER_KEY = "another-key-fedcba9876543210"
@@ -66,7 +66,7 @@ def test_a_run_with_another_key_halts_before_reading_input_and_pays_nobody_again
 def test_every_run_record_carries_a_slow_salted_fingerprint_of_the_key_never_the_key(
     story: Path, tmp_path: Path, pii_key: str
 ) -> None:
-    from flows import keyprint
+    from flows.audit import keyprint
 
     out = tmp_path / "out"
     run_flow(story, out)
@@ -272,7 +272,7 @@ def test_explain_by_rrn_with_another_key_says_so_instead_of_finding_nobody(
 
 
 def test_verify_names_a_committed_run_recorded_with_another_keys_fingerprint() -> None:
-    from flows.verify import key_problems
+    from flows.audit.verify import key_problems
 
     base = {"status": "committed", "dry_run": False}
     runs = pl.DataFrame(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from flows import validate
+from flows.checks import validate
 from flows.errors import InputRejected, masked_value
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
-from tests.frames import application, checked_registry, delivery, person, rrn
+from tests.support.frames import application, checked_registry, delivery, person, rrn
 
 BORN_2005 = rrn("050505", "4", "34567")  # starts with 0
 ADULT = rrn("750312", "1")

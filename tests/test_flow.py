@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from flows.audit.verify import verify_trail
 from flows.errors import InputRejected, RunHalted, UsageError
-from flows.verify import verify_trail
-from tests.flowrun import decisions, run_flow, runs
+from tests.support.flowrun import decisions, run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 

@@ -20,9 +20,9 @@ from fixtures.generate import (
     generate_population,
     write_blocks,
 )
-from flows import validate
+from flows.checks import validate
 from flows.cli import app
-from flows.ingest import list_delivery, read_delivery
+from flows.inputs.ingest import list_delivery, read_delivery
 from rules.admin_codes import load_sido, national_admin_codes
 from rules.program import load_program
 from rules.reference import vocabulary

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from fixtures.generate import Faults
 from fixtures.programs import generate_for_program, write_program_data
-from flows.decide import RunContext
+from flows.decide.rules import RunContext
 from rules.program import load_program
-from tests.frames import FAULTS, decide_written
+from tests.support.frames import FAULTS, decide_written
 
 PROGRAM = load_program("national-relief-2020")
 TIERS = {1: 400_000, 2: 600_000, 3: 800_000}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.frames import application, outcomes, person, rrn, run_decide
+from tests.support.frames import application, outcomes, person, rrn, run_decide
 
 ADULT = rrn("750312", "1")
 SPOUSE = rrn("780701", "2", "23456")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from flows.errors import InputRejected
-from flows.ingest import decode_to_utf8, list_delivery, read_delivery, read_file
+from flows.inputs.ingest import decode_to_utf8, list_delivery, read_delivery, read_file
 
 HEADER = (
     "rrn,name,birth_date,household_id,relation,admin_code,address,registered_on,status,"

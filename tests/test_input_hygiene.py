@@ -1,7 +1,7 @@
-"""Issue 12: what a delivery holds is read or refused, in both engines, and no value leaks.
+"""Issue 12: what a delivery holds is read or refused, in both stores, and no value leaks.
 
-Each behaviour runs through the real `disburse` flow twice: the single-frame run and the
-partitioned run (`--partitions 2`), which reads the files in its own chunks.
+Each behaviour runs through the real `disburse` flow twice: one bucket in memory and two
+buckets on disk (`--partitions 2`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.errors import InputRejected
 from tests.conftest import STORY
-from tests.flowrun import decisions, run_flow, runs
+from tests.support.flowrun import decisions, run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
 
-ENGINES = [pytest.param({}, id="single-frame"), pytest.param({"partitions": 2}, id="partitioned")]
+ENGINES = [pytest.param({}, id="memory"), pytest.param({"partitions": 2}, id="disk")]
 HEADER = (
     "application_id,applied_at,rrn,applicant_rrn,channel,payout,card_id,bank_code,account_no,"
     "account_holder"

@@ -10,13 +10,13 @@ from typing import Any
 
 import polars as pl
 
-from flows import validate
-from flows.decide import Decisions, RunContext, decide, keyed, payment_id
-from flows.ledger import EMPTY_PAID, Ledger
+from flows.checks import validate
+from flows.decide.rules import Decisions, RunContext, decide, keyed, payment_id
+from flows.inputs.ledger import EMPTY_PAID, Ledger
 from rules.program import load_program
 from rules.reference import vocabulary
 from schemas.registry import registry_schema
-from tests.frames import application, checked_enrollment, delivery, person, rrn
+from tests.support.frames import application, checked_enrollment, delivery, person, rrn
 
 BIRTH = load_program("paju-birth-2025")
 KEY = "test-key-0123456789"

@@ -21,12 +21,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from flows.decide import keyed
-from flows.ledger import read_ledger
-from flows.verify import verify_trail
+from flows.audit.verify import verify_trail
+from flows.decide.rules import keyed
+from flows.inputs.ledger import read_ledger
 from rules.program import load_program
-from tests.flowrun import decisions, run_in_month, runs
-from tests.rulecases import rrn_for
+from tests.support.flowrun import decisions, run_in_month, runs
+from tests.support.rulecases import rrn_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.usefixtures("prefect_backend")]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from flows.errors import RunHalted
-from flows.lock import lock_file, program_lock
+from flows.run.lock import lock_file, program_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from flows.lock import program_lock
+from flows.run.lock import program_lock
 with program_lock(Path(sys.argv[1]), "p", "run-held", "2025-03-01T06:00:00+00:00"):
     print("held", flush=True)
     time.sleep(600)

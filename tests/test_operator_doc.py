@@ -27,7 +27,7 @@ def template(node: ast.expr) -> str:
 def refusals_in_code() -> dict[str, str]:
     """Return {problem template: action template} for every refusal raised in flows/."""
     found: dict[str, str] = {}
-    for path in sorted((ROOT / "flows").glob("*.py")):
+    for path in sorted((ROOT / "flows").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
@@ -69,7 +69,7 @@ def test_every_refusal_in_the_operator_guide_exists_in_the_code() -> None:
 
 def test_the_damaged_trail_message_is_in_the_operator_guide_with_its_fix() -> None:
     from flows.errors import TrailDamaged
-    from flows.ledger import unreadable
+    from flows.inputs.ledger import unreadable
 
     message = str(TrailDamaged("…", unreadable(ValueError("…"))))
     problem, _, action = message.partition("; nothing was paid or answered from the trail. ")

@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 from lxml import etree
 
-from flows import pain001
-from flows.bankfile import BankSettings, load_layout
+from flows.inputs.reference import load_layout
+from flows.pay import pain001
+from flows.pay.bankfile import BankSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests/golden/pain001_0001.xml"

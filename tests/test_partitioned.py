@@ -20,14 +20,14 @@ from polars.testing import assert_frame_equal
 
 from fixtures.generate import Faults
 from fixtures.programs import generate_for_program, write_program_data
-from flows import steps
+from flows.audit.verify import verify_trail
 from flows.errors import InputRejected, RunHalted
-from flows.stores import DiskStore
-from flows.verify import verify_trail
+from flows.run import steps
+from flows.run.stores import DiskStore
 from rules.program import load_program
-from tests.banktrail import bank_story
 from tests.conftest import ROOT
-from tests.flowrun import RUN_MONTH, decisions, run_flow, runs
+from tests.support.banktrail import bank_story
+from tests.support.flowrun import RUN_MONTH, decisions, run_flow, runs
 
 FAULTY = Faults(
     duplicate_record=0.02, duplicate_application=0.03, malformed=0.005, outside_window=0.02
@@ -312,7 +312,7 @@ def test_payment_files_split_across_payment_id_ranges_are_the_same_in_both_store
 
 @pytest.mark.parametrize(
     ("owner", "step"),
-    [("flows.disburse", "shuffle_buckets"), ("flows.steps", "write_decisions")],
+    [("flows.run.flow", "shuffle_buckets"), ("flows.run.steps", "write_decisions")],
 )
 def test_a_partitioned_run_that_dies_midway_leaves_nothing_and_the_rerun_pays_each_person_once(
     owner: str,

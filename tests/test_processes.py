@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 
 from fixtures.generate import generate_population, write_population
-from flows.lock import lock_file
+from flows.run.lock import lock_file
 from tests.conftest import TEST_KEY
-from tests.exactly_once import PROGRAM, assert_exactly_once, committed_payments
-from tests.processes import JIWON, env, finish, kill, run_args, start
+from tests.support.exactly_once import PROGRAM, assert_exactly_once, committed_payments
+from tests.support.processes import JIWON, env, finish, kill, run_args, start
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 

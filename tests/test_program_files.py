@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.attributes import ATTRIBUTE_EXPRESSIONS
+from flows.decide.attributes import ATTRIBUTE_EXPRESSIONS
 from rules.program import ATTRIBUTES, ProgramError, list_programs, load_program, parse_program
 
 HERE = Path(__file__).parent
@@ -122,8 +122,8 @@ def test_the_audit_accepts_exactly_the_rule_ids_the_program_guide_lists() -> Non
     listed = re.findall(r"`([a-z_.<>0-9-]+)`", table)
     examples = [i.replace("<id>", "born-from-2024").replace("<n>", "2") for i in listed]
     assert all(re.search(RULE_ID, i) for i in examples), examples
-    code = (HERE.parent / "flows/decide.py").read_text(encoding="utf-8")
-    code += (HERE.parent / "flows/eligibility.py").read_text(encoding="utf-8")
+    code = (HERE.parent / "flows/decide/rules.py").read_text(encoding="utf-8")
+    code += (HERE.parent / "flows/decide/eligibility.py").read_text(encoding="utf-8")
     in_code = set(
         re.findall(
             r'"((?:validate|dedup|match|unit|eligibility|ledger|application|payment)\.[a-z_]+)"',

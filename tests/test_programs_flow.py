@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.programs import generate_for_program, write_program_data
+from flows.audit.verify import verify_trail
 from flows.cli import app
 from flows.errors import RunHalted, UsageError
-from flows.verify import verify_trail
 from rules.program import PROGRAMS_DIR, list_codes, load_program
-from tests.flowrun import RUN_MONTH, decisions, run_flow, runs
+from tests.support.flowrun import RUN_MONTH, decisions, run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 FIVE = [

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from fixtures.generate import Faults, generate_population, write_population
 from rules.program import load_program
-from tests.flowrun import decisions, run_flow
-from tests.frames import FAULTS, context, decide_written
+from tests.support.flowrun import decisions, run_flow
+from tests.support.frames import FAULTS, context, decide_written
 
 PROGRAM = load_program("paju-livelihood-2025")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from flows import layout
-from flows.publish import Staging, move_unit, recover
+from flows.run import paths as layout
+from flows.run.publish import Staging, move_unit, recover
 
 PROGRAM, MONTH, RUN = "paju-livelihood-2025", "2025-03", "run-1"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from flows import validate
-from flows.disburse import quarantine_csv
-from flows.ingest import read_delivery
+from flows.checks import validate
+from flows.inputs.ingest import read_delivery
+from flows.run.flow import quarantine_csv
 from rules.program import load_program
 from rules.reference import vocabulary
 from schemas.registry import registry_schema

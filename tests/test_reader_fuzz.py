@@ -18,16 +18,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fixtures.generate import NO_FAULTS, generate_population
-from flows import rrn as rrn_expr
-from flows import validate
+from flows.checks import rrn as rrn_expr
+from flows.checks import validate
 from flows.errors import InputRejected
-from flows.ingest import Delivery, read_file
+from flows.inputs.ingest import Delivery, read_file
 from rules.program import load_program
 from rules.reference import bank_codes, vocabulary
 from schemas.enrollment import enrollment_schema
 from schemas.registry import registry_schema
 from tests.conftest import STORY
-from tests.frames import W, checked_registry, person, rrn
+from tests.support.frames import W, checked_registry, person, rrn
 
 PROGRAM = load_program("paju-livelihood-2025")
 FUZZ = settings(

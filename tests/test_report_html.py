@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.banktrail import BankTrail
-from tests.flowrun import decisions, runs
+from tests.support.banktrail import BankTrail
+from tests.support.flowrun import decisions, runs
 
 pytestmark = [pytest.mark.flow]
 CHROMIUM = Path("/usr/bin/chromium")

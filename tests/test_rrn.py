@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from flows import rrn
+from flows.checks import rrn
 
 
 def one(expr: pl.Expr, **columns: object) -> object:

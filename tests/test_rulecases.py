@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rules.program import load_program
-from tests.rulecases import CaseError, check, merge_cases, run_case, validate_case
+from tests.support.rulecases import CaseError, check, merge_cases, run_case, validate_case
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "rules/programs"
 COLUMNS = ["person", "outcome", "amount_krw", "reason_codes", "rule_id"]

@@ -16,9 +16,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows import validate
+from flows.checks import validate
 from flows.cli import app
-from flows.decide import (
+from flows.decide.rulebook import Rule, first_match
+from flows.decide.rules import (
     RunContext,
     decide,
     describing,
@@ -26,12 +27,11 @@ from flows.decide import (
     registry_rules,
     settlement_rules,
 )
-from flows.rulebook import Rule, first_match
 from rules import reference
 from rules.program import Program, load_program
 from schemas.enrollment import enrollment_schema
 from schemas.registry import registry_schema
-from tests.frames import application, delivery, person, rrn
+from tests.support.frames import application, delivery, person, rrn
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows"
 HEAD = rrn("750312", "1")
@@ -156,7 +156,7 @@ def test_no_relation_word_or_age_of_majority_is_written_into_the_flows_code() ->
     vocab = reference.vocabulary()
     words = {vocab["head_relation"], vocab["spouse_relation"]}
     found = []
-    for path in FLOWS.glob("*.py"):
+    for path in FLOWS.rglob("*.py"):
         if path.name == "codes.py":  # descriptions for people, not rules
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

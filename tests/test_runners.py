@@ -12,9 +12,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.decide import Decisions, RunContext, decide
-from flows.runners import flow_api_url, local_cluster_kwargs, polars_threads, task_runner
-from tests.frames import application, checked_enrollment, checked_registry, context, person, rrn
+from flows.decide.rules import Decisions, RunContext, decide
+from flows.run.runners import flow_api_url, local_cluster_kwargs, polars_threads, task_runner
+from tests.support.frames import (
+    application,
+    checked_enrollment,
+    checked_registry,
+    context,
+    person,
+    rrn,
+)
 
 
 def test_the_local_runner_is_a_thread_pool_of_one_thread_unless_told() -> None:

@@ -1,4 +1,4 @@
-"""A partitioned run on two Dask worker processes publishes what a single-frame run publishes."""
+"""Buckets on disk decided on two Dask worker processes publish what one bucket in memory does."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.runners import flow_api_url, local_cluster_kwargs
-from tests.flowrun import run_flow, runs
-from tests.processes import env, finish, run_args, start
-from tests.scaling import (
+from flows.run.runners import flow_api_url, local_cluster_kwargs
+from tests.support.flowrun import run_flow, runs
+from tests.support.processes import env, finish, run_args, start
+from tests.support.scaling import (
     FIRST_FILE,
     decision_rows,
     delivery,
@@ -51,14 +51,14 @@ def dask_cluster(prefect_backend: None) -> Iterator[Any]:
 
 
 class SingleRuns:
-    """One generated delivery and one single-frame run per program, made once per module."""
+    """One generated delivery and one run in memory per program, made once per module."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.made: dict[str, tuple[Path, Path]] = {}
 
     def get(self, program: str) -> tuple[Path, Path]:
-        """Return the delivery folder and the single-frame run's output root."""
+        """Return the delivery folder and the output root of the run in memory."""
         if program not in self.made:
             data = delivery(program, self.root / program / "data", rows=3000, seed=7)
             out = self.root / program / "single"
@@ -102,7 +102,7 @@ def assert_same_publication(single: Path, split: Path) -> None:
 @pytest.mark.slow  # a two-process Dask cluster and two runs per program: about a minute
 @pytest.mark.flow
 @pytest.mark.parametrize("program", list(RUN_MONTH))
-def test_a_run_partitioned_over_two_dask_workers_publishes_what_a_single_frame_run_does(
+def test_buckets_decided_on_two_dask_workers_publish_what_one_bucket_in_memory_does(
     program: str, tmp_path: Path, pii_key: str, single_runs: SingleRuns, dask_cluster: Any
 ) -> None:
     from distributed import get_task_stream

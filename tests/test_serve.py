@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import TEST_KEY
-from tests.processes import JIWON, finish, kill, start
+from tests.support.processes import JIWON, finish, kill, start
 
 pytestmark = [pytest.mark.slow]
 PREFECT = JIWON.parent / "prefect"

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import TEST_KEY
-from tests.processes import JIWON
+from tests.support.processes import JIWON
 
 
 def test_serve_without_a_prefect_server_exits_2_saying_how_to_start_one(tmp_path: Path) -> None:

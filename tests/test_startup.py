@@ -18,7 +18,7 @@ import pytest
 
 from fixtures.generate import generate_population, write_population
 from tests.conftest import TEST_KEY
-from tests.processes import JIWON, ROOT, finish, run_args, start
+from tests.support.processes import JIWON, ROOT, finish, run_args, start
 
 WAIT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import STORY
-from tests.flowrun import decisions, run_flow, runs
+from tests.support.flowrun import decisions, run_flow, runs
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend", "pii_key")]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.disburse import RunSummary
-from flows.summary import print_summary
+from flows.report.terminal import print_summary
+from flows.run.flow import RunSummary
 
 
 def summary(dry_run: bool) -> RunSummary:

@@ -7,8 +7,8 @@ import random
 import polars as pl
 import pytest
 
-from flows.codes import OUTCOMES
-from flows.tally import combine, tally
+from flows.audit.tally import combine, tally
+from flows.decide.codes import OUTCOMES
 
 
 def records(n: int, seed: int) -> pl.DataFrame:

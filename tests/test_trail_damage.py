@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.errors import TrailDamaged
 from tests import processes
-from tests.banktrail import BankTrail
 from tests.conftest import TEST_KEY
-from tests.flowrun import run_flow
+from tests.support.banktrail import BankTrail
+from tests.support.flowrun import run_flow
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 PROGRAM = "paju-livelihood-2025"

@@ -31,7 +31,7 @@ def test_an_unexpected_error_quoting_a_cell_reaches_the_terminal_scrubbed(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ValueError(f"cannot use value '{HOLDER}' for {RRN} (card {CARD})")
 
-    monkeypatch.setattr("flows.steps.decide", broken)
+    monkeypatch.setattr("flows.run.steps.decide", broken)
     args = ["run", "--program", "paju-livelihood-2025", "--run-month", "2025-03"]
     args += ["--registry", str(story / "registry"), "--enrollments", str(story / "enrollments")]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])

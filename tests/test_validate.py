@@ -5,9 +5,16 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from flows import validate
+from flows.checks import validate
 from flows.errors import InputRejected, RunHalted
-from tests.frames import application, checked_enrollment, checked_registry, delivery, person, rrn
+from tests.support.frames import (
+    application,
+    checked_enrollment,
+    checked_registry,
+    delivery,
+    person,
+    rrn,
+)
 
 GOOD = rrn("750312", "1")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows import audit
-from flows.verify import verify_trail
-from tests.banktrail import BankTrail
+from flows.audit import records as audit
+from flows.audit.verify import verify_trail
+from tests.support.banktrail import BankTrail
 
 pytestmark = [pytest.mark.flow]
 PROGRAM = "paju-livelihood-2025"
@@ -187,7 +187,7 @@ def test_verify_reads_payment_files_back_and_names_one_whose_content_disagrees_w
 ) -> None:
     import hashlib
 
-    from flows.verify import verify_payment_files
+    from flows.audit.verify import verify_payment_files
 
     credit = b"batch_id,seq,card_id,amount,payment_id,program,memo\nb,1,1,100000,JW1,p,m\n"
     (tmp_path / "local_currency_0001.csv").write_bytes(credit)

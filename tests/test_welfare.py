@@ -12,7 +12,7 @@ import pytest
 from fixtures.generate import generate_population
 from fixtures.welfare import welfare_extract, write_welfare
 from flows.errors import InputRejected
-from flows.welfare import read_welfare
+from flows.inputs.welfare import read_welfare
 from rules.reference import vocabulary
 
 DAY = dt.date(2025, 6, 18)

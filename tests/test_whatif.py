@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from flows.tally import by_outcome
-from flows.whatif import compare, terminal_lines
+from flows.audit.tally import by_outcome
+from flows.audit.whatif import compare, terminal_lines
 
 
 def frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:

@@ -1,0 +1,175 @@
+"""`jiwon audit explain`: everything the trail knows about one person or payment, PII-safe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.checks.rrn import birth_date
+from flows.checks.validate import normalise
+from flows.decide.codes import describe
+from flows.decide.rules import keyed
+from flows.errors import TrailDamaged, UsageError, masked_value
+from flows.inputs.ledger import scan_trail, unreadable
+
+DECISIONS_GLOB = "audit/decisions/**/*.parquet"
+
+
+def person_key(rrn: str, key: str) -> str:
+    """Return the person key of an RRN typed in any accepted form."""
+    typed = normalise(pl.LazyFrame({"rrn": [rrn]}), ["rrn"])
+    return str(typed.select(keyed("rrn", key)).collect().item())
+
+
+def rrn_problem(rrn: str) -> str | None:
+    """Return why a typed RRN is not one, or None; judged as row validation judges it.
+
+    Hyphens, spaces and full-width digits are accepted; it must then be 13 digits whose first
+    seven give a real birth date (RRN_FORMAT, RRN_DATE_INVALID). The check digit is not
+    checked: numbers issued since 2020-10-05 have none (validation only warns about it).
+    """
+    typed = normalise(pl.LazyFrame({"rrn": [rrn]}), ["rrn"])
+    row = typed.select("rrn", born=birth_date("rrn")).collect().row(0, named=True)
+    value: str = row["rrn"] or ""
+    if not value:
+        return "is blank"
+    if not (value.isascii() and value.isdigit()):
+        return "holds characters other than digits, hyphens and spaces"
+    if len(value) != 13:
+        return f"has {len(value)} digits, not 13"
+    if row["born"] is None:
+        return "has digits 1-7 that are not a real birth date (YYMMDD and the century digit)"
+    return None
+
+
+def malformed_rrn(rrn: str) -> UsageError | None:
+    """Return the bad-usage error for a malformed RRN; the value is shown starred past 6 digits."""
+    problem = rrn_problem(rrn)
+    if problem is None:
+        return None
+    shown = masked_value(rrn.strip())
+    shown = shown if len(shown) <= 20 else f"{shown[:20]}…"
+    return UsageError(
+        f"bad usage: --rrn {shown!r} is not a resident registration number: it {problem}. "
+        "Give the resident's 13 digits as YYMMDD-SXXXXXX."
+    )
+
+
+def committed_decisions(out: Path) -> pl.LazyFrame:
+    """Return the decision records of committed runs only."""
+    runs = (
+        scan_trail(out, out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        .filter(pl.col("status") == "committed")
+        .select("run_id")
+    )
+    return scan_trail(out, out / DECISIONS_GLOB, hive_partitioning=True).join(
+        runs, on="run_id", how="semi"
+    )
+
+
+def check_explain_key(out: Path, key: str, program: str | None) -> None:
+    """Refuse to look up an RRN with a key other than the one the programs' runs used.
+
+    Person keys are HMACs with the key: with another one nobody would be found, and "not paid"
+    would be a wrong answer, not an empty one.
+    """
+    from flows.audit import keyprint
+    from flows.inputs.ledger import run_records
+
+    folders = sorted((out / "audit/runs").glob("program=*"))
+    for name in [f.name.removeprefix("program=") for f in folders]:
+        if program and name != program:
+            continue
+        known = keyprint.program_fingerprints(run_records(out, name))
+        if known and not keyprint.matches(key, known[0][0]):
+            raise UsageError(
+                f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
+                f"fingerprint differs from committed run {known[0][1]}): with it no RRN would be "
+                "found. Set the deployment's key from your secret store and ask again."
+            )
+
+
+def damaged_file(out: Path, error: Exception) -> TrailDamaged:
+    """Return TrailDamaged naming the first trail file that does not read whole (the slow path)."""
+    for path in sorted(out.glob(DECISIONS_GLOB)) + sorted(out.glob("audit/runs/**/*.parquet")):
+        try:
+            pl.read_parquet(path)
+        except pl.exceptions.PolarsError as e:
+            return TrailDamaged(str(path.relative_to(out)), unreadable(e))
+    return TrailDamaged("audit/", unreadable(error))
+
+
+def paid_to(row: dict[str, Any]) -> str:
+    """Return where a payment went, masked: the bank and the account's last four digits."""
+    if row.get("payout") != "bank":
+        return f" ({row['payout']})" if row.get("payout") else ""
+    return f" (bank {row['bank_code']}, account ****{row['account_last4']})"
+
+
+def explain_person(
+    out: Path, rrn: str | None = None, payment_id: str | None = None, program: str | None = None
+) -> str:
+    """Return a readable account of a person's (or a payment's) decision records."""
+    if rrn is not None and (error := malformed_rrn(rrn)) is not None:
+        raise error
+    if not list(out.glob(DECISIONS_GLOB)):
+        raise UsageError(f"no audit trail under {out}: pass the output root of earlier runs")
+    decisions = committed_decisions(out)
+    if rrn is not None:
+        key = os.environ.get("JIWON_PII_KEY", "")
+        if len(key) < 16:
+            raise UsageError(
+                "bad usage: JIWON_PII_KEY is not set (or shorter than 16 characters): explaining "
+                "by RRN needs the key the runs used. Set it from your secret store, or ask by "
+                "--payment-id"
+            )
+        check_explain_key(out, key, program)
+        decisions = decisions.filter(pl.col("person_key") == person_key(rrn, key))
+        subject = "this RRN"
+    else:
+        keys = decisions.filter(pl.col("payment_id") == payment_id).select("person_key").unique()
+        decisions = decisions.join(keys, on="person_key", how="semi")
+        subject = f"payment {payment_id}"
+    if program:
+        decisions = decisions.filter(pl.col("program") == program)
+    try:
+        rows = decisions.sort("decided_at", "source_kind", "source_file", "source_row").collect()
+    except pl.exceptions.PolarsError as e:  # damaged inside, not only at the footer
+        raise damaged_file(out, e) from None
+    if rows.height == 0:
+        hint = (
+            " (RRNs are matched through JIWON_PII_KEY: if the runs used another key, none matches)"
+            if rrn is not None
+            else ""
+        )
+        return f"No committed decision mentions {subject}{hint}."
+    lines = []
+    paid = rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"))
+    head = rows.row(0, named=True)
+    lines.append(
+        f"person {head['rrn_masked'] or '(malformed RRN)'} {head['name_masked'] or ''} "
+        f"person_key {head['person_key']}"
+    )
+    if paid.height:
+        for p in paid.iter_rows(named=True):
+            lines.append(
+                f"PAID {p['amount_krw']:,} won by run {p['run_id']} ({p['program']}, "
+                f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}"
+                f"{paid_to(p)}, rule {p['rule_id']}"
+            )
+    else:
+        lines.append("NOT PAID by any committed run")
+    for r in rows.iter_rows(named=True):
+        reasons = "; ".join(f"{c} ({describe(c).en})" for c in r["reason_codes"]) or "-"
+        warnings = ", ".join(r["warning_codes"]) or "-"
+        app = f" application {r['application_id']}" if r["application_id"] else ""
+        lines.append(
+            f"  {r['decided_at']:%Y-%m-%d %H:%M} run {r['run_id']} {r['program']}: "
+            f"{r['source_kind']} {r['source_file']} row {r['source_row']}{app} -> "
+            f"{r['outcome']} [{r['rule_id']}] reasons: {reasons}; warnings: {warnings}"
+            + (f"; duplicate of {r['duplicate_of']}" if r["duplicate_of"] else "")
+        )
+    return "\n".join(lines)

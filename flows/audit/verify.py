@@ -1,0 +1,269 @@
+"""`jiwon audit verify`: recompute the hash chain, file hashes and totals of the whole trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.audit.records import record_from_row
+from flows.errors import TrailDamaged
+from flows.inputs import reference
+from flows.inputs.ledger import read_trail, trail_problem
+from flows.money import won_sum, won_total
+from flows.pay import bankfile, pain001
+from flows.run import paths as layout
+
+
+def sha256_file(path: Path) -> str:
+    """Return a file's SHA-256."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_units(program: str, run_month: str, run_id: str) -> list[Path]:
+    """Return the folders a run may have written (everything but its run record)."""
+    return [u for u in layout.publish_units(program, run_month, run_id) if u.suffix != ".parquet"]
+
+
+def verify_run(out: Path, row: dict[str, object]) -> list[str]:
+    """Return the problems of one run record: its seal, its files and its totals."""
+    record = record_from_row(dict(row))
+    where = f"run {record.run_id} ({record.program})"
+    problems = []
+    if not record.seal_holds():
+        problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
+    expected = str(layout.run_record_file(record.program, record.run_id))
+    if row.get("record_file") not in (None, expected):
+        problems.append(
+            f"{where}: run record is stored as {row['record_file']}, not {expected} "
+            "(run records were renamed or swapped)"
+        )
+    listed = {o["file"]: o for o in record.outputs}
+    for name, output in listed.items():
+        path = out / name
+        if not path.is_file():
+            problems.append(f"{where}: file {name} is missing")
+        elif sha256_file(path) != output["sha256"]:
+            damage = trail_problem(path) if path.suffix == ".parquet" else None
+            problems.append(f"{where}: file {name} {damage or 'was changed (SHA-256 differs)'}")
+    for unit in run_units(record.program, record.run_month, record.run_id):
+        for path in sorted((out / unit).rglob("*")) if (out / unit).is_dir() else []:
+            if path.is_file() and str(path.relative_to(out)) not in listed:
+                problems.append(f"{where}: file {path.relative_to(out)} was added")
+    if record.status == "committed" and not problems:
+        problems += verify_totals(
+            out,
+            record.program,
+            record.run_month,
+            record.run_id,
+            record.total_paid_krw,
+            record.counts,
+        )
+    return problems
+
+
+def verify_totals(
+    out: Path, program: str, run_month: str, run_id: str, total: int, counts: dict[str, int]
+) -> list[str]:
+    """Check decisions, run record and payment manifest agree on counts and totals."""
+    where = f"run {run_id} ({program})"
+    # Aggregated while scanning: a national run's records do not fit in memory.
+    decisions = pl.scan_parquet(
+        out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
+        hive_partitioning=False,
+    )
+    problems = []
+    registry = pl.col("source_kind") == "registry"
+    paid = int(decisions.filter(registry).select(won_sum()).collect().item())
+    if paid != total:
+        problems.append(f"{where}: audit PAID total {paid:,} != run record total {total:,}")
+    found = dict(decisions.group_by("outcome").len().collect().iter_rows())
+    if any(found.get(o, 0) != n for o, n in counts.items()):
+        problems.append(f"{where}: counts per outcome differ from the decision records")
+    manifest = out / layout.payments_dir(program, run_id) / "manifest.json"
+    if manifest.is_file():
+        body = json.loads(manifest.read_text())
+        if body["total_krw"] != total:
+            problems.append(f"{where}: payment manifest total {body['total_krw']:,} != {total:,}")
+        problems += verify_payment_files(manifest.parent, body, decisions, where)
+    elif total:
+        problems.append(f"{where}: paid {total:,} won but its payment manifest is missing")
+    return problems
+
+
+def verify_payment_files(
+    folder: Path, manifest: dict[str, Any], decisions: pl.DataFrame | pl.LazyFrame, where: str
+) -> list[str]:
+    """Recompute each payment file's records and total from its content and from the audit."""
+    problems = []
+    paid = (
+        decisions.lazy()
+        .filter(pl.col("source_kind") == "registry", pl.col("outcome") == "PAID")
+        .group_by("payment_file")
+        .agg(records=pl.len(), total_krw=won_sum())
+        .collect()
+    )
+    by_audit = {r["payment_file"]: (r["records"], r["total_krw"]) for r in paid.to_dicts()}
+    listed = {f["file"]: f for f in manifest["files"]}
+    if set(listed) != set(by_audit):
+        problems.append(
+            f"{where}: manifest lists {sorted(listed)} but the audit pays through "
+            f"{sorted(by_audit)}"
+        )
+    for name, entry in listed.items():
+        path = folder / name
+        if not path.is_file():
+            continue  # reported as missing against the run record
+        if sha256_file(path) != entry["sha256"]:
+            problems.append(f"{where}: payment file {name} differs from its manifest SHA-256")
+            continue
+        try:
+            found = payment_file_totals(path, entry.get("format", "local_currency_csv"))
+        except (bankfile.BankFileError, ValueError, SyntaxError, pl.exceptions.PolarsError) as e:
+            problems.append(f"{where}: payment file {name} cannot be read back: {e}")
+            continue
+        claimed = (entry["records"], entry["total_krw"])
+        if found != claimed or by_audit.get(name) != claimed:
+            problems.append(
+                f"{where}: payment file {name}: content has {found[0]:,} records / "
+                f"{found[1]:,} won, manifest {claimed[0]:,} / {claimed[1]:,}, audit "
+                f"{by_audit.get(name, (0, 0))[0]:,} / {by_audit.get(name, (0, 0))[1]:,}"
+            )
+    return problems
+
+
+def payment_file_totals(path: Path, file_format: str) -> tuple[int, int]:
+    """Return (records, total won) read back from a payment file's own content."""
+    if file_format.startswith("kr_bulk_transfer:"):
+        layout_name = file_format.split(":", 1)[1]
+        read = bankfile.read_bank_file(path.read_bytes(), reference.load_layout(layout_name))
+        return read.data.height, won_total(read.data["amount"])
+    if file_format == pain001.FORMAT:
+        return pain001.read_totals(path.read_bytes())
+    credits = pl.read_csv(path, infer_schema=False)
+    return credits.height, won_total(credits["amount"].cast(pl.Int64))
+
+
+def chain_problem(
+    row: dict[str, Any], previous: dict[str, Any] | None, by_sha: dict[str, str], program: str
+) -> str | None:
+    """Return what is wrong with a run's link to the run before it, or None."""
+    if row["prev_run_sha256"] == (previous["run_sha256"] if previous else None):
+        return None
+    where = f"run {row['run_id']} ({program}): chain broken:"
+    before = f"run {previous['run_id']}" if previous else "no run"
+    if row["prev_run_sha256"] is None:
+        return (
+            f"{where} it claims to be the first run but follows {before} (a run was inserted "
+            "before it, or runs reordered)"
+        )
+    if row["prev_run_sha256"] in by_sha:
+        return (
+            f"{where} it links to run {by_sha[row['prev_run_sha256']]} but follows {before} "
+            "(runs reordered)"
+        )
+    return (
+        f"{where} it links to a run that is not in the trail, and follows {before} (the run "
+        "before it was deleted, edited and resealed, or moved)"
+    )
+
+
+def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
+    """Return one problem per output folder of a run that has no run record, oldest first."""
+    folders = [
+        out / "payments" / program,
+        out / "reports" / program,
+        out / "quarantine" / program,
+    ]
+    decisions = out / "audit/decisions" / f"program={program}"
+    found: dict[str, list[str]] = {}
+    for d in [d for f in folders if f.is_dir() for d in f.iterdir()] + sorted(
+        decisions.glob("run_month=*/run_id=*")
+    ):
+        run_id = d.name.removeprefix("run_id=")
+        if run_id not in known:
+            found.setdefault(run_id, []).append(str(d.relative_to(out)))
+    return [
+        f"run {run_id} ({program}): run record is missing but its outputs remain "
+        f"({', '.join(sorted(paths))}): a run record was deleted"
+        for run_id, paths in sorted(found.items())
+    ]
+
+
+def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[str], set[str]]:
+    """Return a program's readable run records, the problems of its unreadable ones, their ids.
+
+    The records come oldest first with `record_file` (as `run_records(with_file=True)`); a
+    damaged record is one problem naming its file, so the rest of the trail is still checked.
+    """
+    folder = out / layout.run_record_file(program, "x").parent
+    frames, problems, damaged = [], [], set()
+    for path in sorted(folder.glob("run_id=*.parquet")):
+        name = str(path.relative_to(out))
+        try:
+            frames.append(read_trail(out, path).with_columns(record_file=pl.lit(name)))
+        except TrailDamaged as e:
+            run_id = path.name.removeprefix("run_id=").removesuffix(".parquet")
+            problems.append(f"run {run_id} ({program}): run record {name} {e.problem}")
+            damaged.add(run_id)
+    if not frames:
+        return pl.DataFrame(), problems, damaged
+    runs = pl.concat(frames, how="vertical").sort("finished_at", "run_id")
+    return runs, problems, damaged
+
+
+def verify_trail(out: Path) -> tuple[list[str], int]:
+    """Return every problem in the trail (first broken link first) and how many runs were read.
+
+    Per program: run records that cannot be read come first, then outputs without a run record
+    (a deleted run record), then each run in chain order: its link to the run before it, its
+    seal, its files and totals.
+    """
+    runs_root = out / "audit/runs"
+    if not runs_root.is_dir():
+        return [f"no audit trail under {out}"], 0
+    problems: list[str] = []
+    checked = 0
+    for folder in sorted(runs_root.glob("program=*")):
+        program = folder.name.removeprefix("program=")
+        runs, unreadable, damaged = readable_run_records(out, program)
+        problems += unreadable
+        known = set(runs["run_id"].to_list()) if runs.height else set()
+        problems += orphan_runs(out, program, known | damaged)
+        by_sha = dict(zip(runs["run_sha256"], runs["run_id"], strict=True)) if runs.height else {}
+        previous: dict[str, Any] | None = None
+        for row in runs.iter_rows(named=True):
+            checked += 1
+            link = chain_problem(row, previous, by_sha, program)
+            if link and damaged and row["prev_run_sha256"] not in by_sha:
+                link += "; the run it links to may be one whose record is damaged (listed above)"
+            problems += [link] if link else []
+            problems += verify_run(out, row)
+            previous = row
+        problems += key_problems(runs, program)
+    return problems, checked
+
+
+def key_problems(runs: pl.DataFrame, program: str) -> list[str]:
+    """Return a problem for each committed run whose key fingerprint is not the program's first.
+
+    Every run of a program records its key's fingerprint with the program's salt, so the same
+    key gives the same text: another value means person keys do not join across those runs.
+    """
+    if runs.height == 0 or "key_fingerprint" not in runs.columns:
+        return []
+    committed = runs.filter(
+        pl.col("status") == "committed", ~pl.col("dry_run"), pl.col("key_fingerprint").is_not_null()
+    )
+    if committed.height == 0:
+        return []
+    first, first_run = committed["key_fingerprint"][0], committed["run_id"][0]
+    return [
+        f"run {run_id} ({program}): committed with another JIWON_PII_KEY than run {first_run} "
+        "(key_fingerprint differs): its person keys and payment ids do not match the program's"
+        for run_id, print_ in committed.select("run_id", "key_fingerprint").iter_rows()
+        if print_ != first
+    ]

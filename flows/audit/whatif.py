@@ -1,0 +1,98 @@
+"""What a dry run would change against the program's last committed run: counts and won only.
+
+Residents are counted by their registry decision record (one per resident and run); amounts are
+what the PAID outcome would pay. Because the ledger already excludes whoever a committed run paid,
+the dry run's PAID residents are exactly the ones it would newly pay. No personal data appears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.audit.tally import by_outcome
+from flows.decide.codes import OUTCOMES
+from flows.inputs.ledger import run_records, scan_trail
+from flows.money import won_total
+from flows.run import paths as layout
+
+
+def last_committed(out: Path, program: str) -> dict[str, Any] | None:
+    """Return the run record of the program's last committed (not dry) run, if any."""
+    runs = run_records(out, program)
+    if runs.height == 0:
+        return None
+    committed = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+    return committed.row(-1, named=True) if committed.height else None
+
+
+def compare(now: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFrame:
+    """Return per outcome: residents in the last committed run and now, the change, won now."""
+    outcomes = pl.DataFrame({"outcome": list(OUTCOMES)})
+    previous = before if before is not None else now.clear()
+    joined = outcomes.join(now, on="outcome", how="left", maintain_order="left").join(
+        previous.select("outcome", last_run=pl.col("residents")),
+        on="outcome",
+        how="left",
+        maintain_order="left",
+    )
+    return joined.select(
+        "outcome",
+        pl.col("last_run").fill_null(0),
+        pl.col("residents").fill_null(0).alias("this_run"),
+        (pl.col("residents").fill_null(0) - pl.col("last_run").fill_null(0)).alias("change"),
+        pl.col("won").fill_null(0),
+    ).filter((pl.col("last_run") > 0) | (pl.col("this_run") > 0))
+
+
+def would_change(out: Path, program: str, now: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+    """Return a one-line headline and the per-outcome comparison for a dry run (`by_outcome`)."""
+    last = last_committed(out, program)
+    before = None
+    if last is not None:
+        folder = out / layout.decisions_dir(program, last["run_month"], last["run_id"])
+        before = by_outcome(scan_trail(out, folder / "*.parquet"))
+    table = compare(now, before)
+    paid = table.filter(pl.col("outcome") == "PAID")
+    residents = int(paid["this_run"].sum())
+    won = won_total(paid["won"])
+    against = f"the last committed run {last['run_id']}" if last else "no committed run yet"
+    headline = (
+        f"dry run: a real run now would newly pay {residents:,} resident(s) "
+        f"{won:,} won (compared with {against})"
+    )
+    return headline, table
+
+
+def terminal_lines(headline: str, table: pl.DataFrame) -> list[str]:
+    """Return the comparison as aligned lines for the terminal."""
+    lines = [
+        headline,
+        f"{'outcome':<22} {'last run':>10} {'dry run':>10} {'change':>10} {'won':>16}",
+    ]
+    for row in table.iter_rows(named=True):
+        lines.append(
+            f"{row['outcome']:<22} {row['last_run']:>10,} {row['this_run']:>10,} "
+            f"{row['change']:>+10,} {row['won']:>16,}"
+        )
+    return lines
+
+
+def markdown(headline: str, table: pl.DataFrame) -> str:
+    """Return the comparison as a Markdown section of the dry run's report."""
+    lines = [
+        "## What a real run would change",
+        "",
+        headline,
+        "",
+        "| outcome | residents, last committed run | residents, this dry run | change | won |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['outcome']} | {r['last_run']:,} | {r['this_run']:,} | {r['change']:+,} | "
+        f"{r['won']:,} |"
+        for r in table.iter_rows(named=True)
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,301 @@
+"""What earlier committed runs of a program did, read back from the committed audit trail.
+
+The ledger is derived, not stored: a run is committed exactly when its run record exists, so the
+trail cannot disagree with it (docs/decisions/0002-ledger-from-audit-trail.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from flows.errors import LedgerUntrusted, TrailDamaged
+from flows.money import won_total
+from flows.run import paths as layout
+from rules.program import Program
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Who was paid, which enrollment files were consumed, and the chain's last link."""
+
+    # person_key, instalment, amount_krw, run_id, run_month (the later of the paying run's month
+    # and the month it committed in, Asia/Seoul: what a later instalment's due date counts from)
+    paid: pl.DataFrame
+    consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
+    last_run_sha256: str | None = None
+    used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
+
+    @property
+    def paid_total_krw(self) -> int:
+        """Return the won paid by committed runs so far."""
+        return won_total(self.paid["amount_krw"])
+
+    def paid_before(self, instalment: int) -> pl.DataFrame:
+        """Return the person keys paid `instalment` by an earlier committed run."""
+        return self.paid.filter(pl.col("instalment") == instalment).select("person_key").unique()
+
+    def progress(self, program: Program, run_month: str) -> pl.DataFrame:
+        """Return, per person paid any instalment, where they stand in a run of `run_month`.
+
+        Columns: person_key, last_paid (highest instalment paid), next_instalment (null when all
+        are paid), next_due (the next instalment falls due in or before `run_month`: its
+        `due.months` after the run month that paid the instalment it counts from), next_due_on
+        (that day: an application for it must be made on or after it) and used_applications
+        (the application ids that paid them: an application pays at most one instalment).
+        See docs/decisions/0010-instalments.md.
+        """
+        month = pl.concat_str(pl.col("run_month"), pl.lit("-01")).str.to_date("%Y-%m-%d")
+        now = dt.date.fromisoformat(f"{run_month}-01")
+        per_person = self.paid.group_by("person_key").agg(
+            last_paid=pl.col("instalment").max(),
+            **{
+                f"paid_{i.number}": month.filter(pl.col("instalment") == i.number).min()
+                for i in program.instalments
+            },
+        )
+        due_on: pl.Expr = pl.lit(None, dtype=pl.Date)
+        count = len(program.instalments)
+        for inst in reversed(program.instalments[1:]):
+            base = pl.col(f"paid_{inst.due.instalment}").dt.offset_by(f"{inst.due.months}mo")
+            due_on = pl.when(pl.col("last_paid") + 1 == inst.number).then(base).otherwise(due_on)
+        used = self.used if self.used is not None else EMPTY_USED
+        applications = used.group_by("person_key").agg(used_applications="application_id")
+        return (
+            per_person.select(
+                "person_key",
+                "last_paid",
+                next_instalment=pl.when(pl.col("last_paid") < count).then(pl.col("last_paid") + 1),
+                next_due=(due_on <= now).fill_null(False),
+                next_due_on=due_on,
+            )
+            .join(applications, on="person_key", how="left")
+            .with_columns(pl.col("used_applications").fill_null(pl.lit([], pl.List(pl.String))))
+        )
+
+
+EMPTY_PAID = pl.DataFrame(
+    schema={
+        "person_key": pl.String,
+        "instalment": pl.Int64,
+        "amount_krw": pl.Int64,
+        "run_id": pl.String,
+        "run_month": pl.String,
+    }
+)
+EMPTY_USED = pl.DataFrame(schema={"person_key": pl.String, "application_id": pl.String})
+
+
+def trail_problem(path: Path) -> str | None:
+    """Return what makes a trail Parquet file unreadable (its footer and schema), or None."""
+    try:
+        pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        return unreadable(e)
+    return None
+
+
+def unreadable(error: Exception) -> str:
+    """Return the problem of a Parquet file a reader refused, in one short line."""
+    why = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return f"is not a readable Parquet file ({why})"
+
+
+def read_trail(out: Path, path: Path) -> pl.DataFrame:
+    """Read one Parquet file of the trail; raise TrailDamaged naming it when it cannot be read."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise TrailDamaged(str(path.relative_to(out)), unreadable(e)) from None
+
+
+def scan_trail(out: Path, source: Path, hive_partitioning: bool | None = None) -> pl.LazyFrame:
+    """Scan trail Parquet files (`source`: a glob under `out`) once each file's footer reads.
+
+    A truncated or overwritten file raises TrailDamaged naming it, not a reader's traceback.
+    """
+    for path in sorted(out.glob(str(source.relative_to(out)))):
+        problem = trail_problem(path)
+        if problem is not None:
+            raise TrailDamaged(str(path.relative_to(out)), problem)
+    return pl.scan_parquet(source, hive_partitioning=hive_partitioning)
+
+
+def check_trail(out: Path, program: str) -> None:
+    """Raise TrailDamaged naming a run record or decisions file of `program` that cannot be read.
+
+    Reads only each file's footer: cheap enough to run before a run starts at all.
+    """
+    for pattern in (
+        str(layout.run_record_file(program, "*")),
+        f"{layout.decisions_dir(program, '*', '*')}/*.parquet",
+    ):
+        for path in sorted(out.glob(pattern)):
+            problem = trail_problem(path)
+            if problem is not None:
+                raise TrailDamaged(str(path.relative_to(out)), problem)
+
+
+def run_records(out: Path, program: str, with_file: bool = False) -> pl.DataFrame:
+    """Return every run record of a program, oldest first (empty when there are none).
+
+    `with_file` adds `record_file`, the path each record was read from (for verification).
+    """
+    folder = out / layout.run_record_file(program, "x").parent
+    files = sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []
+    if not files:
+        return pl.DataFrame()
+    frames = [read_trail(out, f) for f in files]
+    if with_file:
+        frames = [
+            f.with_columns(record_file=pl.lit(str(p.relative_to(out))))
+            for f, p in zip(frames, files, strict=True)
+        ]
+    # Records written before a column existed (key_fingerprint) read back with it null.
+    return pl.concat(frames, how="diagonal_relaxed").sort("finished_at", "run_id")
+
+
+def sha256_file(path: Path) -> str:
+    """Return a file's SHA-256, read in 4 MiB blocks (decision parts can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
+    """Return the decision files of committed runs, each checked against its run record.
+
+    The ledger is only as good as these files: a deleted or edited one would make its payees look
+    unpaid and pay them again. So every file a committed run lists under `audit/decisions/` must
+    exist with the SHA-256 its record holds, or the run halts naming the first one that does not.
+    Only the listed files are read (a file added to a run's folder is not part of the ledger).
+    Hashing runs on two threads (hashlib releases the GIL); its cost is in docs/performance.md.
+    """
+    listed = [
+        (row["run_id"], o["file"], o["sha256"])
+        for row in committed.select("run_id", "outputs").iter_rows(named=True)
+        for o in row["outputs"]
+        if o["file"].startswith("audit/decisions/")
+    ]
+    missing = next(((r, f) for r, f, _ in listed if not (out / f).is_file()), None)
+    if missing is None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            digests = list(pool.map(lambda item: sha256_file(out / item[1]), listed))
+        changed = [(r, f) for (r, f, want), got in zip(listed, digests, strict=True) if got != want]
+        if not changed:
+            return [out / f for _, f, _ in listed]
+        run_id, file = changed[0]
+        damage = trail_problem(out / file)
+        if damage is not None:  # cut short or overwritten: the same line as every other reader
+            raise TrailDamaged(file, damage)
+        problem = "was changed (its SHA-256 differs from the run record)"
+    else:
+        run_id, file = missing
+        problem = "is missing"
+    raise untrusted(
+        f"{file} of committed run {run_id} {problem}, and without it the people that run paid "
+        "would be paid again"
+    )
+
+
+def untrusted(what: str) -> LedgerUntrusted:
+    """Return the halt for a trail the ledger cannot be read from as it was written."""
+    return LedgerUntrusted(
+        f"run halted: the ledger cannot be trusted: {what}; nothing was paid. "
+        "Restore the audit folder from backup (do not delete or edit trail files), check it "
+        "with `jiwon audit verify`, and run again."
+    )
+
+
+def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
+    """Halt unless every run record of `program` is sealed and chained as it was written.
+
+    Cheap (records are one row each) and run before anything else reads them: an edited record
+    (a removed key fingerprint, an output list pointing elsewhere, a status changed to dry run)
+    no longer matches its `run_sha256`, and a removed record breaks the next one's link or leaves
+    its decisions behind. A record resealed by hand is the signed ledger's work (issue 14).
+    """
+    from flows.audit.records import record_from_row  # flows.audit.records imports the decide stage
+
+    previous: str | None = None
+    for row in runs.iter_rows(named=True) if runs.height else []:
+        where = f"run record {layout.run_record_file(program, row['run_id'])}"
+        record = record_from_row(row)
+        if not record.seal_holds():
+            raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
+        if row["prev_run_sha256"] != previous:
+            raise untrusted(
+                f"{where} does not link to the run before it (a run record was deleted, "
+                "added or moved)"
+            )
+        previous = row["run_sha256"]
+    known = set(runs["run_id"].to_list()) if runs.height else set()
+    folder = out / "audit/decisions" / f"program={program}"
+    for found in sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []:
+        if found.name.removeprefix("run_id=") not in known:
+            raise untrusted(
+                f"{found.relative_to(out)} holds decisions of a run that has no run record "
+                "(a run record was deleted)"
+            )
+
+
+def last_run_sha256(out: Path, program: str) -> str | None:
+    """Return the chain's last link of a program (None before its first run)."""
+    runs = run_records(out, program)
+    return str(runs["run_sha256"][-1]) if runs.height else None
+
+
+def read_ledger(out: Path, program: str) -> Ledger:
+    """Read the ledger of a program from its committed runs."""
+    runs = run_records(out, program)
+    if runs.height == 0:
+        return Ledger(EMPTY_PAID)
+    committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
+    consumed: dict[str, str] = {}
+    for row in committed.select("run_id", "inputs").iter_rows(named=True):
+        for item in row["inputs"]:
+            if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
+                consumed.setdefault(item["sha256"], row["run_id"])
+    paid, used = EMPTY_PAID, EMPTY_USED
+    files = ledger_files(out, committed)
+    if files:
+        both = (
+            pl.scan_parquet(files, hive_partitioning=True)
+            .filter(pl.col("outcome") == "PAID")
+            .select(
+                "source_kind",
+                "person_key",
+                "application_id",
+                "instalment",
+                "amount_krw",
+                "run_id",
+                pl.col("run_month").cast(pl.String),
+            )
+            .collect()
+        )
+        registry = pl.col("source_kind") == "registry"
+        # A payment counts from the later of its run month and the month its run committed in
+        # (Seoul): a run labelled with an old month cannot bring a later instalment forward.
+        committed_in = committed.select(
+            "run_id",
+            committed_month=pl.col("finished_at")
+            .dt.convert_time_zone("Asia/Seoul")
+            .dt.strftime("%Y-%m"),
+        )
+        paid = (
+            both.filter(registry)
+            .join(committed_in, on="run_id", how="left")
+            .with_columns(
+                run_month=pl.max_horizontal("run_month", pl.col("committed_month").fill_null(""))
+            )
+            .select(EMPTY_PAID.columns)
+        )
+        used = both.filter(~registry).select(EMPTY_USED.columns)
+    return Ledger(paid, consumed, runs["run_sha256"][-1], used)

@@ -1,0 +1,49 @@
+"""The human-readable run summary: counts, totals and file names, never personal data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.audit.records import RunRecord
+from flows.decide.codes import BY_CODE
+
+
+def won(amount: int) -> str:
+    """Return an amount as `1,234,000 won`."""
+    return f"{amount:,} won"
+
+
+def input_line(item: dict[str, Any]) -> str:
+    """Return one input file's table row; a skipped file names the run that consumed it."""
+    skipped = f" (skipped: consumed by {item['skipped_by_run']})" if item["skipped_by_run"] else ""
+    return (
+        f"| {item['file']}{skipped} | {item['kind']} | {item['rows']:,} | {item['sha256'][:12]}… |"
+    )
+
+
+def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
+    """Return the run report in Markdown (also what the Prefect artifact shows)."""
+    lines = [
+        f"# {record.program} run {record.run_id}",
+        "",
+        f"- status: **{record.status}**"
+        + (" (dry run: nothing was paid)" if record.dry_run else ""),
+        f"- trigger: {record.trigger}, operator: {record.operator}"
+        + (f", reason: {record.reason}" if record.reason else ""),
+        f"- reference date: {record.reference_date}, run month: {record.run_month}",
+        f"- total paid: **{won(record.total_paid_krw)}**",
+        "",
+        "| outcome | records |",
+        "|---|---:|",
+        *[f"| {outcome} | {count:,} |" for outcome, count in record.counts.items()],
+        "",
+        "| input file | kind | rows | sha256 |",
+        "|---|---|---:|---|",
+        *[input_line(i) for i in record.inputs],
+    ]
+    if reasons:
+        lines += ["", "| reason | rows | meaning |", "|---|---:|---|"]
+        lines += [f"| {code} | {n:,} | {BY_CODE[code].en} |" for code, n in reasons.items()]
+    if record.message:
+        lines += ["", record.message]
+    return "\n".join(lines) + "\n"

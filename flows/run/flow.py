@@ -1,0 +1,648 @@
+"""The `disburse` Prefect flow: registry and enrollment extracts in, payment files and audit out.
+
+The flow is a thin layer: each task wraps one pure stage function, and every read of the clock,
+the environment or the file system happens here, at the edge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from prefect import Task, flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed
+from prefect.task_runners import TaskRunner
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flows.audit import keyprint, whatif
+from flows.audit import records as audit
+from flows.audit.tally import Tally, combine
+from flows.decide.rules import RunContext
+from flows.errors import (
+    InputRejected,
+    JiwonError,
+    LedgerUntrusted,
+    RunHalted,
+    TrailDamaged,
+    Unexpected,
+    UsageError,
+    scrub,
+)
+from flows.inputs import reference, welfare
+from flows.inputs.ingest import InputFile, list_delivery
+from flows.inputs.ledger import Ledger, check_records, last_run_sha256, read_ledger, run_records
+from flows.pay import credit as payments
+from flows.pay.render import BankFormat
+from flows.report import artifacts
+from flows.report import html as report_html
+from flows.report import markdown as report
+from flows.run import paths as layout
+from flows.run import steps
+from flows.run.lock import program_lock
+from flows.run.publish import Staging, discard, recover
+from flows.run.runners import Runner, flow_api_url, task_runner
+from flows.run.steps import BucketJob, Spilled
+from flows.run.stores import DiskStore, MemoryStore, Store
+from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
+from rules.reference import vocabulary
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+class _RefusalsWithoutTraceback(logging.Filter):
+    """Log a refusal jiwon explains in one line (JiwonError) without a Python traceback.
+
+    Prefect logs a failed task or flow run with its traceback; for an input rejected or a run
+    halted that is 30 lines of noise around the one line the operator needs, in the terminal and
+    in the Prefect UI alike. Unexpected errors keep theirs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JiwonError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_RefusalsWithoutTraceback())
+PII_KEY_ENV = "JIWON_PII_KEY"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class DisburseParams(BaseModel):
+    """What an operator or a schedule asks a run to do (validated by Prefect via pydantic)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1, description="program id, a folder under rules/programs")
+    registry: Path = Field(description="folder of registry extract files")
+    enrollments: Path = Field(description="folder of enrollment extract files")
+    out: Path = Field(description="output root")
+    dry_run: bool = Field(default=False, description="compute everything, pay and publish nothing")
+    operator: str = Field(default="unknown", min_length=1)
+    reason: str | None = Field(default=None, description="why the run was started")
+    trigger: Literal["scheduled", "manual", "rerun"] = "manual"
+    run_month: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="YYYY-MM; default: the current month in Seoul",
+    )
+    welfare: Path | None = Field(
+        default=None, description="folder of welfare-status extract files (programs that need it)"
+    )
+    programs_dir: Path | None = Field(
+        default=None, description="folder of program folders; default: rules/programs"
+    )
+    bank_file: BankFormat = Field(
+        default="fixed_width",
+        description="bank payouts as the bulk-transfer file (fixed_width) or ISO 20022 pain.001",
+    )
+    partitions: int | Literal["auto"] | None = Field(
+        default=None,
+        description="decide in this many buckets on disk (auto: one per ~1,000,000 registry "
+        "rows); none: the store decides (see `store`)",
+    )
+    store: Literal["auto", "memory", "disk"] = Field(
+        default="auto",
+        description="where the work in progress lives: memory (one bucket), disk (buckets of "
+        "--partitions, default auto) or auto: memory up to ~1,000,000 registry rows, else disk",
+    )
+    runner: Runner = Field(
+        default="local", description="where the run's spill and decide tasks run: local or dask"
+    )
+    dask_address: str | None = Field(
+        default=None, description="Dask scheduler address (runner dask; none: a local cluster)"
+    )
+
+    @model_validator(mode="after")
+    def _rerun_needs_reason(self) -> DisburseParams:
+        if self.trigger == "rerun" and not (self.reason or "").strip():
+            raise ValueError("a rerun needs --reason: say why it is run again")
+        if isinstance(self.partitions, int) and self.partitions < 1:
+            raise ValueError("--partitions must be at least 1 (or auto)")
+        if self.store == "memory" and self.runner != "local":
+            raise ValueError("--store memory runs in this process: drop --runner dask")
+        if self.store == "memory" and self.partitions not in (None, 1):
+            raise ValueError("--store memory decides in one bucket: drop --partitions")
+        if self.dask_address and self.runner != "dask":
+            raise ValueError("--dask-address needs --runner dask")
+        return self
+
+
+@dataclass
+class RunSummary:
+    """What the command line prints after a run."""
+
+    run_id: str
+    program: str
+    status: str
+    dry_run: bool
+    counts: dict[str, int]
+    total_paid_krw: int
+    message: str
+    out: str
+    paths: dict[str, str] = field(default_factory=dict)
+    payments: int = 0
+    changes: list[str] = field(default_factory=list)  # a dry run: what a real run would change
+
+
+@dataclass
+class Found:
+    """What the run learnt about its inputs so far: a refused run's record lists it too."""
+
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def stage(fn: Callable[P, R]) -> Task[P, R]:
+    """Wrap a stage function as a Prefect task (no caching: inputs are large frames)."""
+    wrapped: Task[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
+    return wrapped
+
+
+spill_chunk = stage(steps.spill_chunk)
+shuffle_buckets = stage(steps.shuffle)
+decide_bucket = stage(steps.decide_bucket)
+
+
+@stage
+def read_welfare(
+    params: DisburseParams, program: Program
+) -> tuple[pl.DataFrame | None, list[dict[str, Any]]]:
+    """Read the welfare-status extract of a program that needs one (refuse it otherwise)."""
+    if not program.needs_welfare_extract:
+        if params.welfare is not None:
+            raise UsageError(
+                f"bad usage: program {program.id} does not use a welfare-status extract; "
+                "drop --welfare"
+            )
+        return None, []
+    if params.welfare is None:
+        raise UsageError(
+            f"bad usage: program {program.id} needs the welfare-status extract: pass --welfare DIR"
+        )
+    return welfare.read_welfare(params.welfare, vocabulary(), program.reference_date)
+
+
+def work_store(params: DisburseParams, registry_files: list[Path], work: Path) -> tuple[Store, int]:
+    """Return where the run keeps its work in progress, and in how many buckets it decides.
+
+    In memory, one bucket, unless the operator asks for buckets, Dask or the disk, or the
+    registry is larger than about one bucket (`steps.BUCKET_ROWS` rows): then on disk, in the
+    run's staging folder, in the buckets asked for (auto: one per ~1,000,000 registry rows).
+    """
+    memory = params.store == "memory" or (
+        params.store == "auto"
+        and params.partitions is None
+        and params.runner == "local"
+        and steps.estimated_rows(registry_files) <= steps.BUCKET_ROWS
+    )
+    if memory:
+        return MemoryStore(), 1
+    return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
+
+
+def spill(
+    runner: TaskRunner[Any],
+    kind: steps.Kind,
+    files: list[Path],
+    program: Program,
+    store: Store,
+    buckets: int,
+    consumed: dict[str, str],
+) -> list[Spilled]:
+    """Validate a delivery chunk by chunk on the run's task runner; return what each file held."""
+    grouped = steps.chunks(files)
+    parameters = {
+        "paths": [paths for _, paths in grouped],
+        "first": [first for first, _ in grouped],
+        "kind": unmapped(kind),
+        "program": unmapped(program),
+        "store": unmapped(store),
+        "buckets": unmapped(buckets),
+        "consumed": unmapped(consumed),
+    }
+    done: list[list[Spilled]] = runner.map(spill_chunk, parameters).result()  # type: ignore[arg-type]
+    return [s for chunk in done for s in chunk]
+
+
+def check_budget(program: Program, ledger: Ledger, total: int) -> None:
+    """Halt when this run would take the program past its budget ceiling."""
+    if ledger.paid_total_krw + total > program.budget_krw:
+        raise RunHalted(
+            f"run halted: paying {total:,} won now after {ledger.paid_total_krw:,} won already "
+            f"paid exceeds the budget of {program.budget_krw:,} won; nothing was paid. Check the "
+            f"inputs, or raise budget_krw in the program file if the council raised it."
+        )
+
+
+def settle(total_paid_krw: int, files_total: int, dry_run: bool) -> tuple[str, str]:
+    """Return the run's status and note; refuse a run whose payment files and audit disagree."""
+    if total_paid_krw != files_total:
+        raise RuntimeError(
+            f"payment files total {files_total} but the audit says "
+            f"{total_paid_krw}: refusing to commit"
+        )
+    if not dry_run:
+        return "committed", ""
+    return "dry_run", "dry run: nothing was paid or published but this record and report"
+
+
+def now() -> dt.datetime:
+    """Return the time a run starts and commits at (the one clock the flow reads; tests set it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def check_run_month(run_month: str, program: Program, runs: pl.DataFrame) -> None:
+    """Refuse a run month before the program's reference date or its last committed run.
+
+    A later instalment falls due counting from the month that paid the one before, so runs of a
+    program go forward in time: rerunning an earlier month after a later one committed, or a
+    month before the program began, would bring due dates forward (0010).
+    """
+    start = program.reference_date.strftime("%Y-%m")
+    if run_month < start:
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is before the month of the program's reference "
+            f"date ({program.reference_date}); give {start} or later"
+        )
+    committed = (
+        runs.filter(pl.col("status") == "committed", ~pl.col("dry_run")) if runs.height else runs
+    )
+    if committed.height and run_month < (last := str(committed["run_month"].max())):
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is before {last}, the month of the program's last "
+            "committed run: runs of a program go forward in time; rerun it as "
+            f"--run-month {last} or later"
+        )
+
+
+def pii_key() -> str:
+    """Return the deployment's personal-data key; refuse to run without one."""
+    key = os.environ.get(PII_KEY_ENV, "")
+    if len(key) < 16:
+        raise UsageError(
+            f"{PII_KEY_ENV} is not set (or shorter than 16 characters): a real run refuses to "
+            f"start without the deployment's secret key. Set it from your secret store; "
+            f"`jiwon demo` uses a demo key."
+        )
+    return key
+
+
+def code_version() -> str:
+    """Return the installed jiwon version."""
+    try:
+        return importlib.metadata.version("jiwon")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def quarantine_csv(report_frame: pl.DataFrame) -> bytes:
+    """Return the quarantine report as UTF-8-with-BOM CSV that Excel opens, formulas defused."""
+    text_columns = [c for c, t in report_frame.schema.items() if t == pl.String]
+    safe = report_frame.with_columns(payments.formula_safe(c) for c in text_columns)
+    return b"\xef\xbb\xbf" + safe.write_csv().encode("utf-8")
+
+
+@flow(name="disburse", log_prints=False, validate_parameters=True)
+def disburse(params: DisburseParams) -> RunSummary:
+    """Pay one program's eligible, enrolled residents exactly once, and record why for every row.
+
+    A rejection an operator can act on ends the flow run Failed with that one-line message and no
+    traceback; calling the flow raises it again (the CLI maps it to its exit status).
+    """
+    try:
+        with ExitStack() as held:  # the program lock, released however the run ends
+            return _disburse(params, held)
+    except JiwonError as e:
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+    except Exception as e:
+        # An unexpected error's text may quote an input cell: Prefect stores what is raised here
+        # (logs, state), so only a scrubbed copy leaves the flow. JIWON_DEBUG=1 keeps the original.
+        if os.environ.get("JIWON_DEBUG"):
+            raise
+        raise Unexpected(scrub(f"{type(e).__name__}: {e}")) from None
+
+
+def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
+    log = get_run_logger()
+    started = now()
+    this_month = started.astimezone(SEOUL).strftime("%Y-%m")
+    run_month = params.run_month or this_month
+    if run_month > this_month:
+        raise UsageError(
+            f"bad usage: --run-month {run_month} is after the current month {this_month} "
+            "(Asia/Seoul): a run pays for this month or an earlier one; give a month up to "
+            f"{this_month}"
+        )
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    key = pii_key()
+    out = params.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
+    for note in recover(out, program.id):
+        log.warning(note)
+    runs = run_records(out, program.id)
+    check_records(out, runs, program.id)  # a trail that cannot be trusted is not extended
+    check_run_month(run_month, program, runs)
+    ctx = RunContext(
+        run_id,
+        program,
+        run_month,
+        started,
+        key,
+        default_welfare_status=vocabulary()["welfare_status_default"],
+    )
+    known_keys = keyprint.program_fingerprints(runs)
+    fingerprint = keyprint.fingerprint_like(key, known_keys)
+    # Who, when, with what: the run record's fields known before any input is read.
+    begun = audit.RunRecord(
+        run_id=run_id,
+        flow_run_id=str(flow_run.get_id() or ""),
+        program=program.id,
+        run_month=run_month,
+        reference_date=program.reference_date,
+        trigger=params.trigger,
+        operator=params.operator,
+        reason=params.reason,
+        dry_run=params.dry_run,
+        status="failed",
+        started_at=started,
+        finished_at=started,
+        code_version=code_version(),
+        rule_set_id=program.id,
+        rule_set_sha256=program.sha256,
+        parameters=json.dumps(
+            {
+                "run": params.model_dump(mode="json"),
+                "program": program.parameters(),
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        ),
+        message="",
+        key_fingerprint=fingerprint,
+    )
+    staging = Staging(out, program.id, run_month, run_id)
+    found = Found()
+    try:
+        keyprint.check_key(key, fingerprint, known_keys, program.id)
+        summary = _run(params, ctx, begun, staging, out, found)
+    except (TrailDamaged, LedgerUntrusted):
+        # No run record: it could not be chained to a trail that cannot be read.
+        discard(staging.root)
+        raise
+    except JiwonError as e:
+        status = "halted" if isinstance(e, RunHalted) else "rejected"
+        refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
+        commit(refused, staging, ledger_sha=last_run_sha256(out, program.id))
+        raise
+    log.info("run %s %s: %s", run_id, summary.status, summary.counts)
+    return summary
+
+
+def _run(
+    params: DisburseParams,
+    ctx: RunContext,
+    begun: audit.RunRecord,
+    staging: Staging,
+    out: Path,
+    found: Found,
+) -> RunSummary:
+    """Every run's steps, whichever store holds the work in progress (`flows.run.steps`)."""
+    log = get_run_logger()
+    program = ctx.program
+    ledger = read_ledger(out, program.id)
+    welfare_status, welfare_files = read_welfare(params, program)
+    registry_files = list_delivery(params.registry, "registry")
+    enrollment_files = list_delivery(params.enrollments, "enrollment")
+    store, buckets = work_store(params, registry_files, staging.root / "work")
+    log.info(
+        "%d registry and %d enrollment files, decided in %d bucket(s) %s",
+        len(registry_files),
+        len(enrollment_files),
+        buckets,
+        "in memory" if isinstance(store, MemoryStore) else "on disk",
+    )
+    steps.keep_run_inputs(store, ledger.progress(program, ctx.run_month), welfare_status, program)
+    with task_runner(params.runner, params.dask_address, api_url=flow_api_url()) as runner:
+        registry = spill(runner, "registry", registry_files, program, store, buckets, {})
+        enrollment = spill(
+            runner, "enrollment", enrollment_files, program, store, buckets, ledger.consumed
+        )
+        found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
+        for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
+            log.info("validated %d %s rows", sum(s.rows for s in spilled), kind)
+        if all(s.info.skipped_by_run for s in enrollment):
+            found.notes.append(
+                "every enrollment file was already consumed by an earlier committed "
+                "run: nobody new is paid by this run"
+            )
+            log.warning(found.notes[-1])
+        steps.check_snapshot(registry)
+        try:
+            steps.check_rate("registry", registry, program.quarantine_threshold)
+            steps.check_rate("enrollment", enrollment, program.quarantine_threshold)
+        except RunHalted:
+            stage_quarantine(staging, steps.quarantine(store), program.id, ctx.run_id)
+            raise
+        steps.keep_registry_schema(store)
+        shuffle_buckets(store, [s.info.file for s in registry], buckets)
+        jobs = [
+            BucketJob(store, b, buckets, ctx, welfare_status is not None) for b in range(buckets)
+        ]
+        tallies: list[Tally] = runner.map(decide_bucket, {"job": jobs}).result()  # type: ignore[arg-type]
+    totals = combine(tallies)
+    log.info("decided %d rows in %d bucket(s)", totals.rows, buckets)
+    check_budget(program, ledger, totals.paid_krw)
+    folder = layout.payments_dir(program.id, ctx.run_id)
+
+    def stage_file(f: payments.PaymentFile) -> None:
+        if not params.dry_run:  # payee details (card ids, accounts, holder names): owner-only
+            staging.write(folder / f.file, f.content, private=True)
+
+    files, bank_assigned, lossy = steps.render_payments(store, ctx, params.bank_file, stage_file)
+    status, note = settle(totals.paid_krw, sum(f.total_krw for f in files), params.dry_run)
+    quarantine = steps.quarantine(store)
+    if not params.dry_run:
+        staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
+        decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
+        parts = steps.write_decisions(
+            lambda name: staging.path(decisions_dir / name),
+            store,
+            buckets,
+            bank_assigned,
+            lossy,
+            ctx,
+        )
+        for name in parts:
+            staging.adopt(decisions_dir / name)
+        stage_quarantine(staging, quarantine, program.id, ctx.run_id)
+    decided = replace(
+        begun,
+        status=status,
+        message="; ".join(filter(None, [*found.notes, note])),
+        inputs=found.inputs,
+        counts=totals.counts,
+        total_paid_krw=totals.paid_krw,
+    )
+    return _finish(params, ctx, decided, staging, totals, quarantine, files, ledger.last_run_sha256)
+
+
+def _finish(
+    params: DisburseParams,
+    ctx: RunContext,
+    record: audit.RunRecord,
+    staging: Staging,
+    outcomes: Tally,
+    quarantine: pl.DataFrame,
+    files: Sequence[payments.FileTotals],
+    ledger_sha: str | None,
+) -> RunSummary:
+    """Write the run's reports, commit it, show it in Prefect and return its summary."""
+    log = get_run_logger()
+    program = ctx.program
+    report_md = report.summary_markdown(record, outcomes.reasons)
+    changes: list[str] = []
+    if params.dry_run:
+        headline, table = whatif.would_change(params.out.resolve(), program.id, outcomes.by_outcome)
+        report_md += "\n" + whatif.markdown(headline, table)
+        changes = whatif.terminal_lines(headline, table)
+        log.info(headline)
+    staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
+    stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
+    committed = commit(record, staging, ledger_sha)
+    publish_artifacts(committed, report_md)
+    return RunSummary(
+        run_id=ctx.run_id,
+        program=program.id,
+        status=committed.status,
+        dry_run=params.dry_run,
+        counts=committed.counts,
+        total_paid_krw=committed.total_paid_krw,
+        message=committed.message,
+        out=str(params.out.resolve()),
+        paths=_paths(params.dry_run, program.id, ctx),
+        payments=outcomes.payments,
+        changes=changes,
+    )
+
+
+def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
+    """Show the run's counts, total, files and report in the Prefect UI (no personal data)."""
+    key = record.program.lower()
+    create_table_artifact(
+        key=f"{key}-summary",
+        table=artifacts.summary_table(record),
+        description=f"{record.program} run {record.run_id}: {record.status}",
+    )
+    create_markdown_artifact(
+        key=f"{key}-report",
+        markdown=artifacts.report_markdown(record, report_md),
+        description=f"{record.program} run {record.run_id}",
+    )
+
+
+def _input(f: InputFile) -> dict[str, Any]:
+    return {
+        "kind": f.kind,
+        "file": f.file,
+        "sha256": f.sha256,
+        "rows": f.rows,
+        "encoding": f.encoding,
+        "skipped_by_run": f.skipped_by_run,
+    }
+
+
+def stage_report_html(
+    staging: Staging,
+    record: audit.RunRecord,
+    districts: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    files: Sequence[payments.FileTotals],
+    program: Program,
+) -> None:
+    page = report_html.report_html(
+        record,
+        districts,
+        reference.district_names(program.city or "national"),  # nationwide: the national list
+        quarantine,
+        files,
+    )
+    staging.write(layout.reports_dir(program.id, record.run_id) / "report.html", page.encode())
+
+
+def stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str, run_id: str) -> None:
+    if quarantine.height == 0:
+        return
+    folder = layout.quarantine_dir(program, run_id)
+    staging.write(
+        folder / "quarantine.parquet",
+        audit.parquet_bytes(quarantine, {"jiwon.table": "quarantine"}),
+        private=True,
+    )
+    staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
+
+
+def commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> audit.RunRecord:
+    """Seal the run record over every staged file, stage it, and publish the run."""
+    sealed = replace(
+        record,
+        finished_at=now(),
+        outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
+        prev_run_sha256=ledger_sha,
+    ).sealed()
+    staging.write(
+        layout.run_record_file(sealed.program, sealed.run_id), audit.run_record_parquet(sealed)
+    )
+    staging.publish()
+    return sealed
+
+
+def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
+    """Describe a written file; payment files carry their records and total from the manifest."""
+    records, total = None, None
+    manifest = staging.root / Path(path).parent / "manifest.json"
+    if path.startswith("payments/") and manifest.exists() and not path.endswith("manifest.json"):
+        body = json.loads(manifest.read_text())
+        entry = next(f for f in body["files"] if f["file"] == Path(path).name)
+        records, total = entry["records"], entry["total_krw"]
+    return {"file": path, "sha256": sha256, "records": records, "total_krw": total}
+
+
+def _paths(dry_run: bool, program: str, ctx: RunContext) -> dict[str, str]:
+    if dry_run:
+        return {
+            "run record": str(layout.run_record_file(program, ctx.run_id)),
+            "report": str(layout.reports_dir(program, ctx.run_id)),
+        }
+    return {
+        "payments": str(layout.payments_dir(program, ctx.run_id)),
+        "audit": str(layout.decisions_dir(program, ctx.run_month, ctx.run_id)),
+        "run record": str(layout.run_record_file(program, ctx.run_id)),
+        "quarantine": str(layout.quarantine_dir(program, ctx.run_id)),
+        "report": str(layout.reports_dir(program, ctx.run_id)),
+    }
+
+
+__all__ = ["DisburseParams", "InputRejected", "RunSummary", "disburse"]

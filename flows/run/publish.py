@@ -1,0 +1,168 @@
+"""Stage a run's files and publish them atomically; recover what a crash left behind.
+
+Every file is first written under `OUT/.staging/<run_id>/` with the same relative path it will
+have. Publishing renames whole units into place (a rename is atomic on one file system) and the
+run record is the commit point: see `flows.run.paths.publish_units`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.run import paths as layout
+
+STAGING = ".staging"
+MARKER = "staged.json"
+PENDING = ".pending"  # a staging folder being created: its marker may be incomplete
+DONE = ".done"  # a finished staging folder being deleted: nothing in it is needed any more
+ABANDONED_AFTER_S = 600  # a pending folder with no readable marker older than this is debris
+
+
+@dataclass(frozen=True)
+class Written:
+    """A staged file: its path relative to the output root and its SHA-256."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class Staging:
+    """The private folder a run writes into before it commits."""
+
+    def __init__(self, out: Path, program: str, run_month: str, run_id: str) -> None:
+        self.out = out
+        self.units = layout.publish_units(program, run_month, run_id)
+        self.root = out / STAGING / run_id
+        # The folder appears with its marker already complete: recovery can always tell whose it is.
+        pending = out / STAGING / f"{run_id}{PENDING}"
+        pending.mkdir(parents=True, exist_ok=False)
+        (pending / MARKER).write_text(
+            json.dumps({"program": program, "run_month": run_month, "run_id": run_id})
+        )
+        os.replace(pending, self.root)
+        self.written: list[Written] = []
+
+    def write(self, relative: Path, content: bytes, private: bool = False) -> Written:
+        """Write `content` at `relative` inside the staging folder; owner-only when private."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            target.parent.chmod(0o700)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        written = Written(str(relative), hashlib.sha256(content).hexdigest(), len(content))
+        self.written.append(written)
+        return written
+
+    def path(self, relative: Path, private: bool = False) -> Path:
+        """Return where to write `relative` in place (large outputs, streamed); then `adopt` it."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            target.parent.chmod(0o700)
+        return target
+
+    def adopt(self, relative: Path) -> Written:
+        """Sync a file written in place at `path(relative)` and record its SHA-256."""
+        digest, size = hashlib.sha256(), 0
+        with open(self.root / relative, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+                size += len(chunk)
+            os.fsync(f.fileno())
+        written = Written(str(relative), digest.hexdigest(), size)
+        self.written.append(written)
+        return written
+
+    def publish(self) -> None:
+        """Move each staged unit into place, in order, then remove the staging folder."""
+        for unit in self.units:
+            move_unit(self.root, self.out, unit)
+        discard(self.root)
+
+
+def move_unit(staging_root: Path, out: Path, unit: Path) -> None:
+    """Rename one staged unit into the output root, if it was staged and not yet moved."""
+    source = staging_root / unit
+    if not source.exists():
+        return
+    target = out / unit
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def recover(out: Path, program: str | None = None) -> list[str]:
+    """Finish or undo runs a crash interrupted; return one line per run repaired.
+
+    A staged run whose run record is published is committed: its remaining units (payments) are
+    moved into place. Any other staged run is rolled back: what it had already moved is deleted.
+    With `program`, only that program's staged runs are touched (the caller holds its lock, so
+    none of them is still running); other programs may be running in the same output root.
+    """
+    notes: list[str] = []
+    staging = out / STAGING
+    for root in sorted(staging.glob("*/")) if staging.is_dir() else []:
+        if root.name.endswith(DONE):  # crashed while deleting a finished staging folder
+            shutil.rmtree(root, ignore_errors=True)
+            continue
+        run = staged_run(root)
+        if run is None:  # crashed while creating it: nothing was staged or moved
+            if time.time() - root.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(root, ignore_errors=True)
+            continue
+        if program is not None and run["program"] != program:
+            continue
+        if root.name.endswith(PENDING):  # crashed before staging began: nothing was moved
+            shutil.rmtree(root)
+            continue
+        units = layout.publish_units(run["program"], run["run_month"], run["run_id"])
+        if (out / layout.run_record_file(run["program"], run["run_id"])).exists():
+            for unit in units:
+                move_unit(root, out, unit)
+            notes.append(
+                f"run {run['run_id']}: committed before it was interrupted; "
+                "released its remaining files"
+            )
+        else:
+            for unit in units:
+                remove(out / unit)
+            notes.append(
+                f"run {run['run_id']}: interrupted before commit; removed its "
+                "partial output (nothing was paid)"
+            )
+        discard(root)
+    return notes
+
+
+def discard(root: Path) -> None:
+    """Delete a staging folder whose work is done: renamed first, so a crash midway is obvious."""
+    done = root.with_name(root.name + DONE)
+    os.replace(root, done)
+    shutil.rmtree(done, ignore_errors=True)  # what is left is removed by the next recovery
+
+
+def staged_run(root: Path) -> dict[str, str] | None:
+    """Return a staging folder's marker, or None when it has none (a half-written pending one)."""
+    try:
+        marker: dict[str, str] = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker
+
+
+def remove(path: Path) -> None:
+    """Delete a published file or folder if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,82 @@
+"""Start real `jiwon` processes against the test session's Prefect API, and kill them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+JIWON = Path(sys.executable).parent / "jiwon"
+
+
+def api_url() -> str:
+    """Return the URL of the Prefect API the test session runs (prefect_test_harness)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    assert url, "needs the prefect_backend fixture"
+    return str(url)
+
+
+def env(key: str, home: Path) -> dict[str, str]:
+    """Return the environment of a `jiwon` process that uses the session's Prefect API."""
+    return os.environ | {
+        "JIWON_PII_KEY": key,
+        "PREFECT_API_URL": api_url(),
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+
+
+def run_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """Return the command line of a `jiwon run` of the livelihood program on `data`."""
+    return [
+        str(JIWON),
+        "run",
+        "--program",
+        "paju-livelihood-2025",
+        "--registry",
+        str(data / "registry"),
+        "--enrollments",
+        str(data / "enrollments"),
+        "--out",
+        str(out),
+        "--run-month",
+        "2025-03",
+        *extra,
+    ]
+
+
+def start(args: list[str], environ: dict[str, str]) -> subprocess.Popen[str]:
+    """Start a process in its own session, so it and anything it started can be killed at once."""
+    return subprocess.Popen(
+        args,
+        env=environ,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the process and its session (no handler, no cleanup can run), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+    """Wait for the process; kill it if it overruns. Return its status, stdout and stderr."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(process)
+        raise
+    return process.returncode, stdout, stderr
