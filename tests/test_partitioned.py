@@ -17,12 +17,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from pydantic import ValidationError
 
 from fixtures.generate import Faults
 from fixtures.programs import generate_for_program, write_program_data
 from flows.audit.verify import verify_trail
 from flows.errors import InputRejected, RunHalted
 from flows.run import steps
+from flows.run.flow import DisburseParams, work_store
 from flows.run.stores import DiskStore
 from rules.program import load_program
 from tests.conftest import ROOT
@@ -371,3 +373,45 @@ def test_one_bucket_in_memory_writes_no_input_row_to_disk_and_buckets_on_disk_do
     summary = run_flow(story, tmp_path / "out", partitions=partitions)
     assert summary.status == "committed"
     assert bool(written) == (partitions is not None)
+
+
+def params(tmp_path: Path, **overrides: object) -> DisburseParams:
+    base = {"program": "paju-livelihood-2025", "registry": tmp_path, "enrollments": tmp_path}
+    return DisburseParams.model_validate(base | {"out": tmp_path / "out"} | overrides)
+
+
+def test_a_city_is_decided_in_memory_and_a_larger_registry_or_a_request_for_buckets_on_disk(
+    tmp_path: Path,
+) -> None:
+    city = tmp_path / "city.csv"
+    city.write_bytes(b"x" * 1000)
+    country = tmp_path / "country.csv"
+    with country.open("wb") as f:
+        f.truncate(steps.CSV_BYTES_PER_ROW * steps.BUCKET_ROWS * 2 + 1)
+    work = tmp_path / "work"
+
+    def chosen(files: list[Path], **asked: object) -> tuple[str, int]:
+        store, buckets = work_store(params(tmp_path, **asked), files, work)
+        return type(store).__name__, buckets
+
+    assert chosen([city]) == ("MemoryStore", 1)
+    assert chosen([country]) == ("DiskStore", 3)
+    assert chosen([country], store="memory") == ("MemoryStore", 1)
+    assert chosen([city], store="disk") == ("DiskStore", 1)
+    assert chosen([city], partitions=4) == ("DiskStore", 4)
+    assert chosen([city], runner="dask") == ("DiskStore", 1)
+
+
+@pytest.mark.parametrize(
+    ("asked", "message"),
+    [
+        ({"store": "memory", "runner": "dask"}, "--store memory runs in this process"),
+        ({"store": "memory", "partitions": 3}, "--store memory decides in one bucket"),
+        ({"dask_address": "tcp://host:8786"}, "--dask-address needs --runner dask"),
+    ],
+)
+def test_contradictory_store_options_are_bad_usage(
+    asked: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        params(tmp_path, **asked)
