@@ -116,12 +116,11 @@ def stage_seconds(task_runs: list[dict[str, Any]]) -> dict[str, dict[str, float]
     }
 
 
-# What a partitioned run logs at the end of each phase (flows/run/flow.py), in order.
+# What a run logs at the end of each phase (flows/run/flow.py), in order.
 PHASE_MARKS = (
     ("start", "Beginning flow run"),
-    ("read welfare, open subflow", "Beginning subflow run"),
-    ("validate + spill registry files", "registry rows"),
-    ("validate + spill enrollment files", "enrollment rows"),
+    ("check trail, read ledger and welfare", "files, decided in "),
+    ("validate + spill every file", " enrollment rows"),
     ("duplicates + shuffle into buckets", "Task run 'shuffle-"),
     ("decide buckets", "rows in"),
     ("payment files, decisions, reports, commit", " committed: "),
@@ -130,7 +129,7 @@ PHASE_MARKS = (
 
 
 def log_phases(text: str, total_seconds: float) -> dict[str, float]:
-    """Return seconds per phase of a partitioned run from its log (marks missing: left out).
+    """Return seconds per phase of a run from its log (marks missing: left out).
 
     Each phase ends at the first line after the previous mark that contains its mark; the time
     before the flow starts and after it ends (imports, Prefect client, summary) is "outside flow",

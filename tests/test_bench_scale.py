@@ -148,31 +148,31 @@ def test_plot_draws_each_programs_sizes_in_order_and_writes_a_png(tmp_path: Path
 
 LOG = """\
 10:00:00.000 | INFO    | Flow run 'a' - Beginning flow run 'a' for flow 'disburse'
-10:00:01.000 | INFO    | Flow run 'b' - Beginning subflow run 'b' for flow 'disburse-partitioned'
-10:00:11.500 | INFO    | Task run 'spill-file-1ab' - Finished in state Completed()
-10:00:21.000 | INFO    | Flow run 'b' - validated 5410800 registry rows
-10:00:31.000 | INFO    | Flow run 'b' - validated 2303131 enrollment rows
-10:00:41.000 | INFO    | Task run 'shuffle-2bb' - Finished in state Completed()
-10:01:41.000 | INFO    | Flow run 'b' - decided 7713931 rows in 4 buckets
-10:01:42.000 | INFO    | Flow run 'b' - Finished in state Completed()
-10:02:00.000 | INFO    | Flow run 'a' - run x committed: {'PAID': 1}
-10:02:01.000 | INFO    | Flow run 'a' - Finished in state Completed()
+10:00:01.000 | INFO    | Flow run 'a' - 252 registry and 8 enrollment files, decided in 4 bucket(s)
+10:00:11.500 | INFO    | Task run 'spill-chunk-1ab' - Finished in state Completed()
+10:00:21.000 | INFO    | Flow run 'a' - validated 5410800 registry rows
+10:00:21.000 | INFO    | Flow run 'a' - validated 2303131 enrollment rows
+10:00:31.000 | INFO    | Task run 'shuffle-2bb' - Finished in state Completed()
+10:01:31.000 | INFO    | Flow run 'a' - decided 7713931 rows in 4 bucket(s)
+10:01:50.000 | INFO    | Flow run 'a' - run x committed: {'PAID': 1}
+10:01:51.000 | INFO    | Flow run 'a' - Finished in state Completed()
 
 jiwon national-relief-2020  run x  [committed]
 """
 
 
 def test_log_phases_time_each_phase_from_the_line_that_ends_it() -> None:
-    phases = log_phases(LOG, total_seconds=130.0)
-    assert phases["validate + spill registry files"] == 20.0
+    phases = log_phases(LOG, total_seconds=120.0)
+    assert phases["check trail, read ledger and welfare"] == 1.0
+    assert phases["validate + spill every file"] == 20.0
     assert phases["duplicates + shuffle into buckets"] == 10.0
     assert phases["decide buckets"] == 60.0
     assert phases["payment files, decisions, reports, commit"] == 19.0
-    assert phases["outside flow"] == 9.0  # 130 s in all, the flow ran 121 s
+    assert phases["outside flow"] == 9.0  # 120 s in all, the flow ran 111 s
 
 
 def test_log_phases_leave_out_what_a_failed_run_never_reached() -> None:
     cut = "\n".join(LOG.splitlines()[:5])
     phases = log_phases(cut, total_seconds=40.0)
     assert "decide buckets" not in phases and "outside flow" not in phases
-    assert phases["validate + spill registry files"] == 20.0
+    assert phases["validate + spill every file"] == 20.0

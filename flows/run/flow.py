@@ -472,6 +472,7 @@ def _run(
             BucketJob(store, b, buckets, ctx, welfare_status is not None) for b in range(buckets)
         ]
         tallies: list[Tally] = runner.map(decide_bucket, {"job": jobs}).result()  # type: ignore[arg-type]
+    store.discard(*steps.DECIDE_INPUTS)
     totals = combine(tallies)
     log.info("decided %d rows in %d bucket(s)", totals.rows, buckets)
     check_budget(program, ledger, totals.paid_krw)

@@ -56,6 +56,8 @@ BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--part
 CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows), to estimate rows
 CHUNK_BYTES = 256 * 2**20  # input validated at a time (about 1,000,000 rows; ~1.5 GB of memory)
 WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
+# What the buckets are decided from: let go of once every bucket is decided.
+DECIDE_INPUTS = ("registry-buckets", "enrollment-buckets", "progress", "welfare")
 
 
 @dataclass(frozen=True)
@@ -199,19 +201,25 @@ def shuffle(store: Store, file_names: list[str], buckets: int) -> None:
     if spilled is None:
         raise RuntimeError("no registry rows were spilled: refusing to decide")
     check_valid_rrns(spilled)
-    valid = ~pl.col("quarantined")
     one = buckets == 1  # one bucket: rows stay in delivery order, applications need no route
     registry = mark_duplicates(spilled, duplicates(spilled, file_names), keep_order=one)
     store.split("registry-buckets", registry.drop("_file", "_rrn"))
     applications = store.scan("enrollment")
-    if applications is None:
-        return
-    if one:
+    if applications is not None and one:
         store.split(
             "enrollment-buckets",
             applications.drop("_file", "_pos", "_rrn").with_columns(_bucket=pl.lit(0, pl.Int32)),
         )
-        return
+    elif applications is not None:
+        route_applications(store, registry, spilled, buckets)
+    store.discard("registry", "enrollment", "enrollment-routed")  # in buckets now
+
+
+def route_applications(
+    store: Store, registry: pl.LazyFrame, spilled: pl.LazyFrame, buckets: int
+) -> None:
+    """Put each application into the bucket of its beneficiary (`route`), piece by piece."""
+    valid = ~pl.col("quarantined")
     # Sorted integer keys and a binary search, not a hash join: a hash table over 52 million
     # keys, probed by tens of millions of wide application rows, took more than 8 GB.
     kept = (
@@ -352,7 +360,9 @@ def render_payments(
     def keep(r: int, frame: pl.DataFrame) -> None:
         store.put("assigned", r, frame.sort("_bucket"))
 
-    return payouts.render_payments(payees, ctx, bank_format, write, keep)
+    rendered = payouts.render_payments(payees, ctx, bank_format, write, keep)
+    store.discard("payees")
+    return rendered
 
 
 def assigned_to(store: Store, bank_assigned: pl.DataFrame, bucket: int) -> pl.DataFrame:
@@ -369,10 +379,11 @@ def decision_parts(
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """Yield each bucket's decision records joined to their payment file, bucket by bucket.
 
-    The payments' files come from part `assigned` and `bank_assigned` (`render_payments`).
+    The payments' files come from part `assigned` and `bank_assigned` (`render_payments`). Each
+    bucket's records leave the store as they are yielded (memory holds one bucket's twice).
     """
     for b in range(buckets):
-        records = store.get("records", b)
+        records = store.take("records", b)
         if records is None:
             continue
         joined = records.drop("payment_file").join(
@@ -400,6 +411,7 @@ def write_decisions(
         name = f"part-{b:05d}.parquet"
         folder(name).write_bytes(audit.decisions_parquet(rows, ctx))
         names.append(name)
+    store.discard("records", "assigned")
     return names
 
 
@@ -426,4 +438,6 @@ def decide_in_memory(
         spill_chunk(chunk, first, "enrollment", ctx.program, store, 1, consumed or {})
     keep_registry_schema(store)
     shuffle(store, [s.info.file for s in spilled], 1)
-    return store, spilled, decide_bucket(BucketJob(store, 0, 1, ctx, welfare is not None))
+    decided = decide_bucket(BucketJob(store, 0, 1, ctx, welfare is not None))
+    store.discard(*DECIDE_INPUTS)
+    return store, spilled, decided

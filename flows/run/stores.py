@@ -17,6 +17,7 @@ The steps see only this interface; which store a run uses is the one thing that 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +45,12 @@ class Store(Protocol):
 
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         """Return the rows `split` kept for bucket `index` of `part`, or None."""
+
+    def discard(self, *parts: str) -> None:
+        """Let go of every piece of `parts`: a later step no longer needs them."""
+
+    def take(self, part: str, index: int) -> pl.DataFrame | None:
+        """Return piece `index` of `part` and let go of it (the step that reads it last)."""
 
 
 @dataclass
@@ -78,6 +85,13 @@ class MemoryStore:
 
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         return self.get(part, index)
+
+    def discard(self, *parts: str) -> None:
+        for part in parts:
+            self.parts.pop(part, None)
+
+    def take(self, part: str, index: int) -> pl.DataFrame | None:
+        return self.parts.get(part, {}).pop(index, None)
 
 
 @dataclass(frozen=True)
@@ -125,3 +139,12 @@ class DiskStore:
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         folder = self.root / part / f"_bucket={index}"
         return pl.read_parquet(folder / "*.parquet") if folder.is_dir() else None
+
+    def discard(self, *parts: str) -> None:
+        for part in parts:
+            shutil.rmtree(self.root / part, ignore_errors=True)
+
+    def take(self, part: str, index: int) -> pl.DataFrame | None:
+        frame = self.get(part, index)
+        self.piece(part, index).unlink(missing_ok=True)
+        return frame
