@@ -49,7 +49,7 @@ def pipeline(data: Path, out: Path) -> int:
         list_delivery(data / "enrollments", "enrollment"),
         ctx,
         ledger.progress(program, ctx.run_month),
-        consumed=ledger.consumed,
+        reread=ledger.reread,
     )
     staging = Staging(out, program.id, ctx.run_month, ctx.run_id)
     folder = layout.payments_dir(program.id, ctx.run_id)

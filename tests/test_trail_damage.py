@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.errors import TrailDamaged
-from tests.support import processes
 from tests.conftest import TEST_KEY
+from tests.support import processes
 from tests.support.banktrail import BankTrail
 from tests.support.flowrun import run_flow
 

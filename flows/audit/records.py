@@ -154,6 +154,9 @@ class RunRecord:
         body.pop("run_sha256")
         if body["key_fingerprint"] is None:
             body.pop("key_fingerprint")
+        for item in body["inputs"]:  # records from before rows_closed (0012) were sealed without
+            if "rows_closed" in item and item["rows_closed"] is None:
+                item.pop("rows_closed")
         return json.dumps(body, sort_keys=True, default=str, ensure_ascii=False).encode()
 
     def seal_holds(self) -> bool:
@@ -173,6 +176,7 @@ INPUT_TYPE = pa.struct(
         ("rows", pa.int64()),
         ("encoding", pa.string()),
         ("skipped_by_run", pa.string()),
+        ("rows_closed", pa.int64()),
     ]
 )
 OUTPUT_TYPE = pa.struct(

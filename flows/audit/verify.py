@@ -61,12 +61,19 @@ def verify_run(out: Path, row: dict[str, object]) -> list[str]:
             record.run_id,
             record.total_paid_krw,
             record.counts,
+            record.inputs,
         )
     return problems
 
 
 def verify_totals(
-    out: Path, program: str, run_month: str, run_id: str, total: int, counts: dict[str, int]
+    out: Path,
+    program: str,
+    run_month: str,
+    run_id: str,
+    total: int,
+    counts: dict[str, int],
+    inputs: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
     where = f"run {run_id} ({program})"
@@ -83,6 +90,7 @@ def verify_totals(
     found = dict(decisions.group_by("outcome").len().collect().iter_rows())
     if any(found.get(o, 0) != n for o, n in counts.items()):
         problems.append(f"{where}: counts per outcome differ from the decision records")
+    problems += verify_rows_read(decisions, inputs or [], where)
     manifest = out / layout.payments_dir(program, run_id) / "manifest.json"
     if manifest.is_file():
         body = json.loads(manifest.read_text())
@@ -91,6 +99,34 @@ def verify_totals(
         problems += verify_payment_files(manifest.parent, body, decisions, where)
     elif total:
         problems.append(f"{where}: paid {total:,} won but its payment manifest is missing")
+    return problems
+
+
+def verify_rows_read(
+    decisions: pl.LazyFrame, inputs: list[dict[str, Any]], where: str
+) -> list[str]:
+    """Check every input row of a run is a decision record or a row closed earlier (0012).
+
+    Per registry and enrollment file: rows read = decision records + rows skipped as closed.
+    """
+    per_file = dict(
+        decisions.group_by("source_kind", "source_file")
+        .len()
+        .collect()
+        .select(pl.concat_str("source_kind", pl.lit("/"), "source_file"), "len")
+        .iter_rows()
+    )
+    problems = []
+    for item in inputs:
+        if item["kind"] not in ("registry", "enrollment"):
+            continue
+        records = per_file.get(f"{item['kind']}/{item['file']}", 0)
+        closed = item.get("rows_closed") or (item["rows"] if item["skipped_by_run"] else 0)
+        if records + closed != item["rows"]:
+            problems.append(
+                f"{where}: {item['file']} has {item['rows']:,} rows but {records:,} decision "
+                f"records and {closed:,} rows closed by earlier runs"
+            )
     return problems
 
 

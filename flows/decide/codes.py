@@ -27,6 +27,10 @@ class Outcome(StrEnum):
 
 
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
+# An application with one of these outcomes waits for something outside it (the beneficiary's
+# registry row fixed or delivered, an officer's decision) and stays open: every later run that
+# reads its row decides it again. Every other outcome closes it (docs/decisions/0012).
+OPEN_OUTCOMES: tuple[str, ...] = (Outcome.UNMATCHED.value, Outcome.HELD_FOR_REVIEW.value)
 
 
 @dataclass(frozen=True)
@@ -294,13 +298,15 @@ CODES: tuple[Code, ...] = (
         "BENEFICIARY_NOT_IN_REGISTRY",
         "대상자가 주민등록 자료에 없음",
         "the beneficiary is not in the registry extract",
-        "Check the RRN on the application; the person may live elsewhere.",
+        "Check the RRN on the application; the person may live elsewhere. The application "
+        "waits: a run whose registry holds the person decides it.",
     ),
     _r(
         "BENEFICIARY_QUARANTINED",
         "대상자의 주민등록 행이 격리됨",
         "the beneficiary's registry row was quarantined",
-        "Fix the registry row first (see the quarantine report).",
+        "Fix the registry row (see the quarantine report) and deliver the registry again; the "
+        "application waits and the next run decides it (leave the enrollment file in place).",
     ),
     _r(
         "BENEFICIARY_INELIGIBLE",

@@ -90,7 +90,8 @@ class InputFile:
     encoding: str
     ignored_columns: tuple[str, ...] = ()
     fullwidth: bool = True
-    skipped_by_run: str | None = None
+    skipped_by_run: str | None = None  # every row was closed by earlier runs (the first of them)
+    rows_closed: int = 0  # rows an earlier committed run closed: skipped, no decision record
 
 
 @dataclass

@@ -21,13 +21,32 @@ from rules.program import Program
 
 
 @dataclass(frozen=True)
+class Reread:
+    """Which enrollment rows earlier committed runs closed, and which still wait (0012).
+
+    A file a committed run read is read again only for its open rows: those whose latest
+    decision has an outcome in `OPEN_OUTCOMES`. Rows of files no committed run read are all new.
+    """
+
+    consumed: dict[str, str] = field(default_factory=dict)  # sha256 -> the first run that read it
+    open_rows: dict[str, list[int]] = field(default_factory=dict)  # sha256 -> source rows
+
+    def split(self, sha256: str, rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """Return a file's rows still to decide, and how many are closed."""
+        if sha256 not in self.consumed:
+            return rows, 0
+        keep = rows.filter(pl.col("source_row").is_in(self.open_rows.get(sha256, [])))
+        return keep, rows.height - keep.height
+
+
+@dataclass(frozen=True)
 class Ledger:
-    """Who was paid, which enrollment files were consumed, and the chain's last link."""
+    """Who was paid, which enrollment rows are closed, and the chain's last link."""
 
     # person_key, instalment, amount_krw, run_id, run_month (the later of the paying run's month
     # and the month it committed in, Asia/Seoul: what a later instalment's due date counts from)
     paid: pl.DataFrame
-    consumed: dict[str, str] = field(default_factory=dict)  # enrollment sha256 -> run_id
+    reread: Reread = field(default_factory=Reread)
     last_run_sha256: str | None = None
     used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
 
@@ -263,7 +282,7 @@ def read_ledger(out: Path, program: str) -> Ledger:
         for item in row["inputs"]:
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
                 consumed.setdefault(item["sha256"], row["run_id"])
-    paid, used = EMPTY_PAID, EMPTY_USED
+    paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
     files = ledger_files(out, committed)
     if files:
         both = (
@@ -298,4 +317,44 @@ def read_ledger(out: Path, program: str) -> Ledger:
             .select(EMPTY_PAID.columns)
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
-    return Ledger(paid, consumed, runs["run_sha256"][-1], used)
+        open_rows = still_open(files, committed)
+    return Ledger(paid, Reread(consumed, open_rows), runs["run_sha256"][-1], used)
+
+
+def still_open(files: list[Path], committed: pl.DataFrame) -> dict[str, list[int]]:
+    """Return, per enrollment file (SHA-256), the rows whose latest decision left them open.
+
+    Candidates are the rows decided with an open outcome (few); a later committed run that
+    decided the same row again (read from the same file content) settles it either way.
+    """
+    from flows.decide.codes import OPEN_OUTCOMES
+
+    order = committed.with_row_index("_seq").select("run_id", "_seq")
+    sources = (
+        committed.select("run_id", "inputs")
+        .explode("inputs")
+        .unnest("inputs")
+        .filter(pl.col("kind") == "enrollment")
+        .select("run_id", source_file="file", source_sha256="sha256")
+    )
+    decided = (
+        pl.scan_parquet(files, hive_partitioning=True)
+        .filter(pl.col("source_kind") == "enrollment")
+        .select("run_id", "source_file", "source_row", "outcome")
+        .join(sources.lazy(), on=["run_id", "source_file"], how="inner")
+        .join(order.lazy(), on="run_id", how="inner")
+    )
+    candidates = decided.filter(pl.col("outcome").is_in(OPEN_OUTCOMES)).select(
+        "source_sha256", "source_row"
+    )
+    latest = (
+        decided.join(candidates.unique(), on=["source_sha256", "source_row"], how="semi")
+        .sort("_seq")
+        .group_by("source_sha256", "source_row")
+        .agg(pl.col("outcome").last())
+        .filter(pl.col("outcome").is_in(OPEN_OUTCOMES))
+        .group_by("source_sha256")
+        .agg(pl.col("source_row").sort())
+        .collect()
+    )
+    return {sha: rows for sha, rows in latest.iter_rows()}

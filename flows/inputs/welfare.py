@@ -65,6 +65,7 @@ def read_welfare_file(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
         "rows": frame.height,
         "encoding": encoding,
         "skipped_by_run": None,
+        "rows_closed": 0,
     }
     return frame.select(list(WELFARE_COLUMNS)).with_columns(source_file=pl.lit(path.name)), info
 

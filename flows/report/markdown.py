@@ -14,8 +14,15 @@ def won(amount: int) -> str:
 
 
 def input_line(item: dict[str, Any]) -> str:
-    """Return one input file's table row; a skipped file names the run that consumed it."""
-    skipped = f" (skipped: consumed by {item['skipped_by_run']})" if item["skipped_by_run"] else ""
+    """Return one input file's table row; closed rows (skipped) are counted, with the first run."""
+    closed = item.get("rows_closed") or 0
+    skipped = (
+        f" (skipped: every row closed, first read by {item['skipped_by_run']})"
+        if item["skipped_by_run"]
+        else f" ({closed:,} rows closed by earlier runs, skipped)"
+        if closed
+        else ""
+    )
     return (
         f"| {item['file']}{skipped} | {item['kind']} | {item['rows']:,} | {item['sha256'][:12]}… |"
     )

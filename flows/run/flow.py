@@ -44,7 +44,14 @@ from flows.errors import (
 )
 from flows.inputs import reference, welfare
 from flows.inputs.ingest import InputFile, list_delivery
-from flows.inputs.ledger import Ledger, check_records, last_run_sha256, read_ledger, run_records
+from flows.inputs.ledger import (
+    Ledger,
+    Reread,
+    check_records,
+    last_run_sha256,
+    read_ledger,
+    run_records,
+)
 from flows.pay import credit as payments
 from flows.pay.render import BankFormat
 from flows.report import artifacts
@@ -224,7 +231,7 @@ def spill(
     program: Program,
     store: Store,
     buckets: int,
-    consumed: dict[str, str],
+    reread: Reread,
 ) -> list[Spilled]:
     """Validate a delivery chunk by chunk on the run's task runner; return what each file held."""
     grouped = steps.chunks(files)
@@ -235,7 +242,7 @@ def spill(
         "program": unmapped(program),
         "store": unmapped(store),
         "buckets": unmapped(buckets),
-        "consumed": unmapped(consumed),
+        "reread": unmapped(reread),
     }
     done: list[list[Spilled]] = runner.map(spill_chunk, parameters).result()  # type: ignore[arg-type]
     return [s for chunk in done for s in chunk]
@@ -446,17 +453,17 @@ def _run(
     )
     steps.keep_run_inputs(store, ledger.progress(program, ctx.run_month), welfare_status, program)
     with task_runner(params.runner, params.dask_address, api_url=flow_api_url()) as runner:
-        registry = spill(runner, "registry", registry_files, program, store, buckets, {})
+        registry = spill(runner, "registry", registry_files, program, store, buckets, Reread())
         enrollment = spill(
-            runner, "enrollment", enrollment_files, program, store, buckets, ledger.consumed
+            runner, "enrollment", enrollment_files, program, store, buckets, ledger.reread
         )
         found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
             log.info("validated %d %s rows", sum(s.rows for s in spilled), kind)
-        if all(s.info.skipped_by_run for s in enrollment):
+        if not any(s.rows for s in enrollment):
             found.notes.append(
-                "every enrollment file was already consumed by an earlier committed "
-                "run: nobody new is paid by this run"
+                "every application in the enrollment files was already closed by an earlier "
+                "committed run and none waits: nobody new is paid by this run"
             )
             log.warning(found.notes[-1])
         steps.check_snapshot(registry)
@@ -572,6 +579,7 @@ def _input(f: InputFile) -> dict[str, Any]:
         "rows": f.rows,
         "encoding": f.encoding,
         "skipped_by_run": f.skipped_by_run,
+        "rows_closed": f.rows_closed,
     }
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,7 @@ from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, keyed
 from flows.errors import InputRejected
 from flows.inputs.ingest import Delivery, InputFile, empty_delivery, read_file
+from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
 from flows.pay.credit import PaymentFile, StagedFile
 from flows.pay.render import BankFormat
@@ -124,21 +125,27 @@ def spill_chunk(
     program: Program,
     store: Store,
     buckets: int,
-    consumed: dict[str, str],
+    reread: Reread,
 ) -> list[Spilled]:
     """Read and validate some files of a delivery; keep their checked and quarantine rows.
 
     `first` is the index of `paths[0]` in the delivery's name order. Every check is about one
-    row, or one file's `as_of`, so chunks give the rows of the whole delivery. Enrollment files an
-    earlier committed run consumed are listed, not validated. Raises InputRejected for a file.
+    row, or one file's `as_of`, so chunks give the rows of the whole delivery. Of an enrollment
+    file an earlier committed run read, only the rows still open are decided again (`reread`);
+    the closed ones are counted, not validated. Raises InputRejected for a file.
     """
     frames, infos, index = [], [], {}
     for offset, path in enumerate(paths):
         frame, info = read_file(path, kind)
-        skipped_by = consumed.get(info.sha256) if kind == "enrollment" else None
-        if skipped_by:
-            infos.append(InputFile(**{**info.__dict__, "skipped_by_run": skipped_by}))
-            continue
+        if kind == "enrollment":
+            frame, closed = reread.split(info.sha256, frame)
+            if closed:
+                everything = closed == info.rows
+                skipped_by = reread.consumed[info.sha256] if everything else None
+                info = replace(info, rows_closed=closed, skipped_by_run=skipped_by)
+            if info.skipped_by_run:
+                infos.append(info)
+                continue
         frames.append(frame)
         infos.append(info)
         index[info.file] = first + offset
@@ -159,7 +166,7 @@ def spill_chunk(
     return [
         Spilled(i, 0, 0, None)
         if i.skipped_by_run
-        else Spilled(i, i.rows, int(bad.get(i.file, 0)), as_of)
+        else Spilled(i, i.rows - i.rows_closed, int(bad.get(i.file, 0)), as_of)
         for i in infos
     ]
 
@@ -421,7 +428,7 @@ def decide_in_memory(
     ctx: RunContext,
     progress: pl.DataFrame,
     welfare: pl.DataFrame | None = None,
-    consumed: dict[str, str] | None = None,
+    reread: Reread | None = None,
 ) -> tuple[Store, list[Spilled], Tally]:
     """Spill, shuffle and decide a delivery in one bucket in memory, without Prefect or gates.
 
@@ -433,9 +440,9 @@ def decide_in_memory(
     keep_run_inputs(store, progress, welfare, ctx.program)
     spilled: list[Spilled] = []
     for first, chunk in chunks(registry_files):
-        spilled += spill_chunk(chunk, first, "registry", ctx.program, store, 1, {})
+        spilled += spill_chunk(chunk, first, "registry", ctx.program, store, 1, Reread())
     for first, chunk in chunks(enrollment_files):
-        spill_chunk(chunk, first, "enrollment", ctx.program, store, 1, consumed or {})
+        spill_chunk(chunk, first, "enrollment", ctx.program, store, 1, reread or Reread())
     keep_registry_schema(store)
     shuffle(store, [s.info.file for s in spilled], 1)
     decided = decide_bucket(BucketJob(store, 0, 1, ctx, welfare is not None))
