@@ -40,8 +40,12 @@ app.add_typer(fixtures_app, name="fixtures")
 programs_app = typer.Typer(no_args_is_help=True, help="The support programs jiwon can run.")
 app.add_typer(programs_app, name="programs")
 app.add_typer(docs_app, name="docs")
+keys_app = typer.Typer(no_args_is_help=True, help="The city's signing key for the audit trail.")
+app.add_typer(keys_app, name="keys")
 
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
+# The demo's Ed25519 signing key (32 bytes of hex): public, so it proves nothing. Never for real.
+DEMO_SIGNING_KEY = "6a69776f6e2d64656d6f2d7369676e696e672d6b65792d6e6f742d7265616c21"
 
 
 def fail(message: str, code: int) -> None:
@@ -66,10 +70,12 @@ def parameter_problem(error: ValidationError) -> str:
 def execute(params: dict[str, object]) -> None:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
     from flows.report.terminal import print_summary
-    from flows.run.flow import DisburseParams, disburse, pii_key
+    from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
 
     try:
         pii_key()  # refuse before starting Prefect at all
+        if not os.environ.get(SIGNING_BLOCK_ENV):  # a Secret block is read by the flow
+            signing_key()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     try:
@@ -228,11 +234,13 @@ def serve(
     operator: Annotated[str, typer.Option(help="operator named on reruns by default")] = "operator",
 ) -> None:
     """Serve the `monthly` (06:00 KST on the 1st) and `rerun` deployments on a Prefect server."""
-    from flows.run.flow import pii_key
+    from flows.run.flow import SIGNING_BLOCK_ENV, pii_key, signing_key
     from flows.serve import base_parameters, require_server, serve_deployments
 
     try:
         pii_key()
+        if not os.environ.get(SIGNING_BLOCK_ENV):
+            signing_key()
         url = require_server()
         base = base_parameters(program, registry, enrollments, out, operator)
     except JiwonError as e:
@@ -254,11 +262,14 @@ def demo(
     """Generate demo extracts, run the flow end to end with a demo key, print the summary."""
     from fixtures.generate import generate_population, write_population
 
-    if os.environ.get("JIWON_PII_KEY"):
-        typer.echo("note: the demo ignores JIWON_PII_KEY and uses its built-in demo key")
+    if os.environ.get("JIWON_PII_KEY") or os.environ.get("JIWON_SIGNING_KEY"):
+        typer.echo("note: the demo ignores JIWON_PII_KEY and JIWON_SIGNING_KEY: it uses demo keys")
     os.environ["JIWON_PII_KEY"] = DEMO_KEY
+    os.environ["JIWON_SIGNING_KEY"] = DEMO_SIGNING_KEY
+    os.environ.pop("JIWON_SIGNING_KEY_BLOCK", None)
     typer.secho(
-        "DEMO MODE: person keys use the built-in demo key; never use it for real data.",
+        "DEMO MODE: person keys and signatures use built-in demo keys; never use them for real "
+        "data.",
         fg=typer.colors.YELLOW,
         bold=True,
     )
@@ -297,13 +308,40 @@ def explain(
 
 
 @audit_app.command("verify")
-def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
-    """Recompute the hash chain and totals; exit 1 naming the first broken link."""
+def verify(
+    out: Annotated[Path, typer.Option(help="output root")],
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="the city's public signing key (PEM) from a copy you trust; repeatable. "
+            "Default: the keys stored beside the trail (audit/keys/)"
+        ),
+    ] = None,
+    anchors: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder of the anchors the runs wrote outside the output root "
+            "(default: JIWON_ANCHOR_DIR or ~/.local/state/jiwon/anchors)"
+        ),
+    ] = None,
+) -> None:
+    """Recompute the hash chain, signatures and totals and check the chain's head against its
+    anchor; exit 1 naming the first broken link."""
+    from flows.audit import signing
     from flows.audit.verify import verify_trail
 
     if not (out / "audit/runs").is_dir():
         fail(f"no audit trail under {out}: pass the output root of earlier runs", 2)
-    problems, checked = verify_trail(out)
+    keys = None
+    if public_key:
+        keys = []
+        for path in public_key:
+            try:
+                keys.append(signing.public_key(path.read_bytes()))
+            except (OSError, signing.SigningKeyError) as e:
+                problem = e.strerror if isinstance(e, OSError) else str(e)
+                fail(f"bad usage: --public-key {path} {problem}: pass the PEM file", 2)
+    problems, checked = verify_trail(out, keys, anchors)
     if problems:
         for p in problems:
             typer.echo(p)
@@ -313,7 +351,63 @@ def verify(out: Annotated[Path, typer.Option(help="output root")]) -> None:
             "named files from backup and report it.",
             1,
         )
-    typer.echo(f"audit verify: {checked} run(s) checked, hash chain and totals intact")
+    source = "the given public key(s)" if public_key else "the public key(s) beside the trail"
+    typer.echo(
+        f"audit verify: {checked} run(s) checked, hash chain, signatures ({source}), totals "
+        "and anchors intact"
+    )
+
+
+@audit_app.command("anchor")
+def anchor_trail(
+    out: Annotated[Path, typer.Option(help="output root")],
+    program: Annotated[str, typer.Option(help="program id")],
+    public_key: Annotated[
+        Path, typer.Option(help="the city's public signing key (PEM) from a copy you trust")
+    ],
+) -> None:
+    """Adopt a trail that has no anchor (moved, or written before anchors): verify it with the
+    public key you trust, then record its newest run as the anchor outside the output root."""
+    from flows.audit import anchor, signing
+    from flows.audit.verify import verify_trail
+    from flows.inputs.ledger import run_records
+
+    try:
+        key = signing.public_key(public_key.read_bytes())
+    except (OSError, signing.SigningKeyError) as e:
+        fail(f"bad usage: --public-key {public_key} {getattr(e, 'strerror', None) or e}", 2)
+    runs = run_records(out, program)
+    if not runs.height:
+        fail(f"bad usage: no run records of {program} under {out}: nothing to anchor", 2)
+    path = anchor.anchor_file(out, program)
+    if path.exists():
+        fail(f"bad usage: {path} exists already: an anchor is never overwritten by hand", 2)
+    problems, _ = verify_trail(out, [key])
+    problems = [p for p in problems if not p.startswith(f"program {program}: there is no anchor")]
+    if problems:
+        fail(f"audit anchor refused: {problems[0]}; the trail must verify before it is anchored", 1)
+    head = (runs.height, str(runs["run_id"][-1]), str(runs["run_sha256"][-1]))
+    anchor.write_anchor(out, program, head, pending=None)
+    typer.echo(f"anchored {program} at run {head[1]} (record {head[0]}) in {path}")
+
+
+@keys_app.command("new")
+def keys_new(
+    public_key: Annotated[Path, typer.Option(help="where to write the public key (PEM)")],
+) -> None:
+    """Make a new signing key: print the private key once, write the public key to a file."""
+    from flows.audit import signing
+
+    secret = signing.new_private_hex()
+    private = signing.private_key(secret)
+    public_key.write_bytes(signing.public_pem(private))
+    typer.echo(
+        f"public key written to {public_key} (id {signing.key_id(private)}); keep a copy "
+        "for auditors. The private key follows on stdout: put it in your secret store as "
+        f"{signing.SIGNING_KEY_ENV} and nowhere else.",
+        err=True,
+    )
+    typer.echo(secret)
 
 
 @fixtures_app.command("generate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 ROOT = Path(__file__).resolve().parents[1]
 STORY = ROOT / "fixtures" / "story"
 TEST_KEY = "test-key-0123456789abcdef"
+# The tests' Ed25519 signing key (64 hex digits). Set for the whole session, as a deployment sets
+# it once: every run signs its record, and `jiwon` processes the tests start inherit it.
+TEST_SIGNING_KEY = "7465737473207369676e696e67206b65793a206e6f7420666f72207265616c21"
+os.environ["JIWON_SIGNING_KEY"] = TEST_SIGNING_KEY
+os.environ.pop("JIWON_SIGNING_KEY_BLOCK", None)
+# Anchors (flows/run/anchor.py) of the session's trails, outside every output root.
+os.environ["JIWON_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="jiwon-anchors-")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

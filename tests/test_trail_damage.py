@@ -9,7 +9,6 @@ halts before it pays (exit 4), both saying which file and to restore it rather t
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from flows.cli import app
 from flows.errors import TrailDamaged
 from tests.conftest import TEST_KEY
 from tests.support import processes
-from tests.support.banktrail import BankTrail
+from tests.support.banktrail import BankTrail, copy_trail
 from tests.support.flowrun import run_flow
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
@@ -38,7 +37,7 @@ def damaged(
 ) -> tuple[Path, str]:
     """A copy of the shared two-run trail, its first run record or decisions cut to 100 bytes."""
     out = tmp_path / "out"
-    shutil.copytree(bank_trail.out, out)
+    copy_trail(bank_trail.out, out)
     if request.param == "run record":
         path = out / "audit/runs" / f"program={PROGRAM}" / f"run_id={bank_trail.first}.parquet"
     else:
@@ -133,7 +132,7 @@ def test_audit_explain_on_a_decisions_file_damaged_inside_halts_in_one_line_nami
 ) -> None:
     """Zeros in the middle of a file leave its footer readable: the data pages fail instead."""
     out = tmp_path / "out"
-    shutil.copytree(bank_trail.out, out)
+    copy_trail(bank_trail.out, out)
     path = next(out.glob(f"audit/decisions/**/run_id={bank_trail.first}/*.parquet"))
     data = bytearray(path.read_bytes())
     third = len(data) // 3

@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 
 from flows.audit import records as audit
+from flows.audit import signing
 from flows.audit.verify import verify_trail
-from tests.support.banktrail import BankTrail
+from tests.conftest import TEST_SIGNING_KEY
+from tests.support.banktrail import BankTrail, copy_trail
 
 pytestmark = [pytest.mark.flow]
 PROGRAM = "paju-livelihood-2025"
@@ -25,7 +27,7 @@ PROGRAM = "paju-livelihood-2025"
 def trail(bank_trail: BankTrail, tmp_path: Path) -> tuple[Path, str, str]:
     """A private copy of the shared two-run trail to tamper with."""
     copy = tmp_path / "out"
-    shutil.copytree(bank_trail.out, copy)
+    copy_trail(bank_trail.out, copy)
     return copy, bank_trail.first, bank_trail.second
 
 
@@ -41,11 +43,38 @@ def decision_file(out: Path, run_id: str) -> Path:
     return next(out.glob(f"audit/decisions/**/run_id={run_id}/*.parquet"))
 
 
-def reseal(out: Path, run_id: str, **changes: object) -> None:
-    """Edit a run record and recompute its own seal, as a careful forger would."""
+def reseal(out: Path, run_id: str, signed: bool = True, **changes: object) -> None:
+    """Edit a run record and recompute its seal: signed as an insider holding the city's signing
+    key would (the chain and the totals must still catch it), or unsigned as anyone else."""
     row = pl.read_parquet(run_file(out, run_id)).row(0, named=True)
     record = audit.record_from_row(row | changes)
-    run_file(out, run_id).write_bytes(audit.run_record_parquet(record.sealed()))
+    key = signing.private_key(TEST_SIGNING_KEY) if signed else None
+    run_file(out, run_id).write_bytes(audit.run_record_parquet(record.sealed(key)))
+
+
+def test_a_run_record_resealed_without_the_signing_key_is_named_as_not_signed(
+    trail: tuple[Path, str, str],
+) -> None:
+    out, first, _ = trail
+    reseal(out, first, signed=False, total_paid_krw=0)
+    problems, _ = verify_trail(out)
+    assert first in problems[0] and "run record is not signed" in problems[0]
+
+
+def test_a_run_record_signed_with_another_key_fails_against_the_auditors_public_key(
+    trail: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    out, first, _ = trail
+    row = pl.read_parquet(run_file(out, first)).row(0, named=True)
+    forged = audit.record_from_row(row | {"total_paid_krw": 0})
+    other = signing.private_key(signing.new_private_hex())
+    run_file(out, first).write_bytes(audit.run_record_parquet(forged.sealed(other)))
+    (out / "audit/keys" / f"{signing.key_id(other)}.pem").write_bytes(signing.public_pem(other))
+    # Against the keys stored beside the trail the forger's own key passes the signature...
+    trusted = signing.public_key(signing.public_pem(signing.private_key(TEST_SIGNING_KEY)))
+    problems, _ = verify_trail(out, [trusted])
+    # ...but not against the auditor's trusted copy of the city's key.
+    assert first in problems[0] and "signed with a key not given" in problems[0]
 
 
 def first_problem(out: Path) -> str:

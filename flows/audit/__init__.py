@@ -1,6 +1,16 @@
-"""The audit trail: decision and run records, tallies, verification, explain, what-if.
+"""The audit trail: records, signatures, the anchor, tallies, verification, explain, what-if.
 
-Reads the committed trail (verify, explain, what-if); records are written through `run/`.
+Reads the committed trail (verify, explain, what-if) and the anchor outside it; records are
+written through `run/`.
 """
 
-__all__ = ["explain", "keyprint", "records", "tally", "verify", "whatif"]
+__all__ = [
+    "anchor",
+    "explain",
+    "keyprint",
+    "records",
+    "signing",
+    "tally",
+    "verify",
+    "whatif",
+]

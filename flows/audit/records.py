@@ -12,7 +12,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from flows.audit import signing
 from flows.decide.codes import OUTCOMES
 from flows.decide.rules import Decisions, RunContext, keyed
 from schemas.audit import DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
@@ -144,16 +146,21 @@ class RunRecord:
     key_fingerprint: str | None = None  # flows.audit.keyprint; None in records written before it
     prev_run_sha256: str | None = None
     run_sha256: str = ""
+    signing_key: str | None = None  # id of the key that signed it (flows.audit.signing)
+    signature: str | None = None  # Ed25519 signature (hex) of `canonical()`
 
     def canonical(self) -> bytes:
-        """Return the bytes `run_sha256` is computed over: every field but `run_sha256`.
+        """Return the bytes `run_sha256` and `signature` cover: every field but those two.
 
-        A record from before `key_fingerprint` existed has none and was sealed without it.
+        A record from before `key_fingerprint` or `signing_key` existed has none and was sealed
+        without it.
         """
         body = asdict(self)
         body.pop("run_sha256")
-        if body["key_fingerprint"] is None:
-            body.pop("key_fingerprint")
+        body.pop("signature")
+        for optional in ("key_fingerprint", "signing_key"):
+            if body[optional] is None:
+                body.pop(optional)
         for item in body["inputs"]:  # records from before rows_closed (0012) were sealed without
             if "rows_closed" in item and item["rows_closed"] is None:
                 item.pop("rows_closed")
@@ -163,9 +170,24 @@ class RunRecord:
         """Return whether `run_sha256` still matches the record's content."""
         return hashlib.sha256(self.canonical()).hexdigest() == self.run_sha256
 
-    def sealed(self) -> RunRecord:
-        """Return a copy of the record with `run_sha256` set over its canonical form."""
-        return replace(self, run_sha256=hashlib.sha256(self.canonical()).hexdigest())
+    def sealed(self, key: Ed25519PrivateKey | None = None) -> RunRecord:
+        """Return a copy with `run_sha256` over its canonical form, signed with `key` if given.
+
+        The key's id is part of what is hashed and signed.
+        """
+        record = replace(self, signing_key=signing.key_id(key) if key else None, signature=None)
+        body = record.canonical()
+        return replace(
+            record,
+            run_sha256=hashlib.sha256(body).hexdigest(),
+            signature=signing.sign(key, body) if key else None,
+        )
+
+    def signed_by(self, key: Ed25519PublicKey) -> bool:
+        """Return whether the record carries the key's valid signature of its content."""
+        return self.signing_key == signing.key_id(key) and signing.signed_by(
+            key, self.canonical(), self.signature
+        )
 
 
 INPUT_TYPE = pa.struct(
@@ -213,6 +235,8 @@ RUN_SCHEMA = pa.schema(
         ("key_fingerprint", pa.string()),
         ("prev_run_sha256", pa.string()),
         ("run_sha256", pa.string()),
+        ("signing_key", pa.string()),
+        ("signature", pa.string()),
     ]
 )
 

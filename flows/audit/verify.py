@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from flows.audit import anchor, signing
 from flows.audit.records import record_from_row
-from flows.errors import TrailDamaged
+from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.inputs import reference
 from flows.inputs.ledger import read_trail, trail_problem
 from flows.money import won_sum, won_total
@@ -28,13 +30,38 @@ def run_units(program: str, run_month: str, run_id: str) -> list[Path]:
     return [u for u in layout.publish_units(program, run_month, run_id) if u.suffix != ".parquet"]
 
 
-def verify_run(out: Path, row: dict[str, object]) -> list[str]:
-    """Return the problems of one run record: its seal, its files and its totals."""
+def trail_keys(out: Path) -> list[Ed25519PublicKey]:
+    """Return the public signing keys stored beside the trail (`audit/keys/*.pem`)."""
+    keys = []
+    for path in sorted((out / "audit/keys").glob("*.pem")):
+        try:
+            keys.append(signing.public_key(path.read_bytes()))
+        except signing.SigningKeyError:
+            continue  # an unreadable key signs nothing: its records are reported unsigned
+    return keys
+
+
+def verify_run(
+    out: Path, row: dict[str, object], keys: list[Ed25519PublicKey] | None = None
+) -> list[str]:
+    """Return the problems of one run record: its seal, signature, files and totals.
+
+    `keys`: the public keys a record may be signed with (none given: not checked).
+    """
     record = record_from_row(dict(row))
     where = f"run {record.run_id} ({record.program})"
     problems = []
     if not record.seal_holds():
         problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
+    elif keys is not None and not any(record.signed_by(k) for k in keys):
+        why = (
+            "is not signed"
+            if not record.signature
+            else "is signed with a key not given"
+            if record.signing_key not in {signing.key_id(k) for k in keys}
+            else "has a signature that does not match its content (edited and resealed)"
+        )
+        problems.append(f"{where}: run record {why}")
     expected = str(layout.run_record_file(record.program, record.run_id))
     if row.get("record_file") not in (None, expected):
         problems.append(
@@ -251,16 +278,23 @@ def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[st
     return runs, problems, damaged
 
 
-def verify_trail(out: Path) -> tuple[list[str], int]:
+def verify_trail(
+    out: Path, keys: list[Ed25519PublicKey] | None = None, anchors: Path | None = None
+) -> tuple[list[str], int]:
     """Return every problem in the trail (first broken link first) and how many runs were read.
 
     Per program: run records that cannot be read come first, then outputs without a run record
     (a deleted run record), then each run in chain order: its link to the run before it, its
-    seal, its files and totals.
+    seal and signature, its files and totals; then the chain's head against its anchor outside
+    the output root. Signatures are checked with `keys` (an auditor's trusted copy), else with
+    the public keys stored beside the trail; anchors are read from `anchors` (a folder), else
+    from where runs write them (`flows.audit.anchor`).
     """
     runs_root = out / "audit/runs"
     if not runs_root.is_dir():
         return [f"no audit trail under {out}"], 0
+    if keys is None:
+        keys = trail_keys(out)
     problems: list[str] = []
     checked = 0
     for folder in sorted(runs_root.glob("program=*")):
@@ -277,9 +311,15 @@ def verify_trail(out: Path) -> tuple[list[str], int]:
             if link and damaged and row["prev_run_sha256"] not in by_sha:
                 link += "; the run it links to may be one whose record is damaged (listed above)"
             problems += [link] if link else []
-            problems += verify_run(out, row)
+            problems += verify_run(out, row, keys)
             previous = row
         problems += key_problems(runs, program)
+        path = anchor.anchor_file(out, program, anchors)
+        try:
+            stale = anchor.anchor_problem(runs, anchor.read_anchor(path), path)
+        except LedgerUntrusted as e:
+            stale = str(e)
+        problems += [f"program {program}: {stale}"] if stale else []
     return problems, checked
 
 

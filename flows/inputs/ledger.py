@@ -11,8 +11,10 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.money import won_total
@@ -233,13 +235,14 @@ def untrusted(what: str) -> LedgerUntrusted:
     )
 
 
-def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
-    """Halt unless every run record of `program` is sealed and chained as it was written.
+def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519PublicKey) -> None:
+    """Halt unless every run record of `program` is sealed, signed and chained as written.
 
     Cheap (records are one row each) and run before anything else reads them: an edited record
     (a removed key fingerprint, an output list pointing elsewhere, a status changed to dry run)
-    no longer matches its `run_sha256`, and a removed record breaks the next one's link or leaves
-    its decisions behind. A record resealed by hand is the signed ledger's work (issue 14).
+    no longer matches its `run_sha256`; a record resealed by hand, or forged, lacks the city's
+    signature (`key`: the public half of the signing key this run signs with, decision note
+    0013); a removed record breaks the next one's link or leaves its decisions behind.
     """
     from flows.audit.records import record_from_row  # flows.audit.records imports the decide stage
 
@@ -249,6 +252,16 @@ def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
         record = record_from_row(row)
         if not record.seal_holds():
             raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
+        if not record.signed_by(key):
+            raise untrusted(f"{where} {signature_problem(record, key)}")
+        if record.program != program or (
+            "record_file" in row
+            and Path(row["record_file"]).name != f"run_id={record.run_id}.parquet"
+        ):
+            raise untrusted(
+                f"{row.get('record_file', where)} holds run {record.run_id} of program "
+                f"{record.program} (a record copied or replayed)"
+            )
         if row["prev_run_sha256"] != previous:
             raise untrusted(
                 f"{where} does not link to the run before it (a run record was deleted, "
@@ -263,6 +276,20 @@ def check_records(out: Path, runs: pl.DataFrame, program: str) -> None:
                 f"{found.relative_to(out)} holds decisions of a run that has no run record "
                 "(a run record was deleted)"
             )
+
+
+def signature_problem(record: Any, key: Ed25519PublicKey) -> str:
+    """Return why a run record is not signed by `key`, in words an operator can act on."""
+    from flows.audit import signing
+
+    if not record.signature:
+        return "is not signed (a record written by hand, or by a version before signatures)"
+    if record.signing_key != signing.key_id(key):
+        return (
+            f"is signed with another signing key (id {str(record.signing_key)[:12]}…, this run's "
+            f"key is {signing.key_id(key)[:12]}…)"
+        )
+    return "has a signature that does not match its content (edited and resealed)"
 
 
 def last_run_sha256(out: Path, program: str) -> str | None:

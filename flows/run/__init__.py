@@ -1,4 +1,4 @@
-"""The run: the Prefect flow, its steps over a store, publish, lock, runners, output paths.
+"""The run: the Prefect flow, its steps over a store, publish, lock, runners, paths.
 
 The only package that imports Prefect (with the `serve` command).
 """

@@ -20,6 +20,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prefect import Task, flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -28,8 +29,9 @@ from prefect.states import Failed
 from prefect.task_runners import TaskRunner
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.audit import keyprint, whatif
+from flows.audit import keyprint, signing, whatif
 from flows.audit import records as audit
+from flows.audit.anchor import check_anchor, published_head, write_anchor
 from flows.audit.tally import Tally, combine
 from flows.decide.rules import RunContext
 from flows.errors import (
@@ -60,7 +62,7 @@ from flows.report import markdown as report
 from flows.run import paths as layout
 from flows.run import steps
 from flows.run.lock import program_lock
-from flows.run.publish import Staging, discard, recover
+from flows.run.publish import Staging, discard, recover, write_public_key
 from flows.run.runners import Runner, flow_api_url, task_runner
 from flows.run.steps import BucketJob, Spilled
 from flows.run.stores import DiskStore, MemoryStore, Store
@@ -87,6 +89,7 @@ class _RefusalsWithoutTraceback(logging.Filter):
 for _name in ("prefect.task_runs", "prefect.flow_runs"):
     logging.getLogger(_name).addFilter(_RefusalsWithoutTraceback())
 PII_KEY_ENV = "JIWON_PII_KEY"
+SIGNING_BLOCK_ENV = "JIWON_SIGNING_KEY_BLOCK"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -311,6 +314,39 @@ def pii_key() -> str:
     return key
 
 
+def signing_key() -> Ed25519PrivateKey:
+    """Return the city's signing key: from JIWON_SIGNING_KEY, or the Prefect Secret block named
+    by JIWON_SIGNING_KEY_BLOCK; refuse to run without one (decision note 0013)."""
+    text = os.environ.get(signing.SIGNING_KEY_ENV, "")
+    block = os.environ.get(SIGNING_BLOCK_ENV, "")
+    where = signing.SIGNING_KEY_ENV
+    if not text and block:
+        from prefect.blocks.system import Secret
+
+        try:
+            text = str(Secret.load(block).get())  # type: ignore[union-attr]
+        except ValueError:
+            raise UsageError(
+                f"{SIGNING_BLOCK_ENV} names the Prefect Secret block {block!r}, which the "
+                "Prefect API does not have: create it (see docs/operators.md) or set "
+                f"{signing.SIGNING_KEY_ENV}"
+            ) from None
+        where = f"the Prefect Secret block {block!r}"
+    if not text:
+        raise UsageError(
+            f"{signing.SIGNING_KEY_ENV} is not set: a real run refuses to start without the city's "
+            "signing key, which signs every run record. Set it (or "
+            f"{SIGNING_BLOCK_ENV}) from your secret store; `jiwon keys new` makes one; "
+            "`jiwon demo` uses a demo key."
+        )
+    try:
+        return signing.private_key(text)
+    except signing.SigningKeyError as e:
+        raise UsageError(
+            f"{where} {e}: give the 64 hex digits `jiwon keys new` printed, or an Ed25519 PEM"
+        ) from None
+
+
 def code_version() -> str:
     """Return the installed jiwon version."""
     try:
@@ -360,6 +396,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         )
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     key = pii_key()
+    signer = signing_key()
     out = params.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -369,8 +406,10 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
     for note in recover(out, program.id):
         log.warning(note)
-    runs = run_records(out, program.id)
-    check_records(out, runs, program.id)  # a trail that cannot be trusted is not extended
+    runs = run_records(out, program.id, with_file=True)
+    check_records(out, runs, program.id, signer.public_key())  # an untrusted trail stops here
+    check_anchor(out, program.id, runs)  # ...and so does one cut back behind its anchor
+    write_public_key(out, signer)
     check_run_month(run_month, program, runs)
     ctx = RunContext(
         run_id,
@@ -414,7 +453,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     found = Found()
     try:
         keyprint.check_key(key, fingerprint, known_keys, program.id)
-        summary = _run(params, ctx, begun, staging, out, found)
+        summary = _run(params, ctx, begun, staging, out, found, signer)
     except (TrailDamaged, LedgerUntrusted):
         # No run record: it could not be chained to a trail that cannot be read.
         discard(staging.root)
@@ -422,7 +461,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     except JiwonError as e:
         status = "halted" if isinstance(e, RunHalted) else "rejected"
         refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
-        commit(refused, staging, ledger_sha=last_run_sha256(out, program.id))
+        commit(refused, staging, last_run_sha256(out, program.id), signer)
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
@@ -435,6 +474,7 @@ def _run(
     staging: Staging,
     out: Path,
     found: Found,
+    signer: Ed25519PrivateKey,
 ) -> RunSummary:
     """Every run's steps, whichever store holds the work in progress (`flows.run.steps`)."""
     log = get_run_logger()
@@ -514,7 +554,9 @@ def _run(
         counts=totals.counts,
         total_paid_krw=totals.paid_krw,
     )
-    return _finish(params, ctx, decided, staging, totals, quarantine, files, ledger.last_run_sha256)
+    return _finish(
+        params, ctx, decided, staging, totals, quarantine, files, ledger.last_run_sha256, signer
+    )
 
 
 def _finish(
@@ -526,6 +568,7 @@ def _finish(
     quarantine: pl.DataFrame,
     files: Sequence[payments.FileTotals],
     ledger_sha: str | None,
+    signer: Ed25519PrivateKey,
 ) -> RunSummary:
     """Write the run's reports, commit it, show it in Prefect and return its summary."""
     log = get_run_logger()
@@ -539,7 +582,7 @@ def _finish(
         log.info(headline)
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
-    committed = commit(record, staging, ledger_sha)
+    committed = commit(record, staging, ledger_sha, signer)
     publish_artifacts(committed, report_md)
     return RunSummary(
         run_id=ctx.run_id,
@@ -613,18 +656,25 @@ def stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str, r
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
 
 
-def commit(record: audit.RunRecord, staging: Staging, ledger_sha: str | None) -> audit.RunRecord:
-    """Seal the run record over every staged file, stage it, and publish the run."""
+def commit(
+    record: audit.RunRecord, staging: Staging, ledger_sha: str | None, signer: Ed25519PrivateKey
+) -> audit.RunRecord:
+    """Seal and sign the run record over every staged file, stage it, and publish the run."""
     sealed = replace(
         record,
         finished_at=now(),
         outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
         prev_run_sha256=ledger_sha,
-    ).sealed()
+    ).sealed(signer)
     staging.write(
         layout.run_record_file(sealed.program, sealed.run_id), audit.run_record_parquet(sealed)
     )
+    chain = staging.out / layout.run_record_file(sealed.program, "x").parent
+    new = (len(list(chain.glob("run_id=*.parquet"))) + 1, sealed.run_id, sealed.run_sha256)
+    before = published_head(staging.out, sealed.program)
+    write_anchor(staging.out, sealed.program, before, pending=new)
     staging.publish()
+    write_anchor(staging.out, sealed.program, new, pending=None)
     return sealed
 
 

@@ -45,3 +45,8 @@ def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
         run_record_file(program, run_id),
         payments_dir(program, run_id),
     ]
+
+
+def public_key_file(key_id: str) -> Path:
+    """Return where the public half of a signing key lives, beside the trail."""
+    return Path("audit/keys") / f"{key_id}.pem"

@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from flows.audit import signing
 from flows.run import paths as layout
 
 STAGING = ".staging"
@@ -166,3 +169,20 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def write_public_key(out: Path, key: Ed25519PrivateKey) -> Path:
+    """Write the signing key's public half beside the trail (`audit/keys/<key id>.pem`), once.
+
+    Public data: anyone may read it. An auditor checks signatures with a copy they trust
+    (`jiwon audit verify --public-key`), since whoever can write `out` can replace this one.
+    """
+    target = out / layout.public_key_file(signing.key_id(key))
+    pem = signing.public_pem(key)
+    if target.is_file() and target.read_bytes() == pem:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(pem)
+    os.replace(partial, target)
+    return target

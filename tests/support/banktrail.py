@@ -93,3 +93,19 @@ def write_bank_trail(factory: pytest.TempPathFactory) -> BankTrail:
     finally:
         mp.undo()
     return BankTrail(story, out, first.run_id, second.run_id)
+
+
+def copy_trail(source: Path, target: Path) -> Path:
+    """Copy an output root and its anchors (kept outside it, per output root) to `target`.
+
+    As an operator moving a trail would, after `jiwon audit anchor`; here the anchors are copied.
+    """
+    from flows.audit import anchor
+
+    shutil.copytree(source, target)
+    for folder in (source / "audit/runs").glob("program=*"):
+        program = folder.name.removeprefix("program=")
+        kept = anchor.anchor_file(source, program)
+        if kept.exists():
+            shutil.copy(kept, anchor.anchor_file(target, program))
+    return target

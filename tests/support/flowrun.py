@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import polars as pl
 
 from flows.run.flow import DisburseParams, RunSummary, disburse
 
+TICKS = itertools.count()
 # A run month in which each shipped program's windows have closed.
 RUN_MONTH = {
     "paju-livelihood-2025": "2025-03",
@@ -42,7 +44,8 @@ def run_in_month(
     months sets the clock as well as `run_month` (pass pytest's `monkeypatch`).
     """
     moment = dt.datetime.fromisoformat(f"{month}-15T01:00:00+00:00")
-    monkeypatch.setattr("flows.run.flow.now", lambda: moment)
+    # A second later at every reading (across calls): runs of one month stay in order.
+    monkeypatch.setattr("flows.run.flow.now", lambda: moment + dt.timedelta(seconds=next(TICKS)))
     return run_flow(data, out, run_month=month, **overrides)
 
 

@@ -1,0 +1,127 @@
+"""The chain's head kept outside the output root, so deleting the newest runs is noticed (0013).
+
+Signatures stop anyone without the city's signing key from adding or editing a run record, but
+not from *deleting* the newest ones: a trail cut back to an earlier run is still a valid signed
+chain, and the people the deleted runs paid would be paid again. So after every commit the head
+of the program's chain (how many records, the last one's id and `run_sha256`) is also written
+to an anchor file in a folder that whoever can write `--out` should not be able to write:
+`JIWON_ANCHOR_DIR`, by default `$XDG_STATE_HOME/jiwon/anchors` (`~/.local/state/jiwon/anchors`).
+One file per program and output root. Before paying, a run checks that the anchored head is
+still in the chain at its place; the chain may have grown past it (a run that crashed after
+publishing, before writing the anchor), never shrunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.inputs.ledger import untrusted
+
+ANCHOR_ENV = "JIWON_ANCHOR_DIR"
+
+
+def anchor_dir() -> Path:
+    """Return the folder anchors are kept in (JIWON_ANCHOR_DIR, else the user's state folder)."""
+    configured = os.environ.get(ANCHOR_ENV)
+    if configured:
+        return Path(configured)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "jiwon" / "anchors"
+
+
+def anchor_file(out: Path, program: str, folder: Path | None = None) -> Path:
+    """Return the anchor of one program's chain in one output root."""
+    root = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return (folder or anchor_dir()) / f"{program}-{root}.json"
+
+
+def read_anchor(path: Path) -> dict[str, Any] | None:
+    """Return an anchor's content, or None when there is none; LedgerUntrusted if unreadable."""
+    if not path.exists():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        int(body["records"])
+        if body["records"]:
+            str(body["run_sha256"]), str(body["run_id"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise untrusted(f"the anchor {path} cannot be read ({type(e).__name__})") from None
+    return dict(body)
+
+
+def anchor_problem(runs: pl.DataFrame, anchor: dict[str, Any] | None, path: Path) -> str | None:
+    """Return why the chain `runs` (oldest first) does not reach the anchored head, or None.
+
+    The anchor names the last head known published (`records`, `run_id`, `run_sha256`; none
+    yet: `records` 0) and, while a commit is under way, the head it is publishing (`pending`):
+    a run that died between the two may or may not have published its record.
+    """
+    shas = runs["run_sha256"].to_list() if runs.height else []
+    if anchor is None:
+        if not shas:
+            return None  # the program's first run: nothing to anchor yet
+        return (
+            f"there is no anchor at {path} for a trail of {len(shas)} run record(s): the "
+            "anchor outside the output root is missing (if the trail was moved, or was written "
+            "before anchors, check it with `jiwon audit verify` and adopt it with "
+            "`jiwon audit anchor`)"
+        )
+    records = int(anchor["records"])
+    if records and (len(shas) < records or shas[records - 1] != anchor["run_sha256"]):
+        return (
+            f"the trail was cut back or rewritten: the anchor at {path} names run "
+            f"{anchor['run_id']} as record {records} of the chain, and the trail has "
+            f"{len(shas)} record(s) without it there (the newest runs were deleted or replaced)"
+        )
+    return None
+
+
+def check_anchor(out: Path, program: str, runs: pl.DataFrame) -> None:
+    """Halt (LedgerUntrusted) unless the program's chain still reaches its anchored head."""
+    path = anchor_file(out, program)
+    problem = anchor_problem(runs, read_anchor(path), path)
+    if problem is not None:
+        raise untrusted(problem)
+
+
+def write_anchor(
+    out: Path, program: str, head: tuple[int, str, str] | None, pending: tuple[int, str, str] | None
+) -> Path:
+    """Record the chain's head (records, run_id, run_sha256) outside the output root.
+
+    Written twice per commit: before publishing (the old head, the new one pending) and after
+    (the new head). Atomic: a reader sees the old file or the new one.
+    """
+    path = anchor_file(out, program)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records, run_id, run_sha256 = head or (0, None, None)
+    body = {
+        "program": program,
+        "out": str(out.resolve()),
+        "records": records,
+        "run_id": run_id,
+        "run_sha256": run_sha256,
+        "pending": None
+        if pending is None
+        else {"records": pending[0], "run_id": pending[1], "run_sha256": pending[2]},
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(body, indent=2), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def published_head(out: Path, program: str) -> tuple[int, str, str] | None:
+    """Return the head the anchor holds as published, or None (first run, or no anchor yet)."""
+    anchor = read_anchor(anchor_file(out, program))
+    if not anchor or not anchor["records"]:
+        return None
+    return int(anchor["records"]), str(anchor["run_id"]), str(anchor["run_sha256"])
