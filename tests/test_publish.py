@@ -8,7 +8,7 @@ from pathlib import Path
 from flows.run import paths as layout
 from flows.run.publish import Staging, move_unit, recover
 
-PROGRAM, MONTH, RUN = "paju-livelihood-2025", "2025-03", "run-1"
+PROGRAM, MONTH, RUN = "paju-livelihood-2025", "2025-03", "20250301T000000Z-0000abcd"
 
 
 def staged(out: Path) -> Staging:

@@ -56,12 +56,19 @@ def read_anchor(path: Path) -> dict[str, Any] | None:
     return dict(body)
 
 
-def anchor_problem(runs: pl.DataFrame, anchor: dict[str, Any] | None, path: Path) -> str | None:
+def anchor_problem(
+    runs: pl.DataFrame,
+    anchor: dict[str, Any] | None,
+    path: Path,
+    staged: set[str] | None = None,
+) -> str | None:
     """Return why the chain `runs` (oldest first) does not reach the anchored head, or None.
 
     The anchor names the last head known published (`records`, `run_id`, `run_sha256`; none
     yet: `records` 0) and, while a commit is under way, the head it is publishing (`pending`):
-    a run that died between the two may or may not have published its record.
+    a run that died between the two may or may not have published its record. With `staged`
+    (the run ids staged in the output root before recovery), a pending run that is neither in
+    the chain nor staged was published and then deleted.
     """
     shas = runs["run_sha256"].to_list() if runs.height else []
     if anchor is None:
@@ -73,6 +80,18 @@ def anchor_problem(runs: pl.DataFrame, anchor: dict[str, Any] | None, path: Path
             "before anchors, check it with `jiwon audit verify` and adopt it with "
             "`jiwon audit anchor`)"
         )
+    pending = anchor.get("pending")
+    if (
+        staged is not None
+        and isinstance(pending, dict)
+        and pending.get("run_sha256") not in shas
+        and pending.get("run_id") not in staged
+    ):
+        return (
+            f"the trail was cut back: the anchor at {path} names run {pending.get('run_id')} "
+            "as being published when the last run stopped, and it is neither in the trail nor "
+            "staged to be rolled back (it was published, then deleted)"
+        )
     records = int(anchor["records"])
     if records and (len(shas) < records or shas[records - 1] != anchor["run_sha256"]):
         return (
@@ -83,10 +102,15 @@ def anchor_problem(runs: pl.DataFrame, anchor: dict[str, Any] | None, path: Path
     return None
 
 
-def check_anchor(out: Path, program: str, runs: pl.DataFrame) -> None:
-    """Halt (LedgerUntrusted) unless the program's chain still reaches its anchored head."""
+def check_anchor(
+    out: Path, program: str, runs: pl.DataFrame, staged: set[str] | None = None
+) -> None:
+    """Halt (LedgerUntrusted) unless the program's chain still reaches its anchored head.
+
+    `staged`: the run ids that had a staging folder before recovery (see `anchor_problem`).
+    """
     path = anchor_file(out, program)
-    problem = anchor_problem(runs, read_anchor(path), path)
+    problem = anchor_problem(runs, read_anchor(path), path, staged)
     if problem is not None:
         raise untrusted(problem)
 

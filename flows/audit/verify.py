@@ -320,7 +320,54 @@ def verify_trail(
         except LedgerUntrusted as e:
             stale = str(e)
         problems += [f"program {program}: {stale}"] if stale else []
+    seen = {f.name.removeprefix("program=") for f in runs_root.glob("program=*")}
+    problems += trailless_outputs(out, seen) + trailless_anchors(out, seen, anchors)
     return problems, checked
+
+
+def trailless_outputs(out: Path, programs: set[str]) -> list[str]:
+    """Return one problem per output of a program with no run records at all, or stray file."""
+    problems = []
+    for kind in ("payments", "reports", "quarantine"):
+        for entry in sorted((out / kind).iterdir()) if (out / kind).is_dir() else []:
+            if entry.is_dir() and entry.name in programs:
+                continue
+            problems.append(
+                f"{entry.relative_to(out)} belongs to no run in the trail (no run records of "
+                f"program {entry.name}): outputs were added, or the program's trail was deleted"
+            )
+    decisions = out / "audit/decisions"
+    for entry in sorted(decisions.glob("program=*")) if decisions.is_dir() else []:
+        if entry.name.removeprefix("program=") not in programs:
+            problems.append(
+                f"{entry.relative_to(out)} holds decisions of a program with no run records "
+                "(its run records were deleted)"
+            )
+    return problems
+
+
+def trailless_anchors(out: Path, programs: set[str], folder: Path | None) -> list[str]:
+    """Return one problem per program anchored for this output root whose trail is gone."""
+    problems = []
+    root = folder or anchor.anchor_dir()
+    for path in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            body = anchor.read_anchor(path)
+        except LedgerUntrusted as e:
+            problems.append(str(e))
+            continue
+        if not body or body.get("out") != str(out.resolve()) or body["program"] in programs:
+            continue
+        if not body["records"]:  # its first run never committed: nothing to lose
+            continue
+        if anchor.anchor_file(out, str(body["program"]), folder) != path:
+            continue
+        problems.append(
+            f"program {body['program']}: the anchor at {path} names run {body['run_id']} as "
+            f"record {body['records']}, and the trail holds no run records of the program "
+            "(its whole trail was deleted)"
+        )
+    return problems
 
 
 def key_problems(runs: pl.DataFrame, program: str) -> list[str]:

@@ -62,7 +62,7 @@ from flows.report import markdown as report
 from flows.run import paths as layout
 from flows.run import steps
 from flows.run.lock import program_lock
-from flows.run.publish import Staging, discard, recover, write_public_key
+from flows.run.publish import Staging, discard, recover, staged_runs, write_public_key
 from flows.run.runners import Runner, flow_api_url, task_runner
 from flows.run.steps import BucketJob, Spilled
 from flows.run.stores import DiskStore, MemoryStore, Store
@@ -404,11 +404,12 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     except ProgramError as e:
         raise UsageError(str(e)) from None
     held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
+    staged = staged_runs(out)  # before recovery: a pending anchored run may be among them
     for note in recover(out, program.id):
         log.warning(note)
     runs = run_records(out, program.id, with_file=True)
     check_records(out, runs, program.id, signer.public_key())  # an untrusted trail stops here
-    check_anchor(out, program.id, runs)  # ...and so does one cut back behind its anchor
+    check_anchor(out, program.id, runs, staged)  # ...and so does one cut back behind its anchor
     write_public_key(out, signer)
     check_run_month(run_month, program, runs)
     ctx = RunContext(
@@ -460,6 +461,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         raise
     except JiwonError as e:
         status = "halted" if isinstance(e, RunHalted) else "rejected"
+        staging.drop("payments", "audit")  # a refused run pays nobody and decides nothing
         refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
         commit(refused, staging, last_run_sha256(out, program.id), signer)
         raise
@@ -660,9 +662,13 @@ def commit(
     record: audit.RunRecord, staging: Staging, ledger_sha: str | None, signer: Ed25519PrivateKey
 ) -> audit.RunRecord:
     """Seal and sign the run record over every staged file, stage it, and publish the run."""
+    earlier = run_records(staging.out, record.program)
+    last: dt.datetime | None = earlier["finished_at"].max() if earlier.height else None  # type: ignore[assignment]
+    # After the run before it, even on a machine whose clock is behind: the chain's order.
+    finished = now() if last is None else max(now(), last + dt.timedelta(microseconds=1))
     sealed = replace(
         record,
-        finished_at=now(),
+        finished_at=finished,
         outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
         prev_run_sha256=ledger_sha,
     ).sealed(signer)

@@ -57,7 +57,13 @@ def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Itera
     """Hold the program's lock for the block; halt (exit 4) naming the holder if it is taken."""
     path = lock_file(out, program)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if path.is_symlink():  # never through a link planted in the output root (to the anchor...)
+        raise RunHalted(
+            f"run halted: the lock file {path} is a symbolic link, which no run makes; nothing "
+            "was paid. Someone changed the output root: remove the link, check the trail with "
+            "`jiwon audit verify`, and run again."
+        )
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         if not take(fd):
             held = holder(path)

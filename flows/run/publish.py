@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ class Staging:
         written = Written(str(relative), hashlib.sha256(content).hexdigest(), len(content))
         self.written.append(written)
         return written
+
+    def drop(self, *folders: str) -> None:
+        """Remove what was staged under `folders` (e.g. a refused run's payment files)."""
+        for folder in folders:
+            shutil.rmtree(self.root / folder, ignore_errors=True)
+        self.written = [w for w in self.written if not w.path.startswith(folders)]
 
     def path(self, relative: Path, private: bool = False) -> Path:
         """Return where to write `relative` in place (large outputs, streamed); then `adopt` it."""
@@ -147,6 +154,13 @@ def recover(out: Path, program: str | None = None) -> list[str]:
     return notes
 
 
+def staged_runs(out: Path) -> set[str]:
+    """Return the run ids that have a staging folder in the output root (finished or not)."""
+    staging = out / STAGING
+    names = {p.name for p in staging.iterdir()} if staging.is_dir() else set()
+    return {n.removesuffix(PENDING).removesuffix(DONE) for n in names}
+
+
 def discard(root: Path) -> None:
     """Delete a staging folder whose work is done: renamed first, so a crash midway is obvious."""
     done = root.with_name(root.name + DONE)
@@ -154,13 +168,32 @@ def discard(root: Path) -> None:
     shutil.rmtree(done, ignore_errors=True)  # what is left is removed by the next recovery
 
 
+MARKER_FIELDS = {
+    "program": re.compile(r"[a-z0-9][a-z0-9-]*"),
+    "run_month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
+    "run_id": re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}"),
+}
+
+
 def staged_run(root: Path) -> dict[str, str] | None:
-    """Return a staging folder's marker, or None when it has none (a half-written pending one)."""
+    """Return a staging folder's marker, or None when it has none (a half-written pending one).
+
+    A marker names the paths recovery moves or deletes, so only one a run could have written is
+    believed: a program id, a month and a run id of their forms, the run id being the folder's
+    own name. Anything else (planted under the output root) is left alone, never followed.
+    """
     try:
-        marker: dict[str, str] = json.loads((root / MARKER).read_text())
+        marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    return marker
+    if not isinstance(marker, dict) or not all(
+        isinstance(marker.get(k), str) and pattern.fullmatch(marker[k])
+        for k, pattern in MARKER_FIELDS.items()
+    ):
+        return None
+    if root.name.removesuffix(PENDING) != marker["run_id"]:
+        return None
+    return {k: str(marker[k]) for k in MARKER_FIELDS}
 
 
 def remove(path: Path) -> None:
@@ -183,6 +216,9 @@ def write_public_key(out: Path, key: Ed25519PrivateKey) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_bytes(pem)
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
     os.replace(partial, target)
     return target
