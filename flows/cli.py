@@ -266,6 +266,9 @@ def demo(
         typer.echo("note: the demo ignores JIWON_PII_KEY and JIWON_SIGNING_KEY: it uses demo keys")
     os.environ["JIWON_PII_KEY"] = DEMO_KEY
     os.environ["JIWON_SIGNING_KEY"] = DEMO_SIGNING_KEY
+    # The demo's anchors live beside its output root (OUT/anchors, outside OUT/out): removing
+    # the demo folder starts afresh, as the README says. A real deployment keeps them elsewhere.
+    os.environ["JIWON_ANCHOR_DIR"] = str((out / "anchors").resolve())
     os.environ.pop("JIWON_SIGNING_KEY_BLOCK", None)
     typer.secho(
         "DEMO MODE: person keys and signatures use built-in demo keys; never use them for real "

@@ -34,6 +34,23 @@ def wipe(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+def killed_between_publishing_and_anchoring(
+    story: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run once and die after publishing, before the anchor's second write names the new head."""
+    real = anchor.write_anchor
+
+    def killed_after_publishing(*args: Any, pending: Any) -> Path:
+        if pending is None:  # the second write: the run was published, then the process died
+            raise SystemExit("killed between publishing and writing the anchor")
+        return real(*args, pending=pending)
+
+    monkeypatch.setattr("flows.run.flow.write_anchor", killed_after_publishing)
+    with pytest.raises(SystemExit):
+        run_flow(story, out)
+    monkeypatch.setattr("flows.run.flow.write_anchor", real)
+
+
 def test_a_planted_staging_marker_cannot_delete_the_anchor_and_let_a_deleted_trail_pay_again(
     story: Path, tmp_path: Path
 ) -> None:
@@ -89,17 +106,7 @@ def test_a_run_published_before_a_crash_cannot_be_deleted_behind_its_pending_anc
     story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    real = anchor.write_anchor
-
-    def killed_after_publishing(*args: Any, pending: Any) -> Path:
-        if pending is None:  # the second write: the run was published, then the process died
-            raise SystemExit("killed between publishing and writing the anchor")
-        return real(*args, pending=pending)
-
-    monkeypatch.setattr("flows.run.flow.write_anchor", killed_after_publishing)
-    with pytest.raises(SystemExit):
-        run_flow(story, out)
-    monkeypatch.setattr("flows.run.flow.write_anchor", real)
+    killed_between_publishing_and_anchoring(story, out, monkeypatch)
     body = anchor.read_anchor(anchor.anchor_file(out, PROGRAM))
     assert body is not None and body["pending"] is not None
     wipe(out)  # the attacker deletes the published run (31,400,000 won paid)
@@ -111,17 +118,7 @@ def test_a_crash_between_publishing_and_anchoring_is_not_a_false_alarm(
     story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    real = anchor.write_anchor
-
-    def killed_after_publishing(*args: Any, pending: Any) -> Path:
-        if pending is None:
-            raise SystemExit("killed between publishing and writing the anchor")
-        return real(*args, pending=pending)
-
-    monkeypatch.setattr("flows.run.flow.write_anchor", killed_after_publishing)
-    with pytest.raises(SystemExit):
-        run_flow(story, out)
-    monkeypatch.setattr("flows.run.flow.write_anchor", real)
+    killed_between_publishing_and_anchoring(story, out, monkeypatch)
     rerun = run_flow(story, out, trigger="rerun", reason="after the crash")
     assert rerun.status == "committed" and rerun.total_paid_krw == 0
     assert verify_trail(out, [KEY]) == ([], 2)
