@@ -295,3 +295,21 @@ def test_a_clean_trail_of_monthly_runs_with_reruns_and_a_crash_verifies(
     assert verify_trail(out) == ([], before + 1)
     paid = decisions(out).filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
     assert paid["person_key"].is_unique().all()
+
+
+def test_rewinding_the_trail_and_the_anchor_folder_is_caught_by_the_anchor_on_the_server(
+    trail: tuple[Path, Path, str, str],
+) -> None:
+    data, out, first, second = trail
+    # An attacker who can write both --out and the anchor folder cuts the trail back to the first
+    # run and rewrites the anchor file to match; the copy in the Prefect server's database stays.
+    kept = anchor.anchor_file(out, PROGRAM)
+    record_file(out, second).unlink()
+    for folder in out.glob(f"**/run_id={second}"):
+        shutil.rmtree(folder)
+    for folder in out.glob(f"*/{PROGRAM}/{second}"):
+        shutil.rmtree(folder)
+    head = (1, first, record(out, first).run_sha256)
+    anchor.write_anchor(out, PROGRAM, head, pending=None)
+    assert kept.is_file()
+    refused(data, out, "Prefect Variable jiwon-anchor-", "cut back or rewritten", second)

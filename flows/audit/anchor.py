@@ -36,10 +36,15 @@ def anchor_dir() -> Path:
     return Path(state) / "jiwon" / "anchors"
 
 
+def anchor_name(out: Path, program: str) -> str:
+    """Return the name of one program's anchor in one output root (file stem, Prefect Variable)."""
+    root = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return f"{program}-{root}"
+
+
 def anchor_file(out: Path, program: str, folder: Path | None = None) -> Path:
     """Return the anchor of one program's chain in one output root."""
-    root = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
-    return (folder or anchor_dir()) / f"{program}-{root}.json"
+    return (folder or anchor_dir()) / f"{anchor_name(out, program)}.json"
 
 
 def read_anchor(path: Path) -> dict[str, Any] | None:
@@ -141,6 +146,13 @@ def write_anchor(
     partial.write_text(json.dumps(body, indent=2), encoding="utf-8")
     os.replace(partial, path)
     return path
+
+
+def anchor_body(path: Path) -> dict[str, Any]:
+    """Return what an anchor file holds (after `write_anchor`), for a second copy elsewhere."""
+    body = read_anchor(path)
+    assert body is not None
+    return body
 
 
 def published_head(out: Path, program: str) -> tuple[int, str, str] | None:

@@ -31,7 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.audit import keyprint, signing, whatif
 from flows.audit import records as audit
-from flows.audit.anchor import check_anchor, published_head, write_anchor
+from flows.audit.anchor import (
+    anchor_body,
+    anchor_name,
+    anchor_problem,
+    check_anchor,
+    published_head,
+    write_anchor,
+)
 from flows.audit.tally import Tally, combine
 from flows.decide.rules import RunContext
 from flows.errors import (
@@ -53,6 +60,7 @@ from flows.inputs.ledger import (
     last_run_sha256,
     read_ledger,
     run_records,
+    untrusted,
 )
 from flows.pay import credit as payments
 from flows.pay.render import BankFormat
@@ -409,7 +417,8 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         log.warning(note)
     runs = run_records(out, program.id, with_file=True)
     check_records(out, runs, program.id, signer.public_key())  # an untrusted trail stops here
-    check_anchor(out, program.id, runs, staged)  # ...and so does one cut back behind its anchor
+    check_anchor(out, program.id, runs, staged)  # ...and one cut back behind its anchor,
+    check_server_anchor(out, program.id, runs, staged)  # kept outside `out` and on the server
     write_public_key(out, signer)
     check_run_month(run_month, program, runs)
     ctx = RunContext(
@@ -680,8 +689,44 @@ def commit(
     before = published_head(staging.out, sealed.program)
     write_anchor(staging.out, sealed.program, before, pending=new)
     staging.publish()
-    write_anchor(staging.out, sealed.program, new, pending=None)
+    path = write_anchor(staging.out, sealed.program, new, pending=None)
+    copy_anchor_to_server(staging.out, sealed.program, anchor_body(path))
     return sealed
+
+
+def anchor_variable(out: Path, program: str) -> str:
+    """Return the Prefect Variable that keeps a second copy of a program's anchor."""
+    return f"jiwon-anchor-{anchor_name(out, program)}"
+
+
+def check_server_anchor(out: Path, program: str, runs: pl.DataFrame, staged: set[str]) -> None:
+    """Halt unless the chain reaches the anchor's copy on the Prefect server, when it has one.
+
+    A second copy where whoever writes `--out` and the anchor folder cannot: the database of the
+    Prefect server the run reports to (decision note 0013). A server without one (a new server, a
+    temporary one) is given one at the next commit.
+    """
+    from prefect.variables import Variable
+
+    name = anchor_variable(out, program)
+    body = Variable.get(name, default=None)
+    if isinstance(body, dict):
+        problem = anchor_problem(runs, body, Path(f"Prefect Variable {name}"), staged)
+        if problem is not None:
+            raise untrusted(problem)
+
+
+def copy_anchor_to_server(out: Path, program: str, body: dict[str, Any]) -> None:
+    """Keep the anchor's second copy on the Prefect server; a failure only warns (committed)."""
+    from prefect.variables import Variable
+
+    try:
+        Variable.set(anchor_variable(out, program), body, overwrite=True)
+    except Exception as e:  # the run is committed: a missing copy is repaired by the next one
+        get_run_logger().warning(
+            "could not copy the anchor to the Prefect server (%s); the next run copies it",
+            type(e).__name__,
+        )
 
 
 def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
