@@ -40,7 +40,7 @@ def killed_between_publishing_and_anchoring(
     """Run once and die after publishing, before the anchor's second write names the new head."""
     real = anchor.write_anchor
 
-    def killed_after_publishing(*args: Any, pending: Any) -> Path:
+    def killed_after_publishing(*args: Any, pending: Any) -> dict[str, Any]:
         if pending is None:  # the second write: the run was published, then the process died
             raise SystemExit("killed between publishing and writing the anchor")
         return real(*args, pending=pending)

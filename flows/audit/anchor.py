@@ -122,11 +122,11 @@ def check_anchor(
 
 def write_anchor(
     out: Path, program: str, head: tuple[int, str, str] | None, pending: tuple[int, str, str] | None
-) -> Path:
+) -> dict[str, Any]:
     """Record the chain's head (records, run_id, run_sha256) outside the output root.
 
     Written twice per commit: before publishing (the old head, the new one pending) and after
-    (the new head). Atomic: a reader sees the old file or the new one.
+    (the new head). Atomic: a reader sees the old file or the new one. Returns what it wrote.
     """
     path = anchor_file(out, program)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,19 +145,4 @@ def write_anchor(
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(body, indent=2), encoding="utf-8")
     os.replace(partial, path)
-    return path
-
-
-def anchor_body(path: Path) -> dict[str, Any]:
-    """Return what an anchor file holds (after `write_anchor`), for a second copy elsewhere."""
-    body = read_anchor(path)
-    assert body is not None
     return body
-
-
-def published_head(out: Path, program: str) -> tuple[int, str, str] | None:
-    """Return the head the anchor holds as published, or None (first run, or no anchor yet)."""
-    anchor = read_anchor(anchor_file(out, program))
-    if not anchor or not anchor["records"]:
-        return None
-    return int(anchor["records"]), str(anchor["run_id"]), str(anchor["run_sha256"])

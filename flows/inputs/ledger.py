@@ -49,7 +49,6 @@ class Ledger:
     # and the month it committed in, Asia/Seoul: what a later instalment's due date counts from)
     paid: pl.DataFrame
     reread: Reread = field(default_factory=Reread)
-    last_run_sha256: str | None = None
     used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
 
     @property
@@ -292,15 +291,9 @@ def signature_problem(record: Any, key: Ed25519PublicKey) -> str:
     return "has a signature that does not match its content (edited and resealed)"
 
 
-def last_run_sha256(out: Path, program: str) -> str | None:
-    """Return the chain's last link of a program (None before its first run)."""
-    runs = run_records(out, program)
-    return str(runs["run_sha256"][-1]) if runs.height else None
-
-
-def read_ledger(out: Path, program: str) -> Ledger:
-    """Read the ledger of a program from its committed runs."""
-    runs = run_records(out, program)
+def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Ledger:
+    """Read the ledger of a program from its committed runs (`runs`: its records, if read)."""
+    runs = run_records(out, program) if runs is None else runs
     if runs.height == 0:
         return Ledger(EMPTY_PAID)
     committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
@@ -345,7 +338,7 @@ def read_ledger(out: Path, program: str) -> Ledger:
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
         open_rows = still_open(files, committed)
-    return Ledger(paid, Reread(consumed, open_rows), runs["run_sha256"][-1], used)
+    return Ledger(paid, Reread(consumed, open_rows), used)
 
 
 def still_open(files: list[Path], committed: pl.DataFrame) -> dict[str, list[int]]:

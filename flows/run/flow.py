@@ -32,11 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from flows.audit import keyprint, signing, whatif
 from flows.audit import records as audit
 from flows.audit.anchor import (
-    anchor_body,
     anchor_name,
     anchor_problem,
     check_anchor,
-    published_head,
     write_anchor,
 )
 from flows.audit.tally import Tally, combine
@@ -57,7 +55,6 @@ from flows.inputs.ledger import (
     Ledger,
     Reread,
     check_records,
-    last_run_sha256,
     read_ledger,
     run_records,
     untrusted,
@@ -421,6 +418,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     check_server_anchor(out, program.id, runs, staged)  # kept outside `out` and on the server
     write_public_key(out, signer)
     check_run_month(run_month, program, runs)
+    head = ChainHead.of(runs)  # what this run's record will extend
     ctx = RunContext(
         run_id,
         program,
@@ -463,7 +461,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     found = Found()
     try:
         keyprint.check_key(key, fingerprint, known_keys, program.id)
-        summary = _run(params, ctx, begun, staging, out, found, signer)
+        summary = _run(params, ctx, begun, staging, out, found, runs, head, signer)
     except (TrailDamaged, LedgerUntrusted):
         # No run record: it could not be chained to a trail that cannot be read.
         discard(staging.root)
@@ -472,7 +470,7 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         status = "halted" if isinstance(e, RunHalted) else "rejected"
         staging.drop("payments", "audit")  # a refused run pays nobody and decides nothing
         refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
-        commit(refused, staging, last_run_sha256(out, program.id), signer)
+        commit(refused, staging, head, signer)
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
@@ -485,12 +483,14 @@ def _run(
     staging: Staging,
     out: Path,
     found: Found,
+    runs: pl.DataFrame,
+    head: ChainHead,
     signer: Ed25519PrivateKey,
 ) -> RunSummary:
     """Every run's steps, whichever store holds the work in progress (`flows.run.steps`)."""
     log = get_run_logger()
     program = ctx.program
-    ledger = read_ledger(out, program.id)
+    ledger = read_ledger(out, program.id, runs)  # the records checked at the start
     welfare_status, welfare_files = read_welfare(params, program)
     registry_files = list_delivery(params.registry, "registry")
     enrollment_files = list_delivery(params.enrollments, "enrollment")
@@ -565,9 +565,7 @@ def _run(
         counts=totals.counts,
         total_paid_krw=totals.paid_krw,
     )
-    return _finish(
-        params, ctx, decided, staging, totals, quarantine, files, ledger.last_run_sha256, signer
-    )
+    return _finish(params, ctx, decided, staging, totals, quarantine, files, head, signer)
 
 
 def _finish(
@@ -578,7 +576,7 @@ def _finish(
     outcomes: Tally,
     quarantine: pl.DataFrame,
     files: Sequence[payments.FileTotals],
-    ledger_sha: str | None,
+    head: ChainHead,
     signer: Ed25519PrivateKey,
 ) -> RunSummary:
     """Write the run's reports, commit it, show it in Prefect and return its summary."""
@@ -593,7 +591,7 @@ def _finish(
         log.info(headline)
     staging.write(layout.reports_dir(program.id, ctx.run_id) / "summary.md", report_md.encode())
     stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
-    committed = commit(record, staging, ledger_sha, signer)
+    committed = commit(record, staging, head, signer)
     publish_artifacts(committed, report_md)
     return RunSummary(
         run_id=ctx.run_id,
@@ -667,30 +665,56 @@ def stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str, r
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """The program's chain as the run found it, checked, under the lock: what it extends."""
+
+    records: int = 0
+    run_id: str | None = None
+    run_sha256: str | None = None
+    finished_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, runs: pl.DataFrame) -> ChainHead:
+        """Return the head of run records read oldest first (none: the program's first run)."""
+        if not runs.height:
+            return cls()
+        last = runs.row(-1, named=True)
+        return cls(runs.height, last["run_id"], last["run_sha256"], last["finished_at"])
+
+    def anchored(self) -> tuple[int, str, str] | None:
+        """Return the head as the anchor records it (None before the first run)."""
+        if not self.records:
+            return None
+        return self.records, str(self.run_id), str(self.run_sha256)
+
+
 def commit(
-    record: audit.RunRecord, staging: Staging, ledger_sha: str | None, signer: Ed25519PrivateKey
+    record: audit.RunRecord, staging: Staging, head: ChainHead, signer: Ed25519PrivateKey
 ) -> audit.RunRecord:
-    """Seal and sign the run record over every staged file, stage it, and publish the run."""
-    earlier = run_records(staging.out, record.program)
-    last: dt.datetime | None = earlier["finished_at"].max() if earlier.height else None  # type: ignore[assignment]
-    # After the run before it, even on a machine whose clock is behind: the chain's order.
-    finished = now() if last is None else max(now(), last + dt.timedelta(microseconds=1))
+    """Seal and sign the run record over every staged file, stage it, and publish the run.
+
+    The record links to `head` and finishes after it, even on a machine whose clock is behind
+    (the chain's order); the anchor names the new head as pending while publishing, then as
+    published.
+    """
+    finished = now()
+    if head.finished_at is not None:
+        finished = max(finished, head.finished_at + dt.timedelta(microseconds=1))
     sealed = replace(
         record,
         finished_at=finished,
         outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
-        prev_run_sha256=ledger_sha,
+        prev_run_sha256=head.run_sha256,
     ).sealed(signer)
     staging.write(
         layout.run_record_file(sealed.program, sealed.run_id), audit.run_record_parquet(sealed)
     )
-    chain = staging.out / layout.run_record_file(sealed.program, "x").parent
-    new = (len(list(chain.glob("run_id=*.parquet"))) + 1, sealed.run_id, sealed.run_sha256)
-    before = published_head(staging.out, sealed.program)
-    write_anchor(staging.out, sealed.program, before, pending=new)
+    new = (head.records + 1, sealed.run_id, sealed.run_sha256)
+    write_anchor(staging.out, sealed.program, head.anchored(), pending=new)
     staging.publish()
-    path = write_anchor(staging.out, sealed.program, new, pending=None)
-    copy_anchor_to_server(staging.out, sealed.program, anchor_body(path))
+    body = write_anchor(staging.out, sealed.program, new, pending=None)
+    copy_anchor_to_server(staging.out, sealed.program, body)
     return sealed
 
 
