@@ -244,7 +244,7 @@ def test_an_auditor_verifies_with_the_public_key_alone(
     wrong = CliRunner().invoke(
         app, ["audit", "verify", "--out", str(out), "--public-key", str(other)]
     )
-    assert wrong.exit_code == 1 and "signed with a key not given" in wrong.output
+    assert wrong.exit_code == 1 and "signed with another signing key" in wrong.output
 
 
 def test_a_run_without_the_signing_key_refuses_to_start(

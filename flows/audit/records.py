@@ -183,6 +183,21 @@ class RunRecord:
             signature=signing.sign(key, body) if key else None,
         )
 
+    def signature_problem(self, keys: list[Ed25519PublicKey]) -> str | None:
+        """Return why the record is signed by none of `keys` (for a message), or None."""
+        if any(self.signed_by(k) for k in keys):
+            return None
+        if not self.signature:
+            return "is not signed (a record written by hand, or by a version before signatures)"
+        ids = [signing.key_id(k) for k in keys]
+        if self.signing_key not in ids:
+            checked = ", ".join(f"{i[:12]}…" for i in ids) or "none"
+            return (
+                f"is signed with another signing key (id {str(self.signing_key)[:12]}…; "
+                f"checked against {checked})"
+            )
+        return "has a signature that does not match its content (edited and resealed)"
+
     def signed_by(self, key: Ed25519PublicKey) -> bool:
         """Return whether the record carries the key's valid signature of its content."""
         return self.signing_key == signing.key_id(key) and signing.signed_by(

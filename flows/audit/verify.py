@@ -53,14 +53,7 @@ def verify_run(
     problems = []
     if not record.seal_holds():
         problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
-    elif keys is not None and not any(record.signed_by(k) for k in keys):
-        why = (
-            "is not signed"
-            if not record.signature
-            else "is signed with a key not given"
-            if record.signing_key not in {signing.key_id(k) for k in keys}
-            else "has a signature that does not match its content (edited and resealed)"
-        )
+    elif keys is not None and (why := record.signature_problem(keys)) is not None:
         problems.append(f"{where}: run record {why}")
     expected = str(layout.run_record_file(record.program, record.run_id))
     if row.get("record_file") not in (None, expected):

@@ -11,7 +11,6 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -251,8 +250,8 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
         record = record_from_row(row)
         if not record.seal_holds():
             raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
-        if not record.signed_by(key):
-            raise untrusted(f"{where} {signature_problem(record, key)}")
+        if (problem := record.signature_problem([key])) is not None:
+            raise untrusted(f"{where} {problem}")
         if record.program != program or (
             "record_file" in row
             and Path(row["record_file"]).name != f"run_id={record.run_id}.parquet"
@@ -275,20 +274,6 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
                 f"{found.relative_to(out)} holds decisions of a run that has no run record "
                 "(a run record was deleted)"
             )
-
-
-def signature_problem(record: Any, key: Ed25519PublicKey) -> str:
-    """Return why a run record is not signed by `key`, in words an operator can act on."""
-    from flows.audit import signing
-
-    if not record.signature:
-        return "is not signed (a record written by hand, or by a version before signatures)"
-    if record.signing_key != signing.key_id(key):
-        return (
-            f"is signed with another signing key (id {str(record.signing_key)[:12]}…, this run's "
-            f"key is {signing.key_id(key)[:12]}…)"
-        )
-    return "has a signature that does not match its content (edited and resealed)"
 
 
 def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Ledger:
