@@ -313,3 +313,22 @@ def test_rewinding_the_trail_and_the_anchor_folder_is_caught_by_the_anchor_on_th
     anchor.write_anchor(out, PROGRAM, head, pending=None)
     assert kept.is_file()
     refused(data, out, "Prefect Variable jiwon-anchor-", "cut back or rewritten", second)
+
+
+def test_the_signing_key_can_come_from_a_prefect_secret_block_and_a_missing_block_is_named(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.errors import UsageError
+
+    Secret(value=TEST_SIGNING_KEY).save("jiwon-test-signing-key", overwrite=True)
+    monkeypatch.delenv("JIWON_SIGNING_KEY")
+    monkeypatch.setenv("JIWON_SIGNING_KEY_BLOCK", "jiwon-test-signing-key")
+    out = tmp_path / "out"
+    assert run_flow(story, out).status == "committed"
+    trusted = signing.private_key(TEST_SIGNING_KEY).public_key()
+    assert record(out, runs(out)["run_id"][0]).signed_by(trusted)
+    monkeypatch.setenv("JIWON_SIGNING_KEY_BLOCK", "no-such-block")
+    with pytest.raises(UsageError, match="names the Prefect Secret block 'no-such-block'"):
+        run_flow(story, tmp_path / "other")
