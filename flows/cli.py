@@ -413,6 +413,52 @@ def keys_new(
     typer.echo(secret)
 
 
+@keys_app.command("rotate")
+def keys_rotate(
+    key: Annotated[
+        Literal["pii", "signing"],
+        typer.Argument(
+            help="pii: JIWON_PII_KEY_PREVIOUS -> JIWON_PII_KEY; signing: "
+            "JIWON_SIGNING_KEY_PREVIOUS -> JIWON_SIGNING_KEY"
+        ),
+    ],
+    program: Annotated[str, typer.Option(help="program id")],
+    out: Annotated[Path, typer.Option(help="output root")],
+    registry: Annotated[
+        Path | None, typer.Option(help="pii: folder of registry extracts to key under both keys")
+    ] = None,
+    enrollments: Annotated[
+        Path | None, typer.Option(help="pii: folder of enrollment extracts, likewise")
+    ] = None,
+    operator: Annotated[str, typer.Option(help="who rotates (recorded)")] = "unknown",
+    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+) -> None:
+    """Rotate a program's personal-data key or signing key, as a signed event in its ledger."""
+    from flows.run.rotate import RotateParams, rotate_key
+
+    try:
+        params = RotateParams(
+            program=program,
+            out=out,
+            key=key,
+            registry=registry,
+            enrollments=enrollments,
+            operator=operator,
+            reason=reason,
+        )
+    except ValidationError as e:
+        fail(parameter_problem(e), 2)
+    if not (out / "audit/runs").is_dir():
+        fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
+    try:
+        summary = rotate_key(params)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    typer.echo(f"rotation {summary.run_id} ({summary.program}): {summary.message}")
+
+
 @fixtures_app.command("generate")
 def generate(
     rows: Annotated[int, typer.Option(help="residents to generate")],

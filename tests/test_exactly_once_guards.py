@@ -95,7 +95,7 @@ def test_the_cli_exits_4_with_one_line_when_the_key_differs(
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 4
     line = result.stderr.strip().splitlines()[-1]
-    assert "different key" in line and "rotating the key is not supported yet" in line
+    assert "different key" in line and "rotate it: docs/operators.md" in line
 
 
 def decisions_files(out: Path, run_id: str) -> list[Path]:

@@ -9,6 +9,7 @@ __all__ = [
     "explain",
     "keyprint",
     "records",
+    "rotation",
     "signing",
     "tally",
     "verify",

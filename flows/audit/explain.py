@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from flows.audit.rotation import PII, aliases, rotations
 from flows.checks.rrn import birth_date
 from flows.checks.validate import normalise
 from flows.decide.codes import describe
@@ -92,6 +93,19 @@ def check_explain_key(out: Path, key: str, program: str | None) -> None:
             )
 
 
+def rotation_maps(out: Path) -> list[pl.DataFrame]:
+    """Return the maps of every committed personal-data key rotation in the trail."""
+    from flows.inputs.ledger import run_records
+
+    maps = []
+    for folder in sorted((out / "audit/runs").glob("program=*")):
+        runs = run_records(out, folder.name.removeprefix("program="))
+        for rotation in rotations(runs):
+            if rotation.kind == PII and rotation.file and (out / rotation.file).is_file():
+                maps.append(pl.read_parquet(out / rotation.file))
+    return maps
+
+
 def damaged_file(out: Path, error: Exception) -> TrailDamaged:
     """Return TrailDamaged naming the first trail file that does not read whole (the slow path)."""
     for path in sorted(out.glob(DECISIONS_GLOB)) + sorted(out.glob("audit/runs/**/*.parquet")):
@@ -127,12 +141,18 @@ def explain_person(
                 "--payment-id"
             )
         check_explain_key(out, key, program)
-        decisions = decisions.filter(pl.col("person_key") == person_key(rrn, key))
+        keys = {person_key(rrn, key)}
         subject = "this RRN"
     else:
-        keys = decisions.filter(pl.col("payment_id") == payment_id).select("person_key").unique()
-        decisions = decisions.join(keys, on="person_key", how="semi")
+        found = decisions.filter(pl.col("payment_id") == payment_id).select("person_key").unique()
+        try:
+            keys = set(found.collect()["person_key"].drop_nulls())
+        except pl.exceptions.PolarsError as e:  # damaged inside, not only at the footer
+            raise damaged_file(out, e) from None
         subject = f"payment {payment_id}"
+    # The same person under the keys before and after a key rotation (0014).
+    keys = aliases(keys, rotation_maps(out))
+    decisions = decisions.filter(pl.col("person_key").is_in(list(keys)))
     if program:
         decisions = decisions.filter(pl.col("program") == program)
     try:

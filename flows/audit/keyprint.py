@@ -45,9 +45,18 @@ def matches(key: str, print_: str) -> bool:
 
 
 def program_fingerprints(runs: pl.DataFrame) -> list[tuple[str, str]]:
-    """Return (fingerprint, first run_id) of the key of every committed run, oldest first."""
+    """Return (fingerprint, first run_id) of the key of every committed run, oldest first.
+
+    Only runs since the program's last personal-data key rotation count: its key is the
+    program's key from then on, and the keys before it are refused (decision note 0014).
+    """
+    from flows.audit.rotation import PII, rotations
+
     if runs.height == 0 or "key_fingerprint" not in runs.columns:
         return []
+    rotated = [r.seq for r in rotations(runs) if r.kind == PII]
+    if rotated:
+        runs = runs.slice(rotated[-1])
     committed = runs.filter(
         pl.col("status") == "committed",
         ~pl.col("dry_run"),
@@ -79,5 +88,5 @@ def check_key(key: str, ours: str, known: list[tuple[str, str]], program: str) -
                 f"{program} was paid with (its key fingerprint differs from committed run "
                 f"{run_id}): with another key every resident would look unpaid and be paid "
                 "again; nothing was paid. Set the deployment's key from your secret store and "
-                "run again (rotating the key is not supported yet)."
+                "run again (to change the key on purpose, rotate it: docs/operators.md)."
             )

@@ -148,6 +148,8 @@ class RunRecord:
     run_sha256: str = ""
     signing_key: str | None = None  # id of the key that signed it (flows.audit.signing)
     signature: str | None = None  # Ed25519 signature (hex) of `canonical()`
+    # A signing-key rotation's second signature of `canonical()`, by the retiring key (0014)
+    cosignature: str | None = None
 
     def canonical(self) -> bytes:
         """Return the bytes `run_sha256` and `signature` cover: every field but those two.
@@ -158,6 +160,7 @@ class RunRecord:
         body = asdict(self)
         body.pop("run_sha256")
         body.pop("signature")
+        body.pop("cosignature")
         for optional in ("key_fingerprint", "signing_key"):
             if body[optional] is None:
                 body.pop(optional)
@@ -252,6 +255,7 @@ RUN_SCHEMA = pa.schema(
         ("run_sha256", pa.string()),
         ("signing_key", pa.string()),
         ("signature", pa.string()),
+        ("cosignature", pa.string()),
     ]
 )
 

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from flows.audit import anchor, signing
+from flows.audit import anchor, rotation, signing
 from flows.audit.records import record_from_row
 from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.inputs import reference
@@ -41,20 +41,18 @@ def trail_keys(out: Path) -> list[Ed25519PublicKey]:
     return keys
 
 
-def verify_run(
-    out: Path, row: dict[str, object], keys: list[Ed25519PublicKey] | None = None
-) -> list[str]:
+def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -> list[str]:
     """Return the problems of one run record: its seal, signature, files and totals.
 
-    `keys`: the public keys a record may be signed with (none given: not checked).
+    `unsigned`: why its signature is not acceptable (`rotation.signature_problems`), if it is not.
     """
     record = record_from_row(dict(row))
     where = f"run {record.run_id} ({record.program})"
     problems = []
     if not record.seal_holds():
         problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
-    elif keys is not None and (why := record.signature_problem(keys)) is not None:
-        problems.append(f"{where}: run record {why}")
+    elif unsigned is not None:
+        problems.append(f"{where}: run record {unsigned}")
     expected = str(layout.run_record_file(record.program, record.run_id))
     if row.get("record_file") not in (None, expected):
         problems.append(
@@ -73,7 +71,9 @@ def verify_run(
         for path in sorted((out / unit).rglob("*")) if (out / unit).is_dir() else []:
             if path.is_file() and str(path.relative_to(out)) not in listed:
                 problems.append(f"{where}: file {path.relative_to(out)} was added")
-    if record.status == "committed" and not problems:
+    if record.trigger == rotation.ROTATION and record.status == "committed" and not problems:
+        problems += verify_rotation(out, record.outputs, where)
+    elif record.status == "committed" and not problems:
         problems += verify_totals(
             out,
             record.program,
@@ -83,6 +83,23 @@ def verify_run(
             record.counts,
             record.inputs,
         )
+    return problems
+
+
+def verify_rotation(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a key rotation's map: its two columns, one row per old and per new key (0014)."""
+    problems = []
+    for output in [o for o in outputs if o["file"].startswith("audit/rotations/")]:
+        mapping = pl.read_parquet(out / output["file"])
+        if tuple(mapping.columns) != rotation.MAP_COLUMNS:
+            problems.append(f"{where}: rotation map {output['file']} has columns {mapping.columns}")
+            continue
+        unique = all(mapping[c].n_unique() == mapping.height for c in rotation.MAP_COLUMNS)
+        if mapping.height != output["records"] or not unique:
+            problems.append(
+                f"{where}: rotation map {output['file']} has {mapping.height:,} rows (record: "
+                f"{output['records']:,}){'' if unique else ' and maps a key twice'}"
+            )
     return problems
 
 
@@ -267,7 +284,7 @@ def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[st
             damaged.add(run_id)
     if not frames:
         return pl.DataFrame(), problems, damaged
-    runs = pl.concat(frames, how="vertical").sort("finished_at", "run_id")
+    runs = pl.concat(frames, how="diagonal_relaxed").sort("finished_at", "run_id")
     return runs, problems, damaged
 
 
@@ -298,13 +315,14 @@ def verify_trail(
         problems += orphan_runs(out, program, known | damaged)
         by_sha = dict(zip(runs["run_sha256"], runs["run_id"], strict=True)) if runs.height else {}
         previous: dict[str, Any] | None = None
-        for row in runs.iter_rows(named=True):
+        unsigned = rotation.signature_problems(runs, keys) if runs.height else {}
+        for index, row in enumerate(runs.iter_rows(named=True)):
             checked += 1
             link = chain_problem(row, previous, by_sha, program)
             if link and damaged and row["prev_run_sha256"] not in by_sha:
                 link += "; the run it links to may be one whose record is damaged (listed above)"
             problems += [link] if link else []
-            problems += verify_run(out, row, keys)
+            problems += verify_run(out, row, unsigned.get(index))
             previous = row
         problems += key_problems(runs, program)
         path = anchor.anchor_file(out, program, anchors)
@@ -364,22 +382,42 @@ def trailless_anchors(out: Path, programs: set[str], folder: Path | None) -> lis
 
 
 def key_problems(runs: pl.DataFrame, program: str) -> list[str]:
-    """Return a problem for each committed run whose key fingerprint is not the program's first.
+    """Return a problem for each committed run whose key fingerprint is not the program's key.
 
     Every run of a program records its key's fingerprint with the program's salt, so the same
-    key gives the same text: another value means person keys do not join across those runs.
+    key gives the same text: another value means person keys do not join across those runs. The
+    program's key is its first run's until a personal-data key rotation, which must name that
+    key as the one it retires; the rotation's key is the program's key from then on (0014).
     """
     if runs.height == 0 or "key_fingerprint" not in runs.columns:
         return []
     committed = runs.filter(
         pl.col("status") == "committed", ~pl.col("dry_run"), pl.col("key_fingerprint").is_not_null()
+    ).with_columns(
+        pl.lit(None, pl.String).alias(c) for c in ("trigger", "parameters") if c not in runs.columns
     )
-    if committed.height == 0:
-        return []
-    first, first_run = committed["key_fingerprint"][0], committed["run_id"][0]
-    return [
-        f"run {run_id} ({program}): committed with another JIWON_PII_KEY than run {first_run} "
-        "(key_fingerprint differs): its person keys and payment ids do not match the program's"
-        for run_id, print_ in committed.select("run_id", "key_fingerprint").iter_rows()
-        if print_ != first
-    ]
+    problems: list[str] = []
+    current: tuple[str, str] | None = None
+    for row in committed.select("run_id", "key_fingerprint", "trigger", "parameters").iter_rows(
+        named=True
+    ):
+        print_, run_id = row["key_fingerprint"], row["run_id"]
+        detail = (
+            rotation.rotation_of(row["parameters"]) if row["trigger"] == rotation.ROTATION else None
+        )
+        if detail is not None and detail.get("kind") == rotation.PII:
+            if current is not None and detail.get("previous_key_fingerprint") != current[0]:
+                problems.append(
+                    f"run {run_id} ({program}): a key rotation that does not retire the key of "
+                    f"run {current[1]} (its previous_key_fingerprint differs)"
+                )
+            current = (print_, run_id)
+        elif current is None:
+            current = (print_, run_id)
+        elif print_ != current[0]:
+            problems.append(
+                f"run {run_id} ({program}): committed with another JIWON_PII_KEY than run "
+                f"{current[1]} (key_fingerprint differs): its person keys and payment ids do not "
+                "match the program's"
+            )
+    return problems

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from flows.errors import LedgerUntrusted, TrailDamaged
+from flows.errors import LedgerUntrusted, TrailDamaged, UsageError
 from flows.money import won_total
 from flows.run import paths as layout
 from rules.program import Program
@@ -188,7 +188,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
+def ledger_files(
+    out: Path, committed: pl.DataFrame, folder: str = "audit/decisions/"
+) -> list[Path]:
     """Return the decision files of committed runs, each checked against its run record.
 
     The ledger is only as good as these files: a deleted or edited one would make its payees look
@@ -201,7 +203,7 @@ def ledger_files(out: Path, committed: pl.DataFrame) -> list[Path]:
         (row["run_id"], o["file"], o["sha256"])
         for row in committed.select("run_id", "outputs").iter_rows(named=True)
         for o in row["outputs"]
-        if o["file"].startswith("audit/decisions/")
+        if o["file"].startswith(folder)
     ]
     missing = next(((r, f) for r, f, _ in listed if not (out / f).is_file()), None)
     if missing is None:
@@ -242,15 +244,19 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
     signature (`key`: the public half of the signing key this run signs with, decision note
     0013); a removed record breaks the next one's link or leaves its decisions behind.
     """
-    from flows.audit.records import record_from_row  # flows.audit.records imports the decide stage
+    # flows.audit imports the decide stage: imported here, where it is needed
+    from flows.audit import signing
+    from flows.audit.records import record_from_row
+    from flows.audit.rotation import current_signer, signature_problems
 
+    unsigned = signature_problems(runs, [key]) if runs.height else {}
     previous: str | None = None
-    for row in runs.iter_rows(named=True) if runs.height else []:
+    for index, row in enumerate(runs.iter_rows(named=True) if runs.height else []):
         where = f"run record {layout.run_record_file(program, row['run_id'])}"
         record = record_from_row(row)
         if not record.seal_holds():
             raise untrusted(f"{where} was edited (its run_sha256 does not match its content)")
-        if (problem := record.signature_problem([key])) is not None:
+        if (problem := unsigned.get(index)) is not None:
             raise untrusted(f"{where} {problem}")
         if record.program != program or (
             "record_file" in row
@@ -266,6 +272,14 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
                 "added or moved)"
             )
         previous = row["run_sha256"]
+    current = current_signer(runs) if runs.height else None
+    if current is not None and signing.key_id(current) != signing.key_id(key):
+        raise UsageError(
+            f"bad usage: program {program}'s signing key was rotated to key id "
+            f"{signing.key_id(current)[:12]}…, and JIWON_SIGNING_KEY holds another key (id "
+            f"{signing.key_id(key)[:12]}…): runs are signed with the new key only. Set "
+            "JIWON_SIGNING_KEY to it from your secret store."
+        )
     known = set(runs["run_id"].to_list()) if runs.height else set()
     folder = out / "audit/decisions" / f"program={program}"
     for found in sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []:
@@ -290,7 +304,7 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
     paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
     files = ledger_files(out, committed)
     if files:
-        both = (
+        paying = (
             pl.scan_parquet(files, hive_partitioning=True)
             .filter(pl.col("outcome") == "PAID")
             .select(
@@ -302,8 +316,8 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
                 "run_id",
                 pl.col("run_month").cast(pl.String),
             )
-            .collect()
         )
+        both = person_keys_now(out, runs, committed, paying).collect()
         registry = pl.col("source_kind") == "registry"
         # A payment counts from the later of its run month and the month its run committed in
         # (Seoul): a run labelled with an old month cannot bring a later instalment forward.
@@ -324,6 +338,33 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
         used = both.filter(~registry).select(EMPTY_USED.columns)
         open_rows = still_open(files, committed)
     return Ledger(paid, Reread(consumed, open_rows), used)
+
+
+def rotation_maps(
+    out: Path, runs: pl.DataFrame, committed: pl.DataFrame
+) -> list[tuple[int, pl.LazyFrame]]:
+    """Return the personal-data key rotations of a program: (place in `runs`, map), oldest first.
+
+    Each map file is checked against its run record's SHA-256 like a decision file.
+    """
+    from flows.audit.rotation import PII, rotations
+
+    found = [r for r in rotations(runs) if r.kind == PII and r.file]
+    if not found:
+        return []
+    files = {str(p.relative_to(out)): p for p in ledger_files(out, committed, "audit/rotations/")}
+    return [(r.seq, pl.scan_parquet(files[str(r.file)])) for r in found]
+
+
+def person_keys_now(
+    out: Path, runs: pl.DataFrame, committed: pl.DataFrame, frame: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Return `frame`'s person keys as the program's current key gives them (0014)."""
+    from flows.audit.rotation import translate
+
+    maps = rotation_maps(out, runs, committed)
+    order = runs.with_row_index("_seq").select("run_id", pl.col("_seq").cast(pl.Int64))
+    return translate(frame, order, maps)
 
 
 def still_open(files: list[Path], committed: pl.DataFrame) -> dict[str, list[int]]:

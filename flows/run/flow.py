@@ -95,6 +95,8 @@ for _name in ("prefect.task_runs", "prefect.flow_runs"):
     logging.getLogger(_name).addFilter(_RefusalsWithoutTraceback())
 PII_KEY_ENV = "JIWON_PII_KEY"
 SIGNING_BLOCK_ENV = "JIWON_SIGNING_KEY_BLOCK"
+PII_KEY_PREVIOUS_ENV = "JIWON_PII_KEY_PREVIOUS"
+SIGNING_KEY_PREVIOUS_ENV = "JIWON_SIGNING_KEY_PREVIOUS"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -319,6 +321,33 @@ def pii_key() -> str:
     return key
 
 
+def previous_pii_key() -> str:
+    """Return the personal-data key a rotation retires (JIWON_PII_KEY_PREVIOUS)."""
+    key = os.environ.get(PII_KEY_PREVIOUS_ENV, "")
+    if len(key) < 16:
+        raise UsageError(
+            f"{PII_KEY_PREVIOUS_ENV} is not set (or shorter than 16 characters): rotating the "
+            f"personal-data key needs the key the program's runs used there, and the new key in "
+            f'{PII_KEY_ENV} (docs/operators.md, "Rotating keys").'
+        )
+    return key
+
+
+def previous_signing_key() -> Ed25519PrivateKey:
+    """Return the signing key a rotation retires (JIWON_SIGNING_KEY_PREVIOUS)."""
+    text = os.environ.get(SIGNING_KEY_PREVIOUS_ENV, "")
+    if not text:
+        raise UsageError(
+            f"{SIGNING_KEY_PREVIOUS_ENV} is not set: rotating the signing key needs the key that "
+            f"signed the program's runs there, and the new key in {signing.SIGNING_KEY_ENV} "
+            '(docs/operators.md, "Rotating keys").'
+        )
+    try:
+        return signing.private_key(text)
+    except signing.SigningKeyError as e:
+        raise UsageError(f"{SIGNING_KEY_PREVIOUS_ENV} {e}") from None
+
+
 def signing_key() -> Ed25519PrivateKey:
     """Return the city's signing key: from JIWON_SIGNING_KEY, or the Prefect Secret block named
     by JIWON_SIGNING_KEY_BLOCK; refuse to run without one (decision note 0013)."""
@@ -408,17 +437,8 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
     except ProgramError as e:
         raise UsageError(str(e)) from None
-    held.enter_context(program_lock(out, program.id, run_id, started.isoformat()))
-    staged = staged_runs(out)  # before recovery: a pending anchored run may be among them
-    for note in recover(out, program.id):
-        log.warning(note)
-    runs = run_records(out, program.id, with_file=True)
-    check_records(out, runs, program.id, signer.public_key())  # an untrusted trail stops here
-    check_anchor(out, program.id, runs, staged)  # ...and one cut back behind its anchor,
-    check_server_anchor(out, program.id, runs, staged)  # kept outside `out` and on the server
-    write_public_key(out, signer)
+    runs, head = open_chain(out, program.id, run_id, started, signer, held)
     check_run_month(run_month, program, runs)
-    head = ChainHead.of(runs)  # what this run's record will extend
     ctx = RunContext(
         run_id,
         program,
@@ -474,6 +494,36 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
+
+
+def open_chain(
+    out: Path,
+    program: str,
+    run_id: str,
+    started: dt.datetime,
+    signer: Ed25519PrivateKey,
+    held: ExitStack,
+    signed_by: Ed25519PrivateKey | None = None,
+) -> tuple[pl.DataFrame, ChainHead]:
+    """Take the program's lock, finish what a crash left, and check the chain before extending it.
+
+    Returns the program's run records (checked) and the head the new record will extend. The
+    chain is checked against `signed_by` (default: `signer`; a signing-key rotation checks it
+    against the key it retires).
+    """
+    log = get_run_logger()
+    held.enter_context(program_lock(out, program, run_id, started.isoformat()))
+    staged = staged_runs(out)  # before recovery: a pending anchored run may be among them
+    for note in recover(out, program):
+        log.warning(note)
+    runs = run_records(out, program, with_file=True)
+    # An untrusted trail stops here, and one cut back behind its anchor, kept outside `out`
+    # and on the server.
+    check_records(out, runs, program, (signed_by or signer).public_key())
+    check_anchor(out, program, runs, staged)
+    check_server_anchor(out, program, runs, staged)
+    write_public_key(out, signer)
+    return runs, ChainHead.of(runs)
 
 
 def _run(
@@ -690,13 +740,17 @@ class ChainHead:
 
 
 def commit(
-    record: audit.RunRecord, staging: Staging, head: ChainHead, signer: Ed25519PrivateKey
+    record: audit.RunRecord,
+    staging: Staging,
+    head: ChainHead,
+    signer: Ed25519PrivateKey,
+    cosigner: Ed25519PrivateKey | None = None,
 ) -> audit.RunRecord:
     """Seal and sign the run record over every staged file, stage it, and publish the run.
 
     The record links to `head` and finishes after it, even on a machine whose clock is behind
     (the chain's order); the anchor names the new head as pending while publishing, then as
-    published.
+    published. `cosigner` (a signing-key rotation's retiring key) signs it a second time.
     """
     finished = now()
     if head.finished_at is not None:
@@ -707,6 +761,8 @@ def commit(
         outputs=[_output(w.path, w.sha256, staging) for w in staging.written],
         prev_run_sha256=head.run_sha256,
     ).sealed(signer)
+    if cosigner is not None:
+        sealed = replace(sealed, cosignature=signing.sign(cosigner, sealed.canonical()))
     staging.write(
         layout.run_record_file(sealed.program, sealed.run_id), audit.run_record_parquet(sealed)
     )
@@ -761,6 +817,8 @@ def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
         body = json.loads(manifest.read_text())
         entry = next(f for f in body["files"] if f["file"] == Path(path).name)
         records, total = entry["records"], entry["total_krw"]
+    if path.startswith("audit/rotations/"):  # a key rotation's map: its persons
+        records, total = pl.scan_parquet(staging.root / path).select(pl.len()).collect().item(), 0
     return {"file": path, "sha256": sha256, "records": records, "total_krw": total}
 
 

@@ -32,6 +32,11 @@ def reports_dir(program: str, run_id: str) -> Path:
     return Path("reports", program, run_id)
 
 
+def rotation_file(program: str, run_id: str) -> Path:
+    """Return where a key rotation keeps its map of old to new person keys (0014)."""
+    return Path("audit/rotations", f"program={program}", f"run_id={run_id}.parquet")
+
+
 def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
     """Return the units moved into place, in order: the run record commits, payments follow it.
 
@@ -42,6 +47,7 @@ def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
         decisions_dir(program, run_month, run_id),
         quarantine_dir(program, run_id),
         reports_dir(program, run_id),
+        rotation_file(program, run_id),
         run_record_file(program, run_id),
         payments_dir(program, run_id),
     ]

@@ -1,0 +1,298 @@
+"""The `rotate-key` Prefect flow: rotate a program's personal-data key or signing key on purpose.
+
+A rotation is a ledger event of its own: a signed run record in the program's chain that pays
+nobody (`flows.audit.rotation`, decision note 0014). It takes the program's lock, finishes what a
+crash left and checks the chain and its anchor exactly as a run does, then commits through the
+same staging and anchor steps, so a crash at any moment leaves it done or not done.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Failed
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.audit import keyprint, signing
+from flows.audit import records as audit
+from flows.audit.rotation import MAP_COLUMNS, PII, ROTATION, SIGNING, key_pairs
+from flows.checks.validate import normalise
+from flows.errors import JiwonError, RunHalted, UsageError
+from flows.inputs.ingest import list_delivery as delivery
+from flows.inputs.ingest import read_file
+from flows.inputs.ledger import ledger_files, person_keys_now
+from flows.run import flow as disburse_flow
+from flows.run import paths as layout
+from flows.run.flow import (
+    code_version,
+    commit,
+    open_chain,
+    pii_key,
+    previous_pii_key,
+    previous_signing_key,
+    signing_key,
+)
+from flows.run.publish import Staging, discard
+from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
+
+SHOWN = 3  # masked identities named when persons are missing from the extracts
+
+
+class RotateParams(BaseModel):
+    """Which key of which program to rotate, and where the RRNs for a personal-data key are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1)
+    out: Path
+    key: Literal["pii", "signing"]
+    registry: Path | None = Field(default=None, description="registry extracts (pii key)")
+    enrollments: Path | None = Field(default=None, description="enrollment extracts (pii key)")
+    operator: str = Field(default="unknown", min_length=1)
+    reason: str | None = None
+    programs_dir: Path | None = None
+
+
+class RotationSummary(BaseModel):
+    """What a rotation did, for the command line."""
+
+    run_id: str
+    program: str
+    key: str
+    message: str
+    persons: int = 0
+
+
+@flow(name="rotate-key", log_prints=False, validate_parameters=True)
+def rotate_key(params: RotateParams) -> RotationSummary:
+    """Rotate a program's personal-data key or signing key, recorded as a signed ledger event."""
+    try:
+        with ExitStack() as held:
+            return _rotate(params, held)
+    except JiwonError as e:
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+
+
+def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
+    started = disburse_flow.now()
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    out = params.out.resolve()
+    try:
+        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    if params.key == "signing":
+        old_signer, signer = previous_signing_key(), signing_key()
+        if signing.key_id(old_signer) == signing.key_id(signer):
+            raise UsageError(
+                "bad usage: JIWON_SIGNING_KEY and JIWON_SIGNING_KEY_PREVIOUS hold the same key: "
+                "put the new key in JIWON_SIGNING_KEY"
+            )
+        runs, head = open_chain(out, program.id, run_id, started, signer, held, old_signer)
+    else:
+        old_signer, signer = None, signing_key()
+        previous_pii_key()  # both keys are there before the chain is touched
+        pii_key()
+        runs, head = open_chain(out, program.id, run_id, started, signer, held)
+    if not runs.height:
+        raise UsageError(
+            f"bad usage: program {program.id} has no runs under {out}: there is nothing to rotate; "
+            "its first run simply uses the new key"
+        )
+    known = keyprint.program_fingerprints(runs)
+    committed = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+    run_month = (
+        str(committed["run_month"].max()) if committed.height else str(runs["run_month"][-1])
+    )
+    staging = Staging(out, program.id, run_month, run_id)
+    try:
+        record = rotation_record(params, program, out, runs, committed, known, staging, run_month)
+    except JiwonError:
+        discard(staging.root)  # nothing was staged for the chain: nothing to recover
+        raise
+    commit(record, staging, head, signer, old_signer)
+    get_run_logger().info("rotation %s of %s: %s", run_id, program.id, record.message)
+    detail = json.loads(record.parameters)["rotation"]
+    return RotationSummary(
+        run_id=run_id,
+        program=program.id,
+        key=params.key,
+        message=record.message,
+        persons=int(detail.get("persons") or 0),
+    )
+
+
+def rotation_record(
+    params: RotateParams,
+    program: Program,
+    out: Path,
+    runs: pl.DataFrame,
+    committed: pl.DataFrame,
+    known: list[tuple[str, str]],
+    staging: Staging,
+    run_month: str,
+) -> audit.RunRecord:
+    """Return the rotation's run record (unsealed); a personal-data key's map is staged."""
+    run_id, started = staging.root.name, disburse_flow.now()
+    if params.key == "signing":
+        old_signer, signer = previous_signing_key(), signing_key()
+        assert old_signer is not None
+        detail: dict[str, Any] = {
+            "kind": SIGNING,
+            "previous_key_id": signing.key_id(old_signer),
+            "previous_public_key": signing.public_pem(old_signer).decode(),
+            "new_key_id": signing.key_id(signer),
+            "new_public_key": signing.public_pem(signer).decode(),
+        }
+        fingerprint = known[-1][0] if known else None
+        inputs: list[dict[str, Any]] = []
+        message = (
+            f"signing key rotated from {detail['previous_key_id'][:12]}… to "
+            f"{detail['new_key_id'][:12]}…: later runs are signed with the new key only"
+        )
+    else:
+        fingerprint, detail, inputs, message = rotate_pii(
+            params, program, out, runs, committed, known, staging, run_id
+        )
+    return audit.RunRecord(
+        run_id=run_id,
+        flow_run_id=str(flow_run.get_id() or ""),
+        program=program.id,
+        run_month=run_month,
+        reference_date=program.reference_date,
+        trigger=ROTATION,
+        operator=params.operator,
+        reason=params.reason,
+        dry_run=False,
+        status="committed",
+        started_at=started,
+        finished_at=started,
+        code_version=code_version(),
+        rule_set_id=program.id,
+        rule_set_sha256=program.sha256,
+        parameters=json.dumps({"rotation": detail}, ensure_ascii=False, sort_keys=True),
+        message=message,
+        inputs=inputs,
+        key_fingerprint=fingerprint,
+    )
+
+
+def rotate_pii(
+    params: RotateParams,
+    program: Program,
+    out: Path,
+    runs: pl.DataFrame,
+    committed: pl.DataFrame,
+    known: list[tuple[str, str]],
+    staging: Staging,
+    run_id: str,
+) -> tuple[str, dict[str, Any], list[dict[str, Any]], str]:
+    """Map every person the trail knows from the old key to the new; stage the map.
+
+    Returns the new key's fingerprint, the rotation's detail, its inputs and a message. Halts
+    (nothing rotated) when a person the ledger paid is in none of the extracts.
+    """
+    old, new = previous_pii_key(), pii_key()
+    if old == new:
+        raise UsageError(
+            "bad usage: JIWON_PII_KEY and JIWON_PII_KEY_PREVIOUS hold the same key: put the new "
+            "key in JIWON_PII_KEY"
+        )
+    previous = keyprint.fingerprint_like(old, known)
+    if known and previous != known[0][0]:
+        raise UsageError(
+            f"bad usage: JIWON_PII_KEY_PREVIOUS is not the key program {program.id}'s runs use "
+            f"(its fingerprint differs from run {known[0][1]}): give the key the program was "
+            "paid with"
+        )
+    if params.registry is None:
+        raise UsageError(
+            "bad usage: rotating the personal-data key needs --registry (and --enrollments): "
+            "the extracts whose RRNs are keyed under both keys"
+        )
+    paths = [(p, "registry") for p in delivery(params.registry, "registry")]
+    if params.enrollments is not None:
+        paths += [(p, "enrollment") for p in delivery(params.enrollments, "enrollment")]
+    pairs, inputs = [], []
+    for path, kind in paths:
+        frame, info = read_file(path, kind)  # type: ignore[arg-type]
+        rrns = normalise(frame.lazy().select("rrn"), ["rrn"])
+        pairs.append(key_pairs(rrns, old, new))
+        inputs.append(
+            {
+                "kind": f"rotation_{kind}",
+                "file": info.file,
+                "sha256": info.sha256,
+                "rows": info.rows,
+                "encoding": info.encoding,
+                "skipped_by_run": None,
+                "rows_closed": None,
+            }
+        )
+    files = ledger_files(out, committed)
+    trail = (
+        person_keys_now(
+            out,
+            runs,
+            committed,
+            pl.scan_parquet(files, hive_partitioning=True).select(
+                "run_id",
+                "person_key",
+                "rrn_masked",
+                "name_masked",
+                paid=(pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"),
+            ),
+        )
+        .filter(pl.col("person_key").is_not_null())
+        .group_by("person_key")
+        .agg(pl.col("paid").any(), pl.col("rrn_masked").first(), pl.col("name_masked").first())
+        .collect()
+        if files
+        else pl.DataFrame(schema={"person_key": pl.String, "paid": pl.Boolean})
+    )
+    mapping = (
+        pl.concat(pairs)
+        .unique()
+        .join(trail.lazy(), left_on="old_person_key", right_on="person_key", how="semi")
+        .sort("old_person_key")
+        .select(MAP_COLUMNS)
+        .collect()
+    )
+    missing = trail.filter("paid").join(
+        mapping, left_on="person_key", right_on="old_person_key", how="anti"
+    )
+    if missing.height:
+        shown = ", ".join(
+            f"{r['rrn_masked']} {r['name_masked'] or ''}".strip()
+            for r in missing.head(SHOWN).iter_rows(named=True)
+        )
+        raise RunHalted(
+            f"rotation halted: {missing.height:,} person(s) the ledger of {program.id} paid are "
+            f"in none of the given extracts (e.g. {shown}): under the new key they would look "
+            "unpaid and be paid again; nothing was rotated. Give --registry/--enrollments "
+            "folders that hold them too (the deliveries earlier runs read) and run again."
+        )
+    staging.write(
+        layout.rotation_file(program.id, run_id),
+        audit.parquet_bytes(mapping, {"jiwon.table": "rotation", "jiwon.program": program.id}),
+    )
+    paid = int(trail["paid"].sum()) if trail.height else 0
+    detail = {
+        "kind": PII,
+        "previous_key_fingerprint": known[0][0] if known else None,
+        "persons": mapping.height,
+        "paid_persons": paid,
+    }
+    message = (
+        f"personal-data key rotated: {mapping.height:,} person key(s) mapped to the new key "
+        f"({paid:,} paid); only the new key is accepted from now on"
+    )
+    return keyprint.fingerprint_like(new, known), detail, inputs, message
