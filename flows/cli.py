@@ -329,9 +329,10 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute the hash chain, signatures and totals and check the chain's head against its
-    anchor; exit 1 naming the first broken link."""
+    anchor; with JIWON_PII_KEY, also check every payment file's payees and amounts against the
+    decision records. Exit 1 naming the first broken link."""
     from flows.audit import signing
-    from flows.audit.verify import verify_trail
+    from flows.audit.verify import NOT_CROSS_CHECKED, cross_check_trail, verify_trail
 
     if not (out / "audit/runs").is_dir():
         fail(f"no audit trail under {out}: pass the output root of earlier runs", 2)
@@ -345,6 +346,15 @@ def verify(
                 problem = e.strerror if isinstance(e, OSError) else str(e)
                 fail(f"bad usage: --public-key {path} {problem}: pass the PEM file", 2)
     problems, checked = verify_trail(out, keys, anchors)
+    pii_key = os.environ.get("JIWON_PII_KEY", "")
+    if len(pii_key) >= 16:
+        crossed = cross_check_trail(out, pii_key)
+        problems += crossed.problems
+        unchecked = crossed.unchecked
+    else:
+        unchecked = [NOT_CROSS_CHECKED]
+    for note in unchecked:
+        typer.echo(f"note: {note}")
     if problems:
         for p in problems:
             typer.echo(p)
@@ -355,9 +365,10 @@ def verify(
             1,
         )
     source = "the given public key(s)" if public_key else "the public key(s) beside the trail"
+    payees = "" if unchecked else ", payment files' payees and amounts against the decisions"
     typer.echo(
-        f"audit verify: {checked} run(s) checked, hash chain, signatures ({source}), totals "
-        "and anchors intact"
+        f"audit verify: {checked} run(s) checked, hash chain, signatures ({source}), totals"
+        f"{payees} and anchors intact"
     )
 
 

@@ -143,6 +143,17 @@ DECISION_COLUMNS: dict[str, pa.Column] = {
             "four digits",
         ),
     ),
+    "card_key": _col(
+        pl.String,
+        "HMAC-SHA256 of the card id of a local-currency payout with the deployment key "
+        "(never the card id)",
+        "지역화폐 카드번호의 HMAC-SHA256 (카드번호 원문은 기록하지 않음)",
+        rule(
+            "CARD_ONLY_WHEN_LOCAL_CURRENCY",
+            pl.col("card_key").is_null() | (pl.col("payout") == "local_currency"),
+            "only on local-currency payouts",
+        ),
+    ),
     "rule_set_id": _col(pl.String, "program rule set", "규칙 세트 ID", nullable=False),
     "rule_set_sha256": _col(
         pl.String, "SHA-256 of the program file", "규칙 파일의 SHA-256", nullable=False

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from fixtures.generate import Faults
 from fixtures.programs import generate_for_program, write_program_data
-from flows.audit.verify import verify_trail
+from flows.audit.payouts import CrossCheck
+from flows.audit.verify import cross_check_trail, verify_trail
 from flows.errors import InputRejected, RunHalted
 from flows.run import steps
 from flows.run.flow import DisburseParams, work_store
@@ -291,6 +292,8 @@ def test_bank_payouts_and_holder_name_warnings_are_the_same_in_a_partitioned_run
     assert warned.height == (2 if bank_file == "fixed_width" else 0)
     bank = [f for f in (tmp_path / "parts").glob("payments/*/*/bank_*")]
     assert bank and verify_trail(tmp_path / "parts") == ([], 1)
+    # Each bucket's decision records key its payees as the payment files name them.
+    assert cross_check_trail(tmp_path / "parts", pii_key) == CrossCheck()
 
 
 def test_payment_files_split_across_payment_id_ranges_are_the_same_in_both_stores(
@@ -310,6 +313,7 @@ def test_payment_files_split_across_payment_id_ranges_are_the_same_in_both_store
     assert_same_run(tmp_path / "whole", whole.run_id, tmp_path / "parts", parts.run_id)
     files = list((tmp_path / "parts").glob("payments/*/*/local_currency_*.csv"))
     assert len(files) == -(-whole.payments // 37) > 16
+    assert cross_check_trail(tmp_path / "parts", pii_key) == CrossCheck()
 
 
 @pytest.mark.parametrize(

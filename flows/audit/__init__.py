@@ -1,13 +1,15 @@
 """The audit trail: records, signatures, the anchor, tallies, verification, explain, what-if.
 
-Reads the committed trail (verify, explain, what-if) and the anchor outside it; records are
-written through `run/`.
+Reads the committed trail (verify, explain, what-if) and the anchor outside it, and checks
+payment files against the decision records they came from (payouts); records are written
+through `run/`.
 """
 
 __all__ = [
     "anchor",
     "explain",
     "keyprint",
+    "payouts",
     "records",
     "rotation",
     "signing",

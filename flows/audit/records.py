@@ -19,6 +19,10 @@ from flows.decide.codes import OUTCOMES
 from flows.decide.rules import Decisions, RunContext, keyed
 from schemas.audit import DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
 
+# The keyed hashes of a payee's account and card start from these, so neither can equal the other
+# (nor a person key) for the same digits.
+ACCOUNT_PREFIX = "account:"
+CARD_PREFIX = "card:"
 RUN_STATUSES = ("committed", "dry_run", "rejected", "halted", "failed")
 
 
@@ -40,7 +44,7 @@ def decision_records(
     payout = pl.when(pl.col("outcome") == "PAID")
     registry = decisions.registry.with_columns(application_id=pl.lit(None, pl.String))
     enrollment = decisions.enrollment.with_columns(population=pl.lit(None, pl.String))
-    # A payment's channel and (for bank payouts) its masked account go on both of its rows.
+    # A payment's channel and its keyed account or card go on both of its rows.
     paid_through = payout_columns(decisions.payees, ctx.pii_key)
     registry, enrollment = (
         f.drop("payout", "bank_code", "account_no", strict=False)
@@ -71,20 +75,24 @@ def decision_records(
 
 
 def payout_columns(payees: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Return each payment's channel, bank code, account key and last four account digits.
+    """Return each payment's channel, bank code, account key, last four digits and card key.
 
-    The account number itself never leaves this function: `account_key` is the HMAC-SHA256 of
-    `bank_code:account_no` with the deployment key, so auditors can see two payments went to
-    the same account without learning the number.
+    The account number and card id never leave this function: `account_key` is the HMAC-SHA256
+    of `account:bank_code:account_no` and `card_key` that of `card:card_id`, with the deployment
+    key, so auditors can see two payments went to the same account or card, and a payment file
+    can be checked against its decision records (`flows.audit.payouts`), without learning
+    either number.
     """
     bank = pl.col("payout") == "bank"
+    card = pl.col("payout") == "local_currency"
     account = pl.concat_str(pl.col("bank_code"), pl.lit(":"), pl.col("account_no"))
     return payees.with_columns(account=account).select(
         "payment_id",
         "payout",
         bank_code=pl.when(bank).then(pl.col("bank_code")),
-        account_key=pl.when(bank).then(keyed("account", key, prefix="account:")),
+        account_key=pl.when(bank).then(keyed("account", key, prefix=ACCOUNT_PREFIX)),
         account_last4=pl.when(bank).then(pl.col("account_no").str.slice(-4)),
+        card_key=pl.when(card).then(keyed("card_id", key, prefix=CARD_PREFIX)),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from flows.audit import anchor, rotation, signing
+from flows.audit import anchor, keyprint, payouts, rotation, signing
 from flows.audit.records import record_from_row
 from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.inputs import reference
@@ -421,3 +421,117 @@ def key_problems(runs: pl.DataFrame, program: str) -> list[str]:
                 "match the program's"
             )
     return problems
+
+
+NOT_CROSS_CHECKED = (
+    "payout details (card ids, account numbers) in the payment files were not cross-checked "
+    "against the decision records: that needs JIWON_PII_KEY, the key the runs used"
+)
+
+
+def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
+    """Cross-check every committed run's payment files against its decision records.
+
+    Per program, only when `key` is the key its runs used (their key fingerprint); runs
+    committed with another key are reported by `key_problems`, and skipped here.
+    """
+    result = payouts.CrossCheck()
+    for folder in sorted((out / "audit/runs").glob("program=*")):
+        program = folder.name.removeprefix("program=")
+        runs, _, _ = readable_run_records(out, program)
+        known = keyprint.program_fingerprints(runs)
+        if not known:
+            if runs.height and runs.filter(pl.col("status") == "committed").height:
+                result.unchecked.append(
+                    f"program {program}: its committed runs record no key fingerprint, so "
+                    "JIWON_PII_KEY cannot be confirmed as their key: payout details were not "
+                    "cross-checked"
+                )
+            continue
+        if not keyprint.matches(key, known[0][0]):
+            result.unchecked.append(
+                f"program {program}: JIWON_PII_KEY is not the key its runs used (its key "
+                f"fingerprint differs from committed run {known[0][1]}): payout details were "
+                "not cross-checked"
+            )
+            continue
+        paying = runs.filter(
+            pl.col("status") == "committed",
+            ~pl.col("dry_run"),
+            pl.col("trigger") != rotation.ROTATION,
+        )
+        same_key = paying.filter(pl.col("key_fingerprint") == known[0][0])
+        if before := paying.height - same_key.height:
+            result.unchecked.append(
+                f"program {program}: {before} run(s) before its last personal-data key rotation "
+                "used the retired key: their payout details were not cross-checked"
+            )
+        for run_id, run_month in zip(same_key["run_id"], same_key["run_month"], strict=True):
+            found = cross_check_run(out, program, run_month, run_id, key)
+            result.problems.extend(found.problems)
+            result.unchecked.extend(found.unchecked)
+    return result
+
+
+def cross_check_run(
+    out: Path, program: str, run_month: str, run_id: str, key: str
+) -> payouts.CrossCheck:
+    """Cross-check one committed run's payment files against its decision records."""
+    where = f"run {run_id} ({program})"
+    try:
+        scan = pl.scan_parquet(
+            out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
+            hive_partitioning=False,
+        )
+        names = scan.collect_schema().names()
+        records = (
+            scan.filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
+            .select(c for c in payouts.RECORD_COLUMNS if c in names)
+            .collect()
+        )
+    except (OSError, pl.exceptions.PolarsError) as e:
+        problem = f"{where}: its decision records cannot be read to cross-check its payment files"
+        return payouts.CrossCheck([f"{problem}: {str(e).splitlines()[0]}"])
+    files = written_payment_files(out / layout.payments_dir(program, run_id))
+    layouts = {}
+    for name in {f.format.removeprefix(payouts.BANK_FORMAT) for f in files}:
+        try:
+            layouts[name] = reference.load_layout(name)
+        except bankfile.BankFileError:
+            continue  # its files are reported as unreadable
+    return payouts.cross_check(files, records, key, where, layouts)
+
+
+def written_payment_files(folder: Path) -> list[payouts.WrittenFile]:
+    """Return the payment files in a run's folder, each with its format from the manifest.
+
+    A file the manifest does not list (or no manifest) takes the format its name suggests.
+    """
+    try:
+        body = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        formats = {
+            str(f["file"]): str(f.get("format", payouts.CREDIT_FORMAT)) for f in body["files"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        formats = {}
+    files = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name == "manifest.json" or not path.is_file():
+            continue
+        file_format = formats.get(path.name) or format_of(path)
+        files.append(payouts.WrittenFile(path.name, file_format, path.read_bytes()))
+    return files
+
+
+def format_of(path: Path) -> str:
+    """Return the format a payment file's name suggests (for files the manifest does not list)."""
+    if path.suffix == ".csv":
+        return payouts.CREDIT_FORMAT
+    if path.suffix == ".xml":
+        return pain001.FORMAT
+    if path.suffix == ".dat":
+        try:
+            return payouts.BANK_FORMAT + reference.bank_settings().layout.name
+        except (OSError, bankfile.BankFileError):
+            pass
+    return f"unknown ({path.name})"

@@ -1,0 +1,400 @@
+"""Cross-check a run's payment files against the decision records they came from (issue 14).
+
+A payment file line names a payment (`payment_id`), a payee (a card id, or a bank code and
+account number) and an amount. The decision records keep the payee only as a keyed hash
+(`card_key`, `account_key`: `flows.audit.records.payout_columns`), so with the deployment key
+(`JIWON_PII_KEY`) the payee of every line is keyed again and compared with the PAID record of
+its payment. Reported: a line whose payee, amount, channel or file differs from its PAID
+record, a line with no PAID record, a payment on more than one line, and a PAID record on no
+line. Messages show card ids and account numbers masked (`****1234`), never whole.
+
+`cross_check` is pure (file bytes, decision records and key in, messages out);
+`cross_check_trail` reads every committed run of an output root for `jiwon audit verify`.
+Everything is polars expressions over whole files: no Python touches one line at a time.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from xml.etree import ElementTree
+
+import polars as pl
+
+from flows.audit.records import ACCOUNT_PREFIX, CARD_PREFIX
+from flows.decide.rules import keyed
+from flows.pay import bankfile, pain001
+
+CREDIT_FORMAT = "local_currency_csv"
+BANK_FORMAT = "kr_bulk_transfer:"
+# What a file line is read into; `payee` (the raw card id or bank_code:account_no) is keyed and
+# masked, then dropped, before anything else sees the lines.
+LINE_SCHEMA = {
+    "file": pl.String,
+    "line": pl.Int64,
+    "place": pl.String,  # "line 3" or "transaction 2", for messages
+    "payment_id": pl.String,
+    "amount": pl.Int64,
+    "payout": pl.String,
+    "payee": pl.String,
+    "shown": pl.String,
+}
+# The decision record columns the cross-check reads (`card_key` may be absent: older records).
+RECORD_COLUMNS = (
+    "outcome",
+    "source_kind",
+    "payment_id",
+    "payment_file",
+    "amount_krw",
+    "payout",
+    "bank_code",
+    "account_key",
+    "account_last4",
+    "card_key",
+)
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One payment file of a run as it is on disk: its name, format (manifest) and bytes."""
+
+    file: str
+    format: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """What the cross-check found wrong, and what it could not check (and why)."""
+
+    problems: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+
+
+class Unreadable(ValueError):
+    """A payment file whose payees cannot be read back."""
+
+
+def masked(expr: pl.Expr) -> pl.Expr:
+    """Return a card id or account number as `****` and its last four digits (long ones only)."""
+    return (
+        pl.when(expr.str.len_chars() >= 8)
+        .then(pl.concat_str(pl.lit("****"), expr.str.slice(-4)))
+        .otherwise(pl.lit("****"))
+    )
+
+
+def credit_lines(written: WrittenFile) -> pl.DataFrame:
+    """Read the local-currency credit CSV's lines (header is line 1)."""
+    try:
+        frame = pl.read_csv(io.BytesIO(written.content), infer_schema=False)
+    except pl.exceptions.PolarsError as e:
+        raise Unreadable(f"not a CSV ({str(e).splitlines()[0]})") from None
+    missing = [c for c in ("payment_id", "card_id", "amount") if c not in frame.columns]
+    if missing:
+        raise Unreadable(f"it has no column {', '.join(missing)}")
+    line = pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    return frame.select(
+        file=pl.lit(written.file),
+        line=line,
+        place=pl.format("line {}", line),
+        payment_id="payment_id",
+        amount=pl.col("amount").cast(pl.Int64, strict=False),
+        payout=pl.lit("local_currency"),
+        payee="card_id",
+        shown=pl.concat_str(pl.lit("card id "), masked(pl.col("card_id"))),
+    )
+
+
+def bank_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:
+    """Read the bulk-transfer file's data records (the header is line 1); None if its layout
+    carries no payment id, bank code or account number to check."""
+    name = written.format.removeprefix(BANK_FORMAT)
+    if name not in layouts:
+        raise Unreadable(f"its layout {name!r} is not known here")
+    try:
+        data = bankfile.read_bank_file(written.content, layouts[name]).data
+    except (bankfile.BankFileError, UnicodeDecodeError, ValueError) as e:
+        raise Unreadable(str(e)) from None
+    if not {"payment_id", "bank_code", "account_no"} <= set(data.columns):
+        return None
+    line = pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    return data.select(
+        file=pl.lit(written.file),
+        line=line,
+        place=pl.format("line {}", line),
+        payment_id="payment_id",
+        amount=pl.col("amount").cast(pl.Int64),
+        payout=pl.lit("bank"),
+        payee=pl.concat_str("bank_code", pl.lit(":"), "account_no"),
+        shown=pl.format("account {} {}", "bank_code", masked(pl.col("account_no"))),
+    )
+
+
+def pain001_lines(written: WrittenFile) -> pl.DataFrame:
+    """Read a pain.001 message's transactions (`CdtTrfTxInf`), numbered from 1.
+
+    The message is parsed (so entities, CDATA, comments and namespace prefixes read as a bank's
+    parser reads them) and written in canonical form (C14N 2.0, whitespace between elements
+    stripped), whose transactions polars reads with patterns. Every transaction the parser found
+    must be read, each with exactly one of every field, else the file is refused.
+    """
+    ns = {"p": pain001.NAMESPACE}
+    try:
+        text = written.content.decode("utf-8")
+        root = ElementTree.fromstring(written.content)
+        canonical = ElementTree.canonicalize(text, strip_text=True, rewrite_prefixes=True)
+    except (ElementTree.ParseError, UnicodeDecodeError, ValueError) as e:
+        raise Unreadable(f"not an XML message ({e})") from None
+    if root.tag != f"{{{pain001.NAMESPACE}}}Document":
+        raise Unreadable(f"not a {pain001.FORMAT} message")
+    found = len(root.findall(".//p:CdtTrfTxInf", ns))
+    prefix = canonical[: canonical.index(">")].split(f'="{pain001.NAMESPACE}"')[0].split(":")[-1]
+
+    def tag(path: str, attributes: str = "") -> str:
+        opens = "".join(f"<{prefix}:{t}>" for t in path.split("/"))
+        if attributes:
+            opens = opens[:-1] + attributes + ">"
+        closes = "".join(f"</{prefix}:{t}>" for t in reversed(path.split("/")))
+        return f"{opens}([^<]*){closes}"
+
+    fields = {
+        "payment_id": tag("PmtId/EndToEndId"),
+        "amount": tag("Amt/InstdAmt", r"[^>]*"),
+        "bank_code": tag("CdtrAgt/FinInstnId/ClrSysMmbId/MmbId"),
+        "account_no": tag("CdtrAcct/Id/Othr/Id"),
+    }
+    txs = (
+        pl.DataFrame({"xml": [canonical]})
+        .select(
+            tx=pl.col("xml").str.extract_all(
+                f"(?s)<{prefix}:CdtTrfTxInf>.*?</{prefix}:CdtTrfTxInf>"
+            )
+        )
+        .explode("tx")
+        .drop_nulls()
+    )
+    once = pl.all_horizontal(pl.col("tx").str.count_matches(p) == 1 for p in fields.values())
+    if txs.height != found or not txs.select(once.all()).item():
+        raise Unreadable(
+            f"{found} transactions, of which {txs.height} are in the form jiwon writes with one "
+            "of each field: refusing to guess which payee a transaction pays"
+        )
+    line = pl.int_range(pl.len(), dtype=pl.Int64) + 1
+    return txs.with_columns(pl.col("tx").str.extract(p).alias(n) for n, p in fields.items()).select(
+        file=pl.lit(written.file),
+        line=line,
+        place=pl.format("transaction {}", line),
+        payment_id="payment_id",
+        amount=pl.col("amount").str.strip_chars().cast(pl.Int64, strict=False),
+        payout=pl.lit("bank"),
+        payee=pl.concat_str("bank_code", pl.lit(":"), "account_no"),
+        shown=pl.format("account {} {}", "bank_code", masked(pl.col("account_no"))),
+    )
+
+
+def file_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:
+    """Read a payment file's lines in `LINE_SCHEMA`; None when its format carries no payees."""
+    if written.format == CREDIT_FORMAT:
+        lines: pl.DataFrame | None = credit_lines(written)
+    elif written.format.startswith(BANK_FORMAT):
+        lines = bank_lines(written, layouts)
+    elif written.format == pain001.FORMAT:
+        lines = pain001_lines(written)
+    else:
+        raise Unreadable(f"its format {written.format!r} is not one jiwon writes")
+    if lines is None:
+        return None
+    return lines.cast(LINE_SCHEMA).with_columns(  # type: ignore[arg-type]
+        pl.col("shown").fill_null("(none)")
+    )
+
+
+def keyed_lines(lines: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Replace each line's raw payee with its keyed hash, as the run keyed it (`payee_key`)."""
+    prefix = (
+        pl.when(pl.col("payout") == "bank")
+        .then(pl.lit(ACCOUNT_PREFIX))
+        .otherwise(pl.lit(CARD_PREFIX))
+    )
+    return (
+        lines.with_columns(payee=pl.concat_str(prefix, pl.col("payee")))
+        .with_columns(payee_key=keyed("payee", key))
+        .drop("payee")
+    )
+
+
+def cross_check(
+    files: Sequence[WrittenFile],
+    records: pl.DataFrame,
+    key: str,
+    where: str,
+    layouts: dict[str, bankfile.Layout] | None = None,
+) -> CrossCheck:
+    """Return every payment of `files` that differs from its PAID decision record, and back.
+
+    `records`: the run's decision records (at least `RECORD_COLUMNS` but `card_key`, which
+    records written before it lack: then card ids are not compared, and it says so). `key`:
+    the deployment key the run used. `layouts`: the bulk-transfer layouts by name. `where`
+    starts every message (the run).
+    """
+    result = CrossCheck()
+    parts, skipped = [], []
+    for written in files:
+        try:
+            lines = file_lines(written, layouts or {})
+        except Unreadable as e:
+            result.problems.append(
+                f"{where}: payment file {written.file} cannot be read back to cross-check its "
+                f"payees against the decision records: {e}"
+            )
+            skipped.append(written.file)
+            continue
+        if lines is None:
+            result.unchecked.append(
+                f"{where}: payment file {written.file}: its layout has no payment_id, bank_code "
+                "or account_no field, so its payees were not cross-checked"
+            )
+            skipped.append(written.file)
+            continue
+        parts.append(keyed_lines(lines, key))
+    empty = pl.DataFrame(schema=LINE_SCHEMA).drop("payee").with_columns(payee_key=pl.lit(""))
+    lines = pl.concat(parts) if parts else empty.clear()
+    card_keys = "card_key" in records.columns
+    if not card_keys:
+        result.unchecked.append(
+            f"{where}: its decision records were written before card_key: card ids were not "
+            "cross-checked (amounts and bank accounts were)"
+        )
+    paid = (
+        records.lazy()
+        .filter(pl.col("outcome") == "PAID", pl.col("source_kind") == "registry")
+        .with_columns(card_key=pl.col("card_key") if card_keys else pl.lit(None, pl.String))
+        .filter(~pl.col("payment_file").fill_null("").is_in(skipped))
+        .select(
+            "payment_id",
+            r_found=pl.lit(True),
+            r_file="payment_file",
+            r_amount="amount_krw",
+            r_payout="payout",
+            r_key=pl.when(pl.col("payout") == "bank").then("account_key").otherwise("card_key"),
+            r_shown=pl.when(pl.col("payout") == "bank").then(
+                pl.format("account {} ****{}", "bank_code", "account_last4")
+            ),
+        )
+        .collect()
+    )
+    result.problems.extend(problems(lines, paid, where, card_keys))
+    return result
+
+
+def problems(lines: pl.DataFrame, paid: pl.DataFrame, where: str, card_keys: bool) -> list[str]:
+    """Return the messages of lines and PAID records that do not agree (see `cross_check`).
+
+    Lines come first, by file and line, then payments on several lines, then PAID records on no
+    line, by payment id.
+    """
+    at = pl.lit(where)
+    pid = pl.col("payment_id").fill_null("(none)")
+    amount = pl.col("amount").cast(pl.String).fill_null("(not a whole number)")
+    joined = lines.join(paid, on="payment_id", how="left")
+    unrecorded = joined.filter(pl.col("r_found").is_null()).select(
+        "file",
+        "line",
+        message=pl.format(
+            "{}: payment file {} {} (payment {}, {} won to {}): no PAID decision record of this "
+            "run pays it",
+            at,
+            "file",
+            "place",
+            pid,
+            amount,
+            "shown",
+        ),
+    )
+    card = pl.col("r_payout") == "local_currency"
+    key_differs = (
+        (pl.col("payout") == pl.col("r_payout"))
+        & pl.col("payee_key").ne_missing(pl.col("r_key"))
+        & (~card | pl.lit(card_keys))
+    )
+    differences = pl.concat_list(
+        pl.when(pl.col("file").ne_missing(pl.col("r_file"))).then(
+            pl.format(
+                "its decision record names payment file {}", pl.col("r_file").fill_null("none")
+            )
+        ),
+        pl.when(pl.col("payout").ne_missing(pl.col("r_payout"))).then(
+            pl.format(
+                "it pays by {} but its decision record by {}",
+                "payout",
+                pl.col("r_payout").fill_null("none"),
+            )
+        ),
+        pl.when(pl.col("amount").ne_missing(pl.col("r_amount"))).then(
+            pl.format("amount {} won, its decision record {} won", amount, "r_amount")
+        ),
+        pl.when(key_differs & card).then(
+            pl.format("{} is not the card of its decision record (card_key differs)", "shown")
+        ),
+        pl.when(key_differs & ~card).then(
+            pl.format(
+                "{} is not the account of its decision record ({}; account_key differs)",
+                "shown",
+                pl.col("r_shown").fill_null("none"),
+            )
+        ),
+    ).list.drop_nulls()
+    differing = (
+        joined.filter(pl.col("r_found"))
+        .with_columns(differences=differences)
+        .filter(pl.col("differences").list.len() > 0)
+        .select(
+            "file",
+            "line",
+            message=pl.format(
+                "{}: payment file {} {} (payment {}): {}",
+                at,
+                "file",
+                "place",
+                pid,
+                pl.col("differences").list.join("; "),
+            ),
+        )
+    )
+    repeated = (
+        lines.filter(pl.col("payment_id").is_not_null())
+        .sort("file", "line")
+        .group_by("payment_id", maintain_order=True)
+        .agg(n=pl.len(), places=pl.format("{} {}", "file", "place").str.join(", "))
+        .filter(pl.col("n") > 1)
+        .select(
+            message=pl.format(
+                "{}: payment {} is on {} lines ({}): one payment paid more than once",
+                at,
+                "payment_id",
+                "n",
+                "places",
+            )
+        )
+    )
+    lineless = (
+        paid.join(lines, on="payment_id", how="anti")
+        .sort("payment_id")
+        .select(
+            message=pl.format(
+                "{}: payment {} (PAID {} won{} in {} by its decision record) is on no line of "
+                "the run's payment files",
+                at,
+                "payment_id",
+                "r_amount",
+                pl.when(pl.col("r_shown").is_not_null())
+                .then(pl.format(" to {},", "r_shown"))
+                .otherwise(pl.lit(",")),
+                pl.col("r_file").fill_null("no file"),
+            )
+        )
+    )
+    by_line = pl.concat([unrecorded, differing]).sort("file", "line").select("message")
+    return pl.concat([by_line, repeated, lineless])["message"].to_list()
