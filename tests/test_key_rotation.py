@@ -79,6 +79,10 @@ def test_after_a_pii_key_rotation_nobody_paid_before_is_paid_again(
     assert after.counts["PAID"] == 0 and after.total_paid_krw == 0
     assert paid_people(out) == paid
     assert verify_trail(out) == ([], 3)
+    # Payment files are cross-checked under the program's key: those from before, not.
+    verified = CliRunner().invoke(app, ["audit", "verify", "--out", str(out)])
+    assert verified.exit_code == 0, verified.output
+    assert "1 run(s) before its last personal-data key rotation" in verified.output
     record = runs(out).filter(pl.col("run_id") == rotation).row(0, named=True)
     assert record["trigger"] == "key_rotation" and record["status"] == "committed"
     assert record["total_paid_krw"] == 0 and record["signature"]
