@@ -341,3 +341,38 @@ def test_a_what_if_after_a_rotation_compares_with_the_last_run(
     dry = run_flow(data, out, dry_run=True, trigger="rerun", reason="what if")
     assert dry.counts["PAID"] == 0
     assert any("PAID" in line for line in dry.changes), dry.changes
+
+
+def test_a_retired_key_never_comes_back_by_a_second_rotation(
+    trail: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, out = trail
+    use_new_pii_key(monkeypatch)
+    rotate(out, data=data)
+    monkeypatch.setenv("JIWON_PII_KEY_PREVIOUS", NEW_KEY)
+    monkeypatch.setenv("JIWON_PII_KEY", TEST_KEY)
+    with pytest.raises(UsageError, match="a retired key never comes back"):
+        rotate(out, data=data)
+    rotate_signing(monkeypatch, out)
+    monkeypatch.setenv("JIWON_SIGNING_KEY_PREVIOUS", NEW_SIGNING_KEY)
+    monkeypatch.setenv("JIWON_SIGNING_KEY", TEST_SIGNING_KEY)
+    with pytest.raises(UsageError, match="a retired key never comes back"):
+        rotate(out, key="signing")
+
+
+def test_explain_refuses_an_edited_map_and_verify_names_a_planted_one(
+    trail: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, out = trail
+    use_new_pii_key(monkeypatch)
+    rotation = rotate(out, data=data)
+    folder = out / f"audit/rotations/program={PROGRAM}"
+    planted = folder / "run_id=20250101T000000Z-0badc0de.parquet"
+    shutil.copy(folder / f"run_id={rotation}.parquet", planted)
+    problems, _ = verify_trail(out)
+    assert any("0badc0de" in p and "run record is missing" in p for p in problems), problems
+    planted.unlink()
+    path = folder / f"run_id={rotation}.parquet"
+    pl.read_parquet(path).head(1).write_parquet(path)  # everyone but one forgotten
+    with pytest.raises(LedgerUntrusted, match="audit/rotations"):
+        explain_person(out, rrn=KIM_MINSU)

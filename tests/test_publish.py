@@ -49,7 +49,8 @@ def test_recover_rolls_back_a_run_interrupted_before_its_run_record(tmp_path: Pa
 
 def test_recover_releases_payments_of_a_run_that_had_committed(tmp_path: Path) -> None:
     staging = staged(tmp_path)
-    for unit in staging.units[:4]:  # everything up to and including the run record
+    record = layout.run_record_file(PROGRAM, RUN)
+    for unit in staging.units[: staging.units.index(record) + 1]:  # up to the run record
         move_unit(staging.root, tmp_path, unit)
     notes = recover(tmp_path)
     assert "committed before it was interrupted" in notes[0]

@@ -8,7 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from flows.audit.rotation import PII, aliases, rotations
+from flows.audit.records import record_from_row
+from flows.audit.rotation import aliases, signature_problems
 from flows.checks.rrn import birth_date
 from flows.checks.validate import normalise
 from flows.decide.codes import describe
@@ -71,38 +72,59 @@ def committed_decisions(out: Path) -> pl.LazyFrame:
     )
 
 
-def check_explain_key(out: Path, key: str, program: str | None) -> None:
-    """Refuse to look up an RRN with a key other than the one the programs' runs used.
+def check_explain_key(out: Path, key: str, program: str | None) -> list[str]:
+    """Refuse to look up an RRN with a key other than the one the programs' runs use now.
 
     Person keys are HMACs with the key: with another one nobody would be found, and "not paid"
-    would be a wrong answer, not an empty one.
+    would be a wrong answer, not an empty one. Without `program`, programs whose key is another
+    (one rotated, one not yet) are left out and returned; with none left, it refuses.
     """
     from flows.audit import keyprint
     from flows.inputs.ledger import run_records
 
     folders = sorted((out / "audit/runs").glob("program=*"))
-    for name in [f.name.removeprefix("program=") for f in folders]:
-        if program and name != program:
-            continue
+    names = [f.name.removeprefix("program=") for f in folders]
+    refused: list[tuple[str, str]] = []
+    for name in [n for n in names if not program or n == program]:
         known = keyprint.program_fingerprints(run_records(out, name))
         if known and not keyprint.matches(key, known[0][0]):
-            raise UsageError(
-                f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
-                f"fingerprint differs from committed run {known[0][1]}): with it no RRN would be "
-                "found. Set the deployment's key from your secret store and ask again."
-            )
+            refused.append((name, known[0][1]))
+    if refused and (program or len(refused) == len(names)):
+        name, run_id = refused[0]
+        raise UsageError(
+            f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs use (its key "
+            f"fingerprint differs from committed run {run_id}): with it no RRN would be "
+            "found. Set the deployment's key from your secret store and ask again."
+        )
+    return [name for name, _ in refused]
 
 
 def rotation_maps(out: Path) -> list[pl.DataFrame]:
-    """Return the maps of every committed personal-data key rotation in the trail."""
+    """Return the maps of every committed personal-data key rotation in the trail.
+
+    Only rotations whose record is sealed and signed by a key beside the trail are followed, and
+    each map must match the SHA-256 its record holds (else the ledger's halt names it): a planted
+    or edited map would tie one person's history to another's. `audit verify` checks the rest.
+    """
+    from flows.audit.verify import trail_keys
+    from flows.inputs.ledger import rotation_maps as checked_maps
     from flows.inputs.ledger import run_records
 
+    keys = trail_keys(out)
     maps = []
     for folder in sorted((out / "audit/runs").glob("program=*")):
         runs = run_records(out, folder.name.removeprefix("program="))
-        for rotation in rotations(runs):
-            if rotation.kind == PII and rotation.file and (out / rotation.file).is_file():
-                maps.append(pl.read_parquet(out / rotation.file))
+        if not runs.height:
+            continue
+        unsigned = signature_problems(runs, keys)
+        sealed = [
+            i
+            for i in range(runs.height)
+            if i not in unsigned and record_from_row(runs.row(i, named=True)).seal_holds()
+        ]
+        trusted = runs.with_row_index("_i").filter(pl.col("_i").is_in(sealed)).drop("_i")
+        committed = trusted.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+        maps += [m.collect() for _, m in checked_maps(out, runs, committed)]
     return maps
 
 
@@ -140,7 +162,8 @@ def explain_person(
                 "by RRN needs the key the runs used. Set it from your secret store, or ask by "
                 "--payment-id"
             )
-        check_explain_key(out, key, program)
+        other_key = check_explain_key(out, key, program)
+        decisions = decisions.filter(~pl.col("program").is_in(other_key))
         keys = {person_key(rrn, key)}
         subject = "this RRN"
     else:

@@ -205,7 +205,8 @@ class RunRecord:
             checked = ", ".join(f"{i[:12]}…" for i in ids) or "none"
             return (
                 f"is signed with another signing key (id {str(self.signing_key)[:12]}…; "
-                f"checked against {checked})"
+                f"checked against {checked}; if the city changed its signing key, rotate it for "
+                "this program too: `jiwon keys rotate signing`)"
             )
         return "has a signature that does not match its content (edited and resealed)"
 

@@ -252,11 +252,14 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
         out / "quarantine" / program,
     ]
     decisions = out / "audit/decisions" / f"program={program}"
+    maps = out / "audit/rotations" / f"program={program}"
     found: dict[str, list[str]] = {}
-    for d in [d for f in folders if f.is_dir() for d in f.iterdir()] + sorted(
-        decisions.glob("run_month=*/run_id=*")
+    for d in (
+        [d for f in folders if f.is_dir() for d in f.iterdir()]
+        + sorted(decisions.glob("run_month=*/run_id=*"))
+        + sorted(maps.glob("run_id=*.parquet"))
     ):
-        run_id = d.name.removeprefix("run_id=")
+        run_id = d.name.removeprefix("run_id=").removesuffix(".parquet")
         if run_id not in known:
             found.setdefault(run_id, []).append(str(d.relative_to(out)))
     return [
@@ -461,7 +464,9 @@ def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
             pl.col("trigger") != rotation.ROTATION,
         )
         same_key = paying.filter(pl.col("key_fingerprint") == known[0][0])
-        if before := paying.height - same_key.height:
+        rotated = [r.seq for r in rotation.rotations(runs) if r.kind == rotation.PII]
+        retired = set(runs["run_id"].head(rotated[-1])) if rotated else set()
+        if before := paying.filter(pl.col("run_id").is_in(retired)).height:
             result.unchecked.append(
                 f"program {program}: {before} run(s) before its last personal-data key rotation "
                 "used the retired key: their payout details were not cross-checked"

@@ -276,9 +276,10 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
     if current is not None and signing.key_id(current) != signing.key_id(key):
         raise UsageError(
             f"bad usage: program {program}'s signing key was rotated to key id "
-            f"{signing.key_id(current)[:12]}…, and JIWON_SIGNING_KEY holds another key (id "
-            f"{signing.key_id(key)[:12]}…): runs are signed with the new key only. Set "
-            "JIWON_SIGNING_KEY to it from your secret store."
+            f"{signing.key_id(current)[:12]}…, and the key given (id "
+            f"{signing.key_id(key)[:12]}…) is another: runs (and rotations) are signed with "
+            "the program's current key only. Set JIWON_SIGNING_KEY (or, rotating, "
+            "JIWON_SIGNING_KEY_PREVIOUS) to it from your secret store."
         )
     known = set(runs["run_id"].to_list()) if runs.height else set()
     folder = out / "audit/decisions" / f"program={program}"
@@ -349,7 +350,8 @@ def rotation_maps(
     """
     from flows.audit.rotation import PII, rotations
 
-    found = [r for r in rotations(runs) if r.kind == PII and r.file]
+    ids = set(committed["run_id"]) if committed.height else set()
+    found = [r for r in rotations(runs) if r.kind == PII and r.file and r.run_id in ids]
     if not found:
         return []
     files = {str(p.relative_to(out)): p for p in ledger_files(out, committed, "audit/rotations/")}

@@ -97,6 +97,12 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
                 "put the new key in JIWON_SIGNING_KEY"
             )
         runs, head = open_chain(out, program.id, run_id, started, signer, held, old_signer)
+        if runs.height and signing.key_id(signer) in set(runs["signing_key"].drop_nulls()):
+            raise UsageError(
+                f"bad usage: the new JIWON_SIGNING_KEY (id {signing.key_id(signer)[:12]}…) "
+                f"already signed runs of {program.id}: a retired key never comes back; make a "
+                "new one with `jiwon keys new`"
+            )
     else:
         old_signer, signer = None, signing_key()
         previous_pii_key()  # both keys are there before the chain is touched
@@ -213,6 +219,12 @@ def rotate_pii(
             f"(its fingerprint differs from run {known[0][1]}): give the key the program was "
             "paid with"
         )
+    used = set(runs["key_fingerprint"].drop_nulls()) if "key_fingerprint" in runs.columns else set()
+    if keyprint.fingerprint_like(new, known) in used:
+        raise UsageError(
+            f"bad usage: the new JIWON_PII_KEY was used by earlier runs of {program.id}: a "
+            "retired key never comes back; put a new key in JIWON_PII_KEY"
+        )
     if params.registry is None:
         raise UsageError(
             "bad usage: rotating the personal-data key needs --registry (and --enrollments): "
@@ -277,7 +289,8 @@ def rotate_pii(
         raise RunHalted(
             f"rotation halted: {missing.height:,} person(s) the ledger of {program.id} paid are "
             f"in none of the given extracts (e.g. {shown}): under the new key they would look "
-            "unpaid and be paid again; nothing was rotated. Give --registry/--enrollments "
+            "unpaid and be paid again, so the key was not rotated; nothing was paid. Give "
+            "--registry/--enrollments "
             "folders that hold them too (the deliveries earlier runs read) and run again."
         )
     staging.write(
