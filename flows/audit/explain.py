@@ -92,7 +92,7 @@ def check_explain_key(out: Path, key: str, program: str | None) -> list[str]:
     if refused and (program or len(refused) == len(names)):
         name, run_id = refused[0]
         raise UsageError(
-            f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs use (its key "
+            f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
             f"fingerprint differs from committed run {run_id}): with it no RRN would be "
             "found. Set the deployment's key from your secret store and ask again."
         )
