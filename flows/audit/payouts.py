@@ -85,6 +85,37 @@ def masked(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def as_lines(
+    data: pl.DataFrame, written: WrittenFile, first: int, word: str, payout: str, payee: pl.Expr
+) -> pl.DataFrame:
+    """Return a file's records as lines (`LINE_SCHEMA`): numbered from `first`, shown as
+    `<word> <n>`, each paying `payee` (the raw card id or bank_code:account_no) by `payout`."""
+    line = pl.int_range(pl.len(), dtype=pl.Int64) + first
+    card = payout == "local_currency"
+    shown = (
+        pl.concat_str(pl.lit("card id "), masked(pl.col("card_id")))
+        if card
+        else pl.format("account {} {}", "bank_code", masked(pl.col("account_no")))
+    )
+    return data.select(
+        file=pl.lit(written.file),
+        line=line,
+        place=pl.format(f"{word} {{}}", line),
+        payment_id="payment_id",
+        amount=pl.col("amount").str.strip_chars().cast(pl.Int64, strict=False)
+        if data.schema["amount"] == pl.String
+        else pl.col("amount").cast(pl.Int64),
+        payout=pl.lit(payout),
+        payee=payee,
+        shown=shown,
+    )
+
+
+def bank_payee() -> pl.Expr:
+    """Return a bank payout's payee as the run keyed it: `bank_code:account_no`."""
+    return pl.concat_str("bank_code", pl.lit(":"), "account_no")
+
+
 def credit_lines(written: WrittenFile) -> pl.DataFrame:
     """Read the local-currency credit CSV's lines (header is line 1)."""
     try:
@@ -94,17 +125,7 @@ def credit_lines(written: WrittenFile) -> pl.DataFrame:
     missing = [c for c in ("payment_id", "card_id", "amount") if c not in frame.columns]
     if missing:
         raise Unreadable(f"it has no column {', '.join(missing)}")
-    line = pl.int_range(pl.len(), dtype=pl.Int64) + 2
-    return frame.select(
-        file=pl.lit(written.file),
-        line=line,
-        place=pl.format("line {}", line),
-        payment_id="payment_id",
-        amount=pl.col("amount").cast(pl.Int64, strict=False),
-        payout=pl.lit("local_currency"),
-        payee="card_id",
-        shown=pl.concat_str(pl.lit("card id "), masked(pl.col("card_id"))),
-    )
+    return as_lines(frame, written, 2, "line", "local_currency", pl.col("card_id"))
 
 
 def bank_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:
@@ -119,79 +140,36 @@ def bank_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.
         raise Unreadable(str(e)) from None
     if not {"payment_id", "bank_code", "account_no"} <= set(data.columns):
         return None
-    line = pl.int_range(pl.len(), dtype=pl.Int64) + 2
-    return data.select(
-        file=pl.lit(written.file),
-        line=line,
-        place=pl.format("line {}", line),
-        payment_id="payment_id",
-        amount=pl.col("amount").cast(pl.Int64),
-        payout=pl.lit("bank"),
-        payee=pl.concat_str("bank_code", pl.lit(":"), "account_no"),
-        shown=pl.format("account {} {}", "bank_code", masked(pl.col("account_no"))),
-    )
+    return as_lines(data, written, 2, "line", "bank", bank_payee())
+
+
+PAIN001_FIELDS = {  # where a transaction (`CdtTrfTxInf`) keeps what is checked; each occurs once
+    "payment_id": "p:PmtId/p:EndToEndId",
+    "amount": "p:Amt/p:InstdAmt",
+    "bank_code": "p:CdtrAgt/p:FinInstnId/p:ClrSysMmbId/p:MmbId",
+    "account_no": "p:CdtrAcct/p:Id/p:Othr/p:Id",
+}
 
 
 def pain001_lines(written: WrittenFile) -> pl.DataFrame:
-    """Read a pain.001 message's transactions (`CdtTrfTxInf`), numbered from 1.
-
-    The message is parsed (so entities, CDATA, comments and namespace prefixes read as a bank's
-    parser reads them) and written in canonical form (C14N 2.0, whitespace between elements
-    stripped), whose transactions polars reads with patterns. Every transaction the parser found
-    must be read, each with exactly one of every field, else the file is refused.
-    """
+    """Read a pain.001 message's transactions, numbered from 1, as a bank's XML parser reads
+    them (entities, CDATA, namespace prefixes), like `pain001.read_totals`."""
     ns = {"p": pain001.NAMESPACE}
     try:
-        text = written.content.decode("utf-8")
         root = ElementTree.fromstring(written.content)
-        canonical = ElementTree.canonicalize(text, strip_text=True, rewrite_prefixes=True)
-    except (ElementTree.ParseError, UnicodeDecodeError, ValueError) as e:
+    except (ElementTree.ParseError, ValueError) as e:
         raise Unreadable(f"not an XML message ({e})") from None
     if root.tag != f"{{{pain001.NAMESPACE}}}Document":
         raise Unreadable(f"not a {pain001.FORMAT} message")
-    found = len(root.findall(".//p:CdtTrfTxInf", ns))
-    prefix = canonical[: canonical.index(">")].split(f'="{pain001.NAMESPACE}"')[0].split(":")[-1]
-
-    def tag(path: str, attributes: str = "") -> str:
-        opens = "".join(f"<{prefix}:{t}>" for t in path.split("/"))
-        if attributes:
-            opens = opens[:-1] + attributes + ">"
-        closes = "".join(f"</{prefix}:{t}>" for t in reversed(path.split("/")))
-        return f"{opens}([^<]*){closes}"
-
-    fields = {
-        "payment_id": tag("PmtId/EndToEndId"),
-        "amount": tag("Amt/InstdAmt", r"[^>]*"),
-        "bank_code": tag("CdtrAgt/FinInstnId/ClrSysMmbId/MmbId"),
-        "account_no": tag("CdtrAcct/Id/Othr/Id"),
-    }
-    txs = (
-        pl.DataFrame({"xml": [canonical]})
-        .select(
-            tx=pl.col("xml").str.extract_all(
-                f"(?s)<{prefix}:CdtTrfTxInf>.*?</{prefix}:CdtTrfTxInf>"
-            )
-        )
-        .explode("tx")
-        .drop_nulls()
+    txs = root.findall(".//p:CdtTrfTxInf", ns)
+    data = pl.DataFrame(
+        {
+            name: [tx.findtext(path, namespaces=ns) for tx in txs]
+            for name, path in PAIN001_FIELDS.items()
+        },
+        schema=dict.fromkeys(PAIN001_FIELDS, pl.String),
     )
-    once = pl.all_horizontal(pl.col("tx").str.count_matches(p) == 1 for p in fields.values())
-    if txs.height != found or not txs.select(once.all()).item():
-        raise Unreadable(
-            f"{found} transactions, of which {txs.height} are in the form jiwon writes with one "
-            "of each field: refusing to guess which payee a transaction pays"
-        )
-    line = pl.int_range(pl.len(), dtype=pl.Int64) + 1
-    return txs.with_columns(pl.col("tx").str.extract(p).alias(n) for n, p in fields.items()).select(
-        file=pl.lit(written.file),
-        line=line,
-        place=pl.format("transaction {}", line),
-        payment_id="payment_id",
-        amount=pl.col("amount").str.strip_chars().cast(pl.Int64, strict=False),
-        payout=pl.lit("bank"),
-        payee=pl.concat_str("bank_code", pl.lit(":"), "account_no"),
-        shown=pl.format("account {} {}", "bank_code", masked(pl.col("account_no"))),
-    )
+    return as_lines(data, written, 1, "transaction", "bank", bank_payee())
 
 
 def file_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:

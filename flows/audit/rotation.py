@@ -85,6 +85,46 @@ def key_pairs(rrns: pl.LazyFrame, old: str, new: str) -> pl.LazyFrame:
     )
 
 
+def known_persons(decided: pl.LazyFrame | None) -> pl.DataFrame:
+    """Return each person key of the trail's decision records (as the current key gives it),
+    whether a registry row of theirs was PAID, and a masked identity for messages."""
+    if decided is None:
+        return pl.DataFrame(
+            schema={
+                "person_key": pl.String,
+                "paid": pl.Boolean,
+                "rrn_masked": pl.String,
+                "name_masked": pl.String,
+            }
+        )
+    return (
+        decided.filter(pl.col("person_key").is_not_null())
+        .group_by("person_key")
+        .agg(
+            paid=((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry")).any(),
+            rrn_masked=pl.col("rrn_masked").first(),
+            name_masked=pl.col("name_masked").first(),
+        )
+        .collect()
+    )
+
+
+def map_persons(pairs: pl.LazyFrame, persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the rotation's map (the pairs whose old key is a known person) and the paid
+    persons it leaves out (a rotation with any is refused)."""
+    mapping = (
+        pairs.unique()
+        .join(persons.lazy(), left_on="old_person_key", right_on="person_key", how="semi")
+        .sort("old_person_key")
+        .select(MAP_COLUMNS)
+        .collect()
+    )
+    missing = persons.filter("paid").join(
+        mapping, left_on="person_key", right_on="old_person_key", how="anti"
+    )
+    return mapping, missing
+
+
 def translate(
     frame: pl.LazyFrame, order: pl.DataFrame, maps: list[tuple[int, pl.LazyFrame]]
 ) -> pl.LazyFrame:
@@ -193,15 +233,20 @@ def trusted_era(eras: list[SigningEra], trusted: list[Ed25519PublicKey]) -> bool
     return any(e.key is not None and signing.key_id(e.key) in ids for e in eras)
 
 
-def signature_problems(runs: pl.DataFrame, trusted: list[Ed25519PublicKey]) -> dict[int, str]:
+def signature_problems(
+    runs: pl.DataFrame,
+    trusted: list[Ed25519PublicKey],
+    chain: tuple[list[SigningEra], list[tuple[int, str]]] | None = None,
+) -> dict[int, str]:
     """Return, per record index, why its signature is not acceptable (none: all hold).
 
     Without a signing-key rotation every record must be signed by a trusted key. With one, each
-    record must be signed by the key of its era, and one era's key must be trusted.
+    record must be signed by the key of its era, and one era's key must be trusted. `chain`:
+    `signing_eras(runs)`, when the caller has it already.
     """
     from flows.audit.records import record_from_row
 
-    eras, problems = signing_eras(runs)
+    eras, problems = chain or signing_eras(runs)
     found = {seq: f"is a signing-key rotation that {why}" for seq, why in problems}
     rotated = len(eras) > 1
     if rotated and not trusted_era(eras, trusted):
@@ -218,9 +263,3 @@ def signature_problems(runs: pl.DataFrame, trusted: list[Ed25519PublicKey]) -> d
         if why is not None:
             found[index] = why
     return found
-
-
-def current_signer(runs: pl.DataFrame) -> Ed25519PublicKey | None:
-    """Return the key the last signing-key rotation made current (None: never rotated)."""
-    eras, _ = signing_eras(runs)
-    return eras[-1].key if len(eras) > 1 else None

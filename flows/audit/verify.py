@@ -508,35 +508,20 @@ def cross_check_run(
 
 
 def written_payment_files(folder: Path) -> list[payouts.WrittenFile]:
-    """Return the payment files in a run's folder, each with its format from the manifest.
+    """Return the payment files a run's manifest lists, each with its format.
 
-    A file the manifest does not list (or no manifest) takes the format its name suggests.
+    A file the manifest does not list is reported as added by `verify_run`; a missing or
+    unreadable manifest, by `verify_totals`.
     """
     try:
         body = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        formats = {
-            str(f["file"]): str(f.get("format", payouts.CREDIT_FORMAT)) for f in body["files"]
-        }
+        listed = [
+            (str(f["file"]), str(f.get("format", payouts.CREDIT_FORMAT))) for f in body["files"]
+        ]
     except (OSError, ValueError, KeyError, TypeError):
-        formats = {}
-    files = []
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.name == "manifest.json" or not path.is_file():
-            continue
-        file_format = formats.get(path.name) or format_of(path)
-        files.append(payouts.WrittenFile(path.name, file_format, path.read_bytes()))
-    return files
-
-
-def format_of(path: Path) -> str:
-    """Return the format a payment file's name suggests (for files the manifest does not list)."""
-    if path.suffix == ".csv":
-        return payouts.CREDIT_FORMAT
-    if path.suffix == ".xml":
-        return pain001.FORMAT
-    if path.suffix == ".dat":
-        try:
-            return payouts.BANK_FORMAT + reference.bank_settings().layout.name
-        except (OSError, bankfile.BankFileError):
-            pass
-    return f"unknown ({path.name})"
+        return []
+    return [
+        payouts.WrittenFile(name, file_format, (folder / name).read_bytes())
+        for name, file_format in listed
+        if (folder / name).is_file()
+    ]

@@ -247,9 +247,10 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
     # flows.audit imports the decide stage: imported here, where it is needed
     from flows.audit import signing
     from flows.audit.records import record_from_row
-    from flows.audit.rotation import current_signer, signature_problems
+    from flows.audit.rotation import signature_problems, signing_eras
 
-    unsigned = signature_problems(runs, [key]) if runs.height else {}
+    chain = signing_eras(runs) if runs.height else ([], [])
+    unsigned = signature_problems(runs, [key], chain) if runs.height else {}
     previous: str | None = None
     for index, row in enumerate(runs.iter_rows(named=True) if runs.height else []):
         where = f"run record {layout.run_record_file(program, row['run_id'])}"
@@ -272,7 +273,8 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
                 "added or moved)"
             )
         previous = row["run_sha256"]
-    current = current_signer(runs) if runs.height else None
+    eras = chain[0]
+    current = eras[-1].key if len(eras) > 1 else None  # the last signing-key rotation's key
     if current is not None and signing.key_id(current) != signing.key_id(key):
         raise UsageError(
             f"bad usage: program {program}'s signing key was rotated to key id "

@@ -311,25 +311,28 @@ def check_run_month(run_month: str, program: Program, runs: pl.DataFrame) -> Non
 
 def pii_key() -> str:
     """Return the deployment's personal-data key; refuse to run without one."""
-    key = os.environ.get(PII_KEY_ENV, "")
-    if len(key) < 16:
-        raise UsageError(
-            f"{PII_KEY_ENV} is not set (or shorter than 16 characters): a real run refuses to "
-            f"start without the deployment's secret key. Set it from your secret store; "
-            f"`jiwon demo` uses a demo key."
-        )
-    return key
+    return long_key(
+        PII_KEY_ENV,
+        "a real run refuses to start without the deployment's secret key. Set it from your "
+        "secret store; `jiwon demo` uses a demo key.",
+    )
 
 
 def previous_pii_key() -> str:
     """Return the personal-data key a rotation retires (JIWON_PII_KEY_PREVIOUS)."""
-    key = os.environ.get(PII_KEY_PREVIOUS_ENV, "")
+    return long_key(
+        PII_KEY_PREVIOUS_ENV,
+        "rotating the personal-data key needs the key the program's runs used there, and the "
+        f'new key in {PII_KEY_ENV} (docs/operators.md, "Rotating keys").',
+    )
+
+
+def long_key(name: str, why: str) -> str:
+    """Return the secret in environment variable `name`; UsageError (saying `why`) when it is
+    missing or shorter than 16 characters."""
+    key = os.environ.get(name, "")
     if len(key) < 16:
-        raise UsageError(
-            f"{PII_KEY_PREVIOUS_ENV} is not set (or shorter than 16 characters): rotating the "
-            f"personal-data key needs the key the program's runs used there, and the new key in "
-            f'{PII_KEY_ENV} (docs/operators.md, "Rotating keys").'
-        )
+        raise UsageError(f"{name} is not set (or shorter than 16 characters): {why}")
     return key
 
 

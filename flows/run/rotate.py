@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed
@@ -22,11 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import keyprint, signing
 from flows.audit import records as audit
-from flows.audit.rotation import MAP_COLUMNS, PII, ROTATION, SIGNING, key_pairs
+from flows.audit.rotation import (
+    PII,
+    ROTATION,
+    SIGNING,
+    key_pairs,
+    known_persons,
+    map_persons,
+)
 from flows.checks.validate import normalise
 from flows.errors import JiwonError, RunHalted, UsageError
-from flows.inputs.ingest import list_delivery as delivery
-from flows.inputs.ingest import read_file
+from flows.inputs.ingest import list_delivery, read_file
 from flows.inputs.ledger import ledger_files, person_keys_now
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
@@ -81,6 +89,16 @@ def rotate_key(params: RotateParams) -> RotationSummary:
         return Failed(message=str(e), data=e)  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Change:
+    """What a rotation changes, as its run record says it."""
+
+    detail: dict[str, Any]  # the `rotation` object of the record's parameters
+    fingerprint: str | None  # the program's personal-data key fingerprint from now on
+    message: str
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
     started = disburse_flow.now()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -89,25 +107,22 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
         program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
     except ProgramError as e:
         raise UsageError(str(e)) from None
+    # Both keys are read, and told apart, before the chain is touched.
+    signer = signing_key()
+    old_signer, old_pii = None, ""
     if params.key == "signing":
-        old_signer, signer = previous_signing_key(), signing_key()
-        if signing.key_id(old_signer) == signing.key_id(signer):
-            raise UsageError(
-                "bad usage: JIWON_SIGNING_KEY and JIWON_SIGNING_KEY_PREVIOUS hold the same key: "
-                "put the new key in JIWON_SIGNING_KEY"
-            )
-        runs, head = open_chain(out, program.id, run_id, started, signer, held, old_signer)
-        if runs.height and signing.key_id(signer) in set(runs["signing_key"].drop_nulls()):
-            raise UsageError(
-                f"bad usage: the new JIWON_SIGNING_KEY (id {signing.key_id(signer)[:12]}…) "
-                f"already signed runs of {program.id}: a retired key never comes back; make a "
-                "new one with `jiwon keys new`"
-            )
+        old_signer = previous_signing_key()
+        same = signing.key_id(old_signer) == signing.key_id(signer)
+        names = ("JIWON_SIGNING_KEY", "JIWON_SIGNING_KEY_PREVIOUS")
     else:
-        old_signer, signer = None, signing_key()
-        previous_pii_key()  # both keys are there before the chain is touched
-        pii_key()
-        runs, head = open_chain(out, program.id, run_id, started, signer, held)
+        old_pii = previous_pii_key()
+        same = old_pii == pii_key()
+        names = ("JIWON_PII_KEY", "JIWON_PII_KEY_PREVIOUS")
+    if same:
+        raise UsageError(
+            f"bad usage: {names[0]} and {names[1]} hold the same key: put the new key in {names[0]}"
+        )
+    runs, head = open_chain(out, program.id, run_id, started, signer, held, old_signer)
     if not runs.height:
         raise UsageError(
             f"bad usage: program {program.id} has no runs under {out}: there is nothing to rotate; "
@@ -120,55 +135,14 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
     )
     staging = Staging(out, program.id, run_month, run_id)
     try:
-        record = rotation_record(params, program, out, runs, committed, known, staging, run_month)
+        if old_signer is not None:
+            change = signing_change(program, runs, known, old_signer, signer)
+        else:
+            change = pii_change(params, program, runs, committed, known, old_pii, staging)
     except JiwonError:
         discard(staging.root)  # nothing was staged for the chain: nothing to recover
         raise
-    commit(record, staging, head, signer, old_signer)
-    get_run_logger().info("rotation %s of %s: %s", run_id, program.id, record.message)
-    detail = json.loads(record.parameters)["rotation"]
-    return RotationSummary(
-        run_id=run_id,
-        program=program.id,
-        key=params.key,
-        message=record.message,
-        persons=int(detail.get("persons") or 0),
-    )
-
-
-def rotation_record(
-    params: RotateParams,
-    program: Program,
-    out: Path,
-    runs: pl.DataFrame,
-    committed: pl.DataFrame,
-    known: list[tuple[str, str]],
-    staging: Staging,
-    run_month: str,
-) -> audit.RunRecord:
-    """Return the rotation's run record (unsealed); a personal-data key's map is staged."""
-    run_id, started = staging.root.name, disburse_flow.now()
-    if params.key == "signing":
-        old_signer, signer = previous_signing_key(), signing_key()
-        assert old_signer is not None
-        detail: dict[str, Any] = {
-            "kind": SIGNING,
-            "previous_key_id": signing.key_id(old_signer),
-            "previous_public_key": signing.public_pem(old_signer).decode(),
-            "new_key_id": signing.key_id(signer),
-            "new_public_key": signing.public_pem(signer).decode(),
-        }
-        fingerprint = known[-1][0] if known else None
-        inputs: list[dict[str, Any]] = []
-        message = (
-            f"signing key rotated from {detail['previous_key_id'][:12]}… to "
-            f"{detail['new_key_id'][:12]}…: later runs are signed with the new key only"
-        )
-    else:
-        fingerprint, detail, inputs, message = rotate_pii(
-            params, program, out, runs, committed, known, staging, run_id
-        )
-    return audit.RunRecord(
+    record = audit.RunRecord(
         run_id=run_id,
         flow_run_id=str(flow_run.get_id() or ""),
         program=program.id,
@@ -184,36 +158,65 @@ def rotation_record(
         code_version=code_version(),
         rule_set_id=program.id,
         rule_set_sha256=program.sha256,
-        parameters=json.dumps({"rotation": detail}, ensure_ascii=False, sort_keys=True),
-        message=message,
-        inputs=inputs,
-        key_fingerprint=fingerprint,
+        parameters=json.dumps({"rotation": change.detail}, ensure_ascii=False, sort_keys=True),
+        message=change.message,
+        inputs=change.inputs,
+        key_fingerprint=change.fingerprint,
+    )
+    commit(record, staging, head, signer, old_signer)
+    get_run_logger().info("rotation %s of %s: %s", run_id, program.id, change.message)
+    return RotationSummary(
+        run_id=run_id,
+        program=program.id,
+        key=params.key,
+        message=change.message,
+        persons=int(change.detail.get("persons") or 0),
     )
 
 
-def rotate_pii(
+def signing_change(
+    program: Program,
+    runs: pl.DataFrame,
+    known: list[tuple[str, str]],
+    old: Ed25519PrivateKey,
+    new: Ed25519PrivateKey,
+) -> Change:
+    """Return a signing-key rotation: both public keys, named in the record both sign."""
+    if signing.key_id(new) in set(runs["signing_key"].drop_nulls()):
+        raise UsageError(
+            f"bad usage: the new JIWON_SIGNING_KEY (id {signing.key_id(new)[:12]}…) already "
+            f"signed runs of {program.id}: a retired key never comes back; make a new one with "
+            "`jiwon keys new`"
+        )
+    detail = {
+        "kind": SIGNING,
+        "previous_key_id": signing.key_id(old),
+        "previous_public_key": signing.public_pem(old).decode(),
+        "new_key_id": signing.key_id(new),
+        "new_public_key": signing.public_pem(new).decode(),
+    }
+    message = (
+        f"signing key rotated from {detail['previous_key_id'][:12]}… to "
+        f"{detail['new_key_id'][:12]}…: later runs are signed with the new key only"
+    )
+    return Change(detail, known[-1][0] if known else None, message)
+
+
+def pii_change(
     params: RotateParams,
     program: Program,
-    out: Path,
     runs: pl.DataFrame,
     committed: pl.DataFrame,
     known: list[tuple[str, str]],
+    old: str,
     staging: Staging,
-    run_id: str,
-) -> tuple[str, dict[str, Any], list[dict[str, Any]], str]:
+) -> Change:
     """Map every person the trail knows from the old key to the new; stage the map.
 
-    Returns the new key's fingerprint, the rotation's detail, its inputs and a message. Halts
-    (nothing rotated) when a person the ledger paid is in none of the extracts.
+    Halts (nothing rotated) when a person the ledger paid is in none of the extracts.
     """
-    old, new = previous_pii_key(), pii_key()
-    if old == new:
-        raise UsageError(
-            "bad usage: JIWON_PII_KEY and JIWON_PII_KEY_PREVIOUS hold the same key: put the new "
-            "key in JIWON_PII_KEY"
-        )
-    previous = keyprint.fingerprint_like(old, known)
-    if known and previous != known[0][0]:
+    new = pii_key()
+    if known and keyprint.fingerprint_like(old, known) != known[0][0]:
         raise UsageError(
             f"bad usage: JIWON_PII_KEY_PREVIOUS is not the key program {program.id}'s runs use "
             f"(its fingerprint differs from run {known[0][1]}): give the key the program was "
@@ -230,14 +233,13 @@ def rotate_pii(
             "bad usage: rotating the personal-data key needs --registry (and --enrollments): "
             "the extracts whose RRNs are keyed under both keys"
         )
-    paths = [(p, "registry") for p in delivery(params.registry, "registry")]
+    paths = [(p, "registry") for p in list_delivery(params.registry, "registry")]
     if params.enrollments is not None:
-        paths += [(p, "enrollment") for p in delivery(params.enrollments, "enrollment")]
+        paths += [(p, "enrollment") for p in list_delivery(params.enrollments, "enrollment")]
     pairs, inputs = [], []
     for path, kind in paths:
         frame, info = read_file(path, kind)  # type: ignore[arg-type]
-        rrns = normalise(frame.lazy().select("rrn"), ["rrn"])
-        pairs.append(key_pairs(rrns, old, new))
+        pairs.append(key_pairs(normalise(frame.lazy().select("rrn"), ["rrn"]), old, new))
         inputs.append(
             {
                 "kind": f"rotation_{kind}",
@@ -249,38 +251,13 @@ def rotate_pii(
                 "rows_closed": None,
             }
         )
+    out = staging.out
     files = ledger_files(out, committed)
-    trail = (
-        person_keys_now(
-            out,
-            runs,
-            committed,
-            pl.scan_parquet(files, hive_partitioning=True).select(
-                "run_id",
-                "person_key",
-                "rrn_masked",
-                "name_masked",
-                paid=(pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"),
-            ),
-        )
-        .filter(pl.col("person_key").is_not_null())
-        .group_by("person_key")
-        .agg(pl.col("paid").any(), pl.col("rrn_masked").first(), pl.col("name_masked").first())
-        .collect()
-        if files
-        else pl.DataFrame(schema={"person_key": pl.String, "paid": pl.Boolean})
+    decided = pl.scan_parquet(files, hive_partitioning=True) if files else None
+    trail = known_persons(
+        None if decided is None else person_keys_now(out, runs, committed, decided)
     )
-    mapping = (
-        pl.concat(pairs)
-        .unique()
-        .join(trail.lazy(), left_on="old_person_key", right_on="person_key", how="semi")
-        .sort("old_person_key")
-        .select(MAP_COLUMNS)
-        .collect()
-    )
-    missing = trail.filter("paid").join(
-        mapping, left_on="person_key", right_on="old_person_key", how="anti"
-    )
+    mapping, missing = map_persons(pl.concat(pairs), trail)
     if missing.height:
         shown = ", ".join(
             f"{r['rrn_masked']} {r['name_masked'] or ''}".strip()
@@ -290,14 +267,14 @@ def rotate_pii(
             f"rotation halted: {missing.height:,} person(s) the ledger of {program.id} paid are "
             f"in none of the given extracts (e.g. {shown}): under the new key they would look "
             "unpaid and be paid again, so the key was not rotated; nothing was paid. Give "
-            "--registry/--enrollments "
-            "folders that hold them too (the deliveries earlier runs read) and run again."
+            "--registry/--enrollments folders that hold them too (the deliveries earlier runs "
+            "read) and run again."
         )
     staging.write(
-        layout.rotation_file(program.id, run_id),
+        layout.rotation_file(program.id, staging.root.name),
         audit.parquet_bytes(mapping, {"jiwon.table": "rotation", "jiwon.program": program.id}),
     )
-    paid = int(trail["paid"].sum()) if trail.height else 0
+    paid = int(trail["paid"].sum())
     detail = {
         "kind": PII,
         "previous_key_fingerprint": known[0][0] if known else None,
@@ -308,4 +285,4 @@ def rotate_pii(
         f"personal-data key rotated: {mapping.height:,} person key(s) mapped to the new key "
         f"({paid:,} paid); only the new key is accepted from now on"
     )
-    return keyprint.fingerprint_like(new, known), detail, inputs, message
+    return Change(detail, keyprint.fingerprint_like(new, known), message, inputs)
