@@ -164,3 +164,68 @@ def test_verify_names_payment_files_of_a_program_that_has_no_trail(
     problems, _ = verify_trail(out, [KEY])
     assert any("payments/paju-energy-2023" in p for p in problems), problems
     assert any("payments/loose.csv" in p for p in problems), problems
+
+
+def test_a_run_rolled_back_by_recovery_is_settled_and_not_taken_for_a_deleted_one_later(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after naming its head pending, before publishing; the next run recovers it and
+    stops on bad usage; the run after that must not halt on the stale pending head."""
+    from flows.run.publish import Staging
+
+    out = tmp_path / "out"
+    run_flow(story, out)
+
+    def killed(self: Staging) -> None:
+        raise SystemExit("killed before publishing")
+
+    with monkeypatch.context() as armed:
+        armed.setattr(Staging, "publish", killed)
+        with pytest.raises(SystemExit):
+            run_flow(story, out, trigger="rerun", reason="killed")
+    with pytest.raises(UsageError, match="before 2025-03"):
+        run_flow(story, out, trigger="rerun", reason="wrong month", run_month="2025-02")
+    rerun = run_flow(story, out, trigger="rerun", reason="after the crash")
+    assert rerun.status == "committed" and rerun.total_paid_krw == 0
+    assert verify_trail(out, [KEY]) == ([], 2)  # bad usage writes no run record
+
+
+def test_an_empty_folder_named_after_the_pending_run_does_not_hide_its_deletion(
+    story: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    killed_between_publishing_and_anchoring(story, out, monkeypatch)
+    body = anchor.read_anchor(anchor.anchor_file(out, PROGRAM))
+    assert body is not None
+    wipe(out)
+    (out / ".staging" / body["pending"]["run_id"]).mkdir(parents=True)
+    with pytest.raises(LedgerUntrusted, match="published, then deleted"):
+        run_flow(story, out, trigger="rerun", reason="after the attack")
+
+
+def test_anchors_of_two_programs_in_one_output_root_can_both_be_adopted(
+    story: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    programs = tmp_path / "programs"
+    source = Path("rules/programs/paju-livelihood-2025/program.yaml").read_text(encoding="utf-8")
+    for name in ("paju-a", "paju-b"):
+        (programs / name).mkdir(parents=True)
+        (programs / name / "program.yaml").write_text(
+            source.replace("id: paju-livelihood-2025", f"id: {name}"), encoding="utf-8"
+        )
+    out = tmp_path / "out"
+    for name in ("paju-a", "paju-b"):
+        run_flow(story, out, program=name, programs_dir=programs)
+    public = tmp_path / "city.pem"
+    public.write_bytes(signing.public_pem(KEY))
+    for name in ("paju-a", "paju-b"):
+        anchor.anchor_file(out, name).unlink()
+    for name in ("paju-a", "paju-b"):
+        args = ["audit", "anchor", "--out", str(out), "--program", name, "--public-key"]
+        adopted = CliRunner().invoke(app, [*args, str(public)])
+        assert adopted.exit_code == 0, adopted.output
+    assert verify_trail(out, [KEY]) == ([], 2)

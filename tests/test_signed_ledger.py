@@ -180,7 +180,7 @@ def test_editing_any_field_of_a_run_record_and_resealing_it_is_refused(
         **{**forged.__dict__, "run_sha256": hashlib.sha256(forged.canonical()).hexdigest()}
     )
     record_file(out, first).write_bytes(audit.run_record_parquet(forged))
-    refused(data, out, first)
+    refused(data, out, first, "signature that does not match its content")
     named_by_verify(out, first, "signature that does not match")
 
 
@@ -205,6 +205,7 @@ def test_swapped_or_replayed_records_are_refused(trail: tuple[Path, Path, str, s
     a.write_bytes(b.read_bytes())
     b.write_bytes(swap)
     refused(data, out, "copied or replayed")
+    named_by_verify(out, "renamed or swapped")
 
 
 def test_a_missing_anchor_is_refused_until_the_verified_trail_is_adopted(
@@ -332,3 +333,16 @@ def test_the_signing_key_can_come_from_a_prefect_secret_block_and_a_missing_bloc
     monkeypatch.setenv("JIWON_SIGNING_KEY_BLOCK", "no-such-block")
     with pytest.raises(UsageError, match="names the Prefect Secret block 'no-such-block'"):
         run_flow(story, tmp_path / "other")
+
+
+def test_the_demo_starts_afresh_after_its_folder_is_removed(tmp_path: Path) -> None:
+    """The README's promise: `rm -rf demo-output` and `jiwon demo` again, on the same Prefect
+    server, whose database keeps the anchor's second copy of the removed trail."""
+    demo = tmp_path / "demo-output"
+    args = ["demo", "--rows", "300", "--out", str(demo)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    shutil.rmtree(demo)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert verify_trail(demo / "out", anchors=demo / "anchors") == ([], 1)

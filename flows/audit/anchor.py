@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,41 @@ def write_anchor(
     partial.write_text(json.dumps(body, indent=2), encoding="utf-8")
     os.replace(partial, path)
     return body
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The program's chain as a run found it, checked, under the lock: what it extends."""
+
+    records: int = 0
+    run_id: str | None = None
+    run_sha256: str | None = None
+    finished_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, runs: pl.DataFrame) -> ChainHead:
+        """Return the head of run records read oldest first (none: the program's first run)."""
+        if not runs.height:
+            return cls()
+        last = runs.row(-1, named=True)
+        return cls(runs.height, last["run_id"], last["run_sha256"], last["finished_at"])
+
+    def anchored(self) -> tuple[int, str, str] | None:
+        """Return the head as the anchor records it (None before the first run)."""
+        if not self.records:
+            return None
+        return self.records, str(self.run_id), str(self.run_sha256)
+
+
+def settle_anchor(out: Path, program: str, runs: pl.DataFrame) -> None:
+    """Clear the anchor's pending head once the checked chain shows it was rolled back.
+
+    Called after the anchor check passed and recovery ran: a pending run not in the chain was
+    staged and rolled back, so it is settled now. Left pending, a later run would no longer see
+    it staged and would take it for a run published, then deleted.
+    """
+    body = read_anchor(anchor_file(out, program))
+    pending = body.get("pending") if body else None
+    shas = set(runs["run_sha256"]) if runs.height else set()
+    if isinstance(pending, dict) and pending.get("run_sha256") not in shas:
+        write_anchor(out, program, ChainHead.of(runs).anchored(), pending=None)

@@ -110,7 +110,7 @@ def verify_totals(
     run_id: str,
     total: int,
     counts: dict[str, int],
-    inputs: list[dict[str, Any]] | None = None,
+    inputs: list[dict[str, Any]],
 ) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
     where = f"run {run_id} ({program})"
@@ -127,7 +127,7 @@ def verify_totals(
     found = dict(decisions.group_by("outcome").len().collect().iter_rows())
     if any(found.get(o, 0) != n for o, n in counts.items()):
         problems.append(f"{where}: counts per outcome differ from the decision records")
-    problems += verify_rows_read(decisions, inputs or [], where)
+    problems += verify_rows_read(decisions, inputs, where)
     manifest = out / layout.payments_dir(program, run_id) / "manifest.json"
     if manifest.is_file():
         body = json.loads(manifest.read_text())

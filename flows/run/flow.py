@@ -32,9 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from flows.audit import keyprint, signing, whatif
 from flows.audit import records as audit
 from flows.audit.anchor import (
+    ChainHead,
     anchor_name,
     anchor_problem,
     check_anchor,
+    settle_anchor,
     write_anchor,
 )
 from flows.audit.tally import Tally, combine
@@ -516,7 +518,7 @@ def open_chain(
     """
     log = get_run_logger()
     held.enter_context(program_lock(out, program, run_id, started.isoformat()))
-    staged = staged_runs(out)  # before recovery: a pending anchored run may be among them
+    staged = staged_runs(out, program)  # before recovery: a pending anchored run among them?
     for note in recover(out, program):
         log.warning(note)
     runs = run_records(out, program, with_file=True)
@@ -524,7 +526,8 @@ def open_chain(
     # and on the server.
     check_records(out, runs, program, (signed_by or signer).public_key())
     check_anchor(out, program, runs, staged)
-    check_server_anchor(out, program, runs, staged)
+    check_server_anchor(out, program, runs)
+    settle_anchor(out, program, runs)  # a pending run recovery rolled back: settled, not a ghost
     write_public_key(out, signer)
     return runs, ChainHead.of(runs)
 
@@ -718,30 +721,6 @@ def stage_quarantine(staging: Staging, quarantine: pl.DataFrame, program: str, r
     staging.write(folder / "quarantine.csv", quarantine_csv(quarantine), private=True)
 
 
-@dataclass(frozen=True)
-class ChainHead:
-    """The program's chain as the run found it, checked, under the lock: what it extends."""
-
-    records: int = 0
-    run_id: str | None = None
-    run_sha256: str | None = None
-    finished_at: dt.datetime | None = None
-
-    @classmethod
-    def of(cls, runs: pl.DataFrame) -> ChainHead:
-        """Return the head of run records read oldest first (none: the program's first run)."""
-        if not runs.height:
-            return cls()
-        last = runs.row(-1, named=True)
-        return cls(runs.height, last["run_id"], last["run_sha256"], last["finished_at"])
-
-    def anchored(self) -> tuple[int, str, str] | None:
-        """Return the head as the anchor records it (None before the first run)."""
-        if not self.records:
-            return None
-        return self.records, str(self.run_id), str(self.run_sha256)
-
-
 def commit(
     record: audit.RunRecord,
     staging: Staging,
@@ -782,21 +761,29 @@ def anchor_variable(out: Path, program: str) -> str:
     return f"jiwon-anchor-{anchor_name(out, program)}"
 
 
-def check_server_anchor(out: Path, program: str, runs: pl.DataFrame, staged: set[str]) -> None:
+def check_server_anchor(out: Path, program: str, runs: pl.DataFrame) -> None:
     """Halt unless the chain reaches the anchor's copy on the Prefect server, when it has one.
 
     A second copy where whoever writes `--out` and the anchor folder cannot: the database of the
     Prefect server the run reports to (decision note 0013). A server without one (a new server, a
-    temporary one) is given one at the next commit.
+    temporary one) is given one at the next commit. It is written only after publishing, so
+    it never names a pending run.
     """
     from prefect.variables import Variable
 
     name = anchor_variable(out, program)
     body = Variable.get(name, default=None)
     if isinstance(body, dict):
-        problem = anchor_problem(runs, body, Path(f"Prefect Variable {name}"), staged)
+        problem = anchor_problem(runs, body, Path(f"Prefect Variable {name}"))
         if problem is not None:
             raise untrusted(problem)
+
+
+def forget_server_anchor(out: Path, program: str) -> None:
+    """Remove the anchor's copy on the Prefect server (the demo, whose trail was removed)."""
+    from prefect.variables import Variable
+
+    Variable.unset(anchor_variable(out.resolve(), program))
 
 
 def copy_anchor_to_server(out: Path, program: str, body: dict[str, Any]) -> None:

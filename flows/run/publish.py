@@ -154,11 +154,19 @@ def recover(out: Path, program: str | None = None) -> list[str]:
     return notes
 
 
-def staged_runs(out: Path) -> set[str]:
-    """Return the run ids that have a staging folder in the output root (finished or not)."""
+def staged_runs(out: Path, program: str) -> set[str]:
+    """Return the run ids of `program` staged in the output root (by a valid marker).
+
+    A folder is a staged run only if its marker is one a run writes (`staged_run`): an empty
+    folder named after a run id does not pass for one.
+    """
     staging = out / STAGING
-    names = {p.name for p in staging.iterdir()} if staging.is_dir() else set()
-    return {n.removesuffix(PENDING).removesuffix(DONE) for n in names}
+    roots = sorted(staging.iterdir()) if staging.is_dir() else []
+    return {
+        run["run_id"]
+        for root in roots
+        if root.is_dir() and (run := staged_run(root)) is not None and run["program"] == program
+    }
 
 
 def discard(root: Path) -> None:
