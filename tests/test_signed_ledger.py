@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -335,9 +336,13 @@ def test_the_signing_key_can_come_from_a_prefect_secret_block_and_a_missing_bloc
         run_flow(story, tmp_path / "other")
 
 
-def test_the_demo_starts_afresh_after_its_folder_is_removed(tmp_path: Path) -> None:
+def test_the_demo_starts_afresh_after_its_folder_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README's promise: `rm -rf demo-output` and `jiwon demo` again, on the same Prefect
     server, whose database keeps the anchor's second copy of the removed trail."""
+    for name in ("JIWON_PII_KEY", "JIWON_SIGNING_KEY", "JIWON_ANCHOR_DIR"):  # the demo sets them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     demo = tmp_path / "demo-output"
     args = ["demo", "--rows", "300", "--out", str(demo)]
     first = CliRunner().invoke(app, args)
