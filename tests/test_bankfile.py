@@ -87,7 +87,21 @@ def test_bank_file_right_aligns_zero_padded_amounts_and_left_aligns_accounts() -
     assert line[26:39] == b"0000000007500"
     assert line[1:9] == b"00000001"
     assert line[12:26] == b"12345678901   "
-    assert line[83:99] == "파주시 민생회복 ".encode("cp949")  # memo cut at 16 bytes
+    assert line[83:96] == "파주시 민생회".encode("cp949")  # memo cut at 13 bytes
+    assert line[96:99] == b"001"  # attempt 1: payees without an attempt column are first tries
+
+
+def test_bank_file_carries_each_payees_attempt_zero_padded_and_reads_it_back() -> None:
+    frame = payees(NAMES[:3]).with_columns(attempt=pl.Series([1, 2, 12], dtype=pl.Int64))
+    content = written(frame)
+    assert [line[96:99] for line in records(content)[1:-1]] == [b"001", b"002", b"012"]
+    assert bankfile.read_bank_file(content, LAYOUT).data["attempt"].to_list() == [1, 2, 12]
+
+
+def test_bank_file_refuses_an_attempt_too_wide_for_its_three_digits() -> None:
+    frame = payees(NAMES[:1]).with_columns(attempt=pl.lit(1000, pl.Int64))
+    with pytest.raises(BankFileError, match="attempt value 1000 does not fit 3"):
+        written(frame)
 
 
 def test_bank_file_header_and_trailer_carry_the_record_count_and_total() -> None:
@@ -109,6 +123,7 @@ def test_bank_file_reads_back_to_the_values_written() -> None:
     assert read.data["account_no"].to_list() == frame["account_no"].to_list()
     assert read.data["bank_code"].to_list() == frame["bank_code"].to_list()
     assert read.data["amount"].to_list() == frame["amount_krw"].to_list()
+    assert read.data["attempt"].to_list() == [1] * len(NAMES)
     assert read.data["holder_name"].to_list() == [
         "김민수",
         "A가나다라마바사아자",

@@ -56,6 +56,8 @@ def test_pain001_control_totals_end_to_end_ids_and_whole_won_amounts() -> None:
         assert document.findtext(f"{header}/p:CtrlSum", namespaces=NS) == "350001"
     ids = [e.text for e in document.iterfind(".//p:EndToEndId", NS)]
     assert ids == rows()["payment_id"].to_list()
+    instructions = [e.text for e in document.iterfind(".//p:PmtId/p:InstrId", NS)]
+    assert instructions == [f"{p}-1" for p in ids]  # no attempt column: every payee's first
     amounts = document.findall(".//p:InstdAmt", NS)
     assert [(a.get("Ccy"), a.text) for a in amounts] == [
         ("KRW", "100000"),
@@ -65,6 +67,24 @@ def test_pain001_control_totals_end_to_end_ids_and_whole_won_amounts() -> None:
     names = [e.text for e in document.iterfind(".//p:Cdtr/p:Nm", NS)]
     assert names == ["김<민>수 & Co", "Nguyễn Văn An", "이름"]  # escaped, control char dropped
     assert document.findtext(".//p:GrpHdr/p:CreDtTm", namespaces=NS) == "2025-03-01T00:30:15Z"
+
+
+def test_pain001_instruction_ids_name_each_payees_attempt_and_still_validate() -> None:
+    later = rows().with_columns(attempt=pl.Series([2, 1, 10], dtype=pl.Int64))
+    files = pain001.pain001_files(
+        later, SETTINGS, "20250301T003015Z-abcdef12", CREATED, dt.date(2025, 3, 1), "지원금"
+    )
+    document = etree.fromstring(files[0].content)
+    assert SCHEMA.validate(document), SCHEMA.error_log
+    pmt_ids = [
+        (e.findtext("p:InstrId", namespaces=NS), e.findtext("p:EndToEndId", namespaces=NS))
+        for e in document.iterfind(".//p:CdtTrfTxInf/p:PmtId", NS)
+    ]
+    assert pmt_ids == [
+        ("JWAAAAAAAAAAAAAAAAAAAAAA-2", "JWAAAAAAAAAAAAAAAAAAAAAA"),
+        ("JWBBBBBBBBBBBBBBBBBBBBBB-1", "JWBBBBBBBBBBBBBBBBBBBBBB"),
+        ("JWC-10", "JWC"),
+    ]
 
 
 def test_pain001_matches_the_golden_file_byte_for_byte() -> None:

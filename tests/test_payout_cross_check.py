@@ -288,3 +288,54 @@ def test_an_account_number_rewritten_in_a_pain001_message_is_named_by_the_cross_
     code, output = verify(out, monkeypatch)
     assert code == 1 and expected in output
     assert forged not in output and account not in output
+
+
+def test_an_attempt_that_differs_from_the_decision_records_is_named_in_every_format(
+    bank_trail: BankTrail, pain: tuple[Path, Path, str]
+) -> None:
+    out, run_id = bank_trail.out, bank_trail.first
+    where = f"run {run_id} ({PROGRAM})"
+    files = {f.file: f for f in written_payment_files(folder(out, run_id))}
+    layouts = {"kr_bulk_transfer_default": reference.load_layout("kr_bulk_transfer_default")}
+    credit = pl.read_csv(files[CREDIT].content, infer_schema=False)
+    assert credit.columns[-1] == "attempt" and set(credit["attempt"]) == {"1"}
+    second = credit.with_columns(
+        attempt=pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("2")).otherwise("attempt")
+    )
+    lines = bank_records(files[BANK].content)
+    lines[2] = lines[2][:96] + b"007" + lines[2][99:]  # the second data record's attempt
+    bank_payment = lines[2][59:83].decode().rstrip()
+    tampered = [
+        payouts.WrittenFile(CREDIT, payouts.CREDIT_FORMAT, second.write_csv().encode()),
+        payouts.WrittenFile(BANK, files[BANK].format, b"\r\n".join(lines) + b"\r\n"),
+    ]
+    found = payouts.cross_check(tampered, decisions(out, run_id), TEST_KEY, where, layouts)
+    assert found.problems == [
+        f"{where}: payment file {BANK} line 3 (payment {bank_payment}): attempt 7, its "
+        "decision record attempt 1",
+        f"{where}: payment file {CREDIT} line 3 (payment {credit['payment_id'][1]}): attempt 2, "
+        "its decision record attempt 1",
+    ]
+    # Decision records that carry an attempt column are compared with it.
+    records = decisions(out, run_id).with_columns(attempt=pl.lit(2, pl.Int64))
+    assert payouts.cross_check(tampered[:1], records, TEST_KEY, where, layouts).problems[:1] == [
+        f"{where}: payment file {CREDIT} line 2 (payment {credit['payment_id'][0]}): attempt 1, "
+        "its decision record attempt 2",
+    ]
+
+    _, pain_out, pain_run = pain
+    xml = written_payment_files(folder(pain_out, pain_run))
+    message = next(f for f in xml if f.file == "bank_0001.xml")
+    first_id = message.content.split(b"<EndToEndId>")[1].split(b"<")[0].decode()
+    edited = message.content.replace(f"{first_id}-1<".encode(), b"JW0-1<", 1)
+    found = payouts.cross_check(
+        [payouts.WrittenFile(message.file, message.format, edited)],
+        decisions(pain_out, pain_run).filter(pl.col("payout") == "bank"),
+        TEST_KEY,
+        where,
+        layouts,
+    )
+    assert found.problems == [
+        f"{where}: payment file bank_0001.xml transaction 1 (payment {first_id}): attempt "
+        "(not a number), its decision record attempt 1"
+    ]

@@ -1,12 +1,13 @@
 """Cross-check a run's payment files against the decision records they came from (issue 14).
 
-A payment file line names a payment (`payment_id`), a payee (a card id, or a bank code and
-account number) and an amount. The decision records keep the payee only as a keyed hash
-(`card_key`, `account_key`: `flows.audit.records.payout_columns`), so with the deployment key
-(`JIWON_PII_KEY`) the payee of every line is keyed again and compared with the PAID record of
-its payment. Reported: a line whose payee, amount, channel or file differs from its PAID
-record, a line with no PAID record, a payment on more than one line, and a PAID record on no
-line. Messages show card ids and account numbers masked (`****1234`), never whole.
+A payment file line names a payment (`payment_id`) and its attempt number, a payee (a card id,
+or a bank code and account number) and an amount. The decision records keep the payee only as a
+keyed hash (`card_key`, `account_key`: `flows.audit.records.payout_columns`), so with the
+deployment key (`JIWON_PII_KEY`) the payee of every line is keyed again and compared with the
+PAID record of its payment. Reported: a line whose payee, amount, attempt, channel or file
+differs from its PAID record, a line with no PAID record, a payment on more than one line, and
+a PAID record on no line. Messages show card ids and account numbers masked (`****1234`),
+never whole.
 
 `cross_check` is pure (file bytes, decision records and key in, messages out);
 `cross_check_trail` reads every committed run of an output root for `jiwon audit verify`.
@@ -35,16 +36,19 @@ LINE_SCHEMA = {
     "line": pl.Int64,
     "place": pl.String,  # "line 3" or "transaction 2", for messages
     "payment_id": pl.String,
+    "attempt": pl.Int64,  # null: the file names no attempt number jiwon can read
     "amount": pl.Int64,
     "payout": pl.String,
     "payee": pl.String,
     "shown": pl.String,
 }
-# The decision record columns the cross-check reads (`card_key` may be absent: older records).
+# The decision record columns the cross-check reads (`card_key` and `attempt` may be absent:
+# older records; a record without `attempt` pays attempt 1).
 RECORD_COLUMNS = (
     "outcome",
     "source_kind",
     "payment_id",
+    "attempt",
     "payment_file",
     "amount_krw",
     "payout",
@@ -86,10 +90,17 @@ def masked(expr: pl.Expr) -> pl.Expr:
 
 
 def as_lines(
-    data: pl.DataFrame, written: WrittenFile, first: int, word: str, payout: str, payee: pl.Expr
+    data: pl.DataFrame,
+    written: WrittenFile,
+    first: int,
+    word: str,
+    payout: str,
+    payee: pl.Expr,
+    attempt: pl.Expr,
 ) -> pl.DataFrame:
     """Return a file's records as lines (`LINE_SCHEMA`): numbered from `first`, shown as
-    `<word> <n>`, each paying `payee` (the raw card id or bank_code:account_no) by `payout`."""
+    `<word> <n>`, each paying `payee` (the raw card id or bank_code:account_no) by `payout`,
+    attempt number `attempt`."""
     line = pl.int_range(pl.len(), dtype=pl.Int64) + first
     card = payout == "local_currency"
     shown = (
@@ -102,6 +113,7 @@ def as_lines(
         line=line,
         place=pl.format(f"{word} {{}}", line),
         payment_id="payment_id",
+        attempt=attempt,
         amount=pl.col("amount").str.strip_chars().cast(pl.Int64, strict=False)
         if data.schema["amount"] == pl.String
         else pl.col("amount").cast(pl.Int64),
@@ -109,6 +121,16 @@ def as_lines(
         payee=payee,
         shown=shown,
     )
+
+
+def whole_number(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """Return `column` as Int64 (text cast leniently: null when not a whole number), or 1
+    when the file has no such column (files written before attempts were numbered)."""
+    if column not in frame.columns:
+        return pl.lit(1, pl.Int64)
+    if frame.schema[column] == pl.String:
+        return pl.col(column).str.strip_chars().cast(pl.Int64, strict=False)
+    return pl.col(column).cast(pl.Int64)
 
 
 def bank_payee() -> pl.Expr:
@@ -125,7 +147,15 @@ def credit_lines(written: WrittenFile) -> pl.DataFrame:
     missing = [c for c in ("payment_id", "card_id", "amount") if c not in frame.columns]
     if missing:
         raise Unreadable(f"it has no column {', '.join(missing)}")
-    return as_lines(frame, written, 2, "line", "local_currency", pl.col("card_id"))
+    return as_lines(
+        frame,
+        written,
+        2,
+        "line",
+        "local_currency",
+        pl.col("card_id"),
+        whole_number(frame, "attempt"),
+    )
 
 
 def bank_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:
@@ -140,11 +170,12 @@ def bank_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.
         raise Unreadable(str(e)) from None
     if not {"payment_id", "bank_code", "account_no"} <= set(data.columns):
         return None
-    return as_lines(data, written, 2, "line", "bank", bank_payee())
+    return as_lines(data, written, 2, "line", "bank", bank_payee(), whole_number(data, "attempt"))
 
 
 PAIN001_FIELDS = {  # where a transaction (`CdtTrfTxInf`) keeps what is checked; each occurs once
     "payment_id": "p:PmtId/p:EndToEndId",
+    "instruction_id": "p:PmtId/p:InstrId",
     "amount": "p:Amt/p:InstdAmt",
     "bank_code": "p:CdtrAgt/p:FinInstnId/p:ClrSysMmbId/p:MmbId",
     "account_no": "p:CdtrAcct/p:Id/p:Othr/p:Id",
@@ -169,7 +200,20 @@ def pain001_lines(written: WrittenFile) -> pl.DataFrame:
         },
         schema=dict.fromkeys(PAIN001_FIELDS, pl.String),
     )
-    return as_lines(data, written, 1, "transaction", "bank", bank_payee())
+    return as_lines(data, written, 1, "transaction", "bank", bank_payee(), pain001_attempt())
+
+
+def pain001_attempt() -> pl.Expr:
+    """Return the attempt a transaction's `InstrId` (`<payment_id>-<attempt>`) names: 1 when it
+    has no `InstrId` (messages written before attempts), null when the id is not of that form."""
+    prefix = pl.concat_str("payment_id", pl.lit("-"))
+    number = pl.col("instruction_id").str.slice(pl.col("payment_id").str.len_chars() + 1)
+    return (
+        pl.when(pl.col("instruction_id").is_null())
+        .then(pl.lit(1, pl.Int64))
+        .when(pl.col("instruction_id").str.starts_with(prefix) & number.str.contains(r"^\d+$"))
+        .then(number.cast(pl.Int64, strict=False))
+    )
 
 
 def file_lines(written: WrittenFile, layouts: dict[str, bankfile.Layout]) -> pl.DataFrame | None:
@@ -240,6 +284,7 @@ def cross_check(
     empty = pl.DataFrame(schema=LINE_SCHEMA).drop("payee").with_columns(payee_key=pl.lit(""))
     lines = pl.concat(parts) if parts else empty.clear()
     card_keys = "card_key" in records.columns
+    attempts = pl.col("attempt") if "attempt" in records.columns else pl.lit(1, pl.Int64)
     if not card_keys:
         result.unchecked.append(
             f"{where}: its decision records were written before card_key: card ids were not "
@@ -255,6 +300,7 @@ def cross_check(
             r_found=pl.lit(True),
             r_file="payment_file",
             r_amount="amount_krw",
+            r_attempt=attempts.cast(pl.Int64),
             r_payout="payout",
             r_key=pl.when(pl.col("payout") == "bank").then("account_key").otherwise("card_key"),
             r_shown=pl.when(pl.col("payout") == "bank").then(
@@ -312,6 +358,13 @@ def problems(lines: pl.DataFrame, paid: pl.DataFrame, where: str, card_keys: boo
         ),
         pl.when(pl.col("amount").ne_missing(pl.col("r_amount"))).then(
             pl.format("amount {} won, its decision record {} won", amount, "r_amount")
+        ),
+        pl.when(pl.col("attempt").ne_missing(pl.col("r_attempt"))).then(
+            pl.format(
+                "attempt {}, its decision record attempt {}",
+                pl.col("attempt").cast(pl.String).fill_null("(not a number)"),
+                pl.col("r_attempt").cast(pl.String).fill_null("(none)"),
+            )
         ),
         pl.when(key_differs & card).then(
             pl.format("{} is not the card of its decision record (card_key differs)", "shown")

@@ -28,7 +28,7 @@ import polars as pl
 
 from flows.errors import UsageError
 from flows.money import won_total
-from flows.pay.credit import PaymentFile
+from flows.pay.credit import PaymentFile, attempt_of
 
 ENCODING = "cp949"
 NEWLINE = "\r\n"
@@ -55,7 +55,7 @@ FIELDS = {
         "total_amount",
     },
     "D": {"record_type", "seq", "bank_code", "account_no", "amount", "holder_name", "payment_id"}
-    | {"memo"},
+    | {"memo", "attempt"},
 }
 FIELDS["T"] = FIELDS["H"]
 REQUIRED = {"H": set(), "D": {"amount"}, "T": {"record_count", "total_amount"}}
@@ -283,7 +283,10 @@ def holder_name_lossy(names: pl.Series) -> pl.Series:
 
 
 def data_rows(payees: pl.DataFrame, memo: str) -> pl.DataFrame:
-    """Return the data-record values of payees carrying `seq` and `payment_file`."""
+    """Return the data-record values of payees carrying `seq` and `payment_file`.
+
+    `attempt` is the payees' attempt number, 1 when they carry none.
+    """
     return payees.select(
         "payment_file",
         "seq",
@@ -293,6 +296,7 @@ def data_rows(payees: pl.DataFrame, memo: str) -> pl.DataFrame:
         pl.col("account_holder").alias("holder_name"),
         "payment_id",
         pl.lit(memo).alias("memo"),
+        attempt_of(payees),
     )
 
 

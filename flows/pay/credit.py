@@ -17,7 +17,17 @@ import polars as pl
 
 from flows.money import won_total
 
-CREDIT_COLUMNS = ("batch_id", "seq", "card_id", "amount", "payment_id", "program", "memo")
+CREDIT_COLUMNS = (
+    "batch_id",
+    "seq",
+    "card_id",
+    "amount",
+    "payment_id",
+    "program",
+    "memo",
+    "attempt",
+)
+FIRST_ATTEMPT = 1
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -79,6 +89,22 @@ def formula_safe(column: str) -> pl.Expr:
     )
 
 
+def attempt_of(payees: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+    """Return the payees' `attempt` (Int64), or 1 for payees that carry no such column.
+
+    Every attempt to pay a payment id has a number (spec/lifecycle.md); payees decided before
+    attempts were counted are each one's first attempt.
+    """
+    if "attempt" in payees.collect_schema():
+        return pl.col("attempt").cast(pl.Int64)
+    return pl.lit(FIRST_ATTEMPT, pl.Int64).alias("attempt")
+
+
+def instruction_id(payment_id: pl.Expr, attempt: pl.Expr) -> pl.Expr:
+    """Return the instruction id of an attempt: `<payment_id>-<attempt>`."""
+    return pl.concat_str(payment_id, pl.lit("-"), attempt.cast(pl.String))
+
+
 def assign_files(
     payees: pl.DataFrame, max_records: int, prefix: str, extension: str = "csv", before: int = 0
 ) -> pl.DataFrame:
@@ -101,7 +127,10 @@ def assign_files(
 
 
 def credit_rows(payees: pl.DataFrame, batch_id: str, program: str, memo: str) -> pl.DataFrame:
-    """Return the credit file columns for payees that already carry `seq` and `payment_file`."""
+    """Return the credit file columns for payees that already carry `seq` and `payment_file`.
+
+    `attempt` is the last column (1 when the payees carry none).
+    """
     return payees.select(
         pl.lit(batch_id).alias("batch_id"),
         "seq",
@@ -110,6 +139,7 @@ def credit_rows(payees: pl.DataFrame, batch_id: str, program: str, memo: str) ->
         "payment_id",
         pl.lit(program).alias("program"),
         pl.lit(memo).alias("memo"),
+        attempt_of(payees),
         "payment_file",
     ).with_columns(
         formula_safe(c) for c in ("batch_id", "card_id", "payment_id", "program", "memo")

@@ -1,9 +1,10 @@
 """ISO 20022 `pain.001.001.09` (customer credit transfer initiation) for banks that take it.
 
 One `GrpHdr` (`MsgId`, `CreDtTm`, `NbOfTxs`, `CtrlSum`), one `PmtInf` for the one paying account
-(rules/bank.yaml), one `CdtTrfTxInf` per payment with `EndToEndId` = `payment_id` and
-`InstdAmt Ccy="KRW"` in whole won (KRW has no minor unit). The payee's bank is named by its
-3-digit Korean bank code as a clearing-system member id.
+(rules/bank.yaml), one `CdtTrfTxInf` per payment with `InstrId` = `<payment_id>-<attempt>` (the
+attempt, spec/lifecycle.md), `EndToEndId` = `payment_id` and `InstdAmt Ccy="KRW"` in whole won
+(KRW has no minor unit). The payee's bank is named by its 3-digit Korean bank code as a
+clearing-system member id.
 
 Transactions are rendered as XML text with polars string expressions (escaped for XML, control
 characters removed), not one element object per payee; the tests validate the result against the
@@ -20,7 +21,7 @@ import polars as pl
 
 from flows.money import won_total
 from flows.pay.bankfile import BankSettings
-from flows.pay.credit import PaymentFile
+from flows.pay.credit import PaymentFile, attempt_of, instruction_id
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 FORMAT = "pain.001.001.09"
@@ -40,15 +41,20 @@ def xml_text(expr: pl.Expr, max_chars: int) -> pl.Expr:
 
 
 def transactions(rows: pl.DataFrame, memo: str) -> pl.Series:
-    """Return one `CdtTrfTxInf` element (as text) per payee row."""
+    """Return one `CdtTrfTxInf` element (as text) per payee row.
+
+    `InstrId` names the attempt (`<payment_id>-<attempt>`, attempt 1 when the rows carry none);
+    `EndToEndId` is the payment id, the same for every attempt.
+    """
     return rows.select(
         pl.format(
-            "<CdtTrfTxInf><PmtId><EndToEndId>{}</EndToEndId></PmtId>"
+            "<CdtTrfTxInf><PmtId><InstrId>{}</InstrId><EndToEndId>{}</EndToEndId></PmtId>"
             '<Amt><InstdAmt Ccy="KRW">{}</InstdAmt></Amt>'
             "<CdtrAgt><FinInstnId><ClrSysMmbId><MmbId>{}</MmbId></ClrSysMmbId></FinInstnId>"
             "</CdtrAgt><Cdtr><Nm>{}</Nm></Cdtr>"
             "<CdtrAcct><Id><Othr><Id>{}</Id></Othr></Id></CdtrAcct>"
             "<RmtInf><Ustrd>{}</Ustrd></RmtInf></CdtTrfTxInf>",
+            xml_text(instruction_id(pl.col("payment_id"), attempt_of(rows)), MAX35),
             xml_text(pl.col("payment_id"), MAX35),
             pl.col("amount_krw").cast(pl.Int64),
             xml_text(pl.col("bank_code"), MAX35),

@@ -45,12 +45,14 @@ def render_payments(
     their card ids, e.g. a partitioned run's `_bucket`). Bank payees (few) are rendered whole, in
     one format per run. `write` receives each file. Returns the files' totals, the bank payees'
     map and the payment ids whose holder name the bank file could not carry.
+
+    Every file carries each payee's `attempt` (a column payees may lack: then 1).
     """
     program = ctx.program
     memo = program.title.ko
     extra = [c for c in payees.collect_schema() if c.startswith("_")]
     local = payees.filter(pl.col("payout") == "local_currency").select(
-        "payment_id", "card_id", "amount_krw", *extra
+        "payment_id", "card_id", "amount_krw", payments.attempt_of(payees), *extra
     )
     expected = local.lazy().select(pl.len()).collect().item()
     staged: list[payments.StagedFile] = []
@@ -80,7 +82,12 @@ def render_payments(
         raise RuntimeError(
             f"{expected - numbered} payees have a payment id outside JW[0-9A-F]: refusing to pay"
         )
-    bank_payees = payees.lazy().filter(pl.col("payout") == "bank").collect()
+    bank_payees = (
+        payees.lazy()
+        .filter(pl.col("payout") == "bank")
+        .with_columns(payments.attempt_of(payees))
+        .collect()
+    )
     bank_files, bank_assigned = bank_payment_files(bank_payees, ctx, bank_format)
     emit(bank_files)
     lossy = lossy_holder_names(bank_payees, bank_format)
