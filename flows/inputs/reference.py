@@ -28,8 +28,10 @@ LAYOUTS_DIR = ROOT / "schemas" / "payment_layouts"
 BANK_SETTINGS = ROOT / "rules" / "bank.yaml"
 
 
-def load_layout(name: str, layouts_dir: Path = LAYOUTS_DIR) -> Layout:
-    """Load and check `layouts_dir/<name>.csv`."""
+def load_layout(
+    name: str, layouts_dir: Path = LAYOUTS_DIR, known: dict[str, set[str]] | None = None
+) -> Layout:
+    """Load and check `layouts_dir/<name>.csv` (`known`: its field names, see `check_layout`)."""
     path = layouts_dir / f"{name}.csv"
     if not path.is_file():
         raise BankFileError(f"no bank file layout {name!r} at {path}")
@@ -44,7 +46,7 @@ def load_layout(name: str, layouts_dir: Path = LAYOUTS_DIR) -> Layout:
         Field(r["record"], r["field"], r["start"], r["length"], r["kind"])
         for r in frame.iter_rows(named=True)
     ]
-    return Layout(name, tuple(fields), check_layout(fields, str(path)))
+    return Layout(name, tuple(fields), check_layout(fields, str(path), known))
 
 
 @cache

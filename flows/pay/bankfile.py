@@ -58,6 +58,8 @@ FIELDS = {
     | {"memo", "attempt"},
 }
 FIELDS["T"] = FIELDS["H"]
+# A bank's result file echoes each data record with its result appended (flows/results/).
+RESULT_FIELDS = {**FIELDS, "D": FIELDS["D"] | {"result_code", "result_message"}}
 REQUIRED = {"H": set(), "D": {"amount"}, "T": {"record_count", "total_amount"}}
 UNENCODABLE = "?"
 
@@ -100,8 +102,15 @@ class BankSettings:
     layout: Layout
 
 
-def check_layout(fields: list[Field], source: str) -> int:
-    """Return the record length; raise BankFileError naming the first thing wrong."""
+def check_layout(
+    fields: list[Field], source: str, known: dict[str, set[str]] | None = None
+) -> int:
+    """Return the record length; raise BankFileError naming the first thing wrong.
+
+    `known`: the field names each record may use (default `FIELDS`; a result layout's are
+    `RESULT_FIELDS`).
+    """
+    known = FIELDS if known is None else known
     lengths = {}
     for code in RECORDS:
         record = sorted((f for f in fields if f.record == code), key=lambda f: f.start)
@@ -119,9 +128,9 @@ def check_layout(fields: list[Field], source: str) -> int:
                     f"{where}: starts at byte {f.start}, expected {position} "
                     "(fields must follow each other with no gap or overlap)"
                 )
-            if f.kind != "filler" and f.name not in FIELDS[code]:
-                known = ", ".join(sorted(FIELDS[code]))
-                raise BankFileError(f"{where}: unknown field; known: {known}")
+            if f.kind != "filler" and f.name not in known[code]:
+                names = ", ".join(sorted(known[code]))
+                raise BankFileError(f"{where}: unknown field; known: {names}")
             position += f.length
         missing = REQUIRED[code] - {f.name for f in record}
         if missing:
