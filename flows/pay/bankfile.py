@@ -102,9 +102,7 @@ class BankSettings:
     layout: Layout
 
 
-def check_layout(
-    fields: list[Field], source: str, known: dict[str, set[str]] | None = None
-) -> int:
+def check_layout(fields: list[Field], source: str, known: dict[str, set[str]] | None = None) -> int:
     """Return the record length; raise BankFileError naming the first thing wrong.
 
     `known`: the field names each record may use (default `FIELDS`; a result layout's are
