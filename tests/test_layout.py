@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 FLOWS = ROOT / "flows"
-PACKAGES = ["inputs", "checks", "decide", "pay", "audit", "report", "run"]
+PACKAGES = ["inputs", "checks", "decide", "pay", "audit", "report", "results", "run"]
 # Calls that read or write files; a module that makes one touches the file system.
 FILE_CALLS = {
     "open",

@@ -4,3 +4,5 @@
 operator's credit result CSV into one row per answered attempt (`formats.RESULT_SCHEMA`);
 `simulate.simulate` writes such files for a committed run's payment files (tests, demos).
 """
+
+__all__ = ["formats", "simulate"]
