@@ -309,6 +309,12 @@ def line_replaced(text: str, number: int, old: str, new: str) -> str:
 
 
 CARD_BROKEN = [
+    (
+        "huge amount",
+        line_replaced(CARD, 2, ",100000,", ",99999999999999999999,"),
+        2,
+        "amount 99999999999999999999 is not a whole number of won",
+    ),
     ("unknown status", line_replaced(CARD, 3, "REJECTED", "BOUNCED"), 3, "unknown status BOUNCED"),
     (
         "unknown code",
@@ -500,6 +506,12 @@ def pain002_broken() -> list[tuple[str, str, int, str]]:
         ),
         ("truncated", good[: len(good) // 2], 7, "is not well-formed XML"),
         ("garbage", "<<<not xml at all", 1, "is not well-formed XML"),
+        (
+            "comment first",
+            "<Document><!-- a note --><Other/></Document>",
+            1,
+            "not a payment status",
+        ),
         (
             "xsd invalid",
             good.replace("<TxSts>ACSC</TxSts>", "<TxSts>ACSC</TxSts><Bogus/>", 1),

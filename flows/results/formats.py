@@ -133,7 +133,7 @@ DEFAULT_RESULT_LAYOUT = "kr_bulk_transfer_default_result"
 BANK_ENCODING = "cp949"
 CRLF = b"\r\n"
 SEOUL = dt.timezone(dt.timedelta(hours=9))
-WHOLE_WON = re.compile(r"^\d+(\.0*)?$")
+WHOLE_WON = re.compile(r"^\d{1,15}(\.0*)?$")  # up to 15 digits: a quadrillion won
 
 
 class CodeTableError(UsageError):
@@ -386,11 +386,11 @@ def timestamp(text: str) -> dt.datetime | None:
     """Return an ISO 8601 date and time in UTC (no offset: Asia/Seoul), or None if it is not one."""
     try:
         value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=SEOUL)
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not a time, or beyond year 1-9999 in UTC
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=SEOUL)
-    return value.astimezone(dt.UTC)
 
 
 def whole_won(text: str) -> int | None:
@@ -434,7 +434,8 @@ def pain002_rows(name: str, content: bytes, schema: etree.XMLSchema) -> pl.DataF
     root = xml_root(name, content)
     ns = {"p": PAIN002_NAMESPACE}
     if etree.QName(root).localname != "Document" or not any(
-        etree.QName(child).localname == "CstmrPmtStsRpt" for child in root
+        isinstance(child.tag, str) and etree.QName(child).localname == "CstmrPmtStsRpt"
+        for child in root
     ):
         raise InputRejected(
             name,
