@@ -42,6 +42,10 @@ app.add_typer(programs_app, name="programs")
 app.add_typer(docs_app, name="docs")
 keys_app = typer.Typer(no_args_is_help=True, help="The city's signing key for the audit trail.")
 app.add_typer(keys_app, name="keys")
+results_app = typer.Typer(
+    no_args_is_help=True, help="Bank and card results: import them, see where payments stand."
+)
+app.add_typer(results_app, name="results")
 
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
 DEMO_PROGRAM = "paju-livelihood-2025"
@@ -476,6 +480,66 @@ def keys_rotate(
     except Exception as e:
         unexpected(e)
     typer.echo(f"rotation {summary.run_id} ({summary.program}): {summary.message}")
+
+
+@results_app.command("import")
+def results_import(
+    files: Annotated[list[Path], typer.Argument(help="result files (pain.002, bank, card CSV)")],
+    program: Annotated[str, typer.Option(help="program id")],
+    out: Annotated[Path, typer.Option(help="output root of the runs that paid")],
+    operator: Annotated[str, typer.Option(help="who imports (recorded)")] = "unknown",
+    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+) -> None:
+    """Record the bank's or card operator's results, whole or not at all, as a ledger event."""
+    from flows.run.results import ImportParams, import_results
+
+    try:
+        params = ImportParams(
+            program=program, out=out, files=files, operator=operator, reason=reason
+        )
+    except ValidationError as e:
+        fail(parameter_problem(e), 2)
+    if not (out / "audit/runs").is_dir():
+        fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
+    try:
+        summary = import_results(params)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    if summary.run_id is None:
+        typer.echo(f"{summary.program}: {summary.message}")
+    else:
+        typer.echo(f"results import {summary.run_id} ({summary.program}): {summary.message}")
+        rebuild_program_page(out, summary.program)
+
+
+def rebuild_program_page(out: Path, program: str) -> None:
+    """Rebuild OUT/reports/<program>/index.html when the page module is present."""
+    try:
+        from flows.report.program_page import write_program_page
+    except ImportError:
+        return
+    path = write_program_page(out, program)
+    typer.echo(f"program page: {path}")
+
+
+@results_app.command("status")
+def results_status(
+    program: Annotated[str, typer.Option(help="program id")],
+    out: Annotated[Path, typer.Option(help="output root of the runs that paid")],
+) -> None:
+    """Show per program, run and payment file: issued, settled, rejected, returned, in flight."""
+    from flows.report.terminal import print_reconciliation
+    from flows.run.results import reconciliation
+
+    try:
+        status = reconciliation(out.resolve(), program)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    print_reconciliation(status)
 
 
 @fixtures_app.command("generate")

@@ -322,6 +322,8 @@ class Program(_Strict):
     unit: Literal["person", "household"]
     quarantine_threshold: float = Field(default=0.01, ge=0, le=1)
     max_records_per_file: int = Field(ge=1)
+    # days a released payment may wait for its bank or card result before it is overdue (15)
+    result_due_days: int = Field(default=14, ge=1)
     budget_krw: BudgetWon
     payout_channels: tuple[Literal["local_currency", "bank"], ...] = Field(min_length=1)
     needs_welfare_extract: bool = False

@@ -21,7 +21,8 @@ RULE_ID = (
     r"^(validate\.row|dedup\.(record|application)|match\.registry|unit\.household"
     r"|eligibility\.(status|registered_on|population|beneficiary|condition\.[a-z0-9-]+)"
     r"|amount\.instalment_\d+|ledger\.already_paid|application\.(proxy|window|payout|none)"
-    r"|instalment\.(registered_in_city|same_household_as_applicant|new_application)|payment\.paid)$"
+    r"|instalment\.(registered_in_city|same_household_as_applicant|new_application)"
+    r"|payment\.(paid|details_rejected|owed_again))$"
 )
 
 
@@ -117,6 +118,27 @@ DECISION_COLUMNS: dict[str, pa.Column] = {
             "PAYMENT_ID_WHEN_PAID",
             pl.col("payment_id").is_not_null() == PAID,
             "present exactly when PAID",
+        ),
+    ),
+    "attempt": _col(
+        pl.Int64,
+        "attempt number of the payment (1, 2, ... for re-issues); instruction id is "
+        "<payment_id>-<attempt>",
+        "지급 시도 번호 (재지급이면 2 이상)",
+        rule(
+            "ATTEMPT_WHEN_PAID",
+            (pl.col("attempt").is_not_null() == PAID) & (pl.col("attempt").fill_null(1) >= 1),
+            "present exactly when PAID, from 1",
+        ),
+    ),
+    "reissue_of": _col(
+        pl.String,
+        "instruction id of the failed attempt this payment re-issues (null unless a re-issue)",
+        "재지급이면 거절·반환된 이전 시도의 지시 ID",
+        rule(
+            "REISSUE_ONLY_WHEN_PAID_AGAIN",
+            pl.col("reissue_of").is_null() | (PAID & (pl.col("attempt") > 1)),
+            "only on a PAID row of attempt 2 or later",
         ),
     ),
     "payment_file": _col(pl.String, "payment file that carries the payment", "지급 파일명"),

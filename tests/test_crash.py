@@ -23,9 +23,17 @@ class Crash(BaseException):
     """Stands in for the process dying: nothing in the flow catches it or cleans up after it."""
 
 
-# The publish steps: decisions, quarantine, report, a key rotation's map (none in a run), run
-# record (the commit point), payments.
-UNITS = ["decisions", "quarantine", "report", "rotation map", "run record", "payments"]
+# The publish steps: decisions, quarantine, report, a key rotation's map and a results import's
+# lines (none in a run), run record (the commit point), payments.
+UNITS = [
+    "decisions",
+    "quarantine",
+    "report",
+    "rotation map",
+    "results",
+    "run record",
+    "payments",
+]
 
 
 def crash_before_move(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -67,7 +75,9 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
 def publish_step(i: int, unit: str, partitions: int | None) -> Any:
     """One publish step of one path; the default suite runs a few, --runslow all of them."""
     fast = (
-        unit == "payments" if partitions else unit not in ("quarantine", "report", "rotation map")
+        unit == "payments"
+        if partitions
+        else unit not in ("quarantine", "report", "rotation map", "results")
     )
     name = f"before {unit}" + (f", {partitions} buckets" if partitions else "")
     return pytest.param(i, partitions, id=name, marks=() if fast else pytest.mark.slow)

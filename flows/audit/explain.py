@@ -205,6 +205,7 @@ def explain_person(
             )
     else:
         lines.append("NOT PAID by any committed run")
+    lines += attempt_history(out, rows)
     for r in rows.iter_rows(named=True):
         reasons = "; ".join(f"{c} ({describe(c).en})" for c in r["reason_codes"]) or "-"
         warnings = ", ".join(r["warning_codes"]) or "-"
@@ -216,3 +217,70 @@ def explain_person(
             + (f"; duplicate of {r['duplicate_of']}" if r["duplicate_of"] else "")
         )
     return "\n".join(lines)
+
+
+def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
+    """Return one line per payment attempt of `rows`, with every result recorded for it (15).
+
+    Results come from committed results imports (`audit/results/`); an attempt with none is in
+    the state it started in (RELEASED until release approval exists).
+    """
+    from flows.audit.attempts import AT_COMMIT, IN_FLIGHT, instruction_id
+
+    tried = (
+        rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "enrollment"))
+        .with_columns(attempt=pl.col("attempt").fill_null(1))
+        .with_columns(instruction_id=instruction_id(pl.col("payment_id"), pl.col("attempt")))
+    )
+    if not tried.height:
+        return []
+    events = result_lines(out, tried["instruction_id"])
+    lines = []
+    for t in tried.iter_rows(named=True):
+        mine = events.filter(pl.col("instruction_id") == t["instruction_id"])
+        final = mine.filter(pl.col("state") != IN_FLIGHT)
+        state = final["state"][-1] if final.height else AT_COMMIT
+        again = f", re-issue of {t['reissue_of']}" if t.get("reissue_of") else ""
+        lines.append(
+            f"attempt {t['attempt']} {t['instruction_id']}: {t['amount_krw']:,} won by run "
+            f"{t['run_id']}{again}: {state}"
+        )
+        for e in mine.iter_rows(named=True):
+            why = f" {e['reason_code']}" if e["reason_code"] else ""
+            lines.append(
+                f"    {e['state']}{why} from {e['result_file']} line {e['result_line']} "
+                f"(import {e['result_run_id']})"
+            )
+    return lines
+
+
+def result_lines(out: Path, instructions: pl.Series) -> pl.DataFrame:
+    """Return the result lines committed imports recorded for `instructions`, in chain order."""
+    files = sorted(out.glob("audit/results/program=*/run_id=*.parquet"))
+    if not files:
+        return pl.DataFrame(
+            schema={
+                "instruction_id": pl.String,
+                "state": pl.String,
+                "reason_code": pl.String,
+                "result_file": pl.String,
+                "result_line": pl.Int64,
+                "result_run_id": pl.String,
+            }
+        )
+    committed = (
+        scan_trail(out, out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        .filter(pl.col("status") == "committed")
+        .select("run_id", "finished_at")
+        .collect()
+    )
+    frames = [
+        pl.read_parquet(f).with_columns(result_run_id=pl.lit(f.stem.removeprefix("run_id=")))
+        for f in files
+    ]
+    return (
+        pl.concat(frames, how="diagonal_relaxed")
+        .filter(pl.col("instruction_id").is_in(instructions.implode()))
+        .join(committed.rename({"run_id": "result_run_id"}), on="result_run_id", how="inner")
+        .sort("finished_at", "seq")
+    )

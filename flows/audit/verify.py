@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from flows.audit import anchor, keyprint, payouts, rotation, signing
+from flows.audit import anchor, attempts, keyprint, payouts, rotation, signing
 from flows.audit.records import record_from_row
 from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.inputs import reference
@@ -73,6 +73,8 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
                 problems.append(f"{where}: file {path.relative_to(out)} was added")
     if record.trigger == rotation.ROTATION and record.status == "committed" and not problems:
         problems += verify_rotation(out, record.outputs, where)
+    elif record.trigger == attempts.RESULTS and record.status == "committed" and not problems:
+        problems += verify_results(out, record.outputs, where)
     elif record.status == "committed" and not problems:
         problems += verify_totals(
             out,
@@ -99,6 +101,24 @@ def verify_rotation(out: Path, outputs: list[dict[str, Any]], where: str) -> lis
             problems.append(
                 f"{where}: rotation map {output['file']} has {mapping.height:,} rows (record: "
                 f"{output['records']:,}){'' if unique else ' and maps a key twice'}"
+            )
+    return problems
+
+
+def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a results import's lines: their columns, count and states (issue 15)."""
+    problems = []
+    for output in [o for o in outputs if o["file"].startswith("audit/results/")]:
+        lines = pl.read_parquet(out / output["file"])
+        if tuple(lines.columns) != tuple(attempts.EVENT_SCHEMA.names()):
+            problems.append(f"{where}: results file {output['file']} has columns {lines.columns}")
+            continue
+        known = (*attempts.STATES, attempts.IN_FLIGHT)
+        strange = lines.filter(~pl.col("state").is_in(known)).height
+        if lines.height != output["records"] or strange:
+            problems.append(
+                f"{where}: results file {output['file']} has {lines.height:,} lines (record: "
+                f"{output['records']:,}), {strange:,} with an unknown state"
             )
     return problems
 
@@ -461,7 +481,7 @@ def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
         paying = runs.filter(
             pl.col("status") == "committed",
             ~pl.col("dry_run"),
-            pl.col("trigger") != rotation.ROTATION,
+            ~pl.col("trigger").is_in(attempts.EVENTS),
         )
         same_key = paying.filter(pl.col("key_fingerprint") == known[0][0])
         rotated = [r.seq for r in rotation.rotations(runs) if r.kind == rotation.PII]

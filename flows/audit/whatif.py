@@ -22,15 +22,16 @@ from flows.run import paths as layout
 def last_committed(out: Path, program: str) -> dict[str, Any] | None:
     """Return the run record of the program's last committed (not dry) run, if any.
 
-    A key rotation (a run record that decides nobody) is not a run to compare with.
+    A key rotation or a results import (run records that decide nobody) is not a run to
+    compare with.
     """
-    from flows.audit.rotation import ROTATION
+    from flows.audit.attempts import EVENTS
 
     runs = run_records(out, program)
     if runs.height == 0:
         return None
     committed = runs.filter(
-        pl.col("status") == "committed", ~pl.col("dry_run"), pl.col("trigger") != ROTATION
+        pl.col("status") == "committed", ~pl.col("dry_run"), ~pl.col("trigger").is_in(EVENTS)
     )
     return committed.row(-1, named=True) if committed.height else None
 

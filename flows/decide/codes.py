@@ -232,6 +232,15 @@ CODES: tuple[Code, ...] = (
         "eligible, no valid application yet: a later run pays once one arrives",
     ),
     _r(
+        "PAYMENT_OWED_AGAIN",
+        "이전 지급이 은행·카드사에서 거절 또는 반환되어 다시 지급해야 함: "
+        "지급 가능한 신청을 기다림",
+        "an earlier payment was rejected or returned by the bank or card operator: owed again, "
+        "waiting for an application whose payout details can be paid",
+        "Ask the resident for a corrected account or card at the community centre and deliver "
+        "the new application; the next run re-issues the payment.",
+    ),
+    _r(
         "APPLICATION_HELD",
         "신청이 담당자 확인 대기 중",
         "the only application waits for an officer's decision",
@@ -327,6 +336,14 @@ CODES: tuple[Code, ...] = (
         _FIX_ENROLLMENT,
     ),
     _r(
+        "PAYOUT_DETAILS_REJECTED",
+        "은행·카드사가 이 계좌 또는 카드로의 지급을 거절함 "
+        "(계좌 해지, 예금주 불일치, 카드 해지 등)",
+        "the bank or card operator refused a payment to these payout details before (closed "
+        "account, name mismatch, cancelled card, ...): they are not paid again",
+        "Ask the resident for another account or card and deliver a corrected application.",
+    ),
+    _r(
         "PROXY_ADULT_ONLINE",
         "온라인에서는 성인 본인만 신청 가능",
         "online, an adult must apply for themself",
@@ -355,7 +372,8 @@ CODES: tuple[Code, ...] = (
     _r(
         "DUPLICATE_OF_EARLIER_APPLICATION",
         "같은 대상자의 더 이른 신청이 채택됨",
-        "an earlier application for the same beneficiary was kept (see duplicate_of)",
+        "an earlier application for the same beneficiary was kept (the newest, for a re-issue; "
+        "see duplicate_of)",
     ),
     _r(
         "BENEFICIARY_ALREADY_PAID",

@@ -99,6 +99,15 @@ def winning_applications(candidates: pl.LazyFrame) -> pl.LazyFrame:
     `candidates` holds the applications that passed every other check; the result has one row per
     `rrn` with `winner_application_id`.
     """
+    if "_newest_first" in candidates.collect_schema().names():
+        # A payment owed again goes to the newest valid application (lifecycle.md, re-issue).
+        stamp = pl.col("p_applied_at").dt.epoch("us")
+        order = pl.when(pl.col("_newest_first")).then(-stamp).otherwise(stamp)
+        return (
+            candidates.sort(order, "application_id")
+            .group_by("rrn")
+            .agg(winner_application_id=pl.col("application_id").first())
+        )
     return (
         candidates.sort("p_applied_at", "application_id")
         .group_by("rrn")

@@ -445,13 +445,23 @@ def enrollment_rules(ctx: RunContext) -> tuple[Rule, ...]:
             "application.window",
             ineligible,
             ("OUTSIDE_WINDOW",),
-            ~in_window.fill_null(False) & ~later,
+            # a person owed again after a failed payment applied in time: a corrected account
+            # or card may come after the window (lifecycle.md, re-issue)
+            ~in_window.fill_null(False) & ~later & ~pl.col("_newest_first"),
         ),
         Rule(
             "application.payout",
             ineligible,
             ("PAYOUT_NOT_OFFERED",),
             ~pl.col("payout").is_in(list(ctx.program.payout_channels)),
+        ),
+        Rule(
+            "payment.details_rejected",
+            ineligible,
+            ("PAYOUT_DETAILS_REJECTED",),
+            pl.col("_details_rejected"),
+            "은행·카드사가 이전 시도에서 거절한 계좌·카드로는 다시 지급하지 않음",
+            "never paid again to payout details a bank or card result said were wrong",
         ),
     )
 
@@ -474,8 +484,9 @@ def settlement_rules() -> tuple[Rule, ...]:
             Outcome.PAID.value,
             (),
             WON,
-            "이번 실행에서 지급 (대상자의 가장 이른 유효한 신청)",
-            "paid by this run (the beneficiary's earliest valid application)",
+            "이번 실행에서 지급 (대상자의 가장 이른 유효한 신청, 재지급이면 가장 최근 신청)",
+            "paid by this run (the beneficiary's earliest valid application; the newest for a "
+            "re-issue)",
         ),
     )
 
@@ -486,8 +497,12 @@ def decide_enrollment(
     paid_before: pl.LazyFrame,
     ctx: RunContext,
     due: pl.LazyFrame | None = None,
+    reissue: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Give every application an outcome; PAID for the earliest valid one per beneficiary.
+
+    For a beneficiary owed again (`reissue`, REISSUE_SCHEMA) the newest valid one is paid, and
+    never one whose payout details a bank or card result refused for them before.
 
     `due` (person_key, instalment): people whose later instalment falls due this run, so an
     application for one who is no longer in the city's registry fails that instalment's check.
@@ -551,6 +566,7 @@ def decide_enrollment(
     ).with_columns(
         b_instalment=pl.coalesce("b_instalment", "due_instalment", pl.lit(ctx.instalment))
     )
+    frame = rejected_details(frame, reissue if reissue is not None else empty_reissue(), ctx)
     outcome, reasons, rule = first_match(enrollment_rules(ctx))
     frame = frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule)
     winners = winning_applications(frame.filter(pl.col("outcome").is_null()))
@@ -574,7 +590,45 @@ def decide_enrollment(
             .fill_null(ctx.instalment)
             .cast(pl.Int64),
         )
-        .drop("due_on", "used_applications")  # read by the rules only; a list column is costly
+        .drop("due_on", "used_applications", "_details_rejected", "_newest_first")
+    )
+
+
+def rejected_details(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.LazyFrame:
+    """Mark the applications of people owed again: which carry details a result said were wrong.
+
+    Adds `_details_rejected` (the application's keyed account or card is one a bank or card
+    result refused for this person) and `_newest_first` (the person is owed again: their newest
+    valid application wins, lifecycle.md). Only the owed people's applications are keyed.
+    """
+    from flows.audit.records import ACCOUNT_PREFIX, CARD_PREFIX
+
+    wrong = reissue.group_by("person_key").agg(
+        _wrong=pl.col("wrong_keys").list.explode(keep_nulls=False, empty_as_null=False).unique()
+    )
+    frame = frame.join(wrong, on="person_key", how="left", maintain_order="left")
+    owed = pl.col("_wrong").is_not_null()
+    account = pl.concat_str(pl.col("bank_code"), pl.lit(":"), pl.col("account_no"))
+    key = (
+        pl.when(pl.col("payout") == "bank")
+        .then(keyed("_account", ctx.pii_key, prefix=ACCOUNT_PREFIX))
+        .otherwise(keyed("card_id", ctx.pii_key, prefix=CARD_PREFIX))
+    )
+    marked = (
+        frame.filter(owed)
+        .with_columns(_account=account)
+        .select(
+            "source_file",
+            "source_row",
+            _details_rejected=pl.col("_wrong").list.contains(key).fill_null(False),
+        )
+    )
+    return (
+        frame.join(marked, on=["source_file", "source_row"], how="left", maintain_order="left")
+        .with_columns(
+            _details_rejected=pl.col("_details_rejected").fill_null(False), _newest_first=owed
+        )
+        .drop("_wrong")
     )
 
 
@@ -679,6 +733,15 @@ def registry_rules(ctx: RunContext) -> tuple[Rule, ...]:
             ("APPLICATION_HELD",),
             kept & pl.col("has_held_app").fill_null(False),
         ),
+        Rule(
+            "payment.owed_again",
+            Outcome.UNENROLLED.value,
+            ("PAYMENT_OWED_AGAIN",),
+            kept & pl.col("owed_again").fill_null(False),
+            "이전 지급이 거절·반환됨: 지급할 수 있는 신청이 오면 재지급",
+            "an earlier payment was rejected or returned: re-issued once a payable application "
+            "arrives",
+        ),
         Rule("application.none", Outcome.UNENROLLED.value, ("NO_VALID_APPLICATION",), pl.lit(True)),
     )
 
@@ -688,17 +751,32 @@ def decide_registry(
     enrollment: pl.LazyFrame,
     paid_before: pl.LazyFrame,
     ctx: RunContext,
+    reissue: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Give every registry row an outcome, PAID where this run pays its winning application."""
+    """Give every registry row an outcome, PAID where this run pays its winning application.
+
+    `reissue` (REISSUE_SCHEMA): payments owed again after a failed attempt; their people are
+    `UNENROLLED` + `PAYMENT_OWED_AGAIN` until an application of theirs can be paid.
+    """
     by_beneficiary = enrollment.group_by("rrn").agg(
         has_paid_app=(pl.col("outcome") == Outcome.PAID.value).any(),
         has_held_app=(pl.col("outcome") == Outcome.HELD_FOR_REVIEW.value).any(),
     )
-    frame = registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left").join(
-        paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
-        on="person_key",
-        how="left",
-        maintain_order="left",
+    owed = (reissue if reissue is not None else empty_reissue()).select("person_key").unique()
+    frame = (
+        registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left")
+        .join(
+            paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
+            on="person_key",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            owed.with_columns(owed_again=pl.lit(True)),
+            on="person_key",
+            how="left",
+            maintain_order="left",
+        )
     )
     outcome, reasons, rule = first_match(registry_rules(ctx))
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
@@ -718,26 +796,27 @@ def decide(
     ctx: RunContext,
     welfare: pl.DataFrame | None = None,
     duplicates_marked: bool = False,
+    reissue: pl.DataFrame | None = None,
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run.
 
     Duplicate registry rows are marked here by the one narrow-key pass (flows.decide.dedup), unless
     the caller marked them over a larger whole already (`duplicates_marked`: a partitioned run
-    decides duplicates over all files before it splits them into buckets).
+    decides duplicates over all files before it splits them into buckets). `reissue`
+    (REISSUE_SCHEMA, from the ledger): payments whose latest attempt was rejected, returned or
+    voided; this run pays them again as the next attempt of the same `payment_id`.
     """
     lazy_welfare = None if welfare is None else welfare.lazy()
+    again = (reissue if reissue is not None else empty_reissue().collect()).lazy()
     blocked, due = split_progress(paid_before, ctx)
     rows = registry.lazy() if duplicates_marked else mark_duplicate_records(registry.lazy())
     reg = prepare_registry(rows, ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
-    enr = decide_enrollment(enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy()).collect(
-        engine=ENGINE
-    )
-    reg = decide_registry(reg.lazy(), enr.lazy(), blocked.lazy(), ctx).collect(engine=ENGINE)
-    paid = pl.col("outcome") == Outcome.PAID.value
-    with_ids = pl.when(paid).then(payment_id(ctx))
-    reg = reg.with_columns(payment_id=with_ids)
-    enr = enr.with_columns(payment_id=with_ids)
-    payees = enr.filter(paid).select(
+    enr = decide_enrollment(
+        enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy(), again
+    ).collect(engine=ENGINE)
+    reg = decide_registry(reg.lazy(), enr.lazy(), blocked.lazy(), ctx, again).collect(engine=ENGINE)
+    reg, enr = (attempts(frame.lazy(), again, ctx).collect(engine=ENGINE) for frame in (reg, enr))
+    payees = enr.filter(pl.col("outcome") == Outcome.PAID.value).select(
         "payment_id",
         "person_key",
         "card_id",
@@ -747,5 +826,54 @@ def decide(
         "payout",
         "amount_krw",
         "application_id",
+        "attempt",
+        "reissue_of",
     )
     return Decisions(reg, enr, payees)
+
+
+REISSUE_SCHEMA = pl.Schema(
+    {
+        "person_key": pl.String(),
+        "instalment": pl.Int64(),
+        "payment_id": pl.String(),
+        "last_attempt": pl.Int64(),
+        "last_instruction_id": pl.String(),
+        "wrong_keys": pl.List(pl.String()),
+    }
+)
+
+
+def empty_reissue() -> pl.LazyFrame:
+    """Return a re-issue frame with no payments owed again."""
+    return pl.LazyFrame(schema=REISSUE_SCHEMA)
+
+
+def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.LazyFrame:
+    """Give PAID rows their payment id, attempt number and the attempt they re-issue.
+
+    A first payment is attempt 1 of the id stable for (program, person, instalment); a payment
+    owed again keeps the id of its earlier attempts (even across a key rotation) and is the
+    attempt after the last one (lifecycle.md, "Payment states").
+    """
+    paid = pl.when(pl.col("outcome") == Outcome.PAID.value)
+    return (
+        frame.join(
+            reissue.select(
+                "person_key",
+                "instalment",
+                _r_payment_id="payment_id",
+                _r_attempt=pl.col("last_attempt") + 1,
+                _r_of="last_instruction_id",
+            ),
+            on=["person_key", "instalment"],
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            payment_id=paid.then(pl.coalesce("_r_payment_id", payment_id(ctx))),
+            attempt=paid.then(pl.coalesce("_r_attempt", pl.lit(1, pl.Int64))),
+            reissue_of=paid.then(pl.col("_r_of")),
+        )
+        .drop("_r_payment_id", "_r_attempt", "_r_of")
+    )

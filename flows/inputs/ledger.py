@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from flows.audit import attempts as tried
 from flows.errors import LedgerUntrusted, TrailDamaged, UsageError
 from flows.money import won_total
 from flows.run import paths as layout
@@ -49,6 +50,10 @@ class Ledger:
     paid: pl.DataFrame
     reread: Reread = field(default_factory=Reread)
     used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
+    # every payment attempt with its state (flows.audit.attempts.states) and the payments owed
+    # again after a failed one (REISSUE_SCHEMA): issue 15
+    attempts: pl.DataFrame | None = None
+    reissue: pl.DataFrame | None = None
 
     @property
     def paid_total_krw(self) -> int:
@@ -305,22 +310,38 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
                 consumed.setdefault(item["sha256"], row["run_id"])
     paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
+    attempts, reissue = None, None
     files = ledger_files(out, committed)
     if files:
         paying = (
-            pl.scan_parquet(files, hive_partitioning=True)
+            pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
             .filter(pl.col("outcome") == "PAID")
             .select(
                 "source_kind",
+                "outcome",
                 "person_key",
                 "application_id",
                 "instalment",
                 "amount_krw",
                 "run_id",
                 pl.col("run_month").cast(pl.String),
+                "payment_id",
+                "attempt",
+                "reissue_of",
+                "payout",
+                "account_key",
+                "card_key",
+                "payment_file",
             )
         )
         both = person_keys_now(out, runs, committed, paying).collect()
+        attempts = payment_states(out, runs, committed, tried.issued(both.lazy()).collect())
+        failed = tried.failed_attempts(attempts)
+        reissue = tried.owed_again(attempts)
+        # A failed attempt is not a payment: its person is owed again, its application free.
+        both = both.with_columns(pl.col("attempt").fill_null(1).cast(pl.Int64)).join(
+            failed, on=["payment_id", "attempt"], how="anti"
+        )
         registry = pl.col("source_kind") == "registry"
         # A payment counts from the later of its run month and the month its run committed in
         # (Seoul): a run labelled with an old month cannot bring a later instalment forward.
@@ -339,8 +360,46 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             .select(EMPTY_PAID.columns)
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
-        open_rows = still_open(files, committed)
-    return Ledger(paid, Reread(consumed, open_rows), used)
+        open_rows = still_open(files, committed, failed)
+    return Ledger(paid, Reread(consumed, open_rows), used, attempts, reissue)
+
+
+def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame:
+    """Return every result line committed results imports recorded, in chain order (`_order`).
+
+    Each results file is checked against its import's run record like a decision file; adds
+    `result_run_id` (the import) and `_order` (the import's place in the chain, then its line).
+    """
+    from flows.audit.attempts import RESULTS, empty_events
+
+    importing = committed.filter(pl.col("trigger") == RESULTS)
+    empty = empty_events().with_columns(
+        result_run_id=pl.lit(None, pl.String), _order=pl.lit(None, pl.Int64)
+    )
+    if not importing.height:
+        return empty
+    order = runs.with_row_index("_seq").select("run_id", pl.col("_seq").cast(pl.Int64))
+    files = ledger_files(out, importing, "audit/results/")
+    if not files:
+        return empty
+    events = pl.concat(
+        read_trail(out, f).with_columns(result_run_id=pl.lit(f.stem.removeprefix("run_id=")))
+        for f in files
+    )
+    return (
+        events.join(order.rename({"run_id": "result_run_id"}), on="result_run_id", how="left")
+        .with_columns(_order=pl.col("_seq") * (1 << 32) + pl.col("seq"))
+        .drop("_seq")
+    )
+
+
+def payment_states(
+    out: Path, runs: pl.DataFrame, committed: pl.DataFrame, attempts: pl.DataFrame
+) -> pl.DataFrame:
+    """Return every attempt of a program with its state after the results imported so far."""
+    from flows.audit.attempts import states
+
+    return states(attempts, result_events(out, runs, committed))
 
 
 def rotation_maps(
@@ -371,13 +430,21 @@ def person_keys_now(
     return translate(frame, order, maps)
 
 
-def still_open(files: list[Path], committed: pl.DataFrame) -> dict[str, list[int]]:
+def still_open(
+    files: list[Path], committed: pl.DataFrame, failed: pl.DataFrame | None = None
+) -> dict[str, list[int]]:
     """Return, per enrollment file (SHA-256), the rows whose latest decision left them open.
 
-    Candidates are the rows decided with an open outcome (few); a later committed run that
-    decided the same row again (read from the same file content) settles it either way.
+    Candidates are the rows decided with an open outcome (few), and the applications whose
+    payment attempt failed (`failed`: payment_id, attempt; a bank or card result rejected or
+    returned it, issue 15): they are decided again. A later committed run that decided the same
+    row again (read from the same file content) settles it either way.
     """
     from flows.decide.codes import OPEN_OUTCOMES
+
+    if failed is None:
+        failed = pl.DataFrame(schema={"payment_id": pl.String, "attempt": pl.Int64})
+    reopened = failed.lazy().with_columns(_failed=pl.lit(True))
 
     order = committed.with_row_index("_seq").select("run_id", "_seq")
     sources = (
@@ -388,21 +455,30 @@ def still_open(files: list[Path], committed: pl.DataFrame) -> dict[str, list[int
         .select("run_id", source_file="file", source_sha256="sha256")
     )
     decided = (
-        pl.scan_parquet(files, hive_partitioning=True)
+        pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
         .filter(pl.col("source_kind") == "enrollment")
-        .select("run_id", "source_file", "source_row", "outcome")
+        .select(
+            "run_id",
+            "source_file",
+            "source_row",
+            "outcome",
+            "payment_id",
+            attempt=pl.col("attempt").cast(pl.Int64).fill_null(1),
+        )
         .join(sources.lazy(), on=["run_id", "source_file"], how="inner")
         .join(order.lazy(), on="run_id", how="inner")
+        .join(reopened, on=["payment_id", "attempt"], how="left")
+        .with_columns(
+            _open=pl.col("outcome").is_in(OPEN_OUTCOMES) | pl.col("_failed").fill_null(False)
+        )
     )
-    candidates = decided.filter(pl.col("outcome").is_in(OPEN_OUTCOMES)).select(
-        "source_sha256", "source_row"
-    )
+    candidates = decided.filter("_open").select("source_sha256", "source_row")
     latest = (
         decided.join(candidates.unique(), on=["source_sha256", "source_row"], how="semi")
         .sort("_seq")
         .group_by("source_sha256", "source_row")
-        .agg(pl.col("outcome").last())
-        .filter(pl.col("outcome").is_in(OPEN_OUTCOMES))
+        .agg(pl.col("_open").last())
+        .filter("_open")
         .group_by("source_sha256")
         .agg(pl.col("source_row").sort())
         .collect()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from flows.audit.attempts import FIGURES
 from flows.run.flow import RunSummary
+from flows.run.results import Reconciliation
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -29,3 +31,50 @@ def print_summary(summary: RunSummary) -> None:
     typer.echo(f"  output root: {summary.out}")
     for name, path in summary.paths.items():
         typer.echo(f"    {name:<11} {path}")
+
+
+def reconciliation_lines(status: Reconciliation) -> list[str]:
+    """Return the lines of `jiwon results status`: per program, run and file, then reasons."""
+    names = ("issued", "settled", "rejected", "returned", "in flight", "overdue")
+    head = f"{'':<44} " + " ".join(f"{n:>9}" for n in names)
+
+    def row(label: str, r: dict[str, int]) -> list[str]:
+        people = " ".join(f"{r[f]:>9,}" for f in FIGURES if f != "voided")
+        won = " ".join(f"{r[f + '_krw']:>9,}" for f in FIGURES if f != "voided")
+        return [f"{label:<44} {people}", f"{'  won':<44} {won}"]
+
+    lines = [
+        f"jiwon {status.program}  payments as of {status.today} (people = attempts; won below)",
+        head,
+    ]
+    for r in status.by_program.iter_rows(named=True):
+        lines += row("program", r)
+    for r in status.by_run.iter_rows(named=True):
+        lines += row(f"run {r['run_id']}", r)
+    for r in status.by_file.iter_rows(named=True):
+        lines += row(f"  file {r['payment_file']}", r)
+    lines.append(f"owed again (re-issued by the next run): {status.owed_again:,} payment(s)")
+    if status.reasons.height:
+        lines.append("rejected and returned, by reason:")
+        for r in status.reasons.iter_rows(named=True):
+            lines.append(
+                f"  {r['state']:<9} {r['reason_code'] or '-':<8} {r['attempts']:>9,} "
+                f"attempt(s) {r['won']:>14,} won"
+            )
+    late = status.attempts.filter("overdue")
+    if late.height:
+        lines.append(
+            f"overdue: {late.height:,} attempt(s) released more than the program's "
+            "result_due_days ago have no result; ask the bank or card operator for them:"
+        )
+        lines += [
+            f"  {i}  ({r})"
+            for i, r in zip(late["instruction_id"].head(20), late["run_id"].head(20), strict=True)
+        ]
+    return lines
+
+
+def print_reconciliation(status: Reconciliation) -> None:
+    """Print `reconciliation_lines`."""
+    for line in reconciliation_lines(status):
+        typer.echo(line)

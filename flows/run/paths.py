@@ -37,6 +37,11 @@ def rotation_file(program: str, run_id: str) -> Path:
     return Path("audit/rotations", f"program={program}", f"run_id={run_id}.parquet")
 
 
+def results_file(program: str, run_id: str) -> Path:
+    """Return where a results import keeps the result lines it accepted (issue 15)."""
+    return Path("audit/results", f"program={program}", f"run_id={run_id}.parquet")
+
+
 def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
     """Return the units moved into place, in order: the run record commits, payments follow it.
 
@@ -48,6 +53,7 @@ def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
         quarantine_dir(program, run_id),
         reports_dir(program, run_id),
         rotation_file(program, run_id),
+        results_file(program, run_id),
         run_record_file(program, run_id),
         payments_dir(program, run_id),
     ]

@@ -1,0 +1,346 @@
+"""The `import-results` Prefect flow: record the bank's and card operator's results (issue 15).
+
+An import is a ledger event of its own: a signed run record in the program's chain
+(`trigger = results_import`) whose one output, `audit/results/program=P/run_id=R.parquet`, holds
+every line it accepted with the state it moved its attempt to (`flows.audit.attempts`). Like a
+rotation it takes the program's lock, finishes what a crash left and checks the chain and its
+anchor first, and commits through the same staging, so a crash leaves it done or not done.
+
+A result file is accepted whole or not at all (lifecycle.md): the first line that names an
+attempt this program never issued, disagrees with its amount, repeats or contradicts a recorded
+result, or answers a voided attempt refuses every file of the import (exit 3), and nothing is
+recorded. A file imported before (the same SHA-256) is skipped and said so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Failed
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.audit import attempts as tried
+from flows.audit import records as audit
+from flows.errors import InputRejected, JiwonError, UsageError
+from flows.inputs.ledger import read_ledger
+from flows.run import flow as disburse_flow
+from flows.run import paths as layout
+from flows.run.flow import code_version, commit, open_chain, signing_key
+from flows.run.publish import Staging
+from rules.program import PROGRAMS_DIR, ProgramError, load_program
+
+RESULT_KIND = "result"  # the `kind` of a result file in the import's run record `inputs`
+
+
+class ImportParams(BaseModel):
+    """Which result files to record for which program."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1)
+    out: Path
+    files: list[Path] = Field(min_length=1)
+    operator: str = Field(default="unknown", min_length=1)
+    reason: str | None = None
+    programs_dir: Path | None = None
+
+
+class ImportSummary(BaseModel):
+    """What an import recorded, for the command line."""
+
+    run_id: str | None  # None: nothing new (every file was imported before)
+    program: str
+    message: str
+    states: dict[str, int] = Field(default_factory=dict)  # lines per state recorded
+    skipped: list[str] = Field(default_factory=list)  # files imported before, and by which import
+
+
+@flow(name="import-results", log_prints=False, validate_parameters=True)
+def import_results(params: ImportParams) -> ImportSummary:
+    """Record result files of a program's payments as a signed ledger event."""
+    try:
+        with ExitStack() as held:
+            return _import(params, held)
+    except JiwonError as e:
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+
+
+def imported_before(runs: pl.DataFrame) -> dict[str, tuple[str, str]]:
+    """Return {SHA-256: (file, import run id)} of every result file a committed import read."""
+    if not runs.height:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    imports = runs.filter(
+        (pl.col("trigger") == tried.RESULTS) & (pl.col("status") == "committed")
+    ).select("run_id", "inputs")
+    for row in imports.iter_rows(named=True):
+        for item in row["inputs"]:
+            found.setdefault(item["sha256"], (item["file"], row["run_id"]))
+    return found
+
+
+def read_lines(
+    files: list[Path], before: dict[str, tuple[str, str]]
+) -> tuple[pl.DataFrame, list[dict[str, object]], list[str]]:
+    """Read every result file; return the new files' lines in order, their inputs, and skips."""
+    from flows.results.formats import read_result_file
+
+    frames, inputs, skipped = [], [], []
+    seen: dict[str, str] = {}
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"bad usage: result file {path} does not exist")
+        lines = read_result_file(path)
+        sha = lines["result_sha256"][0] if lines.height else audit_sha(path)
+        if sha in before:
+            name, by = before[sha]
+            skipped.append(f"{path.name} was imported before by {by} (as {name}): skipped")
+            continue
+        if sha in seen:
+            skipped.append(f"{path.name} is the same file as {seen[sha]}: read once")
+            continue
+        seen[sha] = path.name
+        frames.append(lines)
+        inputs.append(
+            {
+                "kind": RESULT_KIND,
+                "file": path.name,
+                "sha256": sha,
+                "rows": lines.height,
+                "encoding": None,
+                "skipped_by_run": None,
+                "rows_closed": None,
+            }
+        )
+    if not frames:
+        return pl.DataFrame(), inputs, skipped
+    lines = pl.concat(frames, how="vertical_relaxed").with_row_index("seq")
+    return lines.with_columns(pl.col("seq").cast(pl.Int64)), inputs, skipped
+
+
+def audit_sha(path: Path) -> str:
+    """Return a file's SHA-256."""
+    from flows.inputs.ledger import sha256_file
+
+    return sha256_file(path)
+
+
+def other_program(out: Path, program: str, payment_ids: pl.Series) -> str | None:
+    """Return the program under `out` whose decision records carry one of `payment_ids`."""
+    root = out / "audit/decisions"
+    for folder in sorted(root.glob("program=*")) if root.is_dir() else []:
+        name = folder.name.removeprefix("program=")
+        if name == program:
+            continue
+        found = (
+            pl.scan_parquet(folder / "**/*.parquet", hive_partitioning=False)
+            .filter(pl.col("payment_id").is_in(payment_ids.implode()))
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+        if found:
+            return name
+    return None
+
+
+def refuse(out: Path, program: str, checked: pl.DataFrame) -> None:
+    """Raise InputRejected for the first line of an import that may not be recorded."""
+    faulty = checked.filter(pl.col("fault").is_not_null())
+    if not faulty.height:
+        return
+    line = faulty.row(0, named=True)
+    file, at, instruction, fault = (
+        line["result_file"],
+        line["line"],
+        line["instruction_id"],
+        line["fault"],
+    )
+    if fault == tried.UNKNOWN:
+        owner = other_program(out, program, faulty["payment_id"])
+        if owner is not None:
+            raise InputRejected(
+                file,
+                f"instruction {instruction} is a payment of program {owner}, not {program} "
+                "(a result file of another program)",
+                "Import it with --program set to the program that paid it; "
+                "nothing of this import was recorded.",
+                line=at,
+            )
+        raise InputRejected(
+            file,
+            f"instruction {instruction} names an attempt program {program} never issued "
+            "(unknown instruction id)",
+            "Check --program and --out, or ask the bank or card operator which file they "
+            "answered; "
+            "nothing of this import was recorded.",
+            line=at,
+        )
+    if fault == tried.AMOUNT:
+        raise InputRejected(
+            file,
+            f"instruction {instruction} says {line['amount_krw']:,} won for an attempt of "
+            f"{line['issued_krw']:,} won (amount mismatch)",
+            "Ask the bank or card operator for a corrected file; "
+            "nothing of this import was recorded.",
+            line=at,
+        )
+    if fault == tried.VOIDED_ATTEMPT:
+        raise InputRejected(
+            file,
+            f"instruction {instruction} is a result for a voided attempt",
+            "Ask the bank or card operator why they processed a voided payment; "
+            "nothing of this import was recorded.",
+            line=at,
+        )
+    if fault == tried.NOT_RELEASED:
+        raise InputRejected(
+            file,
+            f"instruction {instruction} is a result for an attempt not released yet",
+            "Check that the file answers a released run; nothing of this import was recorded.",
+            line=at,
+        )
+    if fault == tried.DUPLICATE:
+        raise InputRejected(
+            file,
+            f"instruction {instruction} repeats a result already recorded (duplicate: the "
+            f"attempt is {line['was']})",
+            "Remove the repeated line, or import only the files not imported yet; "
+            "nothing of this import was recorded.",
+            line=at,
+        )
+    raise InputRejected(
+        file,
+        f"instruction {instruction} says {line['state']} for an attempt already "
+        f"{line['was']} (conflicting results)",
+        "Ask the bank or card operator which result holds and for a corrected file; "
+        "nothing of this import was recorded.",
+        line=at,
+    )
+
+
+def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
+    started = disburse_flow.now()
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    out = params.out.resolve()
+    try:
+        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    signer = signing_key()
+    runs, head = open_chain(out, program.id, run_id, started, signer, held)
+    lines, inputs, skipped = read_lines(params.files, imported_before(runs))
+    if not inputs:
+        message = "nothing new to import: " + "; ".join(skipped)
+        get_run_logger().info(message)
+        return ImportSummary(run_id=None, program=program.id, message=message, skipped=skipped)
+    ledger = read_ledger(out, program.id, runs)
+    current = ledger.attempts
+    if current is None or not current.height:
+        raise UsageError(
+            f"bad usage: program {program.id} has paid nothing under {out} yet: there is no "
+            "payment a result could answer; check --program and --out"
+        )
+    checked = tried.transitions(lines, current)
+    refuse(out, program.id, checked)
+    events = checked.select(
+        pl.col(c).cast(t) if c != "result_line" else pl.col("line").cast(t).alias(c)
+        for c, t in tried.EVENT_SCHEMA.items()
+    )
+    counts = dict(events.group_by("state").len().iter_rows())
+    committed = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+    run_month = str(committed["run_month"].max()) if committed.height else started.strftime("%Y-%m")
+    staging = Staging(out, program.id, run_month, run_id)
+    staging.write(
+        layout.results_file(program.id, run_id),
+        audit.parquet_bytes(events, {"jiwon.table": "results", "jiwon.program": program.id}),
+    )
+    detail = {"lines": events.height, "states": counts, "files": [i["file"] for i in inputs]}
+    shown = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))
+    message = f"imported {events.height:,} result line(s) from {len(inputs)} file(s): {shown}"
+    if skipped:
+        message += "; " + "; ".join(skipped)
+    record = audit.RunRecord(
+        run_id=run_id,
+        flow_run_id=str(flow_run.get_id() or ""),
+        program=program.id,
+        run_month=run_month,
+        reference_date=program.reference_date,
+        trigger=tried.RESULTS,
+        operator=params.operator,
+        reason=params.reason,
+        dry_run=False,
+        status="committed",
+        started_at=started,
+        finished_at=started,
+        code_version=code_version(),
+        rule_set_id=program.id,
+        rule_set_sha256=program.sha256,
+        parameters=json.dumps({"results": detail}, ensure_ascii=False, sort_keys=True),
+        message=message,
+        inputs=inputs,
+    )
+    commit(record, staging, head, signer)
+    get_run_logger().info("results import %s of %s: %s", run_id, program.id, message)
+    return ImportSummary(
+        run_id=run_id, program=program.id, message=message, states=counts, skipped=skipped
+    )
+
+
+class Reconciliation(BaseModel):
+    """Where a program's payments stand in money (`jiwon results status`, the program page)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    program: str
+    today: dt.date
+    attempts: pl.DataFrame  # flows.audit.attempts.reconcile: one row per attempt
+    by_program: pl.DataFrame
+    by_run: pl.DataFrame
+    by_file: pl.DataFrame
+    reasons: pl.DataFrame
+    owed_again: int  # payments whose newest attempt failed
+
+
+def reconciliation(out: Path, program_id: str, today: dt.date | None = None) -> Reconciliation:
+    """Return the program's attempts and their totals per program, run and file (read only)."""
+    from flows.inputs.ledger import run_records
+
+    try:
+        program = load_program(program_id, PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+    runs = run_records(out, program.id)
+    if not runs.height:
+        raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
+    ledger = read_ledger(out, program.id, runs)
+    current = ledger.attempts
+    if current is None:
+        current = pl.DataFrame(schema=tried.ATTEMPT_SCHEMA).with_columns(
+            state=pl.lit(None, pl.String),
+            reason_code=pl.lit(None, pl.String),
+            details_wrong=pl.lit(None, pl.Boolean),
+        )
+    released = runs.select(
+        "run_id", released_on=pl.col("finished_at").dt.convert_time_zone("Asia/Seoul").dt.date()
+    )
+    day = today or disburse_flow.now().astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+    rows = tried.reconcile(current, released, program.result_due_days, day)
+    return Reconciliation(
+        program=program.id,
+        today=day,
+        attempts=rows,
+        by_program=tried.totals(rows, []),
+        by_run=tried.totals(rows, ["run_id"]),
+        by_file=tried.totals(rows, ["run_id", "payment_file"]),
+        reasons=tried.reasons(rows),
+        owed_again=int(rows["owed_again"].sum()),
+    )

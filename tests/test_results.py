@@ -1,0 +1,237 @@
+"""Exactly once in money (issue 15): results are recorded whole or not at all, and the next run
+pays again every payment a result says did not arrive, never twice and never to details that were
+refused.
+
+The story delivery pays its residents through Paju Pay cards; the card operator answers with the
+credit result CSV of lifecycle.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.audit.verify import verify_trail
+from flows.errors import InputRejected
+from flows.run.results import ImportParams, import_results, reconciliation
+from tests.support.flowrun import decisions, run_flow, runs
+
+PROGRAM = "paju-livelihood-2025"
+HEADER = "payment_id,attempt,card_id,amount,status,reason_code,processed_at"
+WHEN = "2025-03-20T10:00:00+09:00"
+
+
+@pytest.fixture
+def data(story: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "data"
+    shutil.copytree(story, copy)
+    return copy
+
+
+def credits(out: Path, run_id: str) -> pl.DataFrame:
+    """Return every line of a run's credit files (what the card operator received)."""
+    folder = out / "payments" / PROGRAM / run_id
+    return pl.concat(
+        pl.read_csv(f, infer_schema=False) for f in sorted(folder.glob("*.csv"))
+    ).with_columns(pl.col("amount").cast(pl.Int64), pl.col("attempt").cast(pl.Int64))
+
+
+def card_result(path: Path, rows: list[tuple[dict[str, object], str, str]]) -> Path:
+    """Write a card operator's result CSV: (credit line, status, reason code) per line."""
+    lines = [HEADER] + [
+        f"{c['payment_id']},{c['attempt']},{c['card_id']},{c['amount']},{status},{reason},{WHEN}"
+        for c, status, reason in rows
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def record(out: Path, *files: Path) -> object:
+    return import_results(ImportParams(program=PROGRAM, out=out, files=list(files)))
+
+
+def answer(out: Path, run_id: str, tmp: Path, refused: dict[int, str]) -> tuple[Path, pl.DataFrame]:
+    """Answer every credit of a run: CREDITED, except line i REJECTED with refused[i]."""
+    sent = credits(out, run_id)
+    rows = [
+        (c, "REJECTED", refused[i]) if i in refused else (c, "CREDITED", "")
+        for i, c in enumerate(sent.iter_rows(named=True))
+    ]
+    return card_result(tmp / f"result-{run_id}.csv", rows), sent
+
+
+def test_results_are_recorded_and_a_rejected_payment_is_paid_again_once(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    # line 0: the card was cancelled (details wrong); line 1: the operator's system failed
+    result, sent = answer(out, first.run_id, tmp_path, {0: "CARD_CANCELLED", 1: "SYSTEM_ERROR"})
+    summary = record(out, result)
+    assert summary.states == {"SETTLED": sent.height - 2, "REJECTED": 2}
+    status = reconciliation(out, PROGRAM)
+    program = status.by_program.row(0, named=True)
+    amount = int(sent["amount"][0])
+    assert (program["issued"], program["settled"], program["rejected"]) == (
+        sent.height,
+        sent.height - 2,
+        2,
+    )
+    assert program["settled_krw"] == int(sent["amount"].sum()) - 2 * amount
+    assert status.owed_again == 2
+    assert verify_trail(out)[0] == []
+
+    # The same inputs again: only the temporary failure is paid, to the same card, as attempt 2.
+    second = run_flow(data, out, trigger="rerun", reason="re-issue rejected payments")
+    again = credits(out, second.run_id)
+    assert again.height == 1 and second.total_paid_krw == amount
+    retry = again.row(0, named=True)
+    assert (retry["payment_id"], retry["attempt"], retry["card_id"]) == (
+        sent["payment_id"][1],
+        2,
+        sent["card_id"][1],
+    )
+    rows = decisions(out, second.run_id)
+    paid = rows.filter(pl.col("outcome") == "PAID")
+    assert set(paid["reissue_of"]) == {f"{sent['payment_id'][1]}-1"}
+    # The cancelled card is never paid again; its person is owed, and the records say why.
+    refused = rows.filter(pl.col("reason_codes").list.contains("PAYOUT_DETAILS_REJECTED"))
+    assert refused.height == 1 and refused["outcome"][0] == "INELIGIBLE"
+    owed = rows.filter(pl.col("reason_codes").list.contains("PAYMENT_OWED_AGAIN"))
+    assert owed.height == 1 and owed["person_key"][0] == refused["person_key"][0]
+
+    # A third run with nothing new pays nobody: attempt 2 is in flight.
+    third = run_flow(data, out, trigger="rerun", reason="nothing new")
+    assert third.total_paid_krw == 0
+    assert verify_trail(out)[0] == []
+
+
+def test_a_corrected_card_in_a_new_delivery_is_paid_as_the_next_attempt(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    result, sent = answer(out, first.run_id, tmp_path, {0: "CARD_LOST"})
+    record(out, result)
+    refused = decisions(out, first.run_id).filter(
+        (pl.col("payment_id") == sent["payment_id"][0]) & (pl.col("source_kind") == "enrollment")
+    )
+    application_id = refused["application_id"][0]
+    original = next(
+        line
+        for f in sorted((data / "enrollments").glob("*.csv"))
+        for line in f.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        if line.startswith(f"{application_id},")
+    )
+    cells = original.split(",")
+    cells[0], cells[1], cells[6] = "C0001", "2025-03-21T09:00:00", "9419999999999999"
+    header = (
+        "application_id,applied_at,rrn,applicant_rrn,channel,payout,card_id,bank_code,"
+        "account_no,account_holder"
+    )
+    (data / "enrollments" / "enrollments_corrected.csv").write_text(
+        header + "\n" + ",".join(cells) + "\n", encoding="utf-8"
+    )
+    second = run_flow(data, out, trigger="rerun", reason="corrected card delivered")
+    again = credits(out, second.run_id)
+    assert again.height == 1
+    assert (again["payment_id"][0], again["attempt"][0], again["card_id"][0]) == (
+        sent["payment_id"][0],
+        2,
+        "9419999999999999",
+    )
+    # Settled: nobody has two settled attempts, the person is no longer owed.
+    record(out, card_result(tmp_path / "second.csv", [(again.row(0, named=True), "CREDITED", "")]))
+    status = reconciliation(out, PROGRAM)
+    assert status.owed_again == 0
+    settled = status.attempts.filter(pl.col("state") == "SETTLED")
+    assert settled["payment_id"].is_unique().all()
+    assert settled.height == sent.height
+
+
+def test_importing_the_same_file_twice_records_it_once(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    result, _ = answer(out, first.run_id, tmp_path, {})
+    record(out, result)
+    before = runs(out).height
+    again = record(out, result)
+    assert again.run_id is None and "imported before" in again.message
+    assert runs(out).height == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "fault"),
+    [
+        (
+            lambda rows: [*rows[:1], (rows[0][0] | {"payment_id": "JW0"}, "CREDITED", "")],
+            "never issued",
+        ),
+        (lambda rows: [(rows[0][0] | {"amount": 1}, "CREDITED", "")], "amount mismatch"),
+    ],
+    ids=["unknown attempt", "amount mismatch"],
+)
+def test_a_result_file_with_a_bad_line_is_refused_whole_and_nothing_is_recorded(
+    edit: object, fault: str, data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    sent = credits(out, first.run_id)
+    rows = [(c, "CREDITED", "") for c in sent.iter_rows(named=True)]
+    bad = card_result(tmp_path / "bad.csv", edit(rows))  # type: ignore[operator]
+    before = runs(out).height
+    with pytest.raises(InputRejected, match=fault) as refused:
+        record(out, bad)
+    assert "bad.csv, line" in str(refused.value)
+    assert runs(out).height == before
+    assert reconciliation(out, PROGRAM).by_program["settled"][0] == 0
+
+
+def test_a_settled_after_rejected_is_a_conflict_and_a_repeat_is_a_duplicate(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    sent = credits(out, first.run_id)
+    line = sent.row(0, named=True)
+    record(out, card_result(tmp_path / "a.csv", [(line, "REJECTED", "CARD_LOST")]))
+    with pytest.raises(InputRejected, match="conflicting results"):
+        record(out, card_result(tmp_path / "b.csv", [(line, "CREDITED", "")]))
+    with pytest.raises(InputRejected, match="duplicate"):
+        record(out, card_result(tmp_path / "c.csv", [(line, "REJECTED", "CARD_UNKNOWN")]))
+
+
+def test_a_return_after_settlement_makes_the_payment_owed_again(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    sent = credits(out, first.run_id)
+    line = sent.row(0, named=True)
+    record(out, card_result(tmp_path / "a.csv", [(line, "CREDITED", "")]))
+    record(out, card_result(tmp_path / "b.csv", [(line, "RETURNED", "CREDIT_REVERSED")]))
+    status = reconciliation(out, PROGRAM)
+    assert status.by_program["returned"][0] == 1 and status.owed_again == 1
+    second = run_flow(data, out, trigger="rerun", reason="re-issue the returned credit")
+    again = credits(out, second.run_id)
+    assert (again["payment_id"][0], again["attempt"][0]) == (line["payment_id"], 2)
+
+
+def test_a_result_of_another_programs_payment_names_that_program(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    from tests.test_programs_flow import generated
+
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    birth = generated("paju-birth-2025", tmp_path / "birth", rows=300)
+    run_flow(birth, out, program="paju-birth-2025", run_month="2025-07")
+    sent = credits(out, first.run_id)
+    bad = card_result(tmp_path / "r.csv", [(sent.row(0, named=True), "CREDITED", "")])
+    with pytest.raises(InputRejected, match=f"is a payment of program {PROGRAM}, not paju-birth"):
+        import_results(ImportParams(program="paju-birth-2025", out=out, files=[bad]))
