@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
@@ -25,6 +25,9 @@ import typer
 from pydantic import ValidationError
 
 from flows.errors import JiwonError
+
+if TYPE_CHECKING:
+    from flows.run.flow import RunSummary
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -72,7 +75,7 @@ def parameter_problem(error: ValidationError) -> str:
     return f"bad usage: {where}: {message}" if where else f"bad usage: {message}"
 
 
-def execute(params: dict[str, object]) -> None:
+def execute(params: dict[str, object]) -> RunSummary:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
     from flows.report.terminal import print_summary
     from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
@@ -123,6 +126,7 @@ def execute(params: dict[str, object]) -> None:
     except Exception as e:  # a bug or an environment failure: say so in one line
         unexpected(e)
     print_summary(summary)
+    return summary
 
 
 PREFECT_START_FAILED = "Timed out while attempting to connect to ephemeral Prefect API server"
@@ -290,17 +294,66 @@ def demo(
     data = out / "data"
     write_population(generate_population(rows, seed=seed), data)
     typer.echo(f"generated {rows:,} residents in {data}/registry and {data}/enrollments")
-    execute(
-        {
-            "program": DEMO_PROGRAM,
-            "registry": data / "registry",
-            "enrollments": data / "enrollments",
-            "out": out / "out",
-            "operator": "demo",
-            "reason": "demo run on synthetic data",
-            "run_month": "2025-03",
-        }
+    params: dict[str, object] = {
+        "program": DEMO_PROGRAM,
+        "registry": data / "registry",
+        "enrollments": data / "enrollments",
+        "out": out / "out",
+        "operator": "demo",
+        "reason": "demo run on synthetic data",
+        "run_month": "2025-03",
+    }
+    first = execute(params)
+    if first.status == "committed" and first.payments:
+        demo_results_cycle(out, data, params, first.run_id, seed)
+
+
+def demo_results_cycle(
+    out: Path, data: Path, params: dict[str, object], run_id: str, seed: int
+) -> None:
+    """Show one results cycle: the card operator answers, corrections arrive, the run re-issues."""
+    from fixtures.corrections import corrected_applications
+    from flows.report.terminal import print_reconciliation
+    from flows.results.simulate import simulate
+    from flows.run.results import reconciliation
+
+    trail = out / "out"
+    replies = out / "replies"
+    typer.secho("\nthe card operator answers (simulated): some cards refused", bold=True)
+    answered = simulate(
+        trail / "payments" / DEMO_PROGRAM / run_id, replies / run_id, 0.03, 0.005, seed
     )
+    import_files(trail, answered)
+    fixed = corrected_applications(trail, DEMO_PROGRAM, data, "2025-03-20T10:00:00")
+    typer.echo(
+        f"{fixed:,} resident(s) gave another card at the community centre: "
+        f"{data}/enrollments/enrollments_corrected.csv"
+    )
+    typer.secho("\nthe next run re-issues what is owed again", bold=True)
+    again = execute(
+        params | {"trigger": "rerun", "reason": "re-issue payments the card operator refused"}
+    )
+    if again.status == "committed" and again.payments:
+        answered = simulate(
+            trail / "payments" / DEMO_PROGRAM / again.run_id, replies / again.run_id, 0, 0, seed
+        )
+        import_files(trail, answered)
+    typer.echo("")
+    print_reconciliation(reconciliation(trail.resolve(), DEMO_PROGRAM))
+    typer.echo(f"see it again: jiwon results status --program {DEMO_PROGRAM} --out {trail}")
+
+
+def import_files(out: Path, files: list[Path]) -> None:
+    """Import result files as `jiwon results import` does, printing its line."""
+    from flows.run.results import ImportParams, import_results
+
+    try:
+        summary = import_results(ImportParams(program=DEMO_PROGRAM, out=out, files=files))
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    typer.echo(f"results import {summary.run_id}: {summary.message}")
 
 
 @audit_app.command("explain")

@@ -23,9 +23,50 @@ def guide_blocks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def guide_run(bank_trail: BankTrail) -> tuple[Path, str, dict[str, Any]]:
-    """Run the guide's code against the shared two-run trail with bank payouts."""
-    out = bank_trail.out
+def results_trail(bank_trail: BankTrail, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-run bank trail, then the bank's and card operator's answers to its first run
+    (a third rejected or returned), a re-issue run in May and its answers (all settled)."""
+    from flows.results.simulate import simulate
+    from flows.run.results import ImportParams, import_results
+    from tests.conftest import TEST_KEY
+    from tests.support.banktrail import copy_trail
+    from tests.support.flowrun import run_flow
+
+    root = tmp_path_factory.mktemp("results-trail")
+    out = copy_trail(bank_trail.out, root / "out")
+    programs = bank_trail.story / "programs"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JIWON_PII_KEY", TEST_KEY)
+    try:
+
+        def answer(run_id: str, rejected: float, returned: float) -> None:
+            payments = out / "payments" / "paju-livelihood-2025" / run_id
+            files = simulate(payments, root / "replies" / run_id, rejected, returned, seed=7)
+            import_results(
+                ImportParams(
+                    program="paju-livelihood-2025", out=out, files=files, programs_dir=programs
+                )
+            )
+
+        answer(bank_trail.first, 0.25, 0.1)
+        again = run_flow(
+            bank_trail.story,
+            out,
+            run_month="2025-05",
+            trigger="rerun",
+            reason="re-issue what the bank refused",
+            programs_dir=programs,
+        )
+        answer(again.run_id, 0, 0)
+    finally:
+        mp.undo()
+    return out
+
+
+@pytest.fixture(scope="module")
+def guide_run(results_trail: Path) -> tuple[Path, str, dict[str, Any]]:
+    """Run the guide's code against the bank trail with results and a re-issue run."""
+    out = results_trail
     unpaid = decisions(out).filter(
         pl.col("source_kind") == "registry", pl.col("outcome") == "UNENROLLED"
     )
@@ -87,9 +128,36 @@ def test_guide_reconciles_every_committed_run_with_its_payment_files(
 ) -> None:
     out, _, ns = guide_run
     reconciliation = ns["reconciliation"]
-    assert reconciliation.height == 2
-    assert reconciliation["files_krw"].cast(pl.Int64).to_list() == [31_400_000, 0]
+    committed = runs(out).filter(pl.col("status") == "committed")
+    assert reconciliation.height == committed.height == 5  # 3 runs, 2 results imports
+    files = dict(
+        zip(reconciliation["run_id"], reconciliation["files_krw"].cast(pl.Int64), strict=True)
+    )
+    assert files == dict(zip(committed["run_id"], committed["total_paid_krw"], strict=True))
+    assert files[committed["run_id"][0]] == 31_400_000
     assert ns["checked_files"] == len(list(out.glob("payments/*/*/*.csv"))) + len(
         list(out.glob("payments/*/*/*.dat"))
     )
-    assert ns["checked_files"] == 2
+    assert ns["checked_files"] == 4
+
+
+def test_guide_money_per_state_agrees_with_results_status(
+    guide_run: tuple[Path, str, dict[str, Any]], bank_trail: BankTrail
+) -> None:
+    from flows.run.results import reconciliation
+
+    out, _, ns = guide_run
+    programs = bank_trail.story / "programs"
+    status = reconciliation(out, "paju-livelihood-2025", programs_dir=programs)
+    money = {r["state"]: r for r in ns["money"].iter_rows(named=True)}
+    totals = status.by_program.row(0, named=True)
+    for state, figure in (
+        ("SETTLED", "settled"),
+        ("REJECTED", "rejected"),
+        ("RETURNED", "returned"),
+    ):
+        assert int(money.get(state, {"won": 0})["won"] or 0) == totals[f"{figure}_krw"]
+        assert int(money.get(state, {"attempts": 0})["attempts"]) == totals[f"{figure}_attempts"]
+    assert totals["rejected_attempts"] > 0 and totals["returned_attempts"] > 0
+    assert ns["owed_again"].height == status.owed_again
+    assert ns["paid_in_money"] == totals["settled_krw"]

@@ -320,7 +320,9 @@ def test_a_deleted_run_record_whose_decisions_remain_halts_the_next_run(
     first = run_flow(story, out)
     record_file(out, first.run_id).unlink()
     redeliver(story)
-    with pytest.raises(RunHalted, match="holds decisions of a run that has no run record"):
+    with pytest.raises(
+        RunHalted, match="holds decisions or results of a run or import that has no run record"
+    ):
         run_flow(story, out)
     assert [p.name for p in out.glob("payments/*/*")] == [first.run_id]  # no second payment
     assert not list(out.glob("audit/runs/**/*.parquet"))  # nothing chained to such a trail

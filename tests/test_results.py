@@ -75,7 +75,7 @@ def test_results_are_recorded_and_a_rejected_payment_is_paid_again_once(
     status = reconciliation(out, PROGRAM)
     program = status.by_program.row(0, named=True)
     amount = int(sent["amount"][0])
-    assert (program["issued"], program["settled"], program["rejected"]) == (
+    assert (program["issued_attempts"], program["settled"], program["rejected"]) == (
         sent.height,
         sent.height - 2,
         2,

@@ -271,9 +271,10 @@ FIGURES = ("issued", "settled", "rejected", "returned", "voided", "in_flight", "
 
 
 def totals(attempts: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Return, per group of `by`, attempts and won per state (people = attempts, one each).
+    """Return, per group of `by` and state: people (`<state>`), `<state>_attempts`, `<state>_krw`.
 
-    `issued` counts every attempt; the states after it split it (in flight, settled, ...).
+    `issued` counts every attempt; the states after it split it (in flight, settled, ...). A
+    person paid again after a failed attempt counts once per state their attempts are in.
     """
     state = pl.col("state")
     picks = {
@@ -288,7 +289,8 @@ def totals(attempts: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     aggs = []
     for name, pick in picks.items():
         aggs += [
-            pick.sum().alias(name),
+            pick.sum().alias(f"{name}_attempts"),
+            pl.col("person_key").filter(pick).n_unique().alias(name),
             pl.col("amount_krw").filter(pick).sum().alias(f"{name}_krw"),
         ]
     grouped = attempts.group_by(by).agg(aggs) if by else attempts.select(aggs)

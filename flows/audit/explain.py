@@ -256,7 +256,7 @@ def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
 
 def result_lines(out: Path, instructions: pl.Series) -> pl.DataFrame:
     """Return the result lines committed imports recorded for `instructions`, in chain order."""
-    files = sorted(out.glob("audit/results/program=*/run_id=*.parquet"))
+    files = sorted(out.glob("audit/results/program=*/run_id=*/*.parquet"))
     if not files:
         return pl.DataFrame(
             schema={
@@ -275,7 +275,7 @@ def result_lines(out: Path, instructions: pl.Series) -> pl.DataFrame:
         .collect()
     )
     frames = [
-        pl.read_parquet(f).with_columns(result_run_id=pl.lit(f.stem.removeprefix("run_id=")))
+        pl.read_parquet(f).with_columns(result_run_id=pl.lit(f.parent.name.removeprefix("run_id=")))
         for f in files
     ]
     return (

@@ -290,11 +290,15 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
         )
     known = set(runs["run_id"].to_list()) if runs.height else set()
     folder = out / "audit/decisions" / f"program={program}"
-    for found in sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []:
+    imports = out / "audit/results" / f"program={program}"
+    for found in [
+        *(sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []),
+        *(sorted(imports.glob("run_id=*")) if imports.is_dir() else []),
+    ]:
         if found.name.removeprefix("run_id=") not in known:
             raise untrusted(
-                f"{found.relative_to(out)} holds decisions of a run that has no run record "
-                "(a run record was deleted)"
+                f"{found.relative_to(out)} holds decisions or results of a run or import that "
+                "has no run record (a run record was deleted)"
             )
 
 
@@ -383,7 +387,7 @@ def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.
     if not files:
         return empty
     events = pl.concat(
-        read_trail(out, f).with_columns(result_run_id=pl.lit(f.stem.removeprefix("run_id=")))
+        read_trail(out, f).with_columns(result_run_id=pl.lit(f.parent.name.removeprefix("run_id=")))
         for f in files
     )
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import typer
 
 from flows.audit.attempts import FIGURES
@@ -35,31 +36,36 @@ def print_summary(summary: RunSummary) -> None:
 
 def reconciliation_lines(status: Reconciliation) -> list[str]:
     """Return the lines of `jiwon results status`: per program, run and file, then reasons."""
-    names = ("issued", "settled", "rejected", "returned", "in flight", "overdue")
-    head = f"{'':<44} " + " ".join(f"{n:>9}" for n in names)
+    shown = [f for f in FIGURES if f != "voided"]
+    width = 15
 
     def row(label: str, r: dict[str, int]) -> list[str]:
-        people = " ".join(f"{r[f]:>9,}" for f in FIGURES if f != "voided")
-        won = " ".join(f"{r[f + '_krw']:>9,}" for f in FIGURES if f != "voided")
-        return [f"{label:<44} {people}", f"{'  won':<44} {won}"]
+        people = "".join(f"{r[f]:>{width},}" for f in shown)
+        tries = "".join(f"{r[f + '_attempts']:>{width},}" for f in shown)
+        won = "".join(f"{r[f + '_krw']:>{width},}" for f in shown)
+        return [
+            f"{label:<34}{'people':<6}{people}",
+            f"{'':<32}{'attempts':<8}{tries}",
+            f"{'':<34}{'won':<6}{won}",
+        ]
 
     lines = [
-        f"jiwon {status.program}  payments as of {status.today} (people = attempts; won below)",
-        head,
+        f"jiwon {status.program}: payments as of {status.today} (people, attempts, won)",
+        f"{'':<40}" + "".join(f"{f.replace('_', ' '):>{width}}" for f in shown),
     ]
     for r in status.by_program.iter_rows(named=True):
         lines += row("program", r)
     for r in status.by_run.iter_rows(named=True):
         lines += row(f"run {r['run_id']}", r)
-    for r in status.by_file.iter_rows(named=True):
-        lines += row(f"  file {r['payment_file']}", r)
-    lines.append(f"owed again (re-issued by the next run): {status.owed_again:,} payment(s)")
+        for f in status.by_file.filter(pl.col("run_id") == r["run_id"]).iter_rows(named=True):
+            lines += row(f"  {f['payment_file']}", f)
+    lines.append(f"owed again (the next run re-issues them): {status.owed_again:,} payment(s)")
     if status.reasons.height:
         lines.append("rejected and returned, by reason:")
         for r in status.reasons.iter_rows(named=True):
             lines.append(
-                f"  {r['state']:<9} {r['reason_code'] or '-':<8} {r['attempts']:>9,} "
-                f"attempt(s) {r['won']:>14,} won"
+                f"  {r['state']:<9} {r['reason_code'] or '-':<22}{r['attempts']:>9,} "
+                f"attempt(s){r['won']:>16,} won"
             )
     late = status.attempts.filter("overdue")
     if late.height:
@@ -67,10 +73,8 @@ def reconciliation_lines(status: Reconciliation) -> list[str]:
             f"overdue: {late.height:,} attempt(s) released more than the program's "
             "result_due_days ago have no result; ask the bank or card operator for them:"
         )
-        lines += [
-            f"  {i}  ({r})"
-            for i, r in zip(late["instruction_id"].head(20), late["run_id"].head(20), strict=True)
-        ]
+        first = late.head(20).iter_rows(named=True)
+        lines += [f"  {r['instruction_id']}  (run {r['run_id']})" for r in first]
     return lines
 
 

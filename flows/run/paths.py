@@ -37,9 +37,14 @@ def rotation_file(program: str, run_id: str) -> Path:
     return Path("audit/rotations", f"program={program}", f"run_id={run_id}.parquet")
 
 
+def results_dir(program: str, run_id: str) -> Path:
+    """Return the hive partition folder of a results import's lines (issue 15)."""
+    return Path("audit/results", f"program={program}", f"run_id={run_id}")
+
+
 def results_file(program: str, run_id: str) -> Path:
-    """Return where a results import keeps the result lines it accepted (issue 15)."""
-    return Path("audit/results", f"program={program}", f"run_id={run_id}.parquet")
+    """Return where a results import keeps the result lines it accepted."""
+    return results_dir(program, run_id) / "results.parquet"
 
 
 def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
@@ -53,7 +58,7 @@ def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
         quarantine_dir(program, run_id),
         reports_dir(program, run_id),
         rotation_file(program, run_id),
-        results_file(program, run_id),
+        results_dir(program, run_id),
         run_record_file(program, run_id),
         payments_dir(program, run_id),
     ]

@@ -310,12 +310,14 @@ class Reconciliation(BaseModel):
     owed_again: int  # payments whose newest attempt failed
 
 
-def reconciliation(out: Path, program_id: str, today: dt.date | None = None) -> Reconciliation:
+def reconciliation(
+    out: Path, program_id: str, today: dt.date | None = None, programs_dir: Path | None = None
+) -> Reconciliation:
     """Return the program's attempts and their totals per program, run and file (read only)."""
     from flows.inputs.ledger import run_records
 
     try:
-        program = load_program(program_id, PROGRAMS_DIR)
+        program = load_program(program_id, programs_dir or PROGRAMS_DIR)
     except ProgramError as e:
         raise UsageError(str(e)) from None
     runs = run_records(out, program.id)
