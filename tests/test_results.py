@@ -103,6 +103,12 @@ def test_results_are_recorded_and_a_rejected_payment_is_paid_again_once(
     owed = rows.filter(pl.col("reason_codes").list.contains("PAYMENT_OWED_AGAIN"))
     assert owed.height == 1 and owed["person_key"][0] == refused["person_key"][0]
 
+    # Its report says where the first run's payments stood in money when it started.
+    report = (out / "reports" / PROGRAM / second.run_id / "summary.md").read_text()
+    settled_won = (sent.height - 2) * amount
+    assert f"| {first.run_id} | {sent.height:,} (" in report
+    assert f"{sent.height - 2:,} ({settled_won:,} won) | 2 ({2 * amount:,} won)" in report
+
     # A third run with nothing new pays nobody: attempt 2 is in flight.
     third = run_flow(data, out, trigger="rerun", reason="nothing new")
     assert third.total_paid_krw == 0

@@ -115,6 +115,23 @@ EMPTY_PAID = pl.DataFrame(
 EMPTY_USED = pl.DataFrame(schema={"person_key": pl.String, "application_id": pl.String})
 
 
+# Decision record columns later versions added: files written before them read back as null.
+LATER_COLUMNS = {"attempt": pl.Int64(), "reissue_of": pl.String()}
+
+
+def scan_decisions(files: list[Path]) -> pl.LazyFrame:
+    """Scan decision files written by any version: a column a file lacks reads as null.
+
+    The newest file leads (polars takes the first file's columns and inserts the missing ones
+    in the others), and a column no file has yet is added as null.
+    """
+    frame = pl.scan_parquet(files[::-1], hive_partitioning=True, missing_columns="insert")
+    have = frame.collect_schema().names()
+    return frame.with_columns(
+        pl.lit(None, dtype).alias(name) for name, dtype in LATER_COLUMNS.items() if name not in have
+    )
+
+
 def trail_problem(path: Path) -> str | None:
     """Return what makes a trail Parquet file unreadable (its footer and schema), or None."""
     try:
@@ -318,7 +335,7 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
     files = ledger_files(out, committed)
     if files:
         paying = (
-            pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
+            scan_decisions(files)
             .filter(pl.col("outcome") == "PAID")
             .select(
                 "source_kind",
@@ -459,7 +476,7 @@ def still_open(
         .select("run_id", source_file="file", source_sha256="sha256")
     )
     decided = (
-        pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
+        scan_decisions(files)
         .filter(pl.col("source_kind") == "enrollment")
         .select(
             "run_id",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from flows.audit.records import RunRecord
 from flows.decide.codes import BY_CODE
 
@@ -53,4 +55,53 @@ def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
         lines += [f"| {code} | {n:,} | {BY_CODE[code].en} |" for code, n in reasons.items()]
     if record.message:
         lines += ["", record.message]
+    return "\n".join(lines) + "\n"
+
+
+def payments_markdown(attempts: pl.DataFrame | None) -> str:
+    """Return where earlier runs' payments stood in money when this run started (issue 15).
+
+    `attempts`: the ledger's attempts with their states (`flows.audit.attempts.states`), per
+    run: issued, settled, rejected, returned, voided and in flight, in attempts and won.
+    """
+    if attempts is None or not attempts.height:
+        return ""
+    from flows.audit.attempts import ISSUED, RELEASED
+
+    state = pl.col("state")
+    figures = {
+        "issued": pl.lit(True),
+        "settled": state == "SETTLED",
+        "rejected": state == "REJECTED",
+        "returned": state == "RETURNED",
+        "voided": state == "VOIDED",
+        "in flight": state.is_in([ISSUED, RELEASED]),
+    }
+    per_run = (
+        attempts.group_by("run_id")
+        .agg(
+            [
+                agg
+                for name, pick in figures.items()
+                for agg in (
+                    pl.col("amount_krw").filter(pick).len().alias(name),
+                    pl.col("amount_krw").filter(pick).sum().alias(f"{name} won"),
+                )
+            ]
+        )
+        .sort("run_id")
+    )
+    lines = [
+        "",
+        "## Earlier payments in money, as this run started",
+        "",
+        "Attempts (and won) per earlier run, from the bank and card results imported so far "
+        "(`jiwon results status` shows them now).",
+        "",
+        "| run | " + " | ".join(figures) + " |",
+        "|---|" + "---:|" * len(figures),
+    ]
+    for r in per_run.iter_rows(named=True):
+        cells = " | ".join(f"{r[n]:,} ({r[n + ' won']:,} won)" for n in figures)
+        lines.append(f"| {r['run_id']} | {cells} |")
     return "\n".join(lines) + "\n"

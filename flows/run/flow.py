@@ -623,7 +623,18 @@ def _run(
         counts=totals.counts,
         total_paid_krw=totals.paid_krw,
     )
-    return _finish(params, ctx, decided, staging, totals, quarantine, files, head, signer)
+    return _finish(
+        params,
+        ctx,
+        decided,
+        staging,
+        totals,
+        quarantine,
+        files,
+        head,
+        signer,
+        report.payments_markdown(ledger.attempts),
+    )
 
 
 def _finish(
@@ -636,11 +647,15 @@ def _finish(
     files: Sequence[payments.FileTotals],
     head: ChainHead,
     signer: Ed25519PrivateKey,
+    earlier: str = "",
 ) -> RunSummary:
-    """Write the run's reports, commit it, show it in Prefect and return its summary."""
+    """Write the run's reports, commit it, show it in Prefect and return its summary.
+
+    `earlier`: the report's section on earlier runs' payments in money (Markdown).
+    """
     log = get_run_logger()
     program = ctx.program
-    report_md = report.summary_markdown(record, outcomes.reasons)
+    report_md = report.summary_markdown(record, outcomes.reasons) + earlier
     changes: list[str] = []
     if params.dry_run:
         headline, table = whatif.would_change(params.out.resolve(), program.id, outcomes.by_outcome)
