@@ -564,17 +564,8 @@ def results_import(
         typer.echo(f"{summary.program}: {summary.message}")
     else:
         typer.echo(f"results import {summary.run_id} ({summary.program}): {summary.message}")
-        rebuild_program_page(out, summary.program)
-
-
-def rebuild_program_page(out: Path, program: str) -> None:
-    """Rebuild OUT/reports/<program>/index.html when the page module is present."""
-    try:
-        from flows.report.program_page import write_program_page
-    except ImportError:
-        return
-    path = write_program_page(out, program)
-    typer.echo(f"program page: {path}")
+        if summary.page:  # rebuilt by the import flow (flows.run.page)
+            typer.echo(f"program page: {summary.page}")
 
 
 @results_app.command("status")

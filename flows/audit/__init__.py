@@ -7,6 +7,7 @@ through `run/`.
 
 __all__ = [
     "anchor",
+    "attempts",
     "explain",
     "keyprint",
     "payouts",

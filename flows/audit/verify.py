@@ -274,8 +274,9 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
     decisions = out / "audit/decisions" / f"program={program}"
     maps = out / "audit/rotations" / f"program={program}"
     found: dict[str, list[str]] = {}
+    outputs = [d for f in folders if f.is_dir() for d in f.iterdir()]
     for d in (
-        [d for f in folders if f.is_dir() for d in f.iterdir()]
+        [d for d in outputs if not program_page(d)]
         + sorted(decisions.glob("run_month=*/run_id=*"))
         + sorted(maps.glob("run_id=*.parquet"))
     ):
@@ -287,6 +288,17 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
         f"({', '.join(sorted(paths))}): a run record was deleted"
         for run_id, paths in sorted(found.items())
     ]
+
+
+def program_page(path: Path) -> bool:
+    """Return whether `path` is a program page (or one being written): part of no run.
+
+    `reports/<program>/index.html` is rebuilt from the trail after every run and import; it
+    is no output of any run, so neither an added file nor a run without a record.
+    """
+    name = path.name
+    page = name == layout.PROGRAM_PAGE or name.startswith(layout.PROGRAM_PAGE_TEMP)
+    return page and path.parent.parent.name == "reports" and path.is_file()
 
 
 def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[str], set[str]]:

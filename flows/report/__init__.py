@@ -1,6 +1,6 @@
-"""What people read: the run report (Markdown, HTML), Prefect artifacts, the terminal.
+"""What people read: the run report (Markdown, HTML), the program page, artifacts, the terminal.
 
 Renders text from a run record and its tally; no files.
 """
 
-__all__ = ["artifacts", "html", "markdown", "terminal"]
+__all__ = ["artifacts", "html", "markdown", "program_page", "terminal"]

@@ -666,6 +666,8 @@ def _finish(
     stage_report_html(staging, record, outcomes.districts, quarantine, files, program)
     committed = commit(record, staging, head, signer)
     publish_artifacts(committed, report_md)
+    if committed.status == "committed" and not params.dry_run:
+        rebuild_program_page(staging.out, program.id, params.programs_dir)
     return RunSummary(
         run_id=ctx.run_id,
         program=program.id,
@@ -679,6 +681,29 @@ def _finish(
         payments=outcomes.payments,
         changes=changes,
     )
+
+
+def rebuild_program_page(out: Path, program: str, programs_dir: Path | None = None) -> Path | None:
+    """Rebuild the program page after a committed event; a failure only warns (the run stands).
+
+    The page is a view of the trail, rebuilt from it by the next run or import: failing to
+    write it must not fail what is already committed.
+    """
+    from flows.run.page import write_program_page
+
+    log = get_run_logger()
+    try:
+        path = write_program_page(out, program, programs_dir=programs_dir)
+    except Exception as e:
+        log.warning(
+            "program page of %s not rebuilt (the run stands; the next run or results import "
+            "rebuilds it): %s",
+            program,
+            scrub(f"{type(e).__name__}: {e}"),
+        )
+        return None
+    log.info("program page: %s", path)
+    return path
 
 
 def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:

@@ -32,6 +32,15 @@ def reports_dir(program: str, run_id: str) -> Path:
     return Path("reports", program, run_id)
 
 
+PROGRAM_PAGE = "index.html"
+PROGRAM_PAGE_TEMP = ".index.html."  # the page being written, before os.replace puts it in place
+
+
+def program_page_file(program: str) -> Path:
+    """Return the program page: beside the runs' report folders, part of no run (issue 15)."""
+    return Path("reports", program, PROGRAM_PAGE)
+
+
 def rotation_file(program: str, run_id: str) -> Path:
     """Return where a key rotation keeps its map of old to new person keys (0014)."""
     return Path("audit/rotations", f"program={program}", f"run_id={run_id}.parquet")

@@ -60,6 +60,7 @@ class ImportSummary(BaseModel):
     message: str
     states: dict[str, int] = Field(default_factory=dict)  # lines per state recorded
     skipped: list[str] = Field(default_factory=list)  # files imported before, and by which import
+    page: str | None = None  # the program page, rebuilt after the import (flows.run.page)
 
 
 @flow(name="import-results", log_prints=False, validate_parameters=True)
@@ -290,8 +291,14 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     )
     commit(record, staging, head, signer)
     get_run_logger().info("results import %s of %s: %s", run_id, program.id, message)
+    page = disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ImportSummary(
-        run_id=run_id, program=program.id, message=message, states=counts, skipped=skipped
+        run_id=run_id,
+        program=program.id,
+        message=message,
+        states=counts,
+        skipped=skipped,
+        page=str(page) if page else None,
     )
 
 
