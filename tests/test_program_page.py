@@ -78,7 +78,7 @@ def guide_page_queries(out: Path, today: dt.date) -> dict[str, Any]:
     """Run the guide's set-up block and its program page section (DuckDB) on `out`."""
     text = GUIDE.read_text(encoding="utf-8")
     setup = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
-    section = text.split("## 4. The program page", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## 5. The program page", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 3
     due = load_program(PROGRAM).result_due_days
@@ -274,6 +274,6 @@ def test_page_figures_from_tiny_frames() -> None:
 
 def test_the_guide_names_the_program_page_and_its_definitions() -> None:
     text = GUIDE.read_text(encoding="utf-8")
-    section = text.split("## 4. The program page", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## 5. The program page", 1)[1].split("\n## ", 1)[0]
     for words in ("eligible residents", "never applied", "budget used", "overdue", "행정동"):
         assert words in section, words
