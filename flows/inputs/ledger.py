@@ -50,10 +50,51 @@ class Ledger:
     paid: pl.DataFrame
     reread: Reread = field(default_factory=Reread)
     used: pl.DataFrame | None = None  # person_key, application_id: applications that paid
-    # every payment attempt with its state (flows.audit.attempts.states) and the payments owed
-    # again after a failed one (REISSUE_SCHEMA): issue 15
-    attempts: pl.DataFrame | None = None
+    # the payments owed again after a failed attempt (REISSUE_SCHEMA): issue 15
     reissue: pl.DataFrame | None = None
+    # the committed decision files (checked) and the results imported, for figures on demand
+    decided: pl.LazyFrame | None = None
+    events: pl.LazyFrame | None = None
+
+    def money_per_run(self) -> pl.DataFrame:
+        """Return per earlier run: attempts and won issued, and per state after the results.
+
+        Columns: run_id, state (RELEASED for attempts no result answered yet), attempts,
+        amount_krw. Aggregated as it streams: no table of every attempt is kept.
+        """
+        if self.decided is None:
+            return pl.DataFrame(
+                schema={
+                    "run_id": pl.String,
+                    "state": pl.String,
+                    "attempts": pl.UInt32,
+                    "amount_krw": pl.Int64,
+                }
+            )
+        issued = self.decided.filter(
+            (pl.col("outcome") == "PAID") & (pl.col("source_kind") == "enrollment")
+        ).select(
+            pl.col("run_id").cast(pl.String),
+            "amount_krw",
+            instruction_id=tried.instruction_id(
+                pl.col("payment_id"), pl.col("attempt").fill_null(1)
+            ),
+        )
+        events = self.events if self.events is not None else EMPTY_EVENTS.lazy()
+        final = (
+            events.filter(pl.col("state") != tried.IN_FLIGHT)
+            .sort("_order")
+            .group_by("instruction_id")
+            .agg(pl.col("state").last())
+        )
+        return (
+            issued.join(final, on="instruction_id", how="left")
+            .with_columns(pl.col("state").fill_null(tried.AT_COMMIT))
+            .group_by("run_id", "state")
+            .agg(attempts=pl.len(), amount_krw=pl.col("amount_krw").sum())
+            .sort("run_id", "state")
+            .collect(engine="streaming")
+        )
 
     @property
     def paid_total_krw(self) -> int:
@@ -113,6 +154,10 @@ EMPTY_PAID = pl.DataFrame(
     }
 )
 EMPTY_USED = pl.DataFrame(schema={"person_key": pl.String, "application_id": pl.String})
+EMPTY_ATTEMPTS = pl.DataFrame(schema=tried.ATTEMPT_SCHEMA)
+EMPTY_EVENTS = tried.empty_events().with_columns(
+    result_run_id=pl.lit(None, pl.String), _order=pl.lit(None, pl.Int64)
+)
 
 
 # Decision record columns later versions added: files written before them read back as null.
@@ -331,38 +376,27 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
                 consumed.setdefault(item["sha256"], row["run_id"])
     paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
-    attempts, reissue = None, None
+    reissue, decided, events = None, None, None
     files = ledger_files(out, committed)
     if files:
-        paying = (
-            scan_decisions(files)
-            .filter(pl.col("outcome") == "PAID")
-            .select(
-                "source_kind",
-                "outcome",
-                "person_key",
-                "application_id",
-                "instalment",
-                "amount_krw",
-                "run_id",
-                pl.col("run_month").cast(pl.String),
-                "payment_id",
-                "attempt",
-                "reissue_of",
-                "payout",
-                "account_key",
-                "card_key",
-                "payment_file",
+        decided = scan_decisions(files)
+        events = result_events(out, runs, committed)
+        failed, reissue = owed(out, runs, committed, decided, events)
+        paying = decided.filter(pl.col("outcome") == "PAID")
+        if failed.height:  # a failed attempt is not a payment: its person is owed again
+            paying = paying.with_columns(pl.col("attempt").fill_null(1).cast(pl.Int64)).join(
+                failed.lazy(), on=["payment_id", "attempt"], how="anti"
             )
+        narrow = paying.select(
+            "source_kind",
+            "person_key",
+            "application_id",
+            "instalment",
+            "amount_krw",
+            "run_id",
+            pl.col("run_month").cast(pl.String),
         )
-        both = person_keys_now(out, runs, committed, paying).collect()
-        attempts = payment_states(out, runs, committed, tried.issued(both.lazy()).collect())
-        failed = tried.failed_attempts(attempts)
-        reissue = tried.owed_again(attempts)
-        # A failed attempt is not a payment: its person is owed again, its application free.
-        both = both.with_columns(pl.col("attempt").fill_null(1).cast(pl.Int64)).join(
-            failed, on=["payment_id", "attempt"], how="anti"
-        )
+        both = person_keys_now(out, runs, committed, narrow).collect()
         registry = pl.col("source_kind") == "registry"
         # A payment counts from the later of its run month and the month its run committed in
         # (Seoul): a run labelled with an old month cannot bring a later instalment forward.
@@ -382,45 +416,86 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
         open_rows = still_open(files, committed, failed)
-    return Ledger(paid, Reread(consumed, open_rows), used, attempts, reissue)
+    return Ledger(paid, Reread(consumed, open_rows), used, reissue, decided, events)
 
 
-def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame:
-    """Return every result line committed results imports recorded, in chain order (`_order`).
+def owed(
+    out: Path,
+    runs: pl.DataFrame,
+    committed: pl.DataFrame,
+    decided: pl.LazyFrame,
+    events: pl.LazyFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the failed attempts (payment_id, attempt) and the payments owed again (15).
+
+    Reads little however large the program: only the attempts a result ever failed, and the
+    decision records and results of their payments (a program with no failure reads none).
+    """
+    from flows.decide.rules import empty_reissue
+
+    touched = (
+        events.filter(pl.col("state").is_in([tried.REJECTED, tried.RETURNED]))
+        .select("payment_id")
+        .unique()
+        .collect()
+    )
+    if not touched.height:
+        return tried.failed_attempts(tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)), (
+            empty_reissue().collect()
+        )
+    theirs = decided.join(touched.lazy(), on="payment_id", how="semi")
+    issued = tried.issued(person_keys_now(out, runs, committed, theirs)).collect()
+    answers = events.join(touched.lazy(), on="payment_id", how="semi").collect()
+    current = tried.states(issued, answers)
+    return tried.failed_attempts(current), tried.owed_again(current)
+
+
+def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.LazyFrame:
+    """Scan every result line committed results imports recorded, in chain order (`_order`).
 
     Each results file is checked against its import's run record like a decision file; adds
     `result_run_id` (the import) and `_order` (the import's place in the chain, then its line).
     """
-    from flows.audit.attempts import RESULTS, empty_events
-
-    importing = committed.filter(pl.col("trigger") == RESULTS)
-    empty = empty_events().with_columns(
-        result_run_id=pl.lit(None, pl.String), _order=pl.lit(None, pl.Int64)
-    )
-    if not importing.height:
-        return empty
-    order = runs.with_row_index("_seq").select("run_id", pl.col("_seq").cast(pl.Int64))
-    files = ledger_files(out, importing, "audit/results/")
+    importing = committed.filter(pl.col("trigger") == tried.RESULTS)
+    files = ledger_files(out, importing, "audit/results/") if importing.height else []
     if not files:
-        return empty
-    events = pl.concat(
-        read_trail(out, f).with_columns(result_run_id=pl.lit(f.parent.name.removeprefix("run_id=")))
-        for f in files
+        return EMPTY_EVENTS.lazy()
+    order = runs.with_row_index("_seq").select(
+        result_run_id="run_id", _seq=pl.col("_seq").cast(pl.Int64)
     )
     return (
-        events.join(order.rename({"run_id": "result_run_id"}), on="result_run_id", how="left")
+        pl.scan_parquet(files, hive_partitioning=True)
+        .rename({"run_id": "result_run_id"})
+        .drop("program", strict=False)
+        .join(order.lazy(), on="result_run_id", how="left")
         .with_columns(_order=pl.col("_seq") * (1 << 32) + pl.col("seq"))
         .drop("_seq")
     )
 
 
 def payment_states(
-    out: Path, runs: pl.DataFrame, committed: pl.DataFrame, attempts: pl.DataFrame
+    out: Path, program: str, runs: pl.DataFrame | None = None, payment_ids: pl.Series | None = None
 ) -> pl.DataFrame:
-    """Return every attempt of a program with its state after the results imported so far."""
-    from flows.audit.attempts import states
+    """Return the program's attempts with their states after the results imported so far.
 
-    return states(attempts, result_events(out, runs, committed))
+    `payment_ids`: only these payments' attempts (a results import checks its lines' only).
+    Every decision and results file is checked against its record first, as a run does.
+    """
+    runs = run_records(out, program) if runs is None else runs
+    if not runs.height:
+        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)
+    committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
+    files = ledger_files(out, committed)
+    if not files:
+        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)
+    decided = scan_decisions(files)
+    events = result_events(out, runs, committed)
+    if payment_ids is not None:
+        wanted = pl.LazyFrame({"payment_id": payment_ids.unique()})
+        decided = decided.join(wanted, on="payment_id", how="semi")
+        events = events.join(wanted, on="payment_id", how="semi")
+    issued = tried.issued(person_keys_now(out, runs, committed, decided))
+    return tried.states(issued.collect(), events.collect())
 
 
 def rotation_maps(
@@ -463,10 +538,6 @@ def still_open(
     """
     from flows.decide.codes import OPEN_OUTCOMES
 
-    if failed is None:
-        failed = pl.DataFrame(schema={"payment_id": pl.String, "attempt": pl.Int64})
-    reopened = failed.lazy().with_columns(_failed=pl.lit(True))
-
     order = committed.with_row_index("_seq").select("run_id", "_seq")
     sources = (
         committed.select("run_id", "inputs")
@@ -475,23 +546,21 @@ def still_open(
         .filter(pl.col("kind") == "enrollment")
         .select("run_id", source_file="file", source_sha256="sha256")
     )
+    waits = pl.col("outcome").is_in(OPEN_OUTCOMES)
+    columns = ["run_id", "source_file", "source_row", "outcome"]
+    if failed is not None and failed.height:  # only then are payment ids read at all
+        instructions = tried.instruction_id(pl.col("payment_id"), pl.col("attempt"))
+        failing = failed.select(instructions)["payment_id"].implode()
+        attempt = tried.instruction_id(pl.col("payment_id"), pl.col("attempt").fill_null(1))
+        waits = waits | ((pl.col("outcome") == "PAID") & attempt.is_in(failing))
+        columns += ["payment_id", "attempt"]
     decided = (
         scan_decisions(files)
         .filter(pl.col("source_kind") == "enrollment")
-        .select(
-            "run_id",
-            "source_file",
-            "source_row",
-            "outcome",
-            "payment_id",
-            attempt=pl.col("attempt").cast(pl.Int64).fill_null(1),
-        )
+        .select(columns)
         .join(sources.lazy(), on=["run_id", "source_file"], how="inner")
         .join(order.lazy(), on="run_id", how="inner")
-        .join(reopened, on=["payment_id", "attempt"], how="left")
-        .with_columns(
-            _open=pl.col("outcome").is_in(OPEN_OUTCOMES) | pl.col("_failed").fill_null(False)
-        )
+        .with_columns(_open=waits)
     )
     candidates = decided.filter("_open").select("source_sha256", "source_row")
     latest = (

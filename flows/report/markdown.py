@@ -58,50 +58,29 @@ def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def payments_markdown(attempts: pl.DataFrame | None) -> str:
+def payments_markdown(money: pl.DataFrame) -> str:
     """Return where earlier runs' payments stood in money when this run started (issue 15).
 
-    `attempts`: the ledger's attempts with their states (`flows.audit.attempts.states`), per
-    run: issued, settled, rejected, returned, voided and in flight, in attempts and won.
+    `money`: `Ledger.money_per_run()` (run_id, state, attempts, amount_krw).
     """
-    if attempts is None or not attempts.height:
+    if not money.height:
         return ""
-    from flows.audit.attempts import ISSUED, RELEASED
-
-    state = pl.col("state")
-    figures = {
-        "issued": pl.lit(True),
-        "settled": state == "SETTLED",
-        "rejected": state == "REJECTED",
-        "returned": state == "RETURNED",
-        "voided": state == "VOIDED",
-        "in flight": state.is_in([ISSUED, RELEASED]),
-    }
-    per_run = (
-        attempts.group_by("run_id")
-        .agg(
-            [
-                agg
-                for name, pick in figures.items()
-                for agg in (
-                    pl.col("amount_krw").filter(pick).len().alias(name),
-                    pl.col("amount_krw").filter(pick).sum().alias(f"{name} won"),
-                )
-            ]
-        )
-        .sort("run_id")
-    )
+    states = ["ISSUED", "RELEASED", "SETTLED", "REJECTED", "RETURNED", "VOIDED"]
     lines = [
         "",
         "## Earlier payments in money, as this run started",
         "",
-        "Attempts (and won) per earlier run, from the bank and card results imported so far "
-        "(`jiwon results status` shows them now).",
+        "Attempts (and won) per earlier run, by state after the bank and card results imported "
+        "so far (`jiwon results status` shows them now; RELEASED: no result yet).",
         "",
-        "| run | " + " | ".join(figures) + " |",
-        "|---|" + "---:|" * len(figures),
+        "| run | issued | " + " | ".join(s.lower() for s in states) + " |",
+        "|---|" + "---:|" * (len(states) + 1),
     ]
-    for r in per_run.iter_rows(named=True):
-        cells = " | ".join(f"{r[n]:,} ({r[n + ' won']:,} won)" for n in figures)
-        lines.append(f"| {r['run_id']} | {cells} |")
+    for (run_id,), rows in money.group_by("run_id", maintain_order=True):
+        per = {r["state"]: r for r in rows.iter_rows(named=True)}
+        cells = [f"{rows['attempts'].sum():,} ({int(rows['amount_krw'].sum()):,} won)"]
+        for state in states:
+            r = per.get(state)
+            cells.append(f"{r['attempts']:,} ({r['amount_krw']:,} won)" if r else "0")
+        lines.append(f"| {run_id} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -633,7 +633,7 @@ def _run(
         files,
         head,
         signer,
-        report.payments_markdown(ledger.attempts),
+        report.payments_markdown(ledger.money_per_run()),
     )
 
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.audit import attempts as tried
 from flows.audit import records as audit
 from flows.errors import InputRejected, JiwonError, UsageError
-from flows.inputs.ledger import read_ledger
+from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
 from flows.run.flow import code_version, commit, open_chain, signing_key
@@ -243,9 +243,9 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
         message = "nothing new to import: " + "; ".join(skipped)
         get_run_logger().info(message)
         return ImportSummary(run_id=None, program=program.id, message=message, skipped=skipped)
-    ledger = read_ledger(out, program.id, runs)
-    current = ledger.attempts
-    if current is None or not current.height:
+    current = payment_states(out, program.id, runs, lines["payment_id"])
+    paid = runs.filter(pl.col("status") == "committed", pl.col("total_paid_krw") > 0)
+    if not paid.height:
         raise UsageError(
             f"bad usage: program {program.id} has paid nothing under {out} yet: there is no "
             "payment a result could answer; check --program and --out"
@@ -330,14 +330,7 @@ def reconciliation(
     runs = run_records(out, program.id)
     if not runs.height:
         raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
-    ledger = read_ledger(out, program.id, runs)
-    current = ledger.attempts
-    if current is None:
-        current = pl.DataFrame(schema=tried.ATTEMPT_SCHEMA).with_columns(
-            state=pl.lit(None, pl.String),
-            reason_code=pl.lit(None, pl.String),
-            details_wrong=pl.lit(None, pl.Boolean),
-        )
+    current = payment_states(out, program.id, runs)
     released = runs.select(
         "run_id", released_on=pl.col("finished_at").dt.convert_time_zone("Asia/Seoul").dt.date()
     )
