@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from flows.audit.attempts import IN_FLIGHT
 from flows.decide.codes import BY_CODE, OUTCOMES
 from flows.docgen import audit_markdown, codes_markdown, programs_guide
 
@@ -40,7 +41,9 @@ def test_every_code_the_pipeline_emits_is_documented() -> None:
         "PAYMENT_ID_WHEN_PAID",
         "RULE_ID_KNOWN",
     }
+    audit_invariants |= {"ATTEMPT_WHEN_PAID", "REISSUE_ONLY_WHEN_PAID_AGAIN"}
     used -= set(OUTCOMES) | audit_invariants
+    used -= {IN_FLIGHT}  # a result line's state (docs/payment-files.md), not a reason code
     # audit invariants, not codes
     used -= {"ACCOUNT_ONLY_WHEN_BANK", "ACCOUNT_LAST4_FORMAT", "CARD_ONLY_WHEN_LOCAL_CURRENCY"}
     assert used <= set(BY_CODE), sorted(used - set(BY_CODE))
