@@ -501,6 +501,20 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     return summary
 
 
+def ledger_event(step: Callable[[Any, ExitStack], R], params: Any) -> R:
+    """Run a ledger event's step (a key rotation, a results import) inside a Prefect flow.
+
+    Locks and staging it takes are released with `held`; a refusal (JiwonError) is logged and
+    returned as the flow run's Failed state, which the caller raises (exit code kept).
+    """
+    try:
+        with ExitStack() as held:
+            return step(params, held)
+    except JiwonError as e:
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+
+
 def open_chain(
     out: Path,
     program: str,

@@ -23,16 +23,15 @@ from pathlib import Path
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import attempts as tried
 from flows.audit import records as audit
-from flows.errors import InputRejected, JiwonError, UsageError
+from flows.errors import InputRejected, UsageError
 from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
-from flows.run.flow import code_version, commit, open_chain, signing_key
+from flows.run.flow import code_version, commit, ledger_event, open_chain, signing_key
 from flows.run.publish import Staging
 from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
@@ -66,12 +65,7 @@ class ImportSummary(BaseModel):
 @flow(name="import-results", log_prints=False, validate_parameters=True)
 def import_results(params: ImportParams) -> ImportSummary:
     """Record result files of a program's payments as a signed ledger event."""
-    try:
-        with ExitStack() as held:
-            return _import(params, held)
-    except JiwonError as e:
-        get_run_logger().error(str(e))
-        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+    return ledger_event(_import, params)
 
 
 def imported_before(runs: pl.DataFrame) -> dict[str, tuple[str, str]]:

@@ -19,7 +19,6 @@ import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import keyprint, signing
@@ -41,6 +40,7 @@ from flows.run import paths as layout
 from flows.run.flow import (
     code_version,
     commit,
+    ledger_event,
     open_chain,
     pii_key,
     previous_pii_key,
@@ -81,12 +81,7 @@ class RotationSummary(BaseModel):
 @flow(name="rotate-key", log_prints=False, validate_parameters=True)
 def rotate_key(params: RotateParams) -> RotationSummary:
     """Rotate a program's personal-data key or signing key, recorded as a signed ledger event."""
-    try:
-        with ExitStack() as held:
-            return _rotate(params, held)
-    except JiwonError as e:
-        get_run_logger().error(str(e))
-        return Failed(message=str(e), data=e)  # type: ignore[return-value]
+    return ledger_event(_rotate, params)
 
 
 @dataclass(frozen=True)
