@@ -241,3 +241,33 @@ def test_a_result_of_another_programs_payment_names_that_program(
     bad = card_result(tmp_path / "r.csv", [(sent.row(0, named=True), "CREDITED", "")])
     with pytest.raises(InputRejected, match=f"is a payment of program {PROGRAM}, not paju-birth"):
         import_results(ImportParams(program="paju-birth-2025", out=out, files=[bad]))
+
+
+def test_rejected_money_is_not_spent_overdue_is_flagged_and_explain_shows_each_attempt(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    import datetime as dt
+
+    from flows.audit.explain import explain_person
+    from flows.inputs.ledger import read_ledger
+
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    sent = credits(out, first.run_id)
+    line = sent.row(0, named=True)
+    record(out, card_result(tmp_path / "a.csv", [(line, "REJECTED", "SYSTEM_ERROR")]))
+    # The budget check counts money settled and in flight: the rejected credit is not spent.
+    assert read_ledger(out, PROGRAM).paid_total_krw == first.total_paid_krw - line["amount"]
+    # Unanswered credits are in flight; past the program's result_due_days they are overdue.
+    soon = reconciliation(out, PROGRAM, today=dt.date(2025, 3, 20))
+    late = reconciliation(out, PROGRAM, today=dt.date(2099, 1, 1))
+    assert soon.by_program["overdue"][0] == 0
+    assert late.by_program["overdue_attempts"][0] == late.by_program["in_flight_attempts"][0]
+    assert late.by_program["in_flight_attempts"][0] == sent.height - 1
+    second = run_flow(data, out, trigger="rerun", reason="re-issue")
+    assert second.total_paid_krw == line["amount"]
+    story = explain_person(out, payment_id=line["payment_id"])
+    assert f"attempt 1 {line['payment_id']}-1" in story and ": REJECTED" in story
+    assert "SYSTEM_ERROR from a.csv line 2" in story
+    assert f"attempt 2 {line['payment_id']}-2" in story
+    assert f"re-issue of {line['payment_id']}-1: RELEASED" in story
