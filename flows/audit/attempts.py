@@ -157,6 +157,7 @@ def owed_again(current: pl.DataFrame) -> pl.DataFrame:
             last_attempt="attempt",
             last_instruction_id="instruction_id",
             wrong_keys=pl.col("wrong_keys").fill_null(pl.lit([], pl.List(pl.String))),
+            amount_krw="amount_krw",
         )
         .sort("payment_id")
     )
@@ -215,18 +216,25 @@ def transitions(lines: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("_state"))
     )
     status = pl.col("status")
+    returned_settlement = (before == RETURNED) & (status == SETTLED)
     fault = (
         pl.when(pl.col("_state").is_null())
         .then(pl.lit(UNKNOWN))
         .when(pl.col("amount_krw") != pl.col("_amount"))
         .then(pl.lit(AMOUNT))
-        .when(~pl.col("_final"))
-        .then(pl.lit(None, pl.String))
         .when(before == VOIDED)
         .then(pl.lit(VOIDED_ATTEMPT))
         .when(before == ISSUED)
         .then(pl.lit(NOT_RELEASED))
-        .when(((before == SETTLED) & (status == SETTLED)) | (status == before))
+        .when(~pl.col("_final") | returned_settlement)
+        # a pending line changes nothing; a settlement read after its return (another file,
+        # another order) is what the return implies: both recorded, neither changes the state
+        .then(pl.lit(None, pl.String))
+        .when(
+            ((before == SETTLED) & (status == SETTLED))
+            | (status == before)
+            | ((before == RETURNED) & (status == REJECTED))
+        )
         .then(pl.lit(DUPLICATE))
         .when(before.is_in([REJECTED, RETURNED]))
         .then(pl.lit(CONFLICT))
@@ -236,6 +244,8 @@ def transitions(lines: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
         pl.when((before == SETTLED) & (status == REJECTED))
         .then(pl.lit(RETURNED))
         .when((status == RETURNED) & (before == RELEASED))
+        .then(pl.lit(RETURNED))
+        .when(returned_settlement)
         .then(pl.lit(RETURNED))
         .otherwise(status)
     )

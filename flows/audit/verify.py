@@ -273,12 +273,14 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
     ]
     decisions = out / "audit/decisions" / f"program={program}"
     maps = out / "audit/rotations" / f"program={program}"
+    imports = out / "audit/results" / f"program={program}"
     found: dict[str, list[str]] = {}
     outputs = [d for f in folders if f.is_dir() for d in f.iterdir()]
     for d in (
         [d for d in outputs if not program_page(d)]
         + sorted(decisions.glob("run_month=*/run_id=*"))
         + sorted(maps.glob("run_id=*.parquet"))
+        + sorted(imports.glob("run_id=*"))
     ):
         run_id = d.name.removeprefix("run_id=").removesuffix(".parquet")
         if run_id not in known:

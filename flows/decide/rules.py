@@ -225,6 +225,40 @@ def split_progress(paid_before: pl.DataFrame, ctx: RunContext) -> tuple[pl.DataF
     return blocked, due
 
 
+def owed_first(
+    blocked: pl.DataFrame, due: pl.DataFrame, progress: pl.DataFrame, reissue: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (blocked, due) with the instalments owed again decided before anything later.
+
+    A payment owed again (`reissue`) is due now, whatever later instalment was paid since (an
+    instalment 1 returned after instalment 2 was paid): its person is neither blocked nor due
+    for a later one this run. The applications that paid other instalments stay used.
+    """
+    if not reissue.height:
+        return blocked, due
+    first = reissue.group_by("person_key").agg(pl.col("instalment").min())
+    used = (
+        progress.select("person_key", "used_applications")
+        if "used_applications" in progress.columns
+        else pl.DataFrame(schema={"person_key": pl.String, "used_applications": pl.List(pl.String)})
+    )
+    # only people the ledger's progress knows: one owed instalment 1 and nothing else is
+    # decided as anyone with nothing paid
+    again = first.join(used, on="person_key", how="inner").select(
+        "person_key",
+        "used_applications",
+        pl.col("instalment").cast(pl.Int64),
+        due_on=pl.lit(None, pl.Date),
+    )
+    return (
+        blocked.join(first, on="person_key", how="anti"),
+        pl.concat(
+            [due.join(first, on="person_key", how="anti"), again.select(due.columns)],
+            how="vertical_relaxed",
+        ),
+    )
+
+
 def prepare_registry(
     registry: pl.LazyFrame,
     ctx: RunContext,
@@ -808,7 +842,7 @@ def decide(
     """
     lazy_welfare = None if welfare is None else welfare.lazy()
     again = (reissue if reissue is not None else empty_reissue().collect()).lazy()
-    blocked, due = split_progress(paid_before, ctx)
+    blocked, due = owed_first(*split_progress(paid_before, ctx), paid_before, again.collect())
     rows = registry.lazy() if duplicates_marked else mark_duplicate_records(registry.lazy())
     reg = prepare_registry(rows, ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
     enr = decide_enrollment(
@@ -840,6 +874,7 @@ REISSUE_SCHEMA = pl.Schema(
         "last_attempt": pl.Int64(),
         "last_instruction_id": pl.String(),
         "wrong_keys": pl.List(pl.String()),
+        "amount_krw": pl.Int64(),  # what the failed attempt paid: a re-issue pays the same
     }
 )
 
@@ -853,8 +888,8 @@ def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.
     """Give PAID rows their payment id, attempt number and the attempt they re-issue.
 
     A first payment is attempt 1 of the id stable for (program, person, instalment); a payment
-    owed again keeps the id of its earlier attempts (even across a key rotation) and is the
-    attempt after the last one (lifecycle.md, "Payment states").
+    owed again keeps the id of its earlier attempts (even across a key rotation) and the amount
+    they were for, and is the attempt after the last one (lifecycle.md, "Payment states").
     """
     paid = pl.when(pl.col("outcome") == Outcome.PAID.value)
     return (
@@ -865,6 +900,7 @@ def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.
                 _r_payment_id="payment_id",
                 _r_attempt=pl.col("last_attempt") + 1,
                 _r_of="last_instruction_id",
+                _r_amount="amount_krw",
             ),
             on=["person_key", "instalment"],
             how="left",
@@ -874,6 +910,9 @@ def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.
             payment_id=paid.then(pl.coalesce("_r_payment_id", payment_id(ctx))),
             attempt=paid.then(pl.coalesce("_r_attempt", pl.lit(1, pl.Int64))),
             reissue_of=paid.then(pl.col("_r_of")),
+            # what was owed is owed: a re-issue pays the failed attempt's amount, even if the
+            # household or the tables changed since
+            amount_krw=paid.then(pl.coalesce("_r_amount", "amount_krw")).otherwise("amount_krw"),
         )
-        .drop("_r_payment_id", "_r_attempt", "_r_of")
+        .drop("_r_payment_id", "_r_attempt", "_r_of", "_r_amount")
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,7 +416,14 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             .select(EMPTY_PAID.columns)
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
-        open_rows = still_open(files, committed, failed)
+        persons = reissue["person_key"] if reissue is not None else None
+        open_rows = still_open(
+            files,
+            committed,
+            failed,
+            persons,
+            lambda frame: person_keys_now(out, runs, committed, frame),
+        )
     return Ledger(paid, Reread(consumed, open_rows), used, reissue, decided, events)
 
 
@@ -527,14 +535,20 @@ def person_keys_now(
 
 
 def still_open(
-    files: list[Path], committed: pl.DataFrame, failed: pl.DataFrame | None = None
+    files: list[Path],
+    committed: pl.DataFrame,
+    failed: pl.DataFrame | None = None,
+    owed_persons: pl.Series | None = None,
+    keys: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
 ) -> dict[str, list[int]]:
     """Return, per enrollment file (SHA-256), the rows whose latest decision left them open.
 
     Candidates are the rows decided with an open outcome (few), and the applications whose
     payment attempt failed (`failed`: payment_id, attempt; a bank or card result rejected or
-    returned it, issue 15): they are decided again. A later committed run that decided the same
-    row again (read from the same file content) settles it either way.
+    returned it, issue 15) and every other application of a person owed again
+    (`owed_persons`, their person keys under the current key; `keys` translates the records'
+    keys to it, 0014): they are decided again. A later committed run that decided the same row
+    again (read from the same file content) settles it either way.
     """
     from flows.decide.codes import OPEN_OUTCOMES
 
@@ -554,11 +568,17 @@ def still_open(
         attempt = tried.instruction_id(pl.col("payment_id"), pl.col("attempt").fill_null(1))
         waits = waits | ((pl.col("outcome") == "PAID") & attempt.is_in(failing))
         columns += ["payment_id", "attempt"]
+    if owed_persons is not None and owed_persons.len():
+        # every other application of a person owed again is decided again too: one of them
+        # (a duplicate of the failed one, with other details) may be the one to pay now
+        persons = owed_persons.unique().implode()
+        waits = waits | ((pl.col("outcome") != "PAID") & pl.col("person_key").is_in(persons))
+        columns += ["person_key"]
+    scanned = scan_decisions(files).filter(pl.col("source_kind") == "enrollment").select(columns)
+    if "person_key" in columns and keys is not None:
+        scanned = keys(scanned)
     decided = (
-        scan_decisions(files)
-        .filter(pl.col("source_kind") == "enrollment")
-        .select(columns)
-        .join(sources.lazy(), on=["run_id", "source_file"], how="inner")
+        scanned.join(sources.lazy(), on=["run_id", "source_file"], how="inner")
         .join(order.lazy(), on="run_id", how="inner")
         .with_columns(_open=waits)
     )
