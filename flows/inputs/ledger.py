@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,7 +361,13 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             .select(EMPTY_PAID.columns)
         )
         used = both.filter(~registry).select(EMPTY_USED.columns)
-        open_rows = still_open(files, committed, failed)
+        open_rows = still_open(
+            files,
+            committed,
+            failed,
+            reissue,
+            lambda frame: person_keys_now(out, runs, committed, frame),
+        )
     return Ledger(paid, Reread(consumed, open_rows), used, attempts, reissue)
 
 
@@ -431,20 +438,32 @@ def person_keys_now(
 
 
 def still_open(
-    files: list[Path], committed: pl.DataFrame, failed: pl.DataFrame | None = None
+    files: list[Path],
+    committed: pl.DataFrame,
+    failed: pl.DataFrame | None = None,
+    owed: pl.DataFrame | None = None,
+    keys: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
 ) -> dict[str, list[int]]:
     """Return, per enrollment file (SHA-256), the rows whose latest decision left them open.
 
-    Candidates are the rows decided with an open outcome (few), and the applications whose
+    Candidates are the rows decided with an open outcome (few), the applications whose
     payment attempt failed (`failed`: payment_id, attempt; a bank or card result rejected or
-    returned it, issue 15): they are decided again. A later committed run that decided the same
-    row again (read from the same file content) settles it either way.
+    returned it, issue 15), and the applications decided `ALREADY_PAID` of a person owed again
+    (`owed`: person_key, instalment; the payment they deferred to failed, so the newest valid
+    application is paid: lifecycle.md, re-issue): they are decided again. `keys` gives the
+    decision records' person keys as the program's current key does (0014). A later committed
+    run that decided the same row again settles it either way.
     """
-    from flows.decide.codes import OPEN_OUTCOMES
+    from flows.decide.codes import OPEN_OUTCOMES, Outcome
 
     if failed is None:
         failed = pl.DataFrame(schema={"payment_id": pl.String, "attempt": pl.Int64})
     reopened = failed.lazy().with_columns(_failed=pl.lit(True))
+    owing = (
+        pl.DataFrame(schema={"person_key": pl.String, "instalment": pl.Int64})
+        if owed is None
+        else owed.select("person_key", pl.col("instalment").cast(pl.Int64)).unique()
+    ).with_columns(_owed=pl.lit(True))
 
     order = committed.with_row_index("_seq").select("run_id", "_seq")
     sources = (
@@ -463,13 +482,23 @@ def still_open(
             "source_row",
             "outcome",
             "payment_id",
+            "person_key",
+            pl.col("instalment").cast(pl.Int64),
             attempt=pl.col("attempt").cast(pl.Int64).fill_null(1),
         )
-        .join(sources.lazy(), on=["run_id", "source_file"], how="inner")
+    )
+    if owing.height and keys is not None:
+        decided = keys(decided)
+    deferred = (pl.col("outcome") == Outcome.ALREADY_PAID.value) & pl.col("_owed").fill_null(False)
+    decided = (
+        decided.join(sources.lazy(), on=["run_id", "source_file"], how="inner")
         .join(order.lazy(), on="run_id", how="inner")
         .join(reopened, on=["payment_id", "attempt"], how="left")
+        .join(owing.lazy(), on=["person_key", "instalment"], how="left")
         .with_columns(
-            _open=pl.col("outcome").is_in(OPEN_OUTCOMES) | pl.col("_failed").fill_null(False)
+            _open=pl.col("outcome").is_in(OPEN_OUTCOMES)
+            | pl.col("_failed").fill_null(False)
+            | deferred
         )
     )
     candidates = decided.filter("_open").select("source_sha256", "source_row")
