@@ -158,6 +158,55 @@ def test_a_corrected_card_in_a_new_delivery_is_paid_as_the_next_attempt(
     assert settled.height == sent.height
 
 
+def corrected_card(data: Path, out: Path, run_id: str, payment_id: str, card: str) -> None:
+    """Deliver a new application of the person paid by `payment_id`, with a new card."""
+    paid = decisions(out, run_id).filter(
+        (pl.col("payment_id") == payment_id) & (pl.col("source_kind") == "enrollment")
+    )
+    application_id = paid["application_id"][0]
+    original = next(
+        line
+        for f in sorted((data / "enrollments").glob("*.csv"))
+        for line in f.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        if line.startswith(f"{application_id},")
+    )
+    cells = original.split(",")
+    cells[0], cells[1], cells[6] = "C0001", "2025-03-21T09:00:00", card
+    header = (
+        "application_id,applied_at,rrn,applicant_rrn,channel,payout,card_id,bank_code,"
+        "account_no,account_holder"
+    )
+    (data / "enrollments" / "enrollments_corrected.csv").write_text(
+        header + "\n" + ",".join(cells) + "\n", encoding="utf-8"
+    )
+
+
+def test_a_card_corrected_while_the_payment_was_in_flight_is_paid_when_it_fails(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    # The person reports the card lost and registers a new one before the card operator answers:
+    # the new application is ALREADY_PAID then; once the answer refuses the old card, the next
+    # run pays the new one (the newest valid application), not nobody.
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    sent = credits(out, first.run_id)
+    corrected_card(data, out, first.run_id, sent["payment_id"][0], "9419999999999999")
+    waiting = run_flow(data, out, trigger="rerun", reason="corrected card, payment in flight")
+    assert waiting.total_paid_krw == 0
+    assert decisions(out, waiting.run_id).filter(pl.col("application_id") == "C0001")[
+        "outcome"
+    ].to_list() == ["ALREADY_PAID"]
+    result, _ = answer(out, first.run_id, tmp_path, {0: "CARD_LOST"})
+    record(out, result)
+    second = run_flow(data, out, trigger="rerun", reason="re-issue the refused credit")
+    again = credits(out, second.run_id)
+    assert (again["payment_id"].to_list(), again["attempt"].to_list()) == (
+        [sent["payment_id"][0]],
+        [2],
+    )
+    assert again["card_id"][0] == "9419999999999999"
+
+
 def test_importing_the_same_file_twice_records_it_once(
     data: Path, tmp_path: Path, pii_key: str
 ) -> None:
