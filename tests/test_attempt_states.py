@@ -1,0 +1,119 @@
+"""How result lines move payment attempts (flows.audit.attempts.transitions), line by line:
+results may arrive in any order and in several files, and only a consistent story is recorded."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from flows.audit import attempts as tried
+
+
+def current(state: str) -> pl.DataFrame:
+    """One attempt of 100,000 won in `state`."""
+    issued = pl.DataFrame(
+        {
+            "payment_id": ["JW1"],
+            "attempt": [1],
+            "instruction_id": ["JW1-1"],
+            "run_id": ["r1"],
+            "run_month": ["2025-03"],
+            "person_key": ["p"],
+            "instalment": [1],
+            "amount_krw": [100_000],
+            "payout": ["local_currency"],
+            "payout_key": ["k"],
+            "payment_file": ["f.csv"],
+            "reissue_of": [None],
+        },
+        schema=tried.ATTEMPT_SCHEMA,
+    )
+    events = tried.empty_events().with_columns(
+        result_run_id=pl.lit(None, pl.String), _order=pl.lit(None, pl.Int64)
+    )
+    frame = tried.states(issued, events)
+    return frame.with_columns(state=pl.lit(state))
+
+
+def lines(*statuses: str, amount: int = 100_000) -> pl.DataFrame:
+    """Result lines for JW1-1, in this order."""
+    n = len(statuses)
+    return pl.DataFrame(
+        {
+            "seq": list(range(n)),
+            "result_file": ["r.csv"] * n,
+            "line": list(range(2, n + 2)),
+            "payment_id": ["JW1"] * n,
+            "attempt": [1] * n,
+            "instruction_id": ["JW1-1"] * n,
+            "status": list(statuses),
+            "amount_krw": [amount] * n,
+        }
+    )
+
+
+def moved(state: str, *statuses: str) -> list[tuple[str, str | None]]:
+    checked = tried.transitions(lines(*statuses), current(state))
+    return list(zip(checked["state"], checked["fault"], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("state", "statuses", "expected"),
+    [
+        ("RELEASED", ["SETTLED"], [("SETTLED", None)]),
+        ("RELEASED", ["IN_FLIGHT", "REJECTED"], [("IN_FLIGHT", None), ("REJECTED", None)]),
+        ("RELEASED", ["SETTLED", "REJECTED"], [("SETTLED", None), ("RETURNED", None)]),
+        ("SETTLED", ["REJECTED"], [("RETURNED", None)]),
+        ("SETTLED", ["IN_FLIGHT"], [("IN_FLIGHT", None)]),
+        # a return read before its settlement: the settlement changes nothing
+        ("RETURNED", ["SETTLED"], [("RETURNED", None)]),
+        ("RELEASED", ["RETURNED", "SETTLED"], [("RETURNED", None), ("RETURNED", None)]),
+    ],
+    ids=[
+        "settled",
+        "pending then rejected",
+        "settled then rejected is a return",
+        "rejected after an earlier settlement is a return",
+        "pending after final changes nothing",
+        "settlement after its return",
+        "return then settlement in one import",
+    ],
+)
+def test_consistent_results_are_recorded_in_any_order(
+    state: str, statuses: list[str], expected: list[tuple[str, str | None]]
+) -> None:
+    assert moved(state, *statuses) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "statuses", "fault"),
+    [
+        ("REJECTED", ["SETTLED"], tried.CONFLICT),
+        ("REJECTED", ["REJECTED"], tried.DUPLICATE),
+        ("SETTLED", ["SETTLED"], tried.DUPLICATE),
+        ("RETURNED", ["REJECTED"], tried.DUPLICATE),
+        ("RETURNED", ["RETURNED"], tried.DUPLICATE),
+        ("VOIDED", ["SETTLED"], tried.VOIDED_ATTEMPT),
+        ("VOIDED", ["IN_FLIGHT"], tried.VOIDED_ATTEMPT),
+        ("ISSUED", ["IN_FLIGHT"], tried.NOT_RELEASED),
+    ],
+    ids=[
+        "settled after rejected",
+        "rejected twice",
+        "settled twice",
+        "rejected after returned",
+        "returned twice",
+        "voided",
+        "pending for voided",
+        "pending before release",
+    ],
+)
+def test_inconsistent_results_are_refused(state: str, statuses: list[str], fault: str) -> None:
+    assert moved(state, *statuses)[-1][1] == fault
+
+
+def test_a_line_for_another_amount_or_an_unknown_attempt_is_refused() -> None:
+    wrong = tried.transitions(lines("SETTLED", amount=99_999), current("RELEASED"))
+    assert wrong["fault"].to_list() == [tried.AMOUNT]
+    unknown = lines("SETTLED").with_columns(instruction_id=pl.lit("JW9-1"))
+    assert tried.transitions(unknown, current("RELEASED"))["fault"].to_list() == [tried.UNKNOWN]
