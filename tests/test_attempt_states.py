@@ -117,3 +117,49 @@ def test_a_line_for_another_amount_or_an_unknown_attempt_is_refused() -> None:
     assert wrong["fault"].to_list() == [tried.AMOUNT]
     unknown = lines("SETTLED").with_columns(instruction_id=pl.lit("JW9-1"))
     assert tried.transitions(unknown, current("RELEASED"))["fault"].to_list() == [tried.UNKNOWN]
+
+
+def test_an_earlier_instalment_owed_again_is_due_before_a_later_one_already_paid() -> None:
+    """Instalment 1 returned after instalment 2 was paid: the person is not blocked as paid,
+    instalment 1 is due now, and the application that paid instalment 2 stays used."""
+    from flows.decide.rules import REISSUE_SCHEMA, owed_first
+
+    progress = pl.DataFrame(
+        {
+            "person_key": ["p", "q"],
+            "last_paid": [2, 1],
+            "next_instalment": [None, 2],
+            "next_due": [False, False],
+            "next_due_on": [None, None],
+            "used_applications": [["A2"], ["B1"]],
+        },
+        schema_overrides={"next_instalment": pl.Int64, "next_due_on": pl.Date},
+    )
+    blocked = progress.select(
+        "person_key", "last_paid", waiting=pl.col("next_instalment").is_not_null()
+    )
+    due = pl.DataFrame(
+        schema={
+            "person_key": pl.String,
+            "used_applications": pl.List(pl.String),
+            "instalment": pl.Int64,
+            "due_on": pl.Date,
+        }
+    )
+    reissue = pl.DataFrame(
+        {
+            "person_key": ["p"],
+            "instalment": [1],
+            "payment_id": ["JW1"],
+            "last_attempt": [1],
+            "last_instruction_id": ["JW1-1"],
+            "wrong_keys": [[]],
+            "amount_krw": [100_000],
+        },
+        schema=REISSUE_SCHEMA,
+    )
+    still_blocked, now_due = owed_first(blocked, due, progress, reissue)
+    assert still_blocked["person_key"].to_list() == ["q"]
+    assert now_due.to_dicts() == [
+        {"person_key": "p", "used_applications": ["A2"], "instalment": 1, "due_on": None}
+    ]
