@@ -227,6 +227,20 @@ def test_a_page_that_fails_to_build_does_not_fail_the_run(
     assert page_file(out).read_bytes() == before  # the old page stays until a rebuild works
 
 
+def test_a_program_too_large_for_the_page_is_not_rebuilt_after_a_run(
+    paid: Paid, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pii_key: str
+) -> None:
+    out = copy_trail(paid.out, tmp_path / "out")
+    before = page_file(out).read_bytes()
+    monkeypatch.setattr("flows.run.flow.PAGE_MAX_RESIDENTS", 10)
+    data = tmp_path / "data"
+    shutil.copytree(STORY / "registry", data / "registry")
+    shutil.copytree(STORY / "enrollments", data / "enrollments")
+    summary = run_flow(data, out, trigger="rerun", reason="nothing new", run_month="2025-04")
+    assert summary.status == "committed"
+    assert page_file(out).read_bytes() == before  # not read into memory, not rebuilt
+
+
 def test_page_figures_from_tiny_frames() -> None:
     registry = pl.DataFrame(
         {

@@ -697,6 +697,27 @@ def _finish(
     )
 
 
+# The program page reads the latest paying run's every registry row into memory (flows/run/page):
+# fine for a city, several GB for the country. Above this it is not rebuilt after a run.
+PAGE_MAX_RESIDENTS = 6_000_000
+
+
+def latest_registry_rows(out: Path, program: str) -> int:
+    """Return the registry rows the program's latest committed paying run read (0 if none)."""
+    from flows.audit.attempts import EVENTS
+
+    runs = run_records(out, program)
+    if not runs.height:
+        return 0
+    paying = runs.filter(
+        pl.col("status") == "committed", ~pl.col("dry_run"), ~pl.col("trigger").is_in(EVENTS)
+    )
+    if not paying.height:
+        return 0
+    inputs = paying["inputs"][-1]
+    return sum(int(i["rows"] or 0) for i in inputs if i["kind"] == "registry")
+
+
 def rebuild_program_page(out: Path, program: str, programs_dir: Path | None = None) -> Path | None:
     """Rebuild the program page after a committed event; a failure only warns (the run stands).
 
@@ -706,6 +727,17 @@ def rebuild_program_page(out: Path, program: str, programs_dir: Path | None = No
     from flows.run.page import write_program_page
 
     log = get_run_logger()
+    residents = latest_registry_rows(out, program)
+    if residents > PAGE_MAX_RESIDENTS:
+        log.warning(
+            "program page of %s not rebuilt: %s registry rows are more than the page reads "
+            "(%s; it keeps every resident's latest decision in memory). `jiwon results status` "
+            "shows the figures; see docs/performance.md.",
+            program,
+            f"{residents:,}",
+            f"{PAGE_MAX_RESIDENTS:,}",
+        )
+        return None
     try:
         path = write_program_page(out, program, programs_dir=programs_dir)
     except Exception as e:

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from flows.audit.attempts import EVENTS
+from flows.inputs.ledger import scan_decisions
 from flows.report import program_page as page_html
 from flows.run import paths as layout
 from rules.program import PROGRAMS_DIR, load_program
@@ -73,7 +74,7 @@ def registry_rows(out: Path, paying: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         return pl.DataFrame(schema=people_schema), pl.DataFrame(schema=paid_schema)
     latest = paying.group_by("run_month").agg(pl.col("run_id").last())["run_id"]
     registry = (
-        pl.scan_parquet(files, hive_partitioning=True, missing_columns="insert")
+        scan_decisions(files)
         .filter(pl.col("source_kind") == "registry")
         .with_columns(pl.col("run_id").cast(pl.String()), pl.col("run_month").cast(pl.String()))
     )
