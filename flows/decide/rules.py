@@ -600,7 +600,10 @@ def decide_enrollment(
     ).with_columns(
         b_instalment=pl.coalesce("b_instalment", "due_instalment", pl.lit(ctx.instalment))
     )
-    frame = rejected_details(frame, reissue if reissue is not None else empty_reissue(), ctx)
+    if reissue is None:  # nobody owed again (most runs): nothing to key or join
+        frame = frame.with_columns(_details_rejected=pl.lit(False), _newest_first=pl.lit(False))
+    else:
+        frame = rejected_details(frame, reissue, ctx)
     outcome, reasons, rule = first_match(enrollment_rules(ctx))
     frame = frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule)
     winners = winning_applications(frame.filter(pl.col("outcome").is_null()))
@@ -796,22 +799,17 @@ def decide_registry(
         has_paid_app=(pl.col("outcome") == Outcome.PAID.value).any(),
         has_held_app=(pl.col("outcome") == Outcome.HELD_FOR_REVIEW.value).any(),
     )
-    owed = (reissue if reissue is not None else empty_reissue()).select("person_key").unique()
-    frame = (
-        registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left")
-        .join(
-            paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
-            on="person_key",
-            how="left",
-            maintain_order="left",
-        )
-        .join(
-            owed.with_columns(owed_again=pl.lit(True)),
-            on="person_key",
-            how="left",
-            maintain_order="left",
-        )
+    frame = registry.join(by_beneficiary, on="rrn", how="left", maintain_order="left").join(
+        paid_before.select("person_key", "last_paid", "waiting", paid_before=pl.lit(True)),
+        on="person_key",
+        how="left",
+        maintain_order="left",
     )
+    if reissue is None:
+        frame = frame.with_columns(owed_again=pl.lit(False))
+    else:
+        owed = reissue.select("person_key").unique().with_columns(owed_again=pl.lit(True))
+        frame = frame.join(owed, on="person_key", how="left", maintain_order="left")
     outcome, reasons, rule = first_match(registry_rules(ctx))
     return frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule).with_columns(
         amount_krw=pl.when(pl.col("outcome") == Outcome.PAID.value)
@@ -841,8 +839,11 @@ def decide(
     voided; this run pays them again as the next attempt of the same `payment_id`.
     """
     lazy_welfare = None if welfare is None else welfare.lazy()
-    again = (reissue if reissue is not None else empty_reissue().collect()).lazy()
-    blocked, due = owed_first(*split_progress(paid_before, ctx), paid_before, again.collect())
+    owed = reissue if reissue is not None and reissue.height else None
+    again = None if owed is None else owed.lazy()  # None: nobody owed again, no joins for it
+    blocked, due = split_progress(paid_before, ctx)
+    if owed is not None:
+        blocked, due = owed_first(blocked, due, paid_before, owed)
     rows = registry.lazy() if duplicates_marked else mark_duplicate_records(registry.lazy())
     reg = prepare_registry(rows, ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
     enr = decide_enrollment(
@@ -884,7 +885,7 @@ def empty_reissue() -> pl.LazyFrame:
     return pl.LazyFrame(schema=REISSUE_SCHEMA)
 
 
-def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.LazyFrame:
+def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame | None, ctx: RunContext) -> pl.LazyFrame:
     """Give PAID rows their payment id, attempt number and the attempt they re-issue.
 
     A first payment is attempt 1 of the id stable for (program, person, instalment); a payment
@@ -892,6 +893,12 @@ def attempts(frame: pl.LazyFrame, reissue: pl.LazyFrame, ctx: RunContext) -> pl.
     they were for, and is the attempt after the last one (lifecycle.md, "Payment states").
     """
     paid = pl.when(pl.col("outcome") == Outcome.PAID.value)
+    if reissue is None:  # every payment is a first attempt
+        return frame.with_columns(
+            payment_id=paid.then(payment_id(ctx)),
+            attempt=paid.then(pl.lit(1, pl.Int64)),
+            reissue_of=pl.lit(None, pl.String),
+        )
     return (
         frame.join(
             reissue.select(
