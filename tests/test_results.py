@@ -320,3 +320,55 @@ def test_rejected_money_is_not_spent_overdue_is_flagged_and_explain_shows_each_a
     assert "SYSTEM_ERROR from a.csv line 2" in story
     assert f"attempt 2 {line['payment_id']}-2" in story
     assert f"re-issue of {line['payment_id']}-1: RELEASED" in story
+
+
+def results_trail(data: Path, tmp_path: Path) -> tuple[Path, str, Path]:
+    """A paying run and an import of its answers (all settled); return out, import, file."""
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    result, _ = answer(out, first.run_id, tmp_path, {})
+    imported = record(out, result)
+    assert imported.run_id is not None
+    folder = out / "audit/results" / f"program={PROGRAM}" / f"run_id={imported.run_id}"
+    return out, imported.run_id, folder / "results.parquet"
+
+
+def assert_halts_paying_nobody(data: Path, out: Path, *words: str) -> None:
+    from flows.audit.verify import verify_trail
+    from flows.errors import RunHalted
+
+    before = runs(out).height
+    with pytest.raises(RunHalted) as halted:
+        run_flow(data, out, trigger="rerun", reason="after the attack")
+    assert all(w in str(halted.value) for w in words), str(halted.value)
+    assert runs(out).height == before  # no record: nothing paid
+    problems, _ = verify_trail(out)
+    assert problems, "audit verify must name the damage"
+
+
+def test_a_results_file_edited_to_fail_settled_payments_pays_nobody_twice(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    """The attack: rewrite settled lines as rejected, so the ledger thinks they are owed."""
+    out, _, lines = results_trail(data, tmp_path)
+    forged = pl.read_parquet(lines).with_columns(
+        state=pl.lit("REJECTED"), reason_code=pl.lit("SYSTEM_ERROR"), details_wrong=pl.lit(False)
+    )
+    forged.write_parquet(lines)
+    assert_halts_paying_nobody(data, out, "results.parquet", "was changed")
+
+
+def test_a_deleted_results_file_is_refused(data: Path, tmp_path: Path, pii_key: str) -> None:
+    out, _, lines = results_trail(data, tmp_path)
+    lines.unlink()
+    assert_halts_paying_nobody(data, out, "results.parquet", "is missing")
+
+
+def test_a_results_import_erased_record_and_all_is_caught_by_the_anchor(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    out, import_id, lines = results_trail(data, tmp_path)
+    (out / "audit/runs" / f"program={PROGRAM}" / f"run_id={import_id}.parquet").unlink()
+    assert_halts_paying_nobody(data, out, "results of a run or import that has no run record")
+    shutil.rmtree(lines.parent)  # and its folder too: the anchor names the erased import
+    assert_halts_paying_nobody(data, out, "cut back or rewritten")
