@@ -109,26 +109,34 @@ def empty_events() -> pl.DataFrame:
     return pl.DataFrame(schema=EVENT_SCHEMA)
 
 
-def states(attempts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Return every attempt with its current state, reason and the result that set it.
+def final_results(events: pl.LazyFrame, *columns: str) -> pl.LazyFrame:
+    """Return, per instruction id, its newest result that is not IN_FLIGHT: `state`, `columns`.
 
-    `events` carry `_order` (the import's place in the chain, then `seq`); the latest result
-    that is not IN_FLIGHT decides; an attempt with none is in its state at commit.
+    `events` carry `_order` (the import's place in the chain, then `seq`).
     """
-    final = (
+    return (
         events.filter(pl.col("state") != IN_FLIGHT)
         .sort("_order")
         .group_by("instruction_id")
-        .agg(
-            pl.col("state").last(),
-            pl.col("reason_code").last(),
-            pl.col("details_wrong").last(),
-            pl.col("result_file").last(),
-            pl.col("result_line").last(),
-            pl.col("processed_at").last(),
-            result_run_id=pl.col("result_run_id").last(),
-        )
+        .agg(pl.col("state", *columns).last())
     )
+
+
+def states(attempts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Return every attempt with its current state, reason and the result that set it.
+
+    The latest result that is not IN_FLIGHT decides (`final_results`); an attempt with none is
+    in its state at commit.
+    """
+    final = final_results(
+        events.lazy(),
+        "reason_code",
+        "details_wrong",
+        "result_file",
+        "result_line",
+        "processed_at",
+        "result_run_id",
+    ).collect()
     return attempts.join(final, on="instruction_id", how="left").with_columns(
         state=pl.col("state").fill_null(AT_COMMIT),
         details_wrong=pl.col("details_wrong").fill_null(False),

@@ -82,12 +82,7 @@ class Ledger:
             ),
         )
         events = self.events if self.events is not None else EMPTY_EVENTS.lazy()
-        final = (
-            events.filter(pl.col("state") != tried.IN_FLIGHT)
-            .sort("_order")
-            .group_by("instruction_id")
-            .agg(pl.col("state").last())
-        )
+        final = tried.final_results(events)
         return (
             issued.join(final, on="instruction_id", how="left")
             .with_columns(pl.col("state").fill_null(tried.AT_COMMIT))

@@ -65,7 +65,8 @@ def payments_markdown(money: pl.DataFrame) -> str:
     """
     if not money.height:
         return ""
-    states = ["ISSUED", "RELEASED", "SETTLED", "REJECTED", "RETURNED", "VOIDED"]
+    from flows.audit.attempts import STATES as states
+
     lines = [
         "",
         "## Earlier payments in money, as this run started",

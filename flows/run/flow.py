@@ -433,15 +433,12 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
             "(Asia/Seoul): a run pays for this month or an earlier one; give a month up to "
             f"{this_month}"
         )
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(started)
     key = pii_key()
     signer = signing_key()
     out = params.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
-    except ProgramError as e:
-        raise UsageError(str(e)) from None
+    program = load_program_or_usage(params.program, params.programs_dir)
     runs, head = open_chain(out, program.id, run_id, started, signer, held)
     check_run_month(run_month, program, runs)
     ctx = RunContext(
@@ -499,6 +496,59 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         raise
     log.info("run %s %s: %s", run_id, summary.status, summary.counts)
     return summary
+
+
+def new_run_id(started: dt.datetime) -> str:
+    """Return a run id: its start (UTC) and 8 random hex digits, in chain and file-name order."""
+    return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def load_program_or_usage(program: str, programs_dir: Path | None) -> Program:
+    """Return the program, or the bad-usage error naming what is wrong with its file."""
+    try:
+        return load_program(program, programs_dir or PROGRAMS_DIR)
+    except ProgramError as e:
+        raise UsageError(str(e)) from None
+
+
+def event_record(
+    program: Program,
+    run_id: str,
+    started: dt.datetime,
+    run_month: str,
+    trigger: str,
+    operator: str,
+    reason: str | None,
+    parameters: dict[str, Any],
+    message: str,
+    inputs: list[dict[str, Any]],
+    key_fingerprint: str | None = None,
+) -> audit.RunRecord:
+    """Return the record of a ledger event that pays nobody (a key rotation, a results import).
+
+    Committed as written (the event is whole or refused before it is built); `commit` seals it.
+    """
+    return audit.RunRecord(
+        run_id=run_id,
+        flow_run_id=str(flow_run.get_id() or ""),
+        program=program.id,
+        run_month=run_month,
+        reference_date=program.reference_date,
+        trigger=trigger,
+        operator=operator,
+        reason=reason,
+        dry_run=False,
+        status="committed",
+        started_at=started,
+        finished_at=started,
+        code_version=code_version(),
+        rule_set_id=program.id,
+        rule_set_sha256=program.sha256,
+        parameters=json.dumps(parameters, ensure_ascii=False, sort_keys=True),
+        message=message,
+        inputs=inputs,
+        key_fingerprint=key_fingerprint,
+    )
 
 
 def ledger_event(step: Callable[[Any, ExitStack], R], params: Any) -> R:

@@ -15,14 +15,11 @@ recorded. A file imported before (the same SHA-256) is skipped and said so.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
 import polars as pl
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import attempts as tried
@@ -31,9 +28,16 @@ from flows.errors import InputRejected, UsageError
 from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
-from flows.run.flow import code_version, commit, ledger_event, open_chain, signing_key
+from flows.run.flow import (
+    commit,
+    event_record,
+    ledger_event,
+    load_program_or_usage,
+    new_run_id,
+    open_chain,
+    signing_key,
+)
 from flows.run.publish import Staging
-from rules.program import PROGRAMS_DIR, ProgramError, load_program
 
 RESULT_KIND = "result"  # the `kind` of a result file in the import's run record `inputs`
 
@@ -224,12 +228,9 @@ def refuse(out: Path, program: str, checked: pl.DataFrame) -> None:
 
 def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     started = disburse_flow.now()
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(started)
     out = params.out.resolve()
-    try:
-        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
-    except ProgramError as e:
-        raise UsageError(str(e)) from None
+    program = load_program_or_usage(params.program, params.programs_dir)
     signer = signing_key()
     runs, head = open_chain(out, program.id, run_id, started, signer, held)
     lines, inputs, skipped = read_lines(params.files, imported_before(runs))
@@ -263,25 +264,17 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     message = f"imported {events.height:,} result line(s) from {len(inputs)} file(s): {shown}"
     if skipped:
         message += "; " + "; ".join(skipped)
-    record = audit.RunRecord(
-        run_id=run_id,
-        flow_run_id=str(flow_run.get_id() or ""),
-        program=program.id,
-        run_month=run_month,
-        reference_date=program.reference_date,
-        trigger=tried.RESULTS,
-        operator=params.operator,
-        reason=params.reason,
-        dry_run=False,
-        status="committed",
-        started_at=started,
-        finished_at=started,
-        code_version=code_version(),
-        rule_set_id=program.id,
-        rule_set_sha256=program.sha256,
-        parameters=json.dumps({"results": detail}, ensure_ascii=False, sort_keys=True),
-        message=message,
-        inputs=inputs,
+    record = event_record(
+        program,
+        run_id,
+        started,
+        run_month,
+        tried.RESULTS,
+        params.operator,
+        params.reason,
+        {"results": detail},
+        message,
+        inputs,
     )
     commit(record, staging, head, signer)
     get_run_logger().info("results import %s of %s: %s", run_id, program.id, message)
@@ -317,10 +310,7 @@ def reconciliation(
     """Return the program's attempts and their totals per program, run and file (read only)."""
     from flows.inputs.ledger import run_records
 
-    try:
-        program = load_program(program_id, programs_dir or PROGRAMS_DIR)
-    except ProgramError as e:
-        raise UsageError(str(e)) from None
+    program = load_program_or_usage(program_id, programs_dir)
     runs = run_records(out, program.id)
     if not runs.height:
         raise UsageError(f"bad usage: program {program.id} has no runs under {out}")

@@ -8,8 +8,6 @@ same staging and anchor steps, so a crash at any moment leaves it done or not do
 
 from __future__ import annotations
 
-import json
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,6 @@ from typing import Any, Literal
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import keyprint, signing
@@ -38,9 +35,11 @@ from flows.inputs.ledger import ledger_files, person_keys_now
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
 from flows.run.flow import (
-    code_version,
     commit,
+    event_record,
     ledger_event,
+    load_program_or_usage,
+    new_run_id,
     open_chain,
     pii_key,
     previous_pii_key,
@@ -48,7 +47,7 @@ from flows.run.flow import (
     signing_key,
 )
 from flows.run.publish import Staging, discard
-from rules.program import PROGRAMS_DIR, Program, ProgramError, load_program
+from rules.program import Program
 
 SHOWN = 3  # masked identities named when persons are missing from the extracts
 
@@ -96,12 +95,9 @@ class Change:
 
 def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
     started = disburse_flow.now()
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(started)
     out = params.out.resolve()
-    try:
-        program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
-    except ProgramError as e:
-        raise UsageError(str(e)) from None
+    program = load_program_or_usage(params.program, params.programs_dir)
     # Both keys are read, and told apart, before the chain is touched.
     signer = signing_key()
     old_signer, old_pii = None, ""
@@ -137,26 +133,18 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
     except JiwonError:
         discard(staging.root)  # nothing was staged for the chain: nothing to recover
         raise
-    record = audit.RunRecord(
-        run_id=run_id,
-        flow_run_id=str(flow_run.get_id() or ""),
-        program=program.id,
-        run_month=run_month,
-        reference_date=program.reference_date,
-        trigger=ROTATION,
-        operator=params.operator,
-        reason=params.reason,
-        dry_run=False,
-        status="committed",
-        started_at=started,
-        finished_at=started,
-        code_version=code_version(),
-        rule_set_id=program.id,
-        rule_set_sha256=program.sha256,
-        parameters=json.dumps({"rotation": change.detail}, ensure_ascii=False, sort_keys=True),
-        message=change.message,
-        inputs=change.inputs,
-        key_fingerprint=change.fingerprint,
+    record = event_record(
+        program,
+        run_id,
+        started,
+        run_month,
+        ROTATION,
+        params.operator,
+        params.reason,
+        {"rotation": change.detail},
+        change.message,
+        change.inputs,
+        change.fingerprint,
     )
     commit(record, staging, head, signer, old_signer)
     get_run_logger().info("rotation %s of %s: %s", run_id, program.id, change.message)
