@@ -90,6 +90,7 @@ def read_lines(
     files: list[Path], before: dict[str, tuple[str, str]]
 ) -> tuple[pl.DataFrame, list[dict[str, object]], list[str]]:
     """Read every result file; return the new files' lines in order, their inputs, and skips."""
+    from flows.inputs.ledger import sha256_file
     from flows.results.formats import read_result_file
 
     frames, inputs, skipped = [], [], []
@@ -97,8 +98,7 @@ def read_lines(
     for path in files:
         if not path.is_file():
             raise UsageError(f"bad usage: result file {path} does not exist")
-        lines = read_result_file(path)
-        sha = lines["result_sha256"][0] if lines.height else audit_sha(path)
+        sha = sha256_file(path)  # a file imported before is skipped unread
         if sha in before:
             name, by = before[sha]
             skipped.append(f"{path.name} was imported before by {by} (as {name}): skipped")
@@ -107,6 +107,7 @@ def read_lines(
             skipped.append(f"{path.name} is the same file as {seen[sha]}: read once")
             continue
         seen[sha] = path.name
+        lines = read_result_file(path)
         frames.append(lines)
         inputs.append(
             {
@@ -123,13 +124,6 @@ def read_lines(
         return pl.DataFrame(), inputs, skipped
     lines = pl.concat(frames, how="vertical_relaxed").with_row_index("seq")
     return lines.with_columns(pl.col("seq").cast(pl.Int64)), inputs, skipped
-
-
-def audit_sha(path: Path) -> str:
-    """Return a file's SHA-256."""
-    from flows.inputs.ledger import sha256_file
-
-    return sha256_file(path)
 
 
 def other_program(out: Path, program: str, payment_ids: pl.Series) -> str | None:
