@@ -372,3 +372,29 @@ def test_a_results_import_erased_record_and_all_is_caught_by_the_anchor(
     assert_halts_paying_nobody(data, out, "results of a run or import that has no run record")
     shutil.rmtree(lines.parent)  # and its folder too: the anchor names the erased import
     assert_halts_paying_nobody(data, out, "cut back or rewritten")
+
+
+@pytest.mark.parametrize(
+    "moves_before_crash", [0, 1], ids=["before its lines", "before its record"]
+)
+def test_an_import_killed_while_publishing_is_absent_and_is_recorded_once_when_run_again(
+    moves_before_crash: int, data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    from flows.audit.verify import verify_trail
+    from tests.test_crash import Crash, crash_before_move
+
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    result, sent = answer(out, first.run_id, tmp_path, {0: "CARD_LOST"})
+    before = runs(out).height
+    with pytest.MonkeyPatch.context() as armed:
+        crash_before_move(armed, moves_before_crash)  # the import publishes lines, then record
+        with pytest.raises(Crash):
+            record(out, result)
+    again = record(out, result)  # recovers what the crash left, then imports
+    assert again.run_id is not None and again.states == {"SETTLED": sent.height - 1, "REJECTED": 1}
+    assert runs(out).height == before + 1
+    assert verify_trail(out)[0] == []
+    lines = pl.read_parquet(out / "audit/results/**/*.parquet")
+    assert lines.height == sent.height  # each line recorded once
+    assert not set(sent["card_id"]) & set(lines.select(pl.all().cast(pl.String)).unpivot()["value"])
