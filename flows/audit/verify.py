@@ -492,11 +492,7 @@ def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
                 "not cross-checked"
             )
             continue
-        paying = runs.filter(
-            pl.col("status") == "committed",
-            ~pl.col("dry_run"),
-            ~pl.col("trigger").is_in(attempts.EVENTS),
-        )
+        paying = attempts.paying_runs(runs)
         same_key = paying.filter(pl.col("key_fingerprint") == known[0][0])
         rotated = [r.seq for r in rotation.rotations(runs) if r.kind == rotation.PII]
         retired = set(runs["run_id"].head(rotated[-1])) if rotated else set()

@@ -25,14 +25,9 @@ def last_committed(out: Path, program: str) -> dict[str, Any] | None:
     A key rotation or a results import (run records that decide nobody) is not a run to
     compare with.
     """
-    from flows.audit.attempts import EVENTS
+    from flows.audit.attempts import paying_runs
 
-    runs = run_records(out, program)
-    if runs.height == 0:
-        return None
-    committed = runs.filter(
-        pl.col("status") == "committed", ~pl.col("dry_run"), ~pl.col("trigger").is_in(EVENTS)
-    )
+    committed = paying_runs(run_records(out, program))
     return committed.row(-1, named=True) if committed.height else None
 
 

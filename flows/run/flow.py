@@ -754,14 +754,9 @@ PAGE_MAX_RESIDENTS = 6_000_000
 
 def latest_registry_rows(out: Path, program: str) -> int:
     """Return the registry rows the program's latest committed paying run read (0 if none)."""
-    from flows.audit.attempts import EVENTS
+    from flows.audit.attempts import paying_runs
 
-    runs = run_records(out, program)
-    if not runs.height:
-        return 0
-    paying = runs.filter(
-        pl.col("status") == "committed", ~pl.col("dry_run"), ~pl.col("trigger").is_in(EVENTS)
-    )
+    paying = paying_runs(run_records(out, program))
     if not paying.height:
         return 0
     inputs = paying["inputs"][-1]

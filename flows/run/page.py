@@ -16,22 +16,13 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.audit.attempts import EVENTS
+from flows.audit.attempts import paying_runs
 from flows.inputs.ledger import scan_decisions
 from flows.report import program_page as page_html
 from flows.run import paths as layout
 from rules.program import PROGRAMS_DIR, load_program
 
 REGISTRY_COLUMNS = ("person_key", "admin_code", "outcome", "reason_codes", "instalment")
-
-
-def paying_runs(runs: pl.DataFrame) -> pl.DataFrame:
-    """Return the committed runs that decided and paid (not dry runs, rotations or imports)."""
-    if not runs.height:
-        return runs
-    return runs.filter(
-        (pl.col("status") == "committed") & ~pl.col("dry_run") & ~pl.col("trigger").is_in(EVENTS)
-    ).sort("finished_at", "run_id")
 
 
 def decision_files(out: Path, runs: pl.DataFrame) -> list[Path]:
