@@ -398,3 +398,30 @@ def test_an_import_killed_while_publishing_is_absent_and_is_recorded_once_when_r
     lines = pl.read_parquet(out / "audit/results/**/*.parquet")
     assert lines.height == sent.height  # each line recorded once
     assert not set(sent["card_id"]) & set(lines.select(pl.all().cast(pl.String)).unpivot()["value"])
+
+
+def test_a_partitioned_run_re_issues_exactly_what_one_bucket_does(
+    data: Path, tmp_path: Path, pii_key: str
+) -> None:
+    """Payments owed again reach the bucket of their person: the same re-issues in 3 buckets."""
+    refused = {0: "CARD_CANCELLED", 1: "SYSTEM_ERROR", 2: "SYSTEM_ERROR", 3: "CARD_LOST"}
+    reissued, owed = [], []
+    for name, split in (("one", {}), ("three", {"partitions": 3, "store": "disk"})):
+        out = tmp_path / name
+        first = run_flow(data, out)
+        replies = tmp_path / f"{name}-replies"
+        replies.mkdir()
+        result, sent = answer(out, first.run_id, replies, refused)
+        record(out, result)
+        again = run_flow(data, out, trigger="rerun", reason="re-issue", **split)
+        paid = credits(out, again.run_id).select("payment_id", "attempt", "card_id", "amount")
+        reissued.append(paid.sort("payment_id"))
+        owed.append(
+            decisions(out, again.run_id)
+            .filter(pl.col("reason_codes").list.contains("PAYMENT_OWED_AGAIN"))
+            .select("person_key")
+            .sort("person_key")
+        )
+        assert set(paid["payment_id"]) == set(sent["payment_id"][1:3])
+    assert reissued[0].equals(reissued[1])
+    assert owed[0].equals(owed[1]) and owed[0].height == 2
