@@ -38,6 +38,7 @@ RESULTS = "results_import"  # the trigger of a results import's run record in th
 # Ledger events that decide and pay nobody: not runs to compare with, cross-check or total.
 EVENTS = (ROTATION, RESULTS)
 
+
 def paying_runs(runs: pl.DataFrame) -> pl.DataFrame:
     """Return the committed runs that decided and paid (not dry runs, rotations or imports)."""
     if not runs.height:
