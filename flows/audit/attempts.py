@@ -35,8 +35,10 @@ FAILED = (REJECTED, RETURNED, VOIDED)  # owed again
 # attempts are RELEASED at commit. Issue 18 changes this one line to ISSUED.
 AT_COMMIT = RELEASED
 RESULTS = "results_import"  # the trigger of a results import's run record in the chain
+APPROVAL = "approval"  # the trigger of a release decision (approve or reject a run's payments)
+REVIEW = "review_import"  # the trigger of an import of officers' review decisions
 # Ledger events that decide and pay nobody: not runs to compare with, cross-check or total.
-EVENTS = (ROTATION, RESULTS)
+EVENTS = (ROTATION, RESULTS, APPROVAL, REVIEW)
 
 
 def paying_runs(runs: pl.DataFrame) -> pl.DataFrame:

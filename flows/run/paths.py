@@ -56,6 +56,21 @@ def results_file(program: str, run_id: str) -> Path:
     return results_dir(program, run_id) / "results.parquet"
 
 
+def reviews_dir(program: str, run_id: str) -> Path:
+    """Return the hive partition folder of a review import's decisions (issue 18)."""
+    return Path("audit/reviews", f"program={program}", f"run_id={run_id}")
+
+
+def reviews_file(program: str, run_id: str) -> Path:
+    """Return where a review import keeps the officers' decisions it accepted."""
+    return reviews_dir(program, run_id) / "reviews.parquet"
+
+
+def outbox_dir(program: str) -> Path:
+    """Return where released payment files go, one folder per released run (issue 18)."""
+    return Path("outbox", program)
+
+
 def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
     """Return the units moved into place, in order: the run record commits, payments follow it.
 
@@ -68,6 +83,7 @@ def publish_units(program: str, run_month: str, run_id: str) -> list[Path]:
         reports_dir(program, run_id),
         rotation_file(program, run_id),
         results_dir(program, run_id),
+        reviews_dir(program, run_id),
         run_record_file(program, run_id),
         payments_dir(program, run_id),
     ]
