@@ -319,10 +319,9 @@ def demo_results_cycle(
 
     trail = out / "out"
     replies = out / "replies"
+    sent = demo_release(trail, run_id)
     typer.secho("\nthe card operator answers (simulated): some cards refused", bold=True)
-    answered = simulate(
-        trail / "payments" / DEMO_PROGRAM / run_id, replies / run_id, 0.03, 0.005, seed
-    )
+    answered = simulate(sent, replies / run_id, 0.03, 0.005, seed)
     import_files(trail, answered)
     fixed = corrected_applications(trail, DEMO_PROGRAM, data, "2025-03-20T10:00:00")
     typer.echo(
@@ -334,13 +333,30 @@ def demo_results_cycle(
         params | {"trigger": "rerun", "reason": "re-issue payments the card operator refused"}
     )
     if again.status == "committed" and again.payments:
-        answered = simulate(
-            trail / "payments" / DEMO_PROGRAM / again.run_id, replies / again.run_id, 0, 0, seed
-        )
+        sent = demo_release(trail, again.run_id)
+        answered = simulate(sent, replies / again.run_id, 0, 0, seed)
         import_files(trail, answered)
     typer.echo("")
     print_reconciliation(reconciliation(trail.resolve(), DEMO_PROGRAM))
     typer.echo(f"see it again: jiwon results status --program {DEMO_PROGRAM} --out {trail}")
+
+
+def demo_release(trail: Path, run_id: str) -> Path:
+    """Approve a demo run as a second person (four eyes); return its folder in the outbox."""
+    from flows.run.approve import ApproveParams, approve_release
+
+    typer.secho(f"\na second person approves run {run_id} (four eyes)", bold=True)
+    try:
+        summary = approve_release(
+            ApproveParams(program=DEMO_PROGRAM, out=trail, run_id=run_id, approver="demo-approver")
+        )
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    typer.echo(f"release decision {summary.event_id}: {summary.message}")
+    typer.echo(f"  outbox: {summary.outbox}")
+    return Path(str(summary.outbox))
 
 
 def import_files(out: Path, files: list[Path]) -> None:
@@ -584,6 +600,71 @@ def results_status(
     except Exception as e:
         unexpected(e)
     print_reconciliation(status)
+
+
+@app.command("approve")
+def approve(
+    program: Annotated[str, typer.Option(help="program id")],
+    out: Annotated[Path, typer.Option(help="output root of the runs that paid")],
+    run_id: Annotated[
+        str | None, typer.Option(help="the run to decide (without it: list the runs and exit)")
+    ] = None,
+    approver: Annotated[
+        str | None, typer.Option(help="who decides (recorded; never the run's operator)")
+    ] = None,
+    reject: Annotated[bool, typer.Option(help="reject: void the run's payments")] = False,
+    reason: Annotated[str | None, typer.Option(help="why (required with --reject)")] = None,
+) -> None:
+    """Release a committed run's payment files to the outbox, or reject them (four eyes)."""
+    from flows.run.approve import ApproveParams, approve_release
+
+    if not (out / "audit/runs").is_dir():
+        fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
+    if run_id is None:
+        list_releases(out.resolve(), program)
+        return
+    if approver is None:
+        fail("bad usage: --approver is required: name the person who approves or rejects", 2)
+    try:
+        params = ApproveParams(
+            program=program,
+            out=out,
+            run_id=run_id,
+            approver=approver or "",
+            reject=reject,
+            reason=reason,
+        )
+    except ValidationError as e:
+        fail(parameter_problem(e), 2)
+    try:
+        summary = approve_release(params)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    typer.echo(f"release decision {summary.event_id} ({summary.program}): {summary.message}")
+    if summary.outbox:
+        typer.echo(f"outbox: {summary.outbox}")
+
+
+def list_releases(out: Path, program: str) -> None:
+    """Print every paying run of `program` with its release: pending, released or voided."""
+    from flows.audit import release
+    from flows.inputs.ledger import run_records
+
+    try:
+        runs = run_records(out, program)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    found = release.walk(runs)
+    if not found:
+        typer.echo(f"{program}: no committed run that pays under {out}")
+        return
+    typer.echo(f"{program}: runs and their release (approve with --run-id and --approver)")
+    for r in found.values():
+        typer.echo(
+            f"  {r.run_id}  {r.total_paid_krw:>16,} won  operator {r.operator}: {release.shown(r)}"
+        )
 
 
 @fixtures_app.command("generate")

@@ -311,6 +311,21 @@ class AdminCodes(_Strict):
         return self
 
 
+class Approval(_Strict):
+    """Who must approve a committed run before its payment files are released (issue 18).
+
+    Every run needs one approver who is not its operator; a run paying more than
+    `two_approvers_above_krw` won in total needs two distinct approvers (lifecycle.md).
+    """
+
+    two_approvers_above_krw: BudgetWon | None = None
+
+    def approvers_needed(self, total_krw: int) -> int:
+        """Return how many distinct approvers a run paying `total_krw` won needs."""
+        limit = self.two_approvers_above_krw
+        return 2 if limit is not None and total_krw > limit else 1
+
+
 class Program(_Strict):
     id: str
     title: Text
@@ -325,6 +340,7 @@ class Program(_Strict):
     # days a released payment may wait for its bank or card result before it is overdue (15)
     result_due_days: int = Field(default=14, ge=1)
     budget_krw: BudgetWon
+    approval: Approval = Field(default_factory=Approval)
     payout_channels: tuple[Literal["local_currency", "bank"], ...] = Field(min_length=1)
     needs_welfare_extract: bool = False
     eligibility: Eligibility
@@ -392,6 +408,7 @@ class Program(_Strict):
             "reference_date": str(day),
             "unit": self.unit,
             "budget_krw": self.budget_krw,
+            "approval": self.approval.model_dump(mode="json"),
             "quarantine_threshold": self.quarantine_threshold,
             "max_records_per_file": self.max_records_per_file,
             "instalments": [

@@ -29,6 +29,7 @@ def results_trail(bank_trail: BankTrail, tmp_path_factory: pytest.TempPathFactor
     from flows.results.simulate import simulate
     from flows.run.results import ImportParams, import_results
     from tests.conftest import TEST_KEY
+    from tests.support.approval import release_run
     from tests.support.banktrail import copy_trail
     from tests.support.flowrun import run_flow
 
@@ -40,6 +41,7 @@ def results_trail(bank_trail: BankTrail, tmp_path_factory: pytest.TempPathFactor
     try:
 
         def answer(run_id: str, rejected: float, returned: float) -> None:
+            release_run(out, run_id, programs_dir=programs)
             payments = out / "payments" / "paju-livelihood-2025" / run_id
             files = simulate(payments, root / "replies" / run_id, rejected, returned, seed=7)
             import_results(

@@ -17,6 +17,7 @@ import pytest
 from flows.audit.verify import verify_trail
 from flows.errors import InputRejected
 from flows.run.results import ImportParams, import_results, reconciliation
+from tests.support.approval import release_run
 from tests.support.flowrun import decisions, run_flow, runs
 
 PROGRAM = "paju-livelihood-2025"
@@ -32,8 +33,12 @@ def data(story: Path, tmp_path: Path) -> Path:
 
 
 def credits(out: Path, run_id: str) -> pl.DataFrame:
-    """Return every line of a run's credit files (what the card operator received)."""
-    folder = out / "payments" / PROGRAM / run_id
+    """Return every line of a run's credit files (what the card operator received).
+
+    The run is released first (a second person approves it): only released files are sent.
+    """
+    release_run(out, run_id)
+    folder = out / "outbox" / PROGRAM / run_id
     return pl.concat(
         pl.read_csv(f, infer_schema=False) for f in sorted(folder.glob("*.csv"))
     ).with_columns(pl.col("amount").cast(pl.Int64), pl.col("attempt").cast(pl.Int64))
@@ -319,7 +324,11 @@ def test_rejected_money_is_not_spent_overdue_is_flagged_and_explain_shows_each_a
     assert f"attempt 1 {line['payment_id']}-1" in story and ": REJECTED" in story
     assert "SYSTEM_ERROR from a.csv line 2" in story
     assert f"attempt 2 {line['payment_id']}-2" in story
-    assert f"re-issue of {line['payment_id']}-1: RELEASED" in story
+    # the re-issue waits for its run's release, then is in flight
+    assert f"re-issue of {line['payment_id']}-1: ISSUED; run pending (0 of 1" in story
+    release_run(out, second.run_id)
+    story = explain_person(out, payment_id=line["payment_id"])
+    assert f"re-issue of {line['payment_id']}-1: RELEASED; run released (approver-park)" in story
 
 
 def results_trail(data: Path, tmp_path: Path) -> tuple[Path, str, Path]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.results.simulate import simulate
+from tests.support.approval import release_run
 from tests.support.flowrun import run_flow, runs
 from tests.test_cli import jiwon, last_line
 
@@ -20,6 +21,7 @@ def answered(story: Path, tmp_path: Path, pii_key: str) -> tuple[Path, list[Path
     """A committed run of the story and the card operator's answer to it (rejections too)."""
     out = tmp_path / "out"
     first = run_flow(story, out)
+    release_run(out, first.run_id)
     files = simulate(out / "payments" / PROGRAM / first.run_id, tmp_path / "replies", 0.1, 0.0, 3)
     return out, files
 

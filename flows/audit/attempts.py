@@ -7,9 +7,10 @@ import (`flows.run.results`) writes them. The states are lifecycle.md's:
        │                    │       └──────> REJECTED(reason)   (money never left: owed again)
        └──void──> VOIDED    └─────────────-> RETURNED(reason)   (left, came back later: owed again)
 
-Every PAID enrollment decision record is one attempt (`payment_id`, `attempt`); its state is the
-state it starts in at commit (`AT_COMMIT`), then the latest result imported for it. A payment is
-owed again when its newest attempt is REJECTED, RETURNED or VOIDED (`owed_again`).
+Every PAID enrollment decision record is one attempt (`payment_id`, `attempt`); its state is its
+run's release (`flows.audit.release`: ISSUED while the run waits for approval, RELEASED once
+approved, VOIDED if rejected), then the latest result imported for it. A payment is owed again
+when its newest attempt is REJECTED, RETURNED or VOIDED (`owed_again`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ ISSUED, RELEASED, SETTLED, REJECTED, RETURNED, VOIDED = (
 STATES = (ISSUED, RELEASED, SETTLED, REJECTED, RETURNED, VOIDED)
 IN_FLIGHT = "IN_FLIGHT"  # a result line that says "still in progress": recorded, changes nothing
 FAILED = (REJECTED, RETURNED, VOIDED)  # owed again
-# Until release approval exists (issue 18), a committed run's files go out when it commits: its
-# attempts are RELEASED at commit. Issue 18 changes this one line to ISSUED.
-AT_COMMIT = RELEASED
+# A committed run's attempts are ISSUED until its release is approved (issue 18).
+AT_COMMIT = ISSUED
 RESULTS = "results_import"  # the trigger of a results import's run record in the chain
 APPROVAL = "approval"  # the trigger of a release decision (approve or reject a run's payments)
 REVIEW = "review_import"  # the trigger of an import of officers' review decisions
@@ -134,11 +134,11 @@ def final_results(events: pl.LazyFrame, *columns: str) -> pl.LazyFrame:
     )
 
 
-def states(attempts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def states(attempts: pl.DataFrame, events: pl.DataFrame, released: pl.DataFrame) -> pl.DataFrame:
     """Return every attempt with its current state, reason and the result that set it.
 
     The latest result that is not IN_FLIGHT decides (`final_results`); an attempt with none is
-    in its state at commit.
+    in its run's release state (`released`: run_id, attempt_state; flows.audit.release).
     """
     final = final_results(
         events.lazy(),
@@ -149,9 +149,14 @@ def states(attempts: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         "processed_at",
         "result_run_id",
     ).collect()
-    return attempts.join(final, on="instruction_id", how="left").with_columns(
-        state=pl.col("state").fill_null(AT_COMMIT),
-        details_wrong=pl.col("details_wrong").fill_null(False),
+    return (
+        attempts.join(final, on="instruction_id", how="left")
+        .join(released.select("run_id", "attempt_state"), on="run_id", how="left")
+        .with_columns(
+            state=pl.coalesce("state", "attempt_state", pl.lit(AT_COMMIT)),
+            details_wrong=pl.col("details_wrong").fill_null(False),
+        )
+        .drop("attempt_state")
     )
 
 
@@ -279,9 +284,9 @@ def reconcile(
 ) -> pl.DataFrame:
     """Return each attempt's state with `in_flight`, `overdue` and `owed_again` flags.
 
-    `released` (run_id, released_on: the Seoul day its run committed): an attempt still in
-    flight `due_days` after that day is overdue. `owed_again`: the attempt failed and is its
-    payment's newest (a later run pays it again).
+    `released` (run_id, released_on: the Seoul day its run was released, null while it waits
+    for approval): a released attempt with no result `due_days` after that day is overdue.
+    `owed_again`: the attempt failed and is its payment's newest (a later run pays it again).
     """
     newest = current.group_by("payment_id").agg(_newest=pl.col("attempt").max())
     return (
@@ -289,8 +294,10 @@ def reconcile(
         .join(newest, on="payment_id", how="left")
         .with_columns(in_flight=pl.col("state").is_in([ISSUED, RELEASED]))
         .with_columns(
-            overdue=pl.col("in_flight")
-            & (pl.col("released_on") + pl.duration(days=due_days) < pl.lit(today)),
+            overdue=(
+                (pl.col("state") == RELEASED)
+                & (pl.col("released_on") + pl.duration(days=due_days) < pl.lit(today))
+            ).fill_null(False),
             owed_again=pl.col("state").is_in(FAILED) & (pl.col("attempt") == pl.col("_newest")),
         )
         .drop("_newest")

@@ -223,9 +223,11 @@ def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
     """Return one line per payment attempt of `rows`, with every result recorded for it (15).
 
     Results come from committed results imports (`audit/results/`); an attempt with none is in
-    the state it started in (RELEASED until release approval exists).
+    its run's release state (ISSUED while the run waits for approval, RELEASED, or VOIDED).
     """
+    from flows.audit import release
     from flows.audit.attempts import AT_COMMIT, IN_FLIGHT, instruction_id
+    from flows.inputs.ledger import run_records
 
     tried = (
         rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "enrollment"))
@@ -235,15 +237,19 @@ def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
     if not tried.height:
         return []
     events = result_lines(out, tried["instruction_id"])
+    runs: dict[str, release.Release] = {}
+    for program in tried["program"].unique().to_list() if "program" in tried.columns else []:
+        runs |= release.walk(run_records(out, str(program)))
     lines = []
     for t in tried.iter_rows(named=True):
         mine = events.filter(pl.col("instruction_id") == t["instruction_id"])
         final = mine.filter(pl.col("state") != IN_FLIGHT)
-        state = final["state"][-1] if final.height else AT_COMMIT
+        run = runs.get(str(t["run_id"]))
+        state = final["state"][-1] if final.height else run.attempt_state if run else AT_COMMIT
         again = f", re-issue of {t['reissue_of']}" if t.get("reissue_of") else ""
         lines.append(
             f"attempt {t['attempt']} {t['instruction_id']}: {t['amount_krw']:,} won by run "
-            f"{t['run_id']}{again}: {state}"
+            f"{t['run_id']}{again}: {state}" + (f"; run {release.shown(run)}" if run else "")
         )
         for e in mine.iter_rows(named=True):
             why = f" {e['reason_code']}" if e["reason_code"] else ""

@@ -10,13 +10,14 @@ from typing import Any
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from flows.audit import anchor, attempts, keyprint, payouts, rotation, signing
+from flows.audit import anchor, attempts, keyprint, payouts, release, rotation, signing
 from flows.audit.records import record_from_row
 from flows.errors import LedgerUntrusted, TrailDamaged
 from flows.inputs import reference
 from flows.inputs.ledger import read_trail, trail_problem
 from flows.money import won_sum, won_total
 from flows.pay import bankfile, pain001
+from flows.run import outbox
 from flows.run import paths as layout
 
 
@@ -75,6 +76,8 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
         problems += verify_rotation(out, record.outputs, where)
     elif record.trigger == attempts.RESULTS and record.status == "committed" and not problems:
         problems += verify_results(out, record.outputs, where)
+    elif record.trigger in attempts.EVENTS:
+        pass  # an approval wrote its record only; the release rules are checked per program
     elif record.status == "committed" and not problems:
         problems += verify_totals(
             out,
@@ -362,6 +365,7 @@ def verify_trail(
             problems += verify_run(out, row, unsigned.get(index))
             previous = row
         problems += key_problems(runs, program)
+        problems += release.problems(runs) + outbox.problems(out, program, runs)
         path = anchor.anchor_file(out, program, anchors)
         try:
             stale = anchor.anchor_problem(runs, anchor.read_anchor(path), path)

@@ -17,6 +17,7 @@ import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flows.audit import attempts as tried
+from flows.audit import release
 from flows.errors import LedgerUntrusted, TrailDamaged, UsageError
 from flows.money import won_total
 from flows.run import paths as layout
@@ -56,12 +57,15 @@ class Ledger:
     # the committed decision files (checked) and the results imported, for figures on demand
     decided: pl.LazyFrame | None = None
     events: pl.LazyFrame | None = None
+    # run_id, attempt_state: each paying run's release (flows.audit.release), issue 18
+    released: pl.DataFrame | None = None
 
     def money_per_run(self) -> pl.DataFrame:
         """Return per earlier run: attempts and won issued, and per state after the results.
 
-        Columns: run_id, state (RELEASED for attempts no result answered yet), attempts,
-        amount_krw. Aggregated as it streams: no table of every attempt is kept.
+        Columns: run_id, state (the run's release state for attempts no result answered yet:
+        ISSUED, RELEASED or VOIDED), attempts, amount_krw. Aggregated as it streams: no table of
+        every attempt is kept.
         """
         if self.decided is None:
             return pl.DataFrame(
@@ -83,9 +87,12 @@ class Ledger:
         )
         events = self.events if self.events is not None else EMPTY_EVENTS.lazy()
         final = tried.final_results(events)
+        released = self.released if self.released is not None else EMPTY_RELEASED
         return (
             issued.join(final, on="instruction_id", how="left")
-            .with_columns(pl.col("state").fill_null(tried.AT_COMMIT))
+            .join(released.lazy(), on="run_id", how="left")
+            .with_columns(state=pl.coalesce("state", "attempt_state", pl.lit(tried.AT_COMMIT)))
+            .drop("attempt_state")
             .group_by("run_id", "state")
             .agg(attempts=pl.len(), amount_krw=pl.col("amount_krw").sum())
             .sort("run_id", "state")
@@ -157,6 +164,7 @@ EMPTY_EVENTS = tried.empty_events().with_columns(
 
 
 # Decision record columns later versions added: files written before them read back as null.
+EMPTY_RELEASED = pl.DataFrame(schema={"run_id": pl.String, "attempt_state": pl.String})
 LATER_COLUMNS = {"attempt": pl.Int64(), "reissue_of": pl.String()}
 
 
@@ -373,11 +381,12 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
                 consumed.setdefault(item["sha256"], row["run_id"])
     paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
     reissue, decided, events = None, None, None
+    released = release.attempt_states(runs)
     files = ledger_files(out, committed)
     if files:
         decided = scan_decisions(files)
         events = result_events(out, runs, committed)
-        failed, reissue = owed(out, runs, committed, decided, events)
+        failed, reissue = owed(out, runs, committed, decided, events, released)
         paying = decided.filter(pl.col("outcome") == "PAID")
         if failed.height:  # a failed attempt is not a payment: its person is owed again
             paying = paying.with_columns(pl.col("attempt").fill_null(1).cast(pl.Int64)).join(
@@ -419,7 +428,7 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             persons,
             lambda frame: person_keys_now(out, runs, committed, frame),
         )
-    return Ledger(paid, Reread(consumed, open_rows), used, reissue, decided, events)
+    return Ledger(paid, Reread(consumed, open_rows), used, reissue, decided, events, released)
 
 
 def owed(
@@ -428,28 +437,39 @@ def owed(
     committed: pl.DataFrame,
     decided: pl.LazyFrame,
     events: pl.LazyFrame,
+    released: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return the failed attempts (payment_id, attempt) and the payments owed again (15).
 
-    Reads little however large the program: only the attempts a result ever failed, and the
-    decision records and results of their payments (a program with no failure reads none).
+    Reads little however large the program: only the attempts a result ever failed or a
+    rejected release voided, and the decision records and results of their payments (a
+    program with no failure reads none).
     """
     from flows.decide.rules import empty_reissue
 
-    touched = (
-        events.filter(pl.col("state").is_in([tried.REJECTED, tried.RETURNED]))
-        .select("payment_id")
-        .unique()
-        .collect()
-    )
-    if not touched.height:
-        return tried.failed_attempts(tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)), (
+    failing = events.filter(pl.col("state").is_in([tried.REJECTED, tried.RETURNED]))
+    voided = released.filter(pl.col("attempt_state") == tried.VOIDED)["run_id"]
+    touched = failing.select("payment_id")
+    if voided.len():
+        touched = pl.concat(
+            [
+                touched,
+                decided.filter(
+                    (pl.col("outcome") == "PAID")
+                    & (pl.col("source_kind") == "enrollment")
+                    & pl.col("run_id").cast(pl.String).is_in(voided.implode())
+                ).select("payment_id"),
+            ]
+        )
+    touched_ids = touched.unique().collect()
+    if not touched_ids.height:
+        return tried.failed_attempts(tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS, released)), (
             empty_reissue().collect()
         )
-    theirs = decided.join(touched.lazy(), on="payment_id", how="semi")
+    theirs = decided.join(touched_ids.lazy(), on="payment_id", how="semi")
     issued = tried.issued(person_keys_now(out, runs, committed, theirs)).collect()
-    answers = events.join(touched.lazy(), on="payment_id", how="semi").collect()
-    current = tried.states(issued, answers)
+    answers = events.join(touched_ids.lazy(), on="payment_id", how="semi").collect()
+    current = tried.states(issued, answers, released)
     return tried.failed_attempts(current), tried.owed_again(current)
 
 
@@ -485,12 +505,13 @@ def payment_states(
     Every decision and results file is checked against its record first, as a run does.
     """
     runs = run_records(out, program) if runs is None else runs
+    released = release.attempt_states(runs)
     if not runs.height:
-        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)
+        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS, released)
     committed = runs.filter((pl.col("status") == "committed") & ~pl.col("dry_run"))
     files = ledger_files(out, committed)
     if not files:
-        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS)
+        return tried.states(EMPTY_ATTEMPTS, EMPTY_EVENTS, released)
     decided = scan_decisions(files)
     events = result_events(out, runs, committed)
     if payment_ids is not None:
@@ -498,7 +519,7 @@ def payment_states(
         decided = decided.join(wanted, on="payment_id", how="semi")
         events = events.join(wanted, on="payment_id", how="semi")
     issued = tried.issued(person_keys_now(out, runs, committed, decided))
-    return tried.states(issued.collect(), events.collect())
+    return tried.states(issued.collect(), events.collect(), released)
 
 
 def rotation_maps(

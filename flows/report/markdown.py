@@ -72,7 +72,8 @@ def payments_markdown(money: pl.DataFrame) -> str:
         "## Earlier payments in money, as this run started",
         "",
         "Attempts (and won) per earlier run, by state after the bank and card results imported "
-        "so far (`jiwon results status` shows them now; RELEASED: no result yet).",
+        "so far (`jiwon results status` shows them now; ISSUED: waiting for release approval; "
+        "RELEASED: no result yet; VOIDED: its release was rejected).",
         "",
         "| run | issued | " + " | ".join(s.lower() for s in states) + " |",
         "|---|" + "---:|" * (len(states) + 1),

@@ -36,27 +36,27 @@ def print_summary(summary: RunSummary) -> None:
 
 def reconciliation_lines(status: Reconciliation) -> list[str]:
     """Return the lines of `jiwon results status`: per program, run and file, then reasons."""
-    shown = [f for f in FIGURES if f != "voided"]
-    width = 15
+    shown = list(FIGURES)
+    width = 14
 
     def row(label: str, r: dict[str, int]) -> list[str]:
         people = "".join(f"{r[f]:>{width},}" for f in shown)
         tries = "".join(f"{r[f + '_attempts']:>{width},}" for f in shown)
         won = "".join(f"{r[f + '_krw']:>{width},}" for f in shown)
         return [
-            f"{label:<34}{'people':<6}{people}",
-            f"{'':<32}{'attempts':<8}{tries}",
-            f"{'':<34}{'won':<6}{won}",
+            f"{label:<46}{'people':<6}{people}",
+            f"{'':<44}{'attempts':<8}{tries}",
+            f"{'':<46}{'won':<6}{won}",
         ]
 
     lines = [
         f"jiwon {status.program}: payments as of {status.today} (people, attempts, won)",
-        f"{'':<40}" + "".join(f"{f.replace('_', ' '):>{width}}" for f in shown),
+        f"{'':<52}" + "".join(f"{f.replace('_', ' '):>{width}}" for f in shown),
     ]
     for r in status.by_program.iter_rows(named=True):
         lines += row("program", r)
     for r in status.by_run.iter_rows(named=True):
-        lines += row(f"run {r['run_id']}", r)
+        lines += row(f"run {r['run_id']} ({r['release']})", r)
         for f in status.by_file.filter(pl.col("run_id") == r["run_id"]).iter_rows(named=True):
             lines += row(f"  {f['payment_file']}", f)
     lines.append(f"owed again (the next run re-issues them): {status.owed_again:,} payment(s)")

@@ -66,8 +66,8 @@ from flows.pay.render import BankFormat
 from flows.report import artifacts
 from flows.report import html as report_html
 from flows.report import markdown as report
+from flows.run import outbox, steps
 from flows.run import paths as layout
-from flows.run import steps
 from flows.run.lock import program_lock
 from flows.run.publish import Staging, discard, recover, staged_runs, write_public_key
 from flows.run.runners import Runner, flow_api_url, task_runner
@@ -592,6 +592,8 @@ def open_chain(
     check_anchor(out, program, runs, staged)
     check_server_anchor(out, program, runs)
     settle_anchor(out, program, runs)  # a pending run recovery rolled back: settled, not a ghost
+    for note in outbox.settle(out, program, runs):  # a release a crash interrupted (issue 18)
+        log.warning(note)
     write_public_key(out, signer)
     return runs, ChainHead.of(runs)
 

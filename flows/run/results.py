@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.audit import attempts as tried
 from flows.audit import records as audit
+from flows.audit import release
 from flows.errors import InputRejected, UsageError
 from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
@@ -309,9 +310,7 @@ def reconciliation(
     if not runs.height:
         raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
     current = payment_states(out, program.id, runs)
-    released = runs.select(
-        "run_id", released_on=pl.col("finished_at").dt.convert_time_zone("Asia/Seoul").dt.date()
-    )
+    released = release.releases(runs).select("run_id", "release", "released_on")
     day = today or disburse_flow.now().astimezone(dt.timezone(dt.timedelta(hours=9))).date()
     rows = tried.reconcile(current, released, program.result_due_days, day)
     return Reconciliation(
@@ -319,7 +318,7 @@ def reconciliation(
         today=day,
         attempts=rows,
         by_program=tried.totals(rows, []),
-        by_run=tried.totals(rows, ["run_id"]),
+        by_run=tried.totals(rows, ["run_id", "release"]),
         by_file=tried.totals(rows, ["run_id", "payment_file"]),
         reasons=tried.reasons(rows),
         owed_again=int(rows["owed_again"].sum()),

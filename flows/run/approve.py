@@ -1,0 +1,201 @@
+"""The `approve-release` Prefect flow: a second person releases or rejects a run's payments.
+
+A committed run's payment files wait (pending) until enough distinct approvers who are not its
+operator approve it (`approval:` in the program file; `flows.audit.release`). Each decision is a
+ledger event of its own: a signed run record in the program's chain (`trigger = approval`) that
+names the run, the decision, the approver and the reason. Like a results import it takes the
+program's lock, finishes what a crash left and checks the chain and its anchor first.
+
+The approval that completes the count releases the files to `OUT/outbox/<program>/<run_id>/`
+(`flows.run.outbox`: built before the event is recorded, renamed into place after it, so a
+crash leaves it released or not). A rejection voids every attempt of the run: its payments are
+owed again and a later run pays them.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flows.audit import attempts as tried
+from flows.audit import release
+from flows.errors import RunHalted, UsageError
+from flows.run import flow as disburse_flow
+from flows.run import outbox
+from flows.run.flow import (
+    commit,
+    event_record,
+    ledger_event,
+    load_program_or_usage,
+    new_run_id,
+    open_chain,
+    signing_key,
+)
+from flows.run.publish import Staging
+
+
+class ApproveParams(BaseModel):
+    """Who decides what about which run's payment files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1)
+    out: Path
+    run_id: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    reject: bool = False
+    reason: str | None = None
+    programs_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> ApproveParams:
+        self.approver = self.approver.strip()
+        if not self.approver:
+            raise ValueError("approver must name a person")
+        if self.reject and not (self.reason or "").strip():
+            raise ValueError("a rejection needs --reason: say why the payments must not go out")
+        return self
+
+
+class ApprovalSummary(BaseModel):
+    """What a decision recorded, for the command line and the Prefect UI."""
+
+    event_id: str
+    run_id: str
+    program: str
+    decision: str
+    release: str  # the run's release after the decision: pending, released or voided
+    message: str
+    outbox: str | None = None
+
+
+@flow(name="approve-release", log_prints=False, validate_parameters=True)
+def approve_release(params: ApproveParams) -> ApprovalSummary:
+    """Record an approval or rejection of a committed run's payment files."""
+    return ledger_event(_approve, params)
+
+
+def refuse(params: ApproveParams, runs: pl.DataFrame, target: release.Release | None) -> None:
+    """Raise the one-line refusal of a decision the four-eyes rules do not allow."""
+    run_id, who = params.run_id, params.approver
+    if target is None:
+        known = runs.filter(pl.col("run_id") == run_id)
+        if not known.height:
+            raise UsageError(
+                f"bad usage: program {params.program} has no run {run_id} under {params.out}; "
+                "`jiwon results status` lists its runs"
+            )
+        row = known.row(0, named=True)
+        what = row["status"] if row["status"] != "committed" else row["trigger"]
+        what = "a dry run" if row["dry_run"] else what
+        raise UsageError(
+            f"bad usage: run {run_id} is {what}, not a committed run that pays: it has no "
+            "payment files to approve"
+        )
+    if target.release == release.RELEASED:
+        raise RunHalted(
+            f"approval refused: run {run_id} is already {release.shown(target)}; nothing was "
+            "recorded. Its files are in the outbox: a released run cannot be recalled here "
+            "(ask the bank or card operator, then import their results)."
+        )
+    if target.release == release.VOIDED:
+        raise RunHalted(
+            f"approval refused: run {run_id} is {release.shown(target)}; nothing was recorded. "
+            "Its payments are owed again: the next run pays them and needs its own approval."
+        )
+    if release.same_person(who, target.operator):
+        raise RunHalted(
+            f"approval refused: {who} started run {run_id} and may not approve it (four eyes); "
+            "nothing was recorded. Another person must approve or reject it."
+        )
+    if not params.reject and any(release.same_person(who, a) for a in target.approvers):
+        raise RunHalted(
+            f"approval refused: {who} already approved run {run_id}; it needs "
+            f"{target.needed} distinct approvers, so nothing was recorded. Another person must "
+            "give the next approval."
+        )
+
+
+def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
+    log = get_run_logger()
+    started = disburse_flow.now()
+    event_id = new_run_id(started)
+    out = params.out.resolve()
+    program = load_program_or_usage(params.program, params.programs_dir)
+    signer = signing_key()
+    runs, head = open_chain(out, program.id, event_id, started, signer, held)
+    target = release.walk(runs).get(params.run_id)
+    refuse(params, runs, target)
+    assert target is not None
+    run = runs.filter(pl.col("run_id") == params.run_id).row(0, named=True)
+    decision = release.REJECT if params.reject else release.APPROVE
+    approvers = [*target.approvers, params.approver] if not params.reject else target.approvers
+    releasing = not params.reject and len(approvers) >= target.needed
+    if params.reject:
+        after = release.VOIDED
+        message = (
+            f"rejected run {params.run_id} ({target.total_paid_krw:,} won): its attempts are "
+            f"voided and owed again; reason: {params.reason}"
+        )
+    elif releasing:
+        after = release.RELEASED
+        message = (
+            f"approved run {params.run_id} ({target.total_paid_krw:,} won): released to the "
+            f"outbox by {', '.join(approvers)}"
+        )
+    else:
+        after = release.PENDING
+        message = (
+            f"approved run {params.run_id} ({target.total_paid_krw:,} won): approval "
+            f"{len(approvers)} of {target.needed}; still pending"
+        )
+    if releasing:  # built before the event, renamed after it (flows.run.outbox)
+        outbox.build(out, program.id, run)
+    body: dict[str, Any] = {
+        "approval": {
+            "run_id": params.run_id,
+            "decision": decision,
+            "approver": params.approver,
+            "reason": params.reason,
+            "needed": target.needed,
+            "approvals": len(approvers),
+            "total_paid_krw": target.total_paid_krw,
+            "run_operator": target.operator,
+        }
+    }
+    record = event_record(
+        program,
+        event_id,
+        started,
+        str(run["run_month"]),
+        tried.APPROVAL,
+        params.approver,
+        params.reason,
+        body,
+        message,
+        [],
+    )
+    staging = Staging(out, program.id, str(run["run_month"]), event_id)
+    commit(record, staging, head, signer)
+    folder = outbox.finish(out, program.id, params.run_id) if releasing else None
+    log.info("release decision %s of %s: %s", event_id, program.id, message)
+    disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
+    return ApprovalSummary(
+        event_id=event_id,
+        run_id=params.run_id,
+        program=program.id,
+        decision=decision,
+        release=after,
+        message=message,
+        outbox=str(folder) if folder else None,
+    )
+
+
+def pending_runs(runs: pl.DataFrame) -> list[release.Release]:
+    """Return the paying runs still waiting for approval, oldest first."""
+    return [r for r in release.walk(runs).values() if r.release == release.PENDING]
