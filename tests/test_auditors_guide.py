@@ -131,7 +131,7 @@ def test_guide_reconciles_every_committed_run_with_its_payment_files(
     out, _, ns = guide_run
     reconciliation = ns["reconciliation"]
     committed = runs(out).filter(pl.col("status") == "committed")
-    assert reconciliation.height == committed.height == 5  # 3 runs, 2 results imports
+    assert reconciliation.height == committed.height == 7  # 3 runs, 2 approvals, 2 imports
     files = dict(
         zip(reconciliation["run_id"], reconciliation["files_krw"].cast(pl.Int64), strict=True)
     )

@@ -24,6 +24,7 @@ from flows.report import program_page as page_html
 from flows.run.page import build_program_page
 from rules.program import load_program
 from tests.conftest import ROOT, STORY, TEST_KEY
+from tests.support.approval import release_run
 from tests.support.banktrail import copy_trail
 from tests.support.flowrun import decisions, run_flow, runs
 from tests.test_report_html import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
@@ -61,6 +62,7 @@ def paid(tmp_path_factory: pytest.TempPathFactory, prefect_backend: None) -> Pai
         second = run_flow(
             data, out, trigger="rerun", reason="re-issue rejected payments", run_month="2025-04"
         )
+        release_run(out, second.run_id)  # a second person approves: the re-issue is sent
     return Paid(out, first.run_id, second.run_id, sent, after_import)
 
 

@@ -350,5 +350,6 @@ def test_the_demo_starts_afresh_after_its_folder_is_removed(
     shutil.rmtree(demo)
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
-    # the demo's cycle: the run, the card operator's answers, the re-issue run, its answers
-    assert verify_trail(demo / "out", anchors=demo / "anchors") == ([], 4)
+    # the demo's cycle: the run, its approval, the card operator's answers, the re-issue run,
+    # its approval, its answers
+    assert verify_trail(demo / "out", anchors=demo / "anchors") == ([], 6)
