@@ -342,21 +342,29 @@ def demo_results_cycle(
 
 
 def demo_release(trail: Path, run_id: str) -> Path:
-    """Approve a demo run as a second person (four eyes); return its folder in the outbox."""
+    """Approve a demo run as other people (four eyes); return its folder in the outbox.
+
+    A run above the program's `two_approvers_above_krw` needs a second, distinct approver.
+    """
     from flows.run.approve import ApproveParams, approve_release
 
-    typer.secho(f"\na second person approves run {run_id} (four eyes)", bold=True)
-    try:
-        summary = approve_release(
-            ApproveParams(program=DEMO_PROGRAM, out=trail, run_id=run_id, approver="demo-approver")
-        )
-    except JiwonError as e:
-        fail(str(e), e.exit_code)
-    except Exception as e:
-        unexpected(e)
-    typer.echo(f"release decision {summary.event_id}: {summary.message}")
-    typer.echo(f"  outbox: {summary.outbox}")
-    return Path(str(summary.outbox))
+    typer.secho(f"\nanother person approves run {run_id} (four eyes)", bold=True)
+    outbox = None
+    for approver in ("demo-approver-1", "demo-approver-2"):
+        try:
+            summary = approve_release(
+                ApproveParams(program=DEMO_PROGRAM, out=trail, run_id=run_id, approver=approver)
+            )
+        except JiwonError as e:
+            fail(str(e), e.exit_code)
+        except Exception as e:
+            unexpected(e)
+        typer.echo(f"release decision {summary.event_id}: {summary.message}")
+        if summary.outbox:
+            outbox = summary.outbox
+            break
+    typer.echo(f"  outbox: {outbox}")
+    return Path(str(outbox))
 
 
 def import_files(out: Path, files: list[Path]) -> None:

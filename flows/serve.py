@@ -30,6 +30,7 @@ def base_parameters(
         enrollments=enrollments.resolve(),
         out=out.resolve(),
         operator=operator,
+        await_approval=True,  # a committed run pauses until an approver decides (issue 18)
     )
     return params.model_dump(mode="json")
 

@@ -135,9 +135,7 @@ def test_the_runs_operator_may_not_approve_it(data: Path, tmp_path: Path) -> Non
     assert events(out) == before and not (out / "outbox").exists()
 
 
-def test_one_person_cannot_approve_twice_to_reach_two_approvals(
-    data: Path, tmp_path: Path
-) -> None:
+def test_one_person_cannot_approve_twice_to_reach_two_approvals(data: Path, tmp_path: Path) -> None:
     programs = two_approver_programs(tmp_path)
     out = tmp_path / "out"
     first = run_flow(data, out, programs_dir=programs)
@@ -233,9 +231,7 @@ def test_rejecting_voids_every_attempt_and_the_next_run_pays_them_once_more(
     assert verify_trail(out)[0] == []
 
 
-def test_a_payment_file_edited_while_pending_is_never_released(
-    data: Path, tmp_path: Path
-) -> None:
+def test_a_payment_file_edited_while_pending_is_never_released(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = run_flow(data, out)
     credit = next((out / "payments" / PROGRAM / first.run_id).glob("*.csv"))

@@ -34,8 +34,13 @@ def refusals_in_code() -> dict[str, str]:
             if node.func.id == "InputRejected" and len(node.args) >= 3:
                 found[template(node.args[1])] = template(node.args[2])
             elif node.func.id in ("RunHalted", "LedgerUntrusted") and node.args:
-                problem, _, action = template(node.args[0]).partition("; nothing was paid. ")
-                found[problem + "; nothing was paid."] = action
+                # "<problem>; nothing was paid. <action>" (recorded, released: approvals)
+                text = template(node.args[0])
+                parts = re.split(r"(; nothing was (?:paid|recorded|released)\.) ", text, maxsplit=1)
+                if len(parts) == 3:
+                    found[parts[0] + parts[1]] = parts[2]
+                else:
+                    found[text + "; nothing was paid."] = ""
     return found
 
 

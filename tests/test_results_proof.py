@@ -162,7 +162,28 @@ def committed(out: Path, imports: bool) -> list[str]:
         return []
     kind = pl.col("trigger") == "results_import"
     runs = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+    runs = runs.filter(pl.col("trigger") != "approval")
     return runs.filter(kind if imports else ~kind)["run_id"].to_list()
+
+
+def run_releases(out: Path) -> pl.DataFrame:
+    """Return (run_id, release): ISSUED, RELEASED or VOIDED, read from the approval records.
+
+    The program needs one approver: an approval releases a run, a rejection voids it.
+    """
+    runs = run_records(out)
+    paying = committed(out, imports=False)
+    decided = {}
+    if runs.height:
+        approvals = runs.filter(pl.col("trigger") == "approval", pl.col("status") == "committed")
+        for body in approvals["parameters"].to_list():
+            approval = json.loads(body)["approval"]
+            decided.setdefault(approval["run_id"], approval["decision"])
+    states = {"approve": RELEASED, "reject": "VOIDED"}
+    return pl.DataFrame(
+        {"run_id": paying, "release": [states.get(decided.get(r, ""), "ISSUED") for r in paying]},
+        schema={"run_id": pl.String, "release": pl.String},
+    )
 
 
 def decisions(out: Path) -> pl.DataFrame:
@@ -179,7 +200,7 @@ def attempts(out: Path) -> pl.DataFrame:
     """Return every attempt (PAID enrollment record) with its state from the results files.
 
     The state is the last result that is not IN_FLIGHT, imports in chain order and lines in
-    their order; an attempt without one is RELEASED (lifecycle: released at commit).
+    their order; an attempt without one is in its run's release state (`run_releases`).
     """
     paid = decisions(out).filter(pl.col("source_kind") == "enrollment", pl.col("outcome") == "PAID")
     tried = paid.select(
@@ -202,9 +223,11 @@ def attempts(out: Path) -> pl.DataFrame:
         ).with_columns(_import=pl.lit(n), imported_by=pl.lit(r))
         for n, r in enumerate(imports)
     ]
+    releases = run_releases(out)
+    tried = tried.join(releases, on="run_id", how="left")
     if not frames:
         return tried.with_columns(
-            state=pl.lit(RELEASED),
+            state=pl.col("release"),
             reason_code=pl.lit(None, pl.String),
             details_wrong=pl.lit(False),
             imported_by=pl.lit(None, pl.String),
@@ -218,7 +241,7 @@ def attempts(out: Path) -> pl.DataFrame:
         .select("instruction_id", "state", "reason_code", "details_wrong", "imported_by")
     )
     return tried.join(final, on="instruction_id", how="left").with_columns(
-        state=pl.col("state").fill_null(RELEASED),
+        state=pl.col("state").fill_null(pl.col("release")),
         details_wrong=pl.col("details_wrong").fill_null(False),
     )
 
@@ -234,7 +257,7 @@ def check_trail(out: Path) -> pl.DataFrame:
     assert tried["instruction_id"].is_unique().all(), "an attempt was issued twice"
     per = tried.group_by("payment_id").agg(
         settled=(pl.col("state") == SETTLED).sum(),
-        in_flight=(pl.col("state") == RELEASED).sum(),
+        in_flight=pl.col("state").is_in(["ISSUED", RELEASED]).sum(),
         n=pl.len(),
         last=pl.col("attempt").max(),
         people=pl.col("person_key").n_unique(),
@@ -453,10 +476,15 @@ class Story:
         return new_runs
 
     def answer(self, cycle: int, run_id: str) -> None:
-        """Let the bank and card operator answer a run; schedule when their files arrive."""
+        """Let a second person release a run, then the bank and card operator answer it;
+        schedule when their files arrive."""
         folder = self.out / "payments" / PROGRAM / run_id
         if not json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]:
             return  # a run that paid nobody (after a killed run that had committed)
+        approve = ["approve", "--program", PROGRAM, "--out", str(self.out), "--run-id", run_id]
+        code, _, err = self.jiwon([*approve, "--approver", "proof-approver"])
+        assert code == 0, f"cycle {cycle + 1}: jiwon approve: {err[-3000:]}"
+        folder = self.out / "outbox" / PROGRAM / run_id  # what was sent
         written = simulate(
             folder,
             self.results / run_id,

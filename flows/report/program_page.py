@@ -22,12 +22,13 @@ Definitions (also in docs/auditors.md, with the DuckDB queries that reproduce ev
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 import polars as pl
 
 from flows.audit.attempts import FAILED, ISSUED, RELEASED, SETTLED
+from flows.audit.release import PENDING, RELEASE_SCHEMA
 from flows.decide.codes import Outcome
 
 ELIGIBLE = (
@@ -80,6 +81,8 @@ class ProgramPage:
     reasons: pl.DataFrame  # flows.audit.attempts.reasons
     meanings: pl.DataFrame  # code, reason_ko, reason_en (rules/results/*.csv)
     names: dict[str, str]  # admin code -> district name
+    # flows.audit.release.releases: each paying run's release (the pending ones are listed)
+    releases: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RELEASE_SCHEMA))
 
 
 def label(name: str) -> str:
@@ -347,6 +350,31 @@ def overdue_html(page: ProgramPage) -> str:
     return intro + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def pending_html(page: ProgramPage) -> str:
+    """Return the runs whose payment files wait for release approval (no names: counts, won)."""
+    waiting = page.releases.filter(pl.col("release") == PENDING).sort("run_id")
+    total = int(waiting["total_paid_krw"].sum()) if waiting.height else 0
+    intro = (
+        f"<p>승인 대기 실행: {figure('pending_runs', waiting.height, '건')} "
+        f"({figure('pending_krw', total, ' 원')}) · <span class='en'>committed runs whose "
+        "payment files wait for a second person's approval (`jiwon approve`); nothing of them "
+        "was sent</span></p>"
+    )
+    if waiting.height == 0:
+        return intro
+    rows = [
+        f'<tr data-pending="{escape(r["run_id"])}"><td><code>{escape(r["run_id"])}</code></td>'
+        f'<td class="n">{int(r["total_paid_krw"]):,}</td>'
+        f'<td class="n">{len(r["approvers"])} / {r["needed"]}</td></tr>'
+        for r in waiting.iter_rows(named=True)
+    ]
+    head = (
+        f"<th>{bilingual('실행 번호', 'run id')}</th><th>{bilingual('금액(원)', 'won')}</th>"
+        f"<th>{bilingual('승인', 'approvals')}</th>"
+    )
+    return intro + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def definitions() -> str:
     """Return what each figure counts, as the page states it."""
     items = [
@@ -421,6 +449,8 @@ def program_page_html(page: ProgramPage) -> str:
         legend(tuple(SERIES)),
         bar_chart(months, "run_month", {}, "coverage per run month"),
         coverage_table(months, "run_month", {}, "month"),
+        f"<h2>{bilingual('송출 승인 대기', 'Waiting for release approval')}</h2>",
+        pending_html(page),
         f"<h2>{bilingual('거절·반환 사유', 'Result reasons')}</h2>",
         reasons_html(page),
         f"<h2>{bilingual('결과 기한 초과', 'Overdue results')}</h2>",

@@ -14,17 +14,22 @@ owed again and a later run pays them.
 
 from __future__ import annotations
 
+import itertools
+import os
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flows.audit import attempts as tried
 from flows.audit import release
-from flows.errors import RunHalted, UsageError
+from flows.errors import JiwonError, RunHalted, UsageError
 from flows.run import flow as disburse_flow
 from flows.run import outbox
 from flows.run.flow import (
@@ -37,6 +42,12 @@ from flows.run.flow import (
     signing_key,
 )
 from flows.run.publish import Staging
+
+if TYPE_CHECKING:
+    from flows.run.flow import DisburseParams
+
+# How often a paused run asks the server whether it was resumed (seconds).
+PAUSE_POLL_S = int(os.environ.get("JIWON_PAUSE_POLL_S", "5"))
 
 
 class ApproveParams(BaseModel):
@@ -115,8 +126,8 @@ def refuse(params: ApproveParams, runs: pl.DataFrame, target: release.Release | 
         )
     if not params.reject and any(release.same_person(who, a) for a in target.approvers):
         raise RunHalted(
-            f"approval refused: {who} already approved run {run_id}; it needs "
-            f"{target.needed} distinct approvers, so nothing was recorded. Another person must "
+            f"approval refused: {who} already approved run {run_id}, which needs "
+            f"{target.needed} distinct approvers; nothing was recorded. Another person must "
             "give the next approval."
         )
 
@@ -194,6 +205,78 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
         message=message,
         outbox=str(folder) if folder else None,
     )
+
+
+class ReleaseInput(RunInput):
+    """What an approver enters in the Prefect UI to resume a run waiting for release."""
+
+    approver: str = Field(min_length=1, description="your name (never the run's operator)")
+    decision: Literal["approve", "reject"] = Field(
+        default="approve", description="approve: release the payment files; reject: void them"
+    )
+    reason: str | None = Field(default=None, description="why (required to reject)")
+
+
+def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: int) -> None:
+    """Pause a committed run until an approver releases or rejects it in the Prefect UI.
+
+    Each decision entered is recorded by the `approve-release` flow, as `jiwon approve` does; a
+    refused one (the run's own operator, the same approver twice) is logged and the run waits
+    again. The wait ends when the run is released or voided (from the UI or the command line)
+    or after `approval_wait_s`: the run then stays pending and `jiwon approve` decides it.
+    """
+    from flows.inputs.ledger import run_records
+
+    if status != "committed" or params.dry_run or not paid_krw:
+        return
+    log = get_run_logger()
+    out = params.out.resolve()
+    for n in itertools.count():
+        program = load_program_or_usage(params.program, params.programs_dir).id
+        target = release.walk(run_records(out, program)).get(run_id)
+        if target is None or target.release != release.PENDING:
+            log.info("run %s is %s", run_id, release.shown(target) if target else "not paying")
+            return
+        log.info(
+            "run %s waits for release: %s. Resume this flow run in the Prefect UI with your "
+            "name and decision, or run `jiwon approve --program %s --out %s --run-id %s "
+            "--approver NAME`",
+            run_id,
+            release.shown(target),
+            program,
+            out,
+            run_id,
+        )
+        try:
+            answer = pause_flow_run(
+                wait_for_input=ReleaseInput,
+                timeout=params.approval_wait_s,
+                poll_interval=PAUSE_POLL_S,
+                key=f"release-{run_id}-{n}",
+            )
+        except FlowPauseTimeout:
+            log.warning(
+                "run %s still waits for release after %d s: decide it with `jiwon approve`",
+                run_id,
+                params.approval_wait_s,
+            )
+            return
+        try:
+            decided = approve_release(
+                ApproveParams(
+                    program=program,
+                    out=out,
+                    run_id=run_id,
+                    approver=answer.approver,
+                    reject=answer.decision == release.REJECT,
+                    reason=answer.reason,
+                    programs_dir=params.programs_dir,
+                )
+            )
+        except (JiwonError, ValidationError) as e:
+            log.error("release decision refused: %s", e)
+            continue
+        log.info("release decision %s: %s", decided.event_id, decided.message)
 
 
 def pending_runs(runs: pl.DataFrame) -> list[release.Release]:

@@ -147,6 +147,17 @@ class DisburseParams(BaseModel):
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address (runner dask; none: a local cluster)"
     )
+    await_approval: bool = Field(
+        default=False,
+        description="after committing, pause for an approver's decision in the Prefect UI "
+        "(served deployments); `jiwon approve` decides it too",
+    )
+    approval_wait_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="how long a paused run waits for the decision before it stops waiting (the "
+        "run stays pending: `jiwon approve` still decides it)",
+    )
 
     @model_validator(mode="after")
     def _rerun_needs_reason(self) -> DisburseParams:
@@ -410,7 +421,12 @@ def disburse(params: DisburseParams) -> RunSummary:
     """
     try:
         with ExitStack() as held:  # the program lock, released however the run ends
-            return _disburse(params, held)
+            summary = _disburse(params, held)
+        if params.await_approval:  # the lock is released: the approval takes it again
+            from flows.run.approve import await_release
+
+            await_release(params, summary.run_id, summary.status, summary.total_paid_krw)
+        return summary
     except JiwonError as e:
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)  # type: ignore[return-value]

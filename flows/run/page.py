@@ -88,6 +88,7 @@ def build_program_page(
     out: Path, program: str, today: dt.date | None = None, programs_dir: Path | None = None
 ) -> str:
     """Return the program page's HTML from the committed trail under `out` (read only)."""
+    from flows.audit.release import releases
     from flows.inputs.ledger import run_records
     from flows.inputs.reference import district_names
     from flows.results.formats import result_codes
@@ -95,7 +96,8 @@ def build_program_page(
 
     loaded = load_program(program, programs_dir or PROGRAMS_DIR)
     status = reconciliation(out, loaded.id, today, programs_dir)
-    paying = paying_runs(run_records(out, loaded.id))
+    runs = run_records(out, loaded.id)
+    paying = paying_runs(runs)
     people, paid = registry_rows(out, paying)
     attempts = status.attempts.join(
         paid, on=["run_id", "payment_id", "attempt"], how="left", maintain_order="left"
@@ -117,6 +119,7 @@ def build_program_page(
             reasons=status.reasons,
             meanings=meanings,
             names=district_names(loaded.city or "national"),
+            releases=releases(runs),
         )
     )
 

@@ -264,8 +264,13 @@ class RuleCaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and set(data) == {"approval_cases"}:
+            yield from self.approval_cases(data["approval_cases"])
+            return
         if not isinstance(data, dict) or set(data) != {"cases"}:
-            raise CaseError(f"{self.path}: expected a mapping with the single key `cases`")
+            raise CaseError(
+                f"{self.path}: expected a mapping with the single key `cases` (or `approval_cases`)"
+            )
         self.cases: list[dict[str, Any]] = data["cases"]
         self.decided: dict[str, dict[str, pl.DataFrame]] = {}
         names = [c.get("name") for c in self.cases]
@@ -276,6 +281,19 @@ class RuleCaseFile(pytest.File):
 
     def program(self) -> Program:
         return load_program(self.path.parents[1].name, self.path.parents[2])
+
+    def approval_cases(self, cases: list[dict[str, Any]]) -> Iterator[pytest.Item]:
+        """Yield the release-approval cases: a run's total in won -> approvers it needs."""
+        names = [c.get("name") for c in cases]
+        for case in cases:
+            if not case.get("name") or names.count(case["name"]) > 1:
+                raise CaseError(f"{self.path}: every case needs a unique sentence as name")
+            if set(case) != {"name", "run_total_krw", "approvers"}:
+                raise CaseError(
+                    f"{self.path}: {case['name']}: an approval case has exactly name, "
+                    "run_total_krw and approvers"
+                )
+            yield ApprovalCase.from_parent(self, name=case["name"], case=case)
 
     def decisions_for(self, case: dict[str, Any]) -> dict[str, pl.DataFrame]:
         """Return the decisions of the batch of valid cases sharing this case's snapshot date."""
@@ -318,6 +336,26 @@ class RuleCase(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"rule case: {self.name}"
+
+
+class ApprovalCase(pytest.Item):
+    """One release-approval case: how many distinct approvers a run of a total needs."""
+
+    def __init__(self, *, case: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self) -> None:
+        assert isinstance(self.parent, RuleCaseFile)
+        approval = self.parent.program().approval
+        got = approval.approvers_needed(int(self.case["run_total_krw"]))
+        assert got == self.case["approvers"], (
+            f"{self.path.name}: {self.name}: a run of {self.case['run_total_krw']:,} won needs "
+            f"{got} approver(s), the case expects {self.case['approvers']}"
+        )
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"approval case: {self.name}"
 
 
 def collect_rule_cases(file_path: Path, parent: pytest.Collector) -> RuleCaseFile | None:
