@@ -356,3 +356,27 @@ def test_an_approval_of_the_operators_own_run_forged_into_the_trail_is_named_by_
 
 def test_the_outbox_partial_folder_is_hidden_and_named_for_its_run(tmp_path: Path) -> None:
     assert outbox.partial_dir(tmp_path, PROGRAM, "R").name == ".R.partial"
+
+
+def test_two_approvers_deciding_at_once_release_the_run_once(
+    data: Path, tmp_path: Path, prefect_backend: None
+) -> None:
+    """Two `jiwon approve` processes on a run that needs one approval: the program's lock
+    orders them, one releases it and the other is refused (exit 4), one event in the trail."""
+    from tests.conftest import TEST_KEY
+    from tests.support.processes import JIWON, env, finish, start
+
+    out = tmp_path / "out"
+    first = run_flow(data, out)
+    base = [str(JIWON), "approve", "--program", PROGRAM, "--out", str(out)]
+    both = [
+        start([*base, "--run-id", first.run_id, "--approver", who], env(TEST_KEY, tmp_path))
+        for who in ("park", "lee")
+    ]
+    results = [finish(p) for p in both]
+    assert sorted(code for code, _, _ in results) == [0, 4], results
+    refused = next(err for code, _, err in results if code == 4)
+    assert "is already released" in refused or "holds program" in refused
+    approvals = run_records(out.resolve(), PROGRAM).filter(pl.col("trigger") == "approval")
+    assert approvals.height == 1
+    assert outbox_files(out, first.run_id) == payment_files(out, first.run_id)

@@ -58,10 +58,11 @@ def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def payments_markdown(money: pl.DataFrame) -> str:
+def payments_markdown(money: pl.DataFrame, released: pl.DataFrame | None = None) -> str:
     """Return where earlier runs' payments stood in money when this run started (issue 15).
 
-    `money`: `Ledger.money_per_run()` (run_id, state, attempts, amount_krw).
+    `money`: `Ledger.money_per_run()` (run_id, state, attempts, amount_krw); `released`
+    (run_id, attempt_state): each run's release (issue 18), shown beside its id.
     """
     if not money.height:
         return ""
@@ -75,14 +76,18 @@ def payments_markdown(money: pl.DataFrame) -> str:
         "so far (`jiwon results status` shows them now; ISSUED: waiting for release approval; "
         "RELEASED: no result yet; VOIDED: its release was rejected).",
         "",
-        "| run | issued | " + " | ".join(s.lower() for s in states) + " |",
-        "|---|" + "---:|" * (len(states) + 1),
+        "| run | release | issued | " + " | ".join(s.lower() for s in states) + " |",
+        "|---|---|" + "---:|" * (len(states) + 1),
     ]
+    words = {"ISSUED": "pending", "RELEASED": "released", "VOIDED": "voided"}
+    release = (
+        {r: words.get(s, s) for r, s in released.iter_rows()} if released is not None else {}
+    )
     for (run_id,), rows in money.group_by("run_id", maintain_order=True):
         per = {r["state"]: r for r in rows.iter_rows(named=True)}
         cells = [f"{rows['attempts'].sum():,} ({int(rows['amount_krw'].sum()):,} won)"]
         for state in states:
             r = per.get(state)
             cells.append(f"{r['attempts']:,} ({r['amount_krw']:,} won)" if r else "0")
-        lines.append(f"| {run_id} | " + " | ".join(cells) + " |")
+        lines.append(f"| {run_id} | {release.get(run_id, '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -32,6 +32,13 @@ def print_summary(summary: RunSummary) -> None:
     typer.echo(f"  output root: {summary.out}")
     for name, path in summary.paths.items():
         typer.echo(f"    {name:<11} {path}")
+    if summary.status == "committed" and not summary.dry_run and summary.payments:
+        typer.secho(
+            "  release: pending. Nothing is sent until another person approves the payment "
+            f"files: jiwon approve --program {summary.program} --out {summary.out} "
+            f"--run-id {summary.run_id} --approver NAME",
+            bold=True,
+        )
 
 
 def reconciliation_lines(status: Reconciliation) -> list[str]:

@@ -252,7 +252,7 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
                 wait_for_input=ReleaseInput,
                 timeout=params.approval_wait_s,
                 poll_interval=PAUSE_POLL_S,
-                key=f"release-{run_id}-{n}",
+                key=f"release-{run_id.lower()}-{n}",  # lowercase, digits, dashes only
             )
         except FlowPauseTimeout:
             log.warning(

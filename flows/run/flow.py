@@ -423,9 +423,7 @@ def disburse(params: DisburseParams) -> RunSummary:
         with ExitStack() as held:  # the program lock, released however the run ends
             summary = _disburse(params, held)
         if params.await_approval:  # the lock is released: the approval takes it again
-            from flows.run.approve import await_release
-
-            await_release(params, summary.run_id, summary.status, summary.total_paid_krw)
+            wait_for_release(params, summary)
         return summary
     except JiwonError as e:
         get_run_logger().error(str(e))
@@ -436,6 +434,21 @@ def disburse(params: DisburseParams) -> RunSummary:
         if os.environ.get("JIWON_DEBUG"):
             raise
         raise Unexpected(scrub(f"{type(e).__name__}: {e}")) from None
+
+
+def wait_for_release(params: DisburseParams, summary: RunSummary) -> None:
+    """Pause for the run's release in the Prefect UI; a failure to wait only warns (committed)."""
+    from flows.run.approve import await_release
+
+    try:
+        await_release(params, summary.run_id, summary.status, summary.total_paid_krw)
+    except Exception as e:  # the run is committed and pending: `jiwon approve` decides it
+        get_run_logger().warning(
+            "run %s committed but cannot wait for its release in the Prefect UI (%s); decide "
+            "it with `jiwon approve`",
+            summary.run_id,
+            scrub(f"{type(e).__name__}: {e}"),
+        )
 
 
 def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
@@ -715,7 +728,7 @@ def _run(
         files,
         head,
         signer,
-        report.payments_markdown(ledger.money_per_run()),
+        report.payments_markdown(ledger.money_per_run(), ledger.released),
     )
 
 
