@@ -81,19 +81,7 @@ def test_serve_schedules_monthly_runs_at_six_in_seoul_and_runs_an_operators_reru
 
     url, environ = server
     out = tmp_path / "out"
-    serving = start(
-        [
-            str(JIWON),
-            "serve",
-            "--registry",
-            str(story / "registry"),
-            "--enrollments",
-            str(story / "enrollments"),
-            "--out",
-            str(out),
-        ],
-        environ | {"JIWON_PII_KEY": TEST_KEY, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
-    )
+    serving = serve_story(story, out, environ)
     try:
         with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
             monthly = wait_for(lambda: client.read_deployment_by_name("disburse/monthly"), serving)
