@@ -75,6 +75,8 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
         problems += verify_rotation(out, record.outputs, where)
     elif record.trigger == attempts.RESULTS and record.status == "committed" and not problems:
         problems += verify_results(out, record.outputs, where)
+    elif record.trigger == attempts.REVIEW and record.status == "committed" and not problems:
+        problems += verify_reviews(out, record.outputs, where)
     elif record.status == "committed" and not problems:
         problems += verify_totals(
             out,
@@ -119,6 +121,25 @@ def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list
             problems.append(
                 f"{where}: results file {output['file']} has {lines.height:,} lines (record: "
                 f"{output['records']:,}), {strange:,} with an unknown state"
+            )
+    return problems
+
+
+def verify_reviews(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a review import's decisions: their columns, count and words (issue 18)."""
+    from flows.audit.reviews import DECISIONS, REVIEW_SCHEMA
+
+    problems = []
+    for output in [o for o in outputs if o["file"].startswith("audit/reviews/")]:
+        rows = pl.read_parquet(out / output["file"])
+        if tuple(rows.columns) != tuple(REVIEW_SCHEMA.names()):
+            problems.append(f"{where}: reviews file {output['file']} has columns {rows.columns}")
+            continue
+        strange = rows.filter(~pl.col("decision").is_in(DECISIONS)).height
+        if rows.height != output["records"] or strange:
+            problems.append(
+                f"{where}: reviews file {output['file']} has {rows.height:,} decisions (record: "
+                f"{output['records']:,}), {strange:,} neither approve nor reject"
             )
     return problems
 
@@ -274,6 +295,7 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
     decisions = out / "audit/decisions" / f"program={program}"
     maps = out / "audit/rotations" / f"program={program}"
     imports = out / "audit/results" / f"program={program}"
+    reviews = out / "audit/reviews" / f"program={program}"
     found: dict[str, list[str]] = {}
     outputs = [d for f in folders if f.is_dir() for d in f.iterdir()]
     for d in (
@@ -281,6 +303,7 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
         + sorted(decisions.glob("run_month=*/run_id=*"))
         + sorted(maps.glob("run_id=*.parquet"))
         + sorted(imports.glob("run_id=*"))
+        + sorted(reviews.glob("run_id=*"))
     ):
         run_id = d.name.removeprefix("run_id=").removesuffix(".parquet")
         if run_id not in known:
