@@ -131,7 +131,7 @@ def lines_frame(file: str, names: list[str], rows: Sequence[tuple[int, Cells]]) 
             file,
             f"has no column {missing[0]} (the review sheet's columns were removed or renamed)",
             "Export the queue again with `jiwon review export` and fill in that file; "
-            "nothing was recorded.",
+            "nothing of this sheet was recorded.",
             line=1,
         )
     found: dict[str, list[object]] = {c: [] for c in ("line", "formula", *LINE_COLUMNS)}
@@ -158,7 +158,7 @@ def read_xlsx(path: Path) -> tuple[pl.DataFrame, str | None]:
             path.name,
             f"is not an XLSX workbook jiwon can read ({type(e).__name__})",
             "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
-            "nothing was recorded.",
+            "nothing of this sheet was recorded.",
         ) from None
     sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
     rows = list(sheet.iter_rows())
@@ -185,9 +185,9 @@ def read_csv(path: Path) -> pl.DataFrame:
     except pl.exceptions.PolarsError as e:
         raise InputRejected(
             path.name,
-            f"is not a well-formed CSV ({type(e).__name__})",
+            f"is not a CSV review sheet jiwon can read ({type(e).__name__})",
             "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
-            "nothing was recorded.",
+            "nothing of this sheet was recorded.",
         ) from None
     names = [column_name(c) for c in frame.columns]
     cells = [

@@ -137,7 +137,7 @@ def sheet_program(lines: pl.DataFrame, named: str | None, file: str) -> str:
             file,
             "names no program (its program column is blank)",
             "Export the queue again with `jiwon review export` and fill in that file; "
-            "nothing was recorded.",
+            "nothing of this sheet was recorded.",
         )
     return str(programs[0])
 
