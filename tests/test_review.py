@@ -143,6 +143,9 @@ def test_held_applications_go_out_in_a_sheet_and_the_next_run_pays_the_approved_
     )
     assert person["outcome"].to_list() == ["PAID"]
     assert verify_trail(out) == ([], 3)
+    code, explained, _ = jiwon("audit", "explain", "--out", out, "--rrn", "9410102171716")
+    assert code == 0 and "review of application A0022" in explained
+    assert "approve by kim (가족관계증명서 확인), from filled.xlsx line 2" in explained
     # both closed now: the queue is empty, and a decision on either is refused
     again, _ = export(out, tmp_path / "later")
     later = load_workbook(again).active
