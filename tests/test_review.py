@@ -112,6 +112,8 @@ def test_held_applications_go_out_in_a_sheet_and_the_next_run_pays_the_approved_
     trail: tuple[Path, Path], tmp_path: Path
 ) -> None:
     data, out = trail
+    page = out / "reports" / PROGRAM / "index.html"
+    assert 'data-figure="review_queue" data-value="2"' in page.read_text(encoding="utf-8")
     xlsx, _ = export(out, tmp_path / "sheets")
     book = load_workbook(xlsx)
     sheet = book.active
@@ -143,6 +145,7 @@ def test_held_applications_go_out_in_a_sheet_and_the_next_run_pays_the_approved_
     )
     assert person["outcome"].to_list() == ["PAID"]
     assert verify_trail(out) == ([], 3)
+    assert 'data-figure="review_queue" data-value="0"' in page.read_text(encoding="utf-8")
     code, explained, _ = jiwon("audit", "explain", "--out", out, "--rrn", "9410102171716")
     assert code == 0 and "review of application A0022" in explained
     assert "approve by kim (가족관계증명서 확인), from filled.xlsx line 2" in explained
