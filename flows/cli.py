@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
@@ -556,10 +557,19 @@ def results_import(
         )
     except ValidationError as e:
         fail(parameter_problem(e), 2)
+    record_event(out, "results import", lambda: import_results(params))
+
+
+def record_event(out: Path, name: str, start: Callable[[], Any]) -> None:
+    """Run an import flow into the trail under `out` and print its line (and the program page).
+
+    `start` returns the flow's summary (`run_id`, `program`, `message`, `page`): no run id when
+    it recorded nothing.
+    """
     if not (out / "audit/runs").is_dir():
         fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
     try:
-        summary = import_results(params)
+        summary = start()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except Exception as e:
@@ -567,7 +577,7 @@ def results_import(
     if summary.run_id is None:
         typer.echo(f"{summary.program}: {summary.message}")
     else:
-        typer.echo(f"results import {summary.run_id} ({summary.program}): {summary.message}")
+        typer.echo(f"{name} {summary.run_id} ({summary.program}): {summary.message}")
         if summary.page:  # rebuilt by the import flow (flows.run.page)
             typer.echo(f"program page: {summary.page}")
 
@@ -631,20 +641,7 @@ def review_import(
         params = ReviewParams(out=out, file=file, program=program, operator=operator, reason=reason)
     except ValidationError as e:
         fail(parameter_problem(e), 2)
-    if not (out / "audit/runs").is_dir():
-        fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
-    try:
-        summary = import_reviews(params)
-    except JiwonError as e:
-        fail(str(e), e.exit_code)
-    except Exception as e:
-        unexpected(e)
-    if summary.run_id is None:
-        typer.echo(f"{summary.program}: {summary.message}")
-    else:
-        typer.echo(f"review import {summary.run_id} ({summary.program}): {summary.message}")
-        if summary.page:
-            typer.echo(f"program page: {summary.page}")
+    record_event(out, "review import", lambda: import_reviews(params))
 
 
 @fixtures_app.command("generate")

@@ -108,6 +108,12 @@ DECIDE = {
 }
 
 
+def decided_sheet(out: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Export the queue and fill it in with DECIDE: (exported workbook, filled-in workbook)."""
+    xlsx, _ = export(out, tmp_path / "sheets")
+    return xlsx, fill_xlsx(xlsx, tmp_path / "filled.xlsx", DECIDE)
+
+
 def test_held_applications_go_out_in_a_sheet_and_the_next_run_pays_the_approved_one(
     trail: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -188,8 +194,7 @@ def test_importing_the_same_sheet_twice_says_so_and_records_nothing(
     trail: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, out = trail
-    xlsx, _ = export(out, tmp_path / "sheets")
-    filled = fill_xlsx(xlsx, tmp_path / "filled.xlsx", DECIDE)
+    _, filled = decided_sheet(out, tmp_path)
     assert import_sheet(out, filled)[0] == 0
     before = runs(out).height
     code, printed, _ = import_sheet(out, filled)
@@ -254,8 +259,7 @@ def test_a_sheet_for_another_program_is_refused_by_its_program_option(
     trail: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, out = trail
-    xlsx, _ = export(out, tmp_path / "sheets")
-    filled = fill_xlsx(xlsx, tmp_path / "filled.xlsx", DECIDE)
+    _, filled = decided_sheet(out, tmp_path)
     code, _, err = import_sheet(out, filled, "--program", "paju-energy-2023")
     assert code == 3 and "is the review sheet of program paju-livelihood-2025" in last_line(err)
 
@@ -298,8 +302,8 @@ def test_a_damaged_reviews_file_halts_the_next_run_and_verify_names_it(
     trail: tuple[Path, Path], tmp_path: Path, damage: str
 ) -> None:
     data, out = trail
-    xlsx, _ = export(out, tmp_path / "sheets")
-    assert import_sheet(out, fill_xlsx(xlsx, tmp_path / "filled.xlsx", DECIDE))[0] == 0
+    _, filled = decided_sheet(out, tmp_path)
+    assert import_sheet(out, filled)[0] == 0
     (file,) = out.glob("audit/reviews/program=*/run_id=*/reviews.parquet")
     name = str(file.relative_to(out))
     if damage == "edited":  # an officer's rejection turned into an approval
@@ -336,8 +340,8 @@ def test_three_buckets_apply_the_decisions_as_one_does(
     trail: tuple[Path, Path], tmp_path: Path
 ) -> None:
     data, out = trail
-    xlsx, _ = export(out, tmp_path / "sheets")
-    assert import_sheet(out, fill_xlsx(xlsx, tmp_path / "filled.xlsx", DECIDE))[0] == 0
+    _, filled = decided_sheet(out, tmp_path)
+    assert import_sheet(out, filled)[0] == 0
     parts = copy_trail(out, tmp_path / "parts")
     whole = run_flow(data, out, trigger="rerun", reason="one bucket")
     split = run_flow(data, parts, trigger="rerun", reason="three buckets", partitions=3)

@@ -106,24 +106,15 @@ def needs_text(code: pl.Expr) -> pl.Expr:
     return code.replace_strict(said, default=code, return_dtype=pl.String)
 
 
-def queue(latest: pl.LazyFrame, newest: pl.LazyFrame | None, program: str) -> pl.DataFrame:
+def queue(latest: pl.LazyFrame, newest: pl.LazyFrame, program: str) -> pl.DataFrame:
     """Return the open review queue: held applications, each with a decision recorded for it.
 
-    `latest`: `latest_applications`; `newest`: `newest_reviews` (None: none recorded). A decision
+    `latest`: `latest_applications`; `newest`: `newest_reviews`. A decision
     recorded and not applied yet is shown (`recorded_*`): a new one must say it revises it.
     """
     held = latest.filter(pl.col("outcome") == Outcome.HELD_FOR_REVIEW.value).with_columns(
         held_reason=pl.col("reason_codes").list.last()
     )
-    if newest is None:
-        newest = pl.LazyFrame(
-            schema={
-                "application_id": pl.String,
-                "decision": pl.String,
-                "officer": pl.String,
-                "review_run_id": pl.String,
-            }
-        )
     recorded = newest.select(
         "application_id",
         recorded_decision=pl.concat_str(

@@ -107,41 +107,47 @@ def verify_rotation(out: Path, outputs: list[dict[str, Any]], where: str) -> lis
     return problems
 
 
-def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
-    """Check a results import's lines: their columns, count and states (issue 15)."""
+def verify_lines(
+    out: Path,
+    outputs: list[dict[str, Any]],
+    where: str,
+    kind: str,
+    schema: pl.Schema,
+    known: tuple[str, str, tuple[str, ...]],
+) -> list[str]:
+    """Check an import's `audit/<kind>/` files: their columns, count, and a column's values.
+
+    `known`: (column, what a value outside `values` is called, values).
+    """
+    column, strange_as, values = known
     problems = []
-    for output in [o for o in outputs if o["file"].startswith("audit/results/")]:
+    for output in [o for o in outputs if o["file"].startswith(f"audit/{kind}/")]:
         lines = pl.read_parquet(out / output["file"])
-        if tuple(lines.columns) != tuple(attempts.EVENT_SCHEMA.names()):
-            problems.append(f"{where}: results file {output['file']} has columns {lines.columns}")
+        if tuple(lines.columns) != tuple(schema.names()):
+            problems.append(f"{where}: {kind} file {output['file']} has columns {lines.columns}")
             continue
-        known = (*attempts.STATES, attempts.IN_FLIGHT)
-        strange = lines.filter(~pl.col("state").is_in(known)).height
+        strange = lines.filter(~pl.col(column).is_in(values)).height
         if lines.height != output["records"] or strange:
             problems.append(
-                f"{where}: results file {output['file']} has {lines.height:,} lines (record: "
-                f"{output['records']:,}), {strange:,} with an unknown state"
+                f"{where}: {kind} file {output['file']} has {lines.height:,} lines (record: "
+                f"{output['records']:,}), {strange:,} {strange_as}"
             )
     return problems
+
+
+def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a results import's lines: their columns, count and states (issue 15)."""
+    states = (*attempts.STATES, attempts.IN_FLIGHT)
+    known = ("state", "with an unknown state", states)
+    return verify_lines(out, outputs, where, "results", attempts.EVENT_SCHEMA, known)
 
 
 def verify_reviews(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
     """Check a review import's decisions: their columns, count and words (issue 18)."""
     from flows.audit.reviews import DECISIONS, REVIEW_SCHEMA
 
-    problems = []
-    for output in [o for o in outputs if o["file"].startswith("audit/reviews/")]:
-        rows = pl.read_parquet(out / output["file"])
-        if tuple(rows.columns) != tuple(REVIEW_SCHEMA.names()):
-            problems.append(f"{where}: reviews file {output['file']} has columns {rows.columns}")
-            continue
-        strange = rows.filter(~pl.col("decision").is_in(DECISIONS)).height
-        if rows.height != output["records"] or strange:
-            problems.append(
-                f"{where}: reviews file {output['file']} has {rows.height:,} decisions (record: "
-                f"{output['records']:,}), {strange:,} neither approve nor reject"
-            )
-    return problems
+    known = ("decision", "neither approve nor reject", DECISIONS)
+    return verify_lines(out, outputs, where, "reviews", REVIEW_SCHEMA, known)
 
 
 def verify_totals(

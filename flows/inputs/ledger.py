@@ -464,44 +464,39 @@ def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.
     Each results file is checked against its import's run record like a decision file; adds
     `result_run_id` (the import) and `_order` (the import's place in the chain, then its line).
     """
-    importing = committed.filter(pl.col("trigger") == tried.RESULTS)
-    files = ledger_files(out, importing, "audit/results/") if importing.height else []
+    lines = import_lines(out, runs, committed, tried.RESULTS, "audit/results/", "result_run_id")
+    return EMPTY_EVENTS.lazy() if lines is None else lines
+
+
+def import_lines(
+    out: Path, runs: pl.DataFrame, committed: pl.DataFrame, trigger: str, folder: str, by: str
+) -> pl.LazyFrame | None:
+    """Scan the lines committed imports of `trigger` recorded under `folder`, in chain order.
+
+    Each file is checked against its import's run record like a decision file (an edited or
+    deleted one halts); adds `by` (the import's run id) and `_order` (the import's place in
+    the chain, then the line's `seq`). None: no such import.
+    """
+    importing = committed.filter(pl.col("trigger") == trigger)
+    files = ledger_files(out, importing, folder) if importing.height else []
     if not files:
-        return EMPTY_EVENTS.lazy()
+        return None
     order = runs.with_row_index("_seq").select(
-        result_run_id="run_id", _seq=pl.col("_seq").cast(pl.Int64)
+        pl.col("run_id").alias(by), _seq=pl.col("_seq").cast(pl.Int64)
     )
     return (
         pl.scan_parquet(files, hive_partitioning=True)
-        .rename({"run_id": "result_run_id"})
+        .rename({"run_id": by})
         .drop("program", strict=False)
-        .join(order.lazy(), on="result_run_id", how="left")
+        .join(order.lazy(), on=by, how="left")
         .with_columns(_order=pl.col("_seq") * (1 << 32) + pl.col("seq"))
         .drop("_seq")
     )
 
 
 def review_decisions(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.LazyFrame | None:
-    """Scan every decision committed review imports recorded, in chain order (`_order`).
-
-    Each reviews file is checked against its import's run record like a decision file (an
-    edited or deleted one halts); adds `review_run_id` (the import) and `_order`. None: none.
-    """
-    importing = committed.filter(pl.col("trigger") == tried.REVIEW)
-    files = ledger_files(out, importing, "audit/reviews/") if importing.height else []
-    if not files:
-        return None
-    order = runs.with_row_index("_seq").select(
-        review_run_id="run_id", _seq=pl.col("_seq").cast(pl.Int64)
-    )
-    return (
-        pl.scan_parquet(files, hive_partitioning=True)
-        .rename({"run_id": "review_run_id"})
-        .drop("program", strict=False)
-        .join(order.lazy(), on="review_run_id", how="left")
-        .with_columns(_order=pl.col("_seq") * (1 << 32) + pl.col("seq"))
-        .drop("_seq")
-    )
+    """Scan every decision committed review imports recorded (`import_lines`), or None."""
+    return import_lines(out, runs, committed, tried.REVIEW, "audit/reviews/", "review_run_id")
 
 
 def latest_reviews(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame | None:
