@@ -295,7 +295,8 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
         return ReviewSummary(run_id=None, program=program.id, message=message)
     rows = review.records(checked, started, path.name, sha)
     counts = dict(rows.group_by("decision").len().iter_rows())
-    run_month = str(runs["run_month"].max())
+    paying = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
+    run_month = str(paying["run_month"].max()) if paying.height else f"{started:%Y-%m}"
     staging = Staging(out, program.id, run_month, run_id)
     staging.write(
         layout.reviews_file(program.id, run_id),
