@@ -371,3 +371,46 @@ def test_decision_words_accept_case_spaces_and_korean(
 ) -> None:
     frame = pl.DataFrame({"decision": [written]}, schema={"decision": pl.String})
     assert frame.select(decision_word())["decision"].to_list() == [word]
+
+
+def test_review_export_without_a_trail_is_bad_usage(tmp_path: Path) -> None:
+    code, _, err = jiwon("review", "export", "--out", tmp_path, "--program", PROGRAM)
+    assert code == 2 and "no audit trail" in last_line(err)
+
+
+def test_check_lines_leaves_blank_rows_open_and_names_each_fault() -> None:
+    from flows.audit.reviews import check_lines
+
+    latest = pl.DataFrame(
+        {
+            "application_id": ["H1", "H2", "P1"],
+            "outcome": ["HELD_FOR_REVIEW", "HELD_FOR_REVIEW", "PAID"],
+            "person_key": ["k1", "k2", "k3"],
+            "run_id": ["R1", "R1", "R1"],
+            "reason_codes": [["PROXY_NEEDS_FAMILY_PROOF"]] * 2 + [[]],
+        }
+    )
+    newest = pl.DataFrame(
+        {"application_id": ["H2"], "review_run_id": ["V1"], "decision": ["approve"]}
+        | {"officer": ["kim"]}
+    )
+    rows = [  # line, application_id, decision, officer, revises
+        (2, "H1", None, None, None),
+        (3, "H1", "approve", "kim", None),
+        (4, "H2", "reject", "lee", None),
+        (5, "P1", "approve", "kim", None),
+        (6, "X9", "approve", "kim", None),
+        (7, "H3", "approve", "", None),
+    ]
+    lines = pl.DataFrame(
+        rows, schema=["line", "application_id", "decision", "officer", "revises"], orient="row"
+    ).with_columns(program=pl.lit(PROGRAM), reason=pl.lit(None, pl.String), formula=pl.lit(None))
+    text = ["application_id", "decision", "officer", "revises", "formula"]
+    checked = check_lines(lines.cast(dict.fromkeys(text, pl.String)), latest, newest, PROGRAM)
+    assert dict(zip(checked["line"], checked["fault"], strict=True)) == {
+        3: "repeated",
+        4: "not_revised",
+        5: "closed",
+        6: "unknown",
+        7: "no_officer",
+    }
