@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
@@ -49,6 +50,10 @@ results_app = typer.Typer(
     no_args_is_help=True, help="Bank and card results: import them, see where payments stand."
 )
 app.add_typer(results_app, name="results")
+review_app = typer.Typer(
+    no_args_is_help=True, help="Held applications: export the queue, import officers' decisions."
+)
+app.add_typer(review_app, name="review")
 
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
 DEMO_PROGRAM = "paju-livelihood-2025"
@@ -576,10 +581,19 @@ def results_import(
         )
     except ValidationError as e:
         fail(parameter_problem(e), 2)
+    record_event(out, "results import", lambda: import_results(params))
+
+
+def record_event(out: Path, name: str, start: Callable[[], Any]) -> None:
+    """Run an import flow into the trail under `out` and print its line (and the program page).
+
+    `start` returns the flow's summary (`run_id`, `program`, `message`, `page`): no run id when
+    it recorded nothing.
+    """
     if not (out / "audit/runs").is_dir():
         fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
     try:
-        summary = import_results(params)
+        summary = start()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except Exception as e:
@@ -587,7 +601,7 @@ def results_import(
     if summary.run_id is None:
         typer.echo(f"{summary.program}: {summary.message}")
     else:
-        typer.echo(f"results import {summary.run_id} ({summary.program}): {summary.message}")
+        typer.echo(f"{name} {summary.run_id} ({summary.program}): {summary.message}")
         if summary.page:  # rebuilt by the import flow (flows.run.page)
             typer.echo(f"program page: {summary.page}")
 
@@ -673,6 +687,50 @@ def list_releases(out: Path, program: str) -> None:
         typer.echo(
             f"  {r.run_id}  {r.total_paid_krw:>16,} won  operator {r.operator}: {release.shown(r)}"
         )
+
+
+@review_app.command("export")
+def review_export(
+    out: Annotated[Path, typer.Option(help="output root of the runs that held the applications")],
+    program: Annotated[str, typer.Option(help="program id")],
+    to: Annotated[
+        Path | None, typer.Option(help="folder for the sheets (default: OUT/review/<program>)")
+    ] = None,
+) -> None:
+    """Write the applications waiting for an officer as an XLSX and a CSV to fill in."""
+    from flows.run.review import export_queue
+
+    if not (out / "audit/runs").is_dir():
+        fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
+    try:
+        size, files = export_queue(out, program, to)
+    except JiwonError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        unexpected(e)
+    typer.echo(f"{program}: {size:,} application(s) wait for an officer's decision")
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="the filled-in review sheet (.xlsx or .csv)")],
+    out: Annotated[Path, typer.Option(help="output root of the runs that held the applications")],
+    program: Annotated[
+        str | None, typer.Option(help="program id (default: the program the sheet names)")
+    ] = None,
+    operator: Annotated[str, typer.Option(help="who imports (recorded)")] = "unknown",
+    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+) -> None:
+    """Record an officer's review decisions, whole or not at all, as a ledger event."""
+    from flows.run.review import ReviewParams, import_reviews
+
+    try:
+        params = ReviewParams(out=out, file=file, program=program, operator=operator, reason=reason)
+    except ValidationError as e:
+        fail(parameter_problem(e), 2)
+    record_event(out, "review import", lambda: import_reviews(params))
 
 
 @fixtures_app.command("generate")

@@ -22,7 +22,7 @@ RULE_ID = (
     r"|eligibility\.(status|registered_on|population|beneficiary|condition\.[a-z0-9-]+)"
     r"|amount\.instalment_\d+|ledger\.already_paid|application\.(proxy|window|payout|none)"
     r"|instalment\.(registered_in_city|same_household_as_applicant|new_application)"
-    r"|payment\.(paid|details_rejected|owed_again))$"
+    r"|payment\.(paid|details_rejected|owed_again)|review\.(approved|rejected))$"
 )
 
 

@@ -23,14 +23,15 @@ class Crash(BaseException):
     """Stands in for the process dying: nothing in the flow catches it or cleans up after it."""
 
 
-# The publish steps: decisions, quarantine, report, a key rotation's map and a results import's
-# lines (none in a run), run record (the commit point), payments.
+# The publish steps: decisions, quarantine, report, a key rotation's map, a results import's
+# lines and a review import's decisions (none in a run), run record (the commit point), payments.
 UNITS = [
     "decisions",
     "quarantine",
     "report",
     "rotation map",
     "results",
+    "reviews",
     "run record",
     "payments",
 ]
@@ -77,7 +78,7 @@ def publish_step(i: int, unit: str, partitions: int | None) -> Any:
     fast = (
         unit == "payments"
         if partitions
-        else unit not in ("quarantine", "report", "rotation map", "results")
+        else unit not in ("quarantine", "report", "rotation map", "results", "reviews")
     )
     name = f"before {unit}" + (f", {partitions} buckets" if partitions else "")
     return pytest.param(i, partitions, id=name, marks=() if fast else pytest.mark.slow)

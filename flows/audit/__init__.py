@@ -12,6 +12,7 @@ __all__ = [
     "keyprint",
     "payouts",
     "records",
+    "reviews",
     "rotation",
     "signing",
     "tally",

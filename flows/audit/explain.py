@@ -206,6 +206,7 @@ def explain_person(
     else:
         lines.append("NOT PAID by any committed run")
     lines += attempt_history(out, rows)
+    lines += review_history(out, rows)
     for r in rows.iter_rows(named=True):
         reasons = "; ".join(f"{c} ({describe(c).en})" for c in r["reason_codes"]) or "-"
         warnings = ", ".join(r["warning_codes"]) or "-"
@@ -258,6 +259,42 @@ def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
                 f"(import {e['result_run_id']})"
             )
     return lines
+
+
+def review_history(out: Path, rows: pl.DataFrame) -> list[str]:
+    """Return one line per officer's decision recorded for the applications of `rows` (18)."""
+    files = sorted(out.glob("audit/reviews/program=*/run_id=*/reviews.parquet"))
+    applications = rows.filter(pl.col("application_id").is_not_null()).select(
+        "program", "application_id"
+    )
+    if not files or not applications.height:
+        return []
+    committed = (
+        scan_trail(out, out / "audit/runs/**/*.parquet", hive_partitioning=False)
+        .filter(pl.col("status") == "committed")
+        .select(review_run_id="run_id", program="program", finished_at="finished_at")
+        .collect()
+    )
+    frames = [
+        pl.read_parquet(f).with_columns(
+            review_run_id=pl.lit(f.parent.name.removeprefix("run_id=")),
+            program=pl.lit(f.parent.parent.name.removeprefix("program=")),
+        )
+        for f in files
+    ]
+    recorded = (
+        pl.concat(frames, how="diagonal_relaxed")
+        .join(applications.unique(), on=["program", "application_id"], how="semi")
+        .join(committed, on=["review_run_id", "program"], how="inner")
+        .sort("finished_at", "seq")
+    )
+    return [
+        f"review of application {r['application_id']} ({r['program']}): {r['decision']} by "
+        f"{r['officer']}" + (f" ({r['reason']})" if r["reason"] else "") + f", from "
+        f"{r['review_file']} line {r['review_line']} (import {r['review_run_id']})"
+        + (f", revises {r['revises']}" if r["revises"] else "")
+        for r in recorded.iter_rows(named=True)
+    ]
 
 
 def result_lines(out: Path, instructions: pl.Series) -> pl.DataFrame:

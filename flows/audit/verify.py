@@ -76,6 +76,8 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
         problems += verify_rotation(out, record.outputs, where)
     elif record.trigger == attempts.RESULTS and record.status == "committed" and not problems:
         problems += verify_results(out, record.outputs, where)
+    elif record.trigger == attempts.REVIEW and record.status == "committed" and not problems:
+        problems += verify_reviews(out, record.outputs, where)
     elif record.trigger in attempts.EVENTS:
         pass  # an approval wrote its record only; the release rules are checked per program
     elif record.status == "committed" and not problems:
@@ -108,22 +110,47 @@ def verify_rotation(out: Path, outputs: list[dict[str, Any]], where: str) -> lis
     return problems
 
 
-def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
-    """Check a results import's lines: their columns, count and states (issue 15)."""
+def verify_lines(
+    out: Path,
+    outputs: list[dict[str, Any]],
+    where: str,
+    kind: str,
+    schema: pl.Schema,
+    known: tuple[str, str, tuple[str, ...]],
+) -> list[str]:
+    """Check an import's `audit/<kind>/` files: their columns, count, and a column's values.
+
+    `known`: (column, what a value outside `values` is called, values).
+    """
+    column, strange_as, values = known
     problems = []
-    for output in [o for o in outputs if o["file"].startswith("audit/results/")]:
+    for output in [o for o in outputs if o["file"].startswith(f"audit/{kind}/")]:
         lines = pl.read_parquet(out / output["file"])
-        if tuple(lines.columns) != tuple(attempts.EVENT_SCHEMA.names()):
-            problems.append(f"{where}: results file {output['file']} has columns {lines.columns}")
+        if tuple(lines.columns) != tuple(schema.names()):
+            problems.append(f"{where}: {kind} file {output['file']} has columns {lines.columns}")
             continue
-        known = (*attempts.STATES, attempts.IN_FLIGHT)
-        strange = lines.filter(~pl.col("state").is_in(known)).height
+        strange = lines.filter(~pl.col(column).is_in(values)).height
         if lines.height != output["records"] or strange:
             problems.append(
-                f"{where}: results file {output['file']} has {lines.height:,} lines (record: "
-                f"{output['records']:,}), {strange:,} with an unknown state"
+                f"{where}: {kind} file {output['file']} has {lines.height:,} lines (record: "
+                f"{output['records']:,}), {strange:,} {strange_as}"
             )
     return problems
+
+
+def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a results import's lines: their columns, count and states (issue 15)."""
+    states = (*attempts.STATES, attempts.IN_FLIGHT)
+    known = ("state", "with an unknown state", states)
+    return verify_lines(out, outputs, where, "results", attempts.EVENT_SCHEMA, known)
+
+
+def verify_reviews(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
+    """Check a review import's decisions: their columns, count and words (issue 18)."""
+    from flows.audit.reviews import DECISIONS, REVIEW_SCHEMA
+
+    known = ("decision", "neither approve nor reject", DECISIONS)
+    return verify_lines(out, outputs, where, "reviews", REVIEW_SCHEMA, known)
 
 
 def verify_totals(
@@ -277,6 +304,7 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
     decisions = out / "audit/decisions" / f"program={program}"
     maps = out / "audit/rotations" / f"program={program}"
     imports = out / "audit/results" / f"program={program}"
+    reviews = out / "audit/reviews" / f"program={program}"
     found: dict[str, list[str]] = {}
     outputs = [d for f in folders if f.is_dir() for d in f.iterdir()]
     for d in (
@@ -284,6 +312,7 @@ def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
         + sorted(decisions.glob("run_month=*/run_id=*"))
         + sorted(maps.glob("run_id=*.parquet"))
         + sorted(imports.glob("run_id=*"))
+        + sorted(reviews.glob("run_id=*"))
     ):
         run_id = d.name.removeprefix("run_id=").removesuffix(".parquet")
         if run_id not in known:

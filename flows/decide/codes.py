@@ -370,6 +370,13 @@ CODES: tuple[Code, ...] = (
         "An officer checks the proof of direct family and decides.",
     ),
     _r(
+        "REVIEW_REJECTED",
+        "담당자가 검토 후 신청을 반려함 (review import 기록 참조)",
+        "an officer reviewed the held application and rejected it (see the review import)",
+        "A decision a run applied is final: for another decision the resident applies again "
+        "at the community centre (the new application is held for review in turn).",
+    ),
+    _r(
         "DUPLICATE_OF_EARLIER_APPLICATION",
         "같은 대상자의 더 이른 신청이 채택됨",
         "an earlier application for the same beneficiary was kept (the newest, for a re-issue; "

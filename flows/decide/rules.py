@@ -85,6 +85,10 @@ def payment_id(ctx: RunContext) -> pl.Expr:
     return pl.concat_str(pl.lit("JW"), sha256_hex(identity).str.slice(0, 22).str.to_uppercase())
 
 
+# An officer's recorded decision on a held application (flows.review), joined onto it by
+# `decide_enrollment`: null, APPROVE or REJECT.
+REVIEW, APPROVE, REJECT = "_review", "approve", "reject"
+
 # The first rule of both lists: a row that failed a row check keeps the check's reasons.
 ROW_CHECK_FAILED = Rule(
     "validate.row",
@@ -325,6 +329,7 @@ def proxy_rules(ctx: RunContext) -> tuple[Rule, ...]:
     )
     not_allowed, held = Outcome.PROXY_NOT_ALLOWED.value, Outcome.HELD_FOR_REVIEW.value
     adult, head_word, spouse_word = ctx.minor_age_under, ctx.head_relation, ctx.spouse_relation
+    needs_proof = ~same_household & office
     return (
         Rule(
             "proxy.allowed",
@@ -337,11 +342,15 @@ def proxy_rules(ctx: RunContext) -> tuple[Rule, ...]:
             f"(spouse) for a member under {adult}; the head at the office for any member",
         ),
         Rule(
-            "proxy.needs_family_proof",
-            held,
-            ("PROXY_NEEDS_FAMILY_PROOF",),
-            ~same_household & office,
+            "review.approved",
+            "",
+            (),
+            needs_proof & (pl.col(REVIEW) == APPROVE).fill_null(False),
+            "세대 밖 방문 대리 신청: 담당자가 직계가족 증빙을 확인하고 승인함 (허용)",
+            "allowed: an office application from outside the household an officer approved "
+            "after seeing proof of family (jiwon review import)",
         ),
+        Rule("proxy.needs_family_proof", held, ("PROXY_NEEDS_FAMILY_PROOF",), needs_proof),
         Rule("proxy.outside_household", not_allowed, ("PROXY_OUTSIDE_HOUSEHOLD",), ~same_household),
         Rule("proxy.not_head_or_spouse", not_allowed, ("PROXY_NOT_HEAD_OR_SPOUSE",), minor),
         Rule("proxy.adult_online", not_allowed, ("PROXY_ADULT_ONLINE",), ~office),
@@ -465,6 +474,12 @@ def enrollment_rules(ctx: RunContext) -> tuple[Rule, ...]:
             & ~carer_in_household,
         ),
         Rule(
+            "review.rejected",
+            ineligible,
+            ("REVIEW_REJECTED",),
+            (pl.col(REVIEW) == REJECT).fill_null(False),
+        ),
+        Rule(
             "application.proxy",
             "",
             (),
@@ -514,13 +529,17 @@ def settlement_rules() -> tuple[Rule, ...]:
             LOST,
         ),
         Rule(
-            "payment.paid",
+            "payment.paid, review.approved",
             Outcome.PAID.value,
             (),
             WON,
-            "이번 실행에서 지급 (대상자의 가장 이른 유효한 신청, 재지급이면 가장 최근 신청)",
+            "이번 실행에서 지급 (대상자의 가장 이른 유효한 신청, 재지급이면 가장 최근 신청; "
+            "담당자가 승인한 신청이면 review.approved)",
             "paid by this run (the beneficiary's earliest valid application; the newest for a "
-            "re-issue)",
+            "re-issue; review.approved when an officer approved the held application)",
+            decided_by=pl.when((pl.col(REVIEW) == APPROVE).fill_null(False))
+            .then(pl.lit("review.approved"))
+            .otherwise(pl.lit("payment.paid")),
         ),
     )
 
@@ -532,11 +551,14 @@ def decide_enrollment(
     ctx: RunContext,
     due: pl.LazyFrame | None = None,
     reissue: pl.LazyFrame | None = None,
+    reviews: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Give every application an outcome; PAID for the earliest valid one per beneficiary.
 
     For a beneficiary owed again (`reissue`, REISSUE_SCHEMA) the newest valid one is paid, and
-    never one whose payout details a bank or card result refused for them before.
+    never one whose payout details a bank or card result refused for them before. `reviews`
+    (REVIEWED_SCHEMA): officers' newest recorded decisions; an approved held application is
+    decided as if its rule had passed, a rejected one is INELIGIBLE (`review.rejected`).
 
     `due` (person_key, instalment): people whose later instalment falls due this run, so an
     application for one who is no longer in the city's registry fails that instalment's check.
@@ -604,6 +626,7 @@ def decide_enrollment(
         frame = frame.with_columns(_details_rejected=pl.lit(False), _newest_first=pl.lit(False))
     else:
         frame = rejected_details(frame, reissue, ctx)
+    frame = with_reviews(frame, reviews)
     outcome, reasons, rule = first_match(enrollment_rules(ctx))
     frame = frame.with_columns(outcome=outcome, reason_codes=reasons, rule_id=rule)
     winners = winning_applications(frame.filter(pl.col("outcome").is_null()))
@@ -627,7 +650,27 @@ def decide_enrollment(
             .fill_null(ctx.instalment)
             .cast(pl.Int64),
         )
-        .drop("due_on", "used_applications", "_details_rejected", "_newest_first")
+        .drop("due_on", "used_applications", "_details_rejected", "_newest_first", REVIEW)
+    )
+
+
+REVIEWED_SCHEMA = pl.Schema(
+    {"application_id": pl.String(), "person_key": pl.String(), "decision": pl.String()}
+)
+
+
+def empty_reviews() -> pl.LazyFrame:
+    """Return a frame of officers' decisions with none."""
+    return pl.LazyFrame(schema=REVIEWED_SCHEMA)
+
+
+def with_reviews(frame: pl.LazyFrame, reviews: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Add REVIEW: the officer's decision recorded for the application (its id and person)."""
+    if reviews is None:  # no decision recorded (most runs): nothing to join
+        return frame.with_columns(pl.lit(None, pl.String).alias(REVIEW))
+    decided = reviews.select("application_id", "person_key", pl.col("decision").alias(REVIEW))
+    return frame.join(
+        decided, on=["application_id", "person_key"], how="left", maintain_order="left"
     )
 
 
@@ -829,6 +872,7 @@ def decide(
     welfare: pl.DataFrame | None = None,
     duplicates_marked: bool = False,
     reissue: pl.DataFrame | None = None,
+    reviews: pl.DataFrame | None = None,
 ) -> Decisions:
     """Decide every row of both deliveries and return them with the payees of this run.
 
@@ -836,9 +880,11 @@ def decide(
     the caller marked them over a larger whole already (`duplicates_marked`: a partitioned run
     decides duplicates over all files before it splits them into buckets). `reissue`
     (REISSUE_SCHEMA, from the ledger): payments whose latest attempt was rejected, returned or
-    voided; this run pays them again as the next attempt of the same `payment_id`.
+    voided; this run pays them again as the next attempt of the same `payment_id`. `reviews`
+    (REVIEWED_SCHEMA, from the ledger): officers' decisions on held applications.
     """
     lazy_welfare = None if welfare is None else welfare.lazy()
+    reviewed = reviews.lazy() if reviews is not None and reviews.height else None
     owed = reissue if reissue is not None and reissue.height else None
     again = None if owed is None else owed.lazy()  # None: nobody owed again, no joins for it
     blocked, due = split_progress(paid_before, ctx)
@@ -847,7 +893,7 @@ def decide(
     rows = registry.lazy() if duplicates_marked else mark_duplicate_records(registry.lazy())
     reg = prepare_registry(rows, ctx, lazy_welfare, due.lazy()).collect(engine=ENGINE)
     enr = decide_enrollment(
-        enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy(), again
+        enrollment.lazy(), reg.lazy(), blocked.lazy(), ctx, due.lazy(), again, reviewed
     ).collect(engine=ENGINE)
     reg = decide_registry(reg.lazy(), enr.lazy(), blocked.lazy(), ctx, again).collect(engine=ENGINE)
     reg, enr = (attempts(frame.lazy(), again, ctx).collect(engine=ENGINE) for frame in (reg, enr))

@@ -59,6 +59,8 @@ class Ledger:
     events: pl.LazyFrame | None = None
     # run_id, attempt_state: each paying run's release (flows.audit.release), issue 18
     released: pl.DataFrame | None = None
+    # officers' newest decision per held application (REVIEWED_SCHEMA of flows.decide.rules)
+    reviews: pl.DataFrame | None = None
 
     def money_per_run(self) -> pl.DataFrame:
         """Return per earlier run: attempts and won issued, and per state after the results.
@@ -357,9 +359,11 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
     known = set(runs["run_id"].to_list()) if runs.height else set()
     folder = out / "audit/decisions" / f"program={program}"
     imports = out / "audit/results" / f"program={program}"
+    reviews = out / "audit/reviews" / f"program={program}"
     for found in [
         *(sorted(folder.glob("run_month=*/run_id=*")) if folder.is_dir() else []),
         *(sorted(imports.glob("run_id=*")) if imports.is_dir() else []),
+        *(sorted(reviews.glob("run_id=*")) if reviews.is_dir() else []),
     ]:
         if found.name.removeprefix("run_id=") not in known:
             raise untrusted(
@@ -380,12 +384,13 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             if item["kind"] == "enrollment" and item["skipped_by_run"] is None:
                 consumed.setdefault(item["sha256"], row["run_id"])
     paid, used, open_rows = EMPTY_PAID, EMPTY_USED, {}
-    reissue, decided, events = None, None, None
+    reissue, decided, events, reviews = None, None, None, None
     released = release.attempt_states(runs)
     files = ledger_files(out, committed)
     if files:
         decided = scan_decisions(files)
         events = result_events(out, runs, committed)
+        reviews = latest_reviews(out, runs, committed)
         failed, reissue = owed(out, runs, committed, decided, events, released)
         paying = decided.filter(pl.col("outcome") == "PAID")
         if failed.height:  # a failed attempt is not a payment: its person is owed again
@@ -428,7 +433,16 @@ def read_ledger(out: Path, program: str, runs: pl.DataFrame | None = None) -> Le
             persons,
             lambda frame: person_keys_now(out, runs, committed, frame),
         )
-    return Ledger(paid, Reread(consumed, open_rows), used, reissue, decided, events, released)
+    return Ledger(
+        paid,
+        Reread(consumed, open_rows),
+        used,
+        reissue,
+        decided,
+        events,
+        released=released,
+        reviews=reviews,
+    )
 
 
 def owed(
@@ -479,21 +493,56 @@ def result_events(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.
     Each results file is checked against its import's run record like a decision file; adds
     `result_run_id` (the import) and `_order` (the import's place in the chain, then its line).
     """
-    importing = committed.filter(pl.col("trigger") == tried.RESULTS)
-    files = ledger_files(out, importing, "audit/results/") if importing.height else []
+    lines = import_lines(out, runs, committed, tried.RESULTS, "audit/results/", "result_run_id")
+    return EMPTY_EVENTS.lazy() if lines is None else lines
+
+
+def import_lines(
+    out: Path, runs: pl.DataFrame, committed: pl.DataFrame, trigger: str, folder: str, by: str
+) -> pl.LazyFrame | None:
+    """Scan the lines committed imports of `trigger` recorded under `folder`, in chain order.
+
+    Each file is checked against its import's run record like a decision file (an edited or
+    deleted one halts); adds `by` (the import's run id) and `_order` (the import's place in
+    the chain, then the line's `seq`). None: no such import.
+    """
+    importing = committed.filter(pl.col("trigger") == trigger)
+    files = ledger_files(out, importing, folder) if importing.height else []
     if not files:
-        return EMPTY_EVENTS.lazy()
+        return None
     order = runs.with_row_index("_seq").select(
-        result_run_id="run_id", _seq=pl.col("_seq").cast(pl.Int64)
+        pl.col("run_id").alias(by), _seq=pl.col("_seq").cast(pl.Int64)
     )
     return (
         pl.scan_parquet(files, hive_partitioning=True)
-        .rename({"run_id": "result_run_id"})
+        .rename({"run_id": by})
         .drop("program", strict=False)
-        .join(order.lazy(), on="result_run_id", how="left")
+        .join(order.lazy(), on=by, how="left")
         .with_columns(_order=pl.col("_seq") * (1 << 32) + pl.col("seq"))
         .drop("_seq")
     )
+
+
+def review_decisions(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.LazyFrame | None:
+    """Scan every decision committed review imports recorded (`import_lines`), or None."""
+    return import_lines(out, runs, committed, tried.REVIEW, "audit/reviews/", "review_run_id")
+
+
+def latest_reviews(out: Path, runs: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame | None:
+    """Return each application's newest recorded review decision, under the current key.
+
+    Columns: REVIEWED_SCHEMA of flows.decide.rules (application_id, person_key, decision).
+    """
+    from flows.audit.reviews import newest_reviews
+    from flows.decide.rules import REVIEWED_SCHEMA
+
+    recorded = review_decisions(out, runs, committed)
+    if recorded is None:
+        return None
+    newest = newest_reviews(recorded).select(
+        "application_id", "person_key", "decision", run_id="review_run_id"
+    )
+    return person_keys_now(out, runs, committed, newest).select(REVIEWED_SCHEMA.names()).collect()
 
 
 def payment_states(

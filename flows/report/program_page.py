@@ -284,6 +284,10 @@ def headline(page: ProgramPage) -> str:
         ),
     ]
     items += [f"<dt>{k}</dt><dd>{v}</dd>" for k, v in budget]
+    # people whose only application waits for an officer (`jiwon review export` lists them)
+    held = latest.filter(pl.col("outcome") == "HELD_FOR_REVIEW").height
+    waiting = bilingual("담당자 검토 대기", "Waiting for an officer's review")
+    items.append(f"<dt>{waiting}</dt><dd>{figure('review_queue', held, ' 명 · people')}</dd>")
     share = used / page.budget_krw if page.budget_krw else 0.0
     gauge = (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="budget used" '

@@ -1,4 +1,5 @@
-"""The run: the Prefect flows (runs, key rotations, results imports), steps, publish, lock, paths.
+"""The run: the Prefect flows (runs, key rotations, results and review
+imports), steps, publish, lock, paths.
 
 The only package that imports Prefect (with the `serve` command).
 """
@@ -10,6 +11,7 @@ __all__ = [
     "paths",
     "publish",
     "results",
+    "review",
     "rotate",
     "runners",
     "steps",

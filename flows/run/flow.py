@@ -654,7 +654,12 @@ def _run(
         "in memory" if isinstance(store, MemoryStore) else "on disk",
     )
     steps.keep_run_inputs(
-        store, ledger.progress(program, ctx.run_month), welfare_status, program, ledger.reissue
+        store,
+        ledger.progress(program, ctx.run_month),
+        welfare_status,
+        program,
+        ledger.reissue,
+        ledger.reviews,
     )
     with task_runner(params.runner, params.dask_address, api_url=flow_api_url()) as runner:
         registry = spill(runner, "registry", registry_files, program, store, buckets, Reread())
@@ -971,7 +976,8 @@ def _output(path: str, sha256: str, staging: Staging) -> dict[str, Any]:
         body = json.loads(manifest.read_text())
         entry = next(f for f in body["files"] if f["file"] == Path(path).name)
         records, total = entry["records"], entry["total_krw"]
-    if path.startswith(("audit/rotations/", "audit/results/")):  # map persons, result lines
+    # map persons, result lines, review decisions
+    if path.startswith(("audit/rotations/", "audit/results/", "audit/reviews/")):
         records, total = pl.scan_parquet(staging.root / path).select(pl.len()).collect().item(), 0
     return {"file": path, "sha256": sha256, "records": records, "total_krw": total}
 

@@ -73,13 +73,16 @@ def import_results(params: ImportParams) -> ImportSummary:
     return ledger_event(_import, params)
 
 
-def imported_before(runs: pl.DataFrame) -> dict[str, tuple[str, str]]:
-    """Return {SHA-256: (file, import run id)} of every result file a committed import read."""
+def imported_before(runs: pl.DataFrame, trigger: str = tried.RESULTS) -> dict[str, tuple[str, str]]:
+    """Return {SHA-256: (file, import run id)} of every file a committed import read.
+
+    `trigger`: the kind of import (results, or review decisions).
+    """
     if not runs.height:
         return {}
     found: dict[str, tuple[str, str]] = {}
     imports = runs.filter(
-        (pl.col("trigger") == tried.RESULTS) & (pl.col("status") == "committed")
+        (pl.col("trigger") == trigger) & (pl.col("status") == "committed")
     ).select("run_id", "inputs")
     for row in imports.iter_rows(named=True):
         for item in row["inputs"]:
@@ -127,8 +130,10 @@ def read_lines(
     return lines.with_columns(pl.col("seq").cast(pl.Int64)), inputs, skipped
 
 
-def other_program(out: Path, program: str, payment_ids: pl.Series) -> str | None:
-    """Return the program under `out` whose decision records carry one of `payment_ids`."""
+def other_program(
+    out: Path, program: str, ids: pl.Series, column: str = "payment_id"
+) -> str | None:
+    """Return the program under `out` whose decision records carry one of `ids` in `column`."""
     root = out / "audit/decisions"
     for folder in sorted(root.glob("program=*")) if root.is_dir() else []:
         name = folder.name.removeprefix("program=")
@@ -136,7 +141,7 @@ def other_program(out: Path, program: str, payment_ids: pl.Series) -> str | None
             continue
         found = (
             pl.scan_parquet(folder / "**/*.parquet", hive_partitioning=False)
-            .filter(pl.col("payment_id").is_in(payment_ids.implode()))
+            .filter(pl.col(column).is_in(ids.implode()))
             .select(pl.len())
             .collect()
             .item()

@@ -41,7 +41,7 @@ from flows.audit import records as audit
 from flows.audit.tally import Tally, tally
 from flows.checks import validate
 from flows.decide.dedup import duplicates, mark_duplicates, order_keys
-from flows.decide.rules import RunContext, decide, empty_reissue, keyed
+from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
 from flows.inputs.ingest import Delivery, InputFile, empty_delivery, read_file
 from flows.inputs.ledger import Reread
@@ -58,7 +58,14 @@ CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows)
 CHUNK_BYTES = 256 * 2**20  # input validated at a time (about 1,000,000 rows; ~1.5 GB of memory)
 WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
 # What the buckets are decided from: let go of once every bucket is decided.
-DECIDE_INPUTS = ("registry-buckets", "enrollment-buckets", "progress", "reissue", "welfare")
+DECIDE_INPUTS = (
+    "registry-buckets",
+    "enrollment-buckets",
+    "progress",
+    "reissue",
+    "reviews",
+    "welfare",
+)
 
 
 @dataclass(frozen=True)
@@ -287,15 +294,17 @@ def keep_run_inputs(
     welfare: pl.DataFrame | None,
     program: Program,
     reissue: pl.DataFrame | None = None,
+    reviews: pl.DataFrame | None = None,
 ) -> None:
-    """Keep what every bucket decides with: the ledger's progress and payments owed again
-    (`reissue`), welfare rows, empty schemas.
+    """Keep what every bucket decides with: the ledger's progress, payments owed again
+    (`reissue`) and officers' review decisions (`reviews`), welfare rows, empty schemas.
 
     The schemas are a bucket's registry and enrollment columns, for a bucket with no rows (or a
     run whose every enrollment file was consumed before: no enrollment rows were spilled).
     """
     store.put("progress", 0, progress)
     store.put("reissue", 0, reissue if reissue is not None else empty_reissue().collect())
+    store.put("reviews", 0, reviews if reviews is not None else empty_reviews().collect())
     if welfare is not None:
         store.put("welfare", 0, welfare)
     enrollment, _ = validate.validate_delivery(empty_delivery("enrollment"), program)
@@ -330,14 +339,15 @@ def decide_bucket(job: BucketJob) -> Tally:
     store, b, ctx = job.store, job.bucket, job.ctx
     registry = _bucket_rows(store, "registry", b)
     enrollment = _bucket_rows(store, "enrollment", b)
-    progress, reissue = store.get("progress"), store.get("reissue")
-    assert progress is not None and reissue is not None
+    progress, reissue, reviews = store.get("progress"), store.get("reissue"), store.get("reviews")
+    assert progress is not None and reissue is not None and reviews is not None
     welfare = store.get("welfare") if job.has_welfare else None
     if job.buckets > 1:  # only the ledger and welfare rows of the bucket's people
         rrns = pl.concat([registry.select("rrn"), enrollment.select("rrn")]).drop_nulls().unique()
         keys = rrns.select(person_key=keyed("rrn", ctx.pii_key))
         progress = progress.join(keys, on="person_key", how="semi")
         reissue = reissue.join(keys, on="person_key", how="semi")
+        reviews = reviews.join(keys, on="person_key", how="semi")
         welfare = _people_of(welfare, rrns, "rrn")
     decisions = decide(
         registry.drop("_pos"),
@@ -347,6 +357,7 @@ def decide_bucket(job: BucketJob) -> Tally:
         welfare,
         duplicates_marked=True,
         reissue=reissue,
+        reviews=reviews,
     )
     unassigned = pl.DataFrame(schema={"payment_id": pl.String, "payment_file": pl.String})
     records = audit.decision_records(decisions, ctx, unassigned)
@@ -443,6 +454,7 @@ def decide_in_memory(
     welfare: pl.DataFrame | None = None,
     reread: Reread | None = None,
     reissue: pl.DataFrame | None = None,
+    reviews: pl.DataFrame | None = None,
 ) -> tuple[Store, list[Spilled], Tally]:
     """Spill, shuffle and decide a delivery in one bucket in memory, without Prefect or gates.
 
@@ -451,7 +463,7 @@ def decide_in_memory(
     spilled and the bucket's tally.
     """
     store = MemoryStore()
-    keep_run_inputs(store, progress, welfare, ctx.program, reissue)
+    keep_run_inputs(store, progress, welfare, ctx.program, reissue, reviews)
     spilled: list[Spilled] = []
     for first, chunk in chunks(registry_files):
         spilled += spill_chunk(chunk, first, "registry", ctx.program, store, 1, Reread())

@@ -1,0 +1,203 @@
+"""The review sheet an officer fills in: written as XLSX and CSV, read back from either (18).
+
+Each column's title is Korean with the English name beside it (`신청번호 (application_id)`);
+reading keys columns by the English name in the last brackets (a bare English name works too).
+The program id is in every row (`program`) and, in the XLSX, a custom document property, so a
+file edited into another program is refused. A formula is never evaluated: a cell stored as one,
+or a text cell starting with `=`, `+`, `-` or `@`, is reported (`formula`) for the import to
+refuse. CSV is UTF-8 with a BOM (Excel opens Hangul right); one re-saved as CP949 still reads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from flows.errors import InputRejected
+from flows.pay.credit import FORMULA_START, formula_safe
+
+# (English name, Korean title) of the sheet's columns, in order; the last four are the officer's.
+COLUMNS = (
+    ("program", "사업 ID"),
+    ("application_id", "신청번호"),
+    ("rrn_masked", "주민등록번호(마스킹)"),
+    ("name_masked", "성명(마스킹)"),
+    ("held_reason", "보류 사유 코드"),
+    ("needs", "확인할 사항"),
+    ("source_file", "신청 파일"),
+    ("source_row", "신청 행"),
+    ("held_by_run", "보류한 실행"),
+    ("recorded_decision", "기록된 결정"),
+    ("recorded_review", "기록된 결정 ID"),
+    ("decision", "결정: approve 승인 / reject 반려"),
+    ("reason", "사유"),
+    ("officer", "담당자"),
+    ("revises", "수정하는 결정 ID"),
+)
+OFFICER_COLUMNS = ("decision", "reason", "officer", "revises")
+REQUIRED = ("program", "application_id", "decision", "reason", "officer")
+# What a sheet's line carries into the import's checks (flows.audit.reviews.check_lines).
+LINE_COLUMNS = ("program", "application_id", "decision", "reason", "officer", "revises")
+PROGRAM_PROPERTY = "jiwon.program"
+SHEET = "review"
+
+
+def title(name: str, korean: str) -> str:
+    """Return a column's title: Korean, then the English name in brackets."""
+    return f"{korean} ({name})"
+
+
+def column_name(header: object) -> str:
+    """Return the English name of a column title (the last bracketed word, or the title)."""
+    text = str(header or "").strip()
+    found = re.search(r"\(([A-Za-z_]+)\)\s*$", text)
+    return (found.group(1) if found else text).lower()
+
+
+def sheet_frame(queue: pl.DataFrame) -> pl.DataFrame:
+    """Return the queue with its columns titled, text a spreadsheet would run made inert."""
+    text = [n for n, _ in COLUMNS if queue.schema[n] == pl.String]
+    safe = queue.select(n for n, _ in COLUMNS).with_columns(formula_safe(c) for c in text)
+    return safe.rename({n: title(n, k) for n, k in COLUMNS})
+
+
+def write_csv(queue: pl.DataFrame, path: Path) -> None:
+    """Write the queue as CSV, UTF-8 with a BOM."""
+    path.write_bytes(b"\xef\xbb\xbf" + sheet_frame(queue).write_csv().encode("utf-8"))
+
+
+def write_xlsx(queue: pl.DataFrame, path: Path, program: str) -> None:
+    """Write the queue as one XLSX sheet, the officer's columns offered as lists where fixed."""
+    from openpyxl import Workbook
+    from openpyxl.packaging.custom import StringProperty
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    frame = sheet_frame(queue)
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = SHEET
+    sheet.append(frame.columns)
+    for row in frame.iter_rows():
+        sheet.append(list(row))
+    officer = PatternFill("solid", fgColor="FFF2CC")
+    for index, (name, _) in enumerate(COLUMNS, start=1):
+        cell = sheet.cell(row=1, column=index)
+        cell.font = Font(bold=True)
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = 16 if name != "needs" else 60
+        if name in OFFICER_COLUMNS:
+            cell.fill = officer
+        if name == "decision" and frame.height:
+            choice = DataValidation(type="list", formula1='"approve,reject,승인,반려"')
+            choice.add(f"{letter}2:{letter}{frame.height + 1}")
+            sheet.add_data_validation(choice)
+    sheet.freeze_panes = "C2"
+    props = book.custom_doc_props  # type: ignore[attr-defined]  # (types-openpyxl lags)
+    props.append(StringProperty(name=PROGRAM_PROPERTY, value=program))
+    book.save(path)
+
+
+def blank(value: object) -> str | None:
+    """Return a cell's text stripped, None when empty."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+Cells = Sequence[tuple[object, bool]]  # a row's cells: (value, stored as a formula)
+
+
+def formula_in(names: list[str], cells: Cells) -> str | None:
+    """Return the first column whose cell is a formula, or text a spreadsheet would run."""
+    for name, (value, stored_as_formula) in zip(names, cells, strict=False):
+        if stored_as_formula or (isinstance(value, str) and value.startswith(FORMULA_START)):
+            return name
+    return None
+
+
+def lines_frame(file: str, names: list[str], rows: Sequence[tuple[int, Cells]]) -> pl.DataFrame:
+    """Return a sheet's non-blank rows (line, LINE_COLUMNS, formula), refusing a bad header."""
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise InputRejected(
+            file,
+            f"has no column {missing[0]} (the review sheet's columns were removed or renamed)",
+            "Export the queue again with `jiwon review export` and fill in that file; "
+            "nothing of this sheet was recorded.",
+            line=1,
+        )
+    found: dict[str, list[object]] = {c: [] for c in ("line", "formula", *LINE_COLUMNS)}
+    for line, cells in rows:
+        if all(blank(v) is None for v, _ in cells):
+            continue
+        found["line"].append(line)
+        found["formula"].append(formula_in(names, cells))
+        by_name = dict(zip(names, cells, strict=False))
+        for column in LINE_COLUMNS:
+            found[column].append(blank(by_name.get(column, (None, False))[0]))
+    schema = {"line": pl.Int64, "formula": pl.String} | dict.fromkeys(LINE_COLUMNS, pl.String)
+    return pl.DataFrame(found, schema=schema)
+
+
+def read_xlsx(path: Path) -> tuple[pl.DataFrame, str | None]:
+    """Return an XLSX sheet's lines and the program named in its document properties."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, data_only=False)
+    except Exception as e:  # openpyxl raises many kinds for a file that is not a workbook
+        raise InputRejected(
+            path.name,
+            f"is not an XLSX workbook jiwon can read ({type(e).__name__})",
+            "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
+            "nothing of this sheet was recorded.",
+        ) from None
+    sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
+    rows = list(sheet.iter_rows())
+    names = [column_name(c.value) for c in rows[0]] if rows else []
+    cells: list[tuple[int, Cells]] = [
+        (index, [(c.value, c.data_type == "f") for c in row])
+        for index, row in enumerate(rows[1:], start=2)
+    ]
+    props = book.custom_doc_props.props  # type: ignore[attr-defined]
+    named = {p.name: p.value for p in props}
+    program = named.get(PROGRAM_PROPERTY)
+    return lines_frame(path.name, names, cells), str(program) if program else None
+
+
+def read_csv(path: Path) -> pl.DataFrame:
+    """Return a CSV sheet's lines (UTF-8, with or without a BOM; CP949 if not UTF-8)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp949", errors="replace")
+    try:
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False, has_header=True)
+    except pl.exceptions.PolarsError as e:
+        raise InputRejected(
+            path.name,
+            f"is not a CSV review sheet jiwon can read ({type(e).__name__})",
+            "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
+            "nothing of this sheet was recorded.",
+        ) from None
+    names = [column_name(c) for c in frame.columns]
+    cells = [
+        (index, [(v, False) for v in row]) for index, row in enumerate(frame.iter_rows(), start=2)
+    ]
+    return lines_frame(path.name, names, cells)
+
+
+def read_sheet(path: Path) -> tuple[pl.DataFrame, str | None]:
+    """Return a review sheet's lines and its program (the XLSX property; None from a CSV)."""
+    if path.suffix.lower() == ".xlsx":
+        return read_xlsx(path)
+    return read_csv(path), None
