@@ -111,7 +111,7 @@ def test_results_are_recorded_and_a_rejected_payment_is_paid_again_once(
     # Its report says where the first run's payments stood in money when it started.
     report = (out / "reports" / PROGRAM / second.run_id / "summary.md").read_text()
     settled_won = (sent.height - 2) * amount
-    assert f"| {first.run_id} | {sent.height:,} (" in report
+    assert f"| {first.run_id} | released | {sent.height:,} (" in report
     assert f"{sent.height - 2:,} ({settled_won:,} won) | 2 ({2 * amount:,} won)" in report
 
     # A third run with nothing new pays nobody: attempt 2 is in flight.

@@ -1,4 +1,5 @@
-"""The audit trail: records, signatures, the anchor, tallies, verification, explain, what-if.
+"""The audit trail: records, signatures, the anchor, tallies, releases, verification, explain,
+what-if.
 
 Reads the committed trail (verify, explain, what-if) and the anchor outside it, and checks
 payment files against the decision records they came from (payouts); records are written
@@ -12,6 +13,7 @@ __all__ = [
     "keyprint",
     "payouts",
     "records",
+    "release",
     "reviews",
     "rotation",
     "signing",

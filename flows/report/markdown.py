@@ -80,9 +80,7 @@ def payments_markdown(money: pl.DataFrame, released: pl.DataFrame | None = None)
         "|---|---|" + "---:|" * (len(states) + 1),
     ]
     words = {"ISSUED": "pending", "RELEASED": "released", "VOIDED": "voided"}
-    release = (
-        {r: words.get(s, s) for r, s in released.iter_rows()} if released is not None else {}
-    )
+    release = {r: words.get(s, s) for r, s in released.iter_rows()} if released is not None else {}
     for (run_id,), rows in money.group_by("run_id", maintain_order=True):
         per = {r["state"]: r for r in rows.iter_rows(named=True)}
         cells = [f"{rows['attempts'].sum():,} ({int(rows['amount_krw'].sum()):,} won)"]

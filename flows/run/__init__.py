@@ -1,12 +1,14 @@
 """The run: the Prefect flows (runs, key rotations, results and review
-imports), steps, publish, lock, paths.
+imports, release approvals), steps, publish, the outbox, lock, paths.
 
 The only package that imports Prefect (with the `serve` command).
 """
 
 __all__ = [
+    "approve",
     "flow",
     "lock",
+    "outbox",
     "page",
     "paths",
     "publish",
