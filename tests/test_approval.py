@@ -241,7 +241,7 @@ def test_a_payment_file_edited_while_pending_is_never_released(data: Path, tmp_p
         approve(out, first.run_id, "park")
     assert events(out) == before
     assert not outbox_files(out, first.run_id)
-    assert not list((out / "outbox" / PROGRAM).glob(".*"))  # no partial release left
+    assert not list((out / "outbox" / PROGRAM).glob(".*.partial"))  # no partial release left
 
 
 def test_files_put_in_the_outbox_by_hand_are_named_by_verify(data: Path, tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ def test_an_approval_killed_at_any_moment_is_done_or_not_done(
         approve(out, first.run_id, "park")
     assert state_of(out, first.run_id).approvers == ["park"]
     assert outbox_files(out, first.run_id) == payment_files(out, first.run_id)
-    assert not list((out / "outbox" / PROGRAM).glob(".*"))
+    assert not list((out / "outbox" / PROGRAM).glob(".*.partial"))
     assert verify_trail(out)[0] == []
 
 
@@ -342,6 +342,7 @@ def test_an_approval_of_the_operators_own_run_forged_into_the_trail_is_named_by_
             "status": ["committed", "committed"],
             "dry_run": [False, False],
             "operator": ["kim", "Kim"],
+            "reason": [None, None],
             "total_paid_krw": [100_000, 0],
             "finished_at": [None, None],
             "parameters": [

@@ -25,7 +25,9 @@ def data(story: Path, pii_key: str) -> Path:
     return story
 
 
-def approve(out: Path, run_id: str, who: str, programs: Path | None = None, **more: object) -> object:
+def approve(
+    out: Path, run_id: str, who: str, programs: Path | None = None, **more: object
+) -> object:
     return approve_release(
         ApproveParams.model_validate(
             {"program": PROGRAM, "out": out, "run_id": run_id, "approver": who}

@@ -206,7 +206,9 @@ def test_a_real_workbook_saved_with_a_csv_name_is_refused_with_one_line(
 ) -> None:
     _, out = trail
     xlsx, _ = export(out, tmp_path / "sheets")
-    filled = fill_xlsx(xlsx, tmp_path / "f.xlsx", {APPROVED: {"decision": "approve", "officer": "k"}})
+    filled = fill_xlsx(
+        xlsx, tmp_path / "f.xlsx", {APPROVED: {"decision": "approve", "officer": "k"}}
+    )
     wrong = tmp_path / "filled.csv"
     wrong.write_bytes(filled.read_bytes())
     before = runs(out).height

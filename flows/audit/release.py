@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +61,7 @@ class Release:
     decided_by: str | None = None
     decided_at: dt.datetime | None = None
     reason: str | None = None
+    event_id: str | None = None  # the approval event that released or voided the run
 
     @property
     def attempt_state(self) -> str:
@@ -106,9 +108,21 @@ def problems(runs: pl.DataFrame) -> list[str]:
     return _walk(runs)[1]
 
 
+def canonical(name: str) -> str:
+    """Return a name as recorded: NFKC (full-width letters, decomposed Hangul composed), no
+    invisible format or control characters (zero-width spaces, BOM, soft hyphen), single spaces.
+    """
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc", "Co", "Cn"))
+    return " ".join(text.split())
+
+
 def same_person(a: str, b: str) -> bool:
-    """Return whether two names given on the command line name the same person."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    """Return whether two names (an operator, an approver) name the same person.
+
+    Compared as `canonical`, without case: `ｋｉｍ`, `Kim`, `k\u200bim` and `kim` are one person.
+    """
+    return canonical(a).casefold() == canonical(b).casefold()
 
 
 def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
@@ -117,7 +131,7 @@ def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
     if not runs.height:
         return found, wrong
     paying = set(tried.paying_runs(runs)["run_id"].to_list())
-    columns = ["run_id", "trigger", "status", "operator", "parameters", "finished_at"]
+    columns = ["run_id", "trigger", "status", "operator", "reason", "parameters", "finished_at"]
     for row in runs.select(*columns, "total_paid_krw").iter_rows(named=True):
         if row["status"] != "committed":
             continue
@@ -142,6 +156,7 @@ def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
             if body.get("decision") == REJECT:
                 target.release, target.reason = VOIDED, row.get("reason") or body.get("reason")
                 target.decided_by, target.decided_at = row["operator"], row["finished_at"]
+                target.event_id = row["run_id"]
                 continue
             if any(same_person(row["operator"], a) for a in target.approvers):
                 wrong.append(f"{where}: {row['operator']} approved it twice (counted once)")
@@ -150,6 +165,7 @@ def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
             if len(target.approvers) >= target.needed:
                 target.release = RELEASED
                 target.decided_by, target.decided_at = row["operator"], row["finished_at"]
+                target.event_id = row["run_id"]
     return found, wrong
 
 

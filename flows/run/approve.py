@@ -65,7 +65,7 @@ class ApproveParams(BaseModel):
 
     @model_validator(mode="after")
     def _rejection_says_why(self) -> ApproveParams:
-        self.approver = self.approver.strip()
+        self.approver = release.canonical(self.approver)  # as recorded and compared
         if not self.approver:
             raise ValueError("approver must name a person")
         if self.reject and not (self.reason or "").strip():
@@ -166,7 +166,7 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
             f"{len(approvers)} of {target.needed}; still pending"
         )
     if releasing:  # built before the event, renamed after it (flows.run.outbox)
-        outbox.build(out, program.id, run)
+        outbox.build(out, program.id, run, event_id)
     body: dict[str, Any] = {
         "approval": {
             "run_id": params.run_id,

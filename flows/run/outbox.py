@@ -28,6 +28,8 @@ from flows.errors import LedgerUntrusted, RunHalted
 from flows.run import paths as layout
 
 PARTIAL = ".partial"
+MARKER = ".release-"  # + the approval event's id: written in a partial folder before it commits
+JOURNAL = ".released"  # run ids whose release was renamed into place, one per line
 
 
 def partial_dir(out: Path, program: str, run_id: str) -> Path:
@@ -56,8 +58,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build(out: Path, program: str, run: dict[str, object]) -> Path:
+def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Path:
     """Copy a run's sealed payment files into its partial outbox folder; return the folder.
+
+    The folder is marked with the id of the approval event about to release it (`settle`
+    finishes only a partial folder of the latest event, so marked).
 
     Refuses (exit 4) when a payment file is missing or differs from its run record, and when
     the run already has an outbox folder (something put it there: no run is released twice).
@@ -84,6 +89,7 @@ def build(out: Path, program: str, run: dict[str, object]) -> Path:
                 "`jiwon audit verify`, find out who changed it, and do not send it."
             )
         shutil.copy2(source, partial / source.name)
+    (partial / f"{MARKER}{event_id}").write_bytes(b"")
     for f in partial.iterdir():
         with f.open("rb") as handle:
             os.fsync(handle.fileno())
@@ -97,28 +103,83 @@ def finish(out: Path, program: str, run_id: str) -> Path | None:
         return None
     target = released_dir(out, program, run_id)
     os.replace(partial, target)
+    journal(out, program, run_id)
+    for mark in target.glob(f"{MARKER}*"):  # done: only the payment files are to be sent
+        mark.unlink()
     return target
 
 
-def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
-    """Finish releases a crash interrupted and delete unapproved ones; return what was done.
+def journaled(out: Path, program: str) -> set[str]:
+    """Return the run ids whose release was renamed into the outbox (`JOURNAL`)."""
+    path = out / layout.outbox_dir(program) / JOURNAL
+    return set(path.read_text(encoding="utf-8").split()) if path.is_file() else set()
 
-    Called with the program's lock held and its records checked (`open_chain`).
+
+def journal(out: Path, program: str, run_id: str) -> None:
+    """Note that a run's release was renamed into place: its files never come back (settle)."""
+    path = out / layout.outbox_dir(program) / JOURNAL
+    with path.open("a", encoding="utf-8") as f:
+        f.write(run_id + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def sealed_copy(folder: Path, run: dict[str, object], program: str) -> bool:
+    """Return whether `folder` holds exactly the payment files `run` sealed, unchanged."""
+    sealed = {Path(o["file"]).name: o["sha256"] for o in payment_outputs(run, program)}
+    files = folder.iterdir() if folder.is_dir() else iter(())
+    found = {f.name: f for f in files if not f.name.startswith(".")}
+    return set(found) == set(sealed) and all(_sha256(found[n]) == h for n, h in sealed.items())
+
+
+def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
+    """Finish a release a crash interrupted, delete any other partial folder; say what was done.
+
+    Called with the program's lock held and its records checked (`open_chain`), before the
+    event being opened adds its record. A crash can only leave the partial folder of the
+    latest event: it is renamed into place when that event is the approval that released its
+    run (the folder carries that event's mark), the run was never renamed into place before
+    (`JOURNAL`) and has no outbox folder, and its files are still exactly the sealed ones. Any
+    other partial folder (an older one, one put there by hand, a copy of files sent before)
+    is deleted: a released run never reaches the outbox twice.
     """
     folder = out / layout.outbox_dir(program)
+    state = release.walk(runs)
+    last = str(runs["run_id"][-1]) if runs.height else None
+    renamed = journaled(out, program)
+    notes = []
+    for done in state.values():  # killed between the rename and its journal line
+        recorded = done.event_id == last and done.run_id not in renamed
+        if recorded and released_dir(out, program, done.run_id).is_dir():
+            journal(out, program, done.run_id)
     partials = sorted(folder.glob(f".*{PARTIAL}")) if folder.is_dir() else []
     if not partials:
-        return []
-    done = {r.run_id for r in release.walk(runs).values() if r.release == release.RELEASED}
-    notes = []
+        return notes
+    renamed = journaled(out, program)
+    by_id = {str(r["run_id"]): r for r in runs.to_dicts()}
     for partial in partials:
         run_id = partial.name.removeprefix(".").removesuffix(PARTIAL)
-        if run_id in done:
+        done = state.get(run_id)
+        latest = (
+            done is not None
+            and done.release == release.RELEASED
+            and done.event_id is not None
+            and done.event_id == last
+            and (partial / f"{MARKER}{last}").is_file()
+            and run_id not in renamed
+            and not released_dir(out, program, run_id).exists()
+        )
+        if latest and sealed_copy(partial, by_id[run_id], program):
             finish(out, program, run_id)
             notes.append(f"finished releasing run {run_id} to {released_dir(out, program, run_id)}")
-        else:
-            shutil.rmtree(partial)
-            notes.append(f"removed an unfinished release of run {run_id} that was never approved")
+            continue
+        shutil.rmtree(partial)
+        why = (
+            "its files differ from what the run sealed"
+            if latest
+            else "no release being recorded when it was left"
+        )
+        notes.append(f"removed a partial outbox folder of run {run_id}: {why}")
     return notes
 
 
@@ -135,6 +196,13 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
     by_id = {str(r["run_id"]): r for r in runs.to_dicts()}
     found = []
     for entry in sorted(folder.iterdir()):
+        if entry.name.endswith(PARTIAL):
+            found.append(
+                f"{entry.relative_to(out)}: an unfinished release (a crash, or put there by "
+                "hand): the next command of the program finishes it if it is the latest "
+                "approval's, else removes it; nothing in it is to be sent"
+            )
+            continue
         if entry.name.startswith("."):
             continue
         run = state.get(entry.name)
@@ -148,6 +216,8 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
         outputs = payment_outputs(by_id[run.run_id], program)
         sealed = {Path(o["file"]).name: o["sha256"] for o in outputs}
         for f in sorted(entry.iterdir()):
+            if f.name.startswith(MARKER):
+                continue  # the mark of the approval that released it
             if sealed.get(f.name) != _sha256(f):
                 found.append(
                     f"{f.relative_to(out)}: not a payment file its run record sealed (added or "
