@@ -16,18 +16,12 @@ from openpyxl import load_workbook
 
 from flows.audit.reviews import check_lines
 from flows.pay.credit import FORMULA_START
+from tests import test_review
 from tests.support.flowrun import runs
 from tests.test_cli import last_line
-from tests.test_review import (  # noqa: F401  (fixtures)
-    APPROVED,
-    PROGRAM,
-    export,
-    fill_xlsx,
-    held,
-    import_sheet,
-    reviews,
-    trail,
-)
+from tests.test_review import APPROVED, PROGRAM, export, fill_xlsx, import_sheet, reviews
+
+held, trail = test_review.held, test_review.trail  # fixtures, requested by name
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_backend")]
 RRN = "941010-2171716"
@@ -130,7 +124,7 @@ def test_a_formula_behind_leading_whitespace_is_refused_not_stored(
 ) -> None:
     _, out = trail
     cells = {"decision": "approve", "officer": "kim", "reason": "ok", column: value}
-    code, _, err = import_one(out, tmp_path, cells)
+    code, _, _err = import_one(out, tmp_path, cells)
     recorded = reviews(out)
     stored = recorded[column].to_list() if recorded.height else []
     assert not any(str(v).startswith(FORMULA_START) for v in stored), (
@@ -157,7 +151,7 @@ def test_control_characters_in_an_officers_cell_are_refused_not_stored(
     )
     target = tmp_path / "filled.csv"
     target.write_bytes(b"\xef\xbb\xbf" + filled.write_csv().encode("utf-8"))
-    code, _, err = import_sheet(out, target, "--program", PROGRAM)
+    code, _, _err = import_sheet(out, target, "--program", PROGRAM)
     recorded = reviews(out)
     text = "".join(
         str(v) for r in (recorded.rows() if recorded.height else []) for v in r if v is not None

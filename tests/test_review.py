@@ -414,3 +414,48 @@ def test_check_lines_leaves_blank_rows_open_and_names_each_fault() -> None:
         6: "unknown",
         7: "no_officer",
     }
+
+
+def test_ids_the_trail_holds_are_not_taken_for_an_rrn() -> None:
+    """A national-scale application id (13 digits) the trail knows, and a recorded review id
+    whose time and hex look like 6 + 7 digits, are accepted; the same shapes unknown are not."""
+    from flows.audit.reviews import check_lines
+
+    application, review_id = "A2025123456789", "20250615T101010Z-1234567f"
+    latest = pl.DataFrame(
+        {
+            "application_id": [application],
+            "outcome": ["HELD_FOR_REVIEW"],
+            "person_key": ["k1"],
+            "run_id": ["R1"],
+            "reason_codes": [["PROXY_NEEDS_FAMILY_PROOF"]],
+        }
+    )
+    newest = pl.DataFrame(
+        {
+            "application_id": [application],
+            "review_run_id": [review_id],
+            "decision": ["approve"],
+            "officer": ["kim"],
+        }
+    )
+
+    def fault(application_id: str, revises: str) -> list[Any]:
+        lines = pl.DataFrame(
+            {
+                "line": [2],
+                "program": [PROGRAM],
+                "application_id": [application_id],
+                "decision": ["reject"],
+                "reason": ["proof was forged"],
+                "officer": ["choi"],
+                "revises": [revises],
+                "formula": [None],
+            },
+            schema_overrides={"formula": pl.String},
+        )
+        return check_lines(lines, latest, newest, PROGRAM)["fault"].to_list()
+
+    assert fault(application, review_id) == [None]
+    assert fault(application, "20250615T101011Z-1234567f") == ["rrn_in_text"]
+    assert fault("A2025123456780", review_id) == ["rrn_in_text"]

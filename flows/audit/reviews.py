@@ -11,6 +11,9 @@ recorded it), never by editing.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import polars as pl
 
 from flows.decide.codes import BY_CODE, Outcome
@@ -41,6 +44,7 @@ WORDS |= {"reject": REJECT, "rejected": REJECT, "반려": REJECT}
 
 # Why a line of a review sheet is refused (`check_lines`): flows.run.review words each.
 (
+    CONTROL,
     FORMULA,
     OTHER_PROGRAM,
     NO_ID,
@@ -53,6 +57,7 @@ WORDS |= {"reject": REJECT, "rejected": REJECT, "반려": REJECT}
     NOT_REVISED,
     WRONG_REVISION,
 ) = (
+    "control",
     "formula",
     "other_program",
     "no_id",
@@ -65,8 +70,46 @@ WORDS |= {"reject": REJECT, "rejected": REJECT, "반려": REJECT}
     "not_revised",
     "wrong_revision",
 )
-# Something shaped like a resident registration number (6 digits, 7 digits): never recorded.
-RRN_LIKE = r"\d{6}\s*-?\s*\d{7}"
+# Something shaped like a resident registration number (6 digits, 7 digits, up to 3 characters
+# between them: a dash of any kind, a dot, spaces): never recorded, never quoted. Matched in
+# `plain` text, so full-width digits and a zero-width character inside are found too.
+RRN_LIKE = r"\d{6}\D{0,3}\d{7}"
+# What no cell may hold: control characters (C0, C1: an escape sequence or a forged log line),
+# invisible format characters (Unicode Cf: a zero-width space) and line or paragraph separators.
+CONTROL_CHARS = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+# Text a spreadsheet would run as a formula (flows.pay.credit.FORMULA_START), once `plain`.
+FORMULA_LIKE = r"^[=+\-@\t\r]"
+# The columns of a sheet's line the checks read (flows.inputs.review_sheet.LINE_COLUMNS).
+TEXT_COLUMNS = ("program", "application_id", "decision", "reason", "officer", "revises")
+
+
+def plain(text: str) -> str:
+    """Return text as the checks see it: NFKC-normalised, format characters (Cf) dropped."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in normal if unicodedata.category(c) != "Cf").strip()
+
+
+def plain_expr(column: str) -> pl.Expr:
+    """Return a text column as `plain` does (NFKC, no Cf characters, stripped)."""
+    return pl.col(column).str.normalize("NFKC").str.replace_all(r"\p{Cf}", "").str.strip_chars()
+
+
+def rrn_in(text: str) -> bool:
+    """Return whether text holds something shaped like a resident registration number."""
+    return re.search(RRN_LIKE, plain(text)) is not None
+
+
+def control_in(text: str) -> bool:
+    """Return whether text holds a control, format or line-separator character."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text.strip())
+
+
+def first_column(test: dict[str, pl.Expr]) -> pl.Expr:
+    """Return the name of the first column whose test holds (null when none does)."""
+    found = pl.lit(None, pl.String)
+    for name, holds in reversed(test.items()):
+        found = pl.when(holds.fill_null(False)).then(pl.lit(name)).otherwise(found)
+    return found
 
 
 def latest_applications(decided: pl.LazyFrame, order: pl.DataFrame) -> pl.LazyFrame:
@@ -163,6 +206,12 @@ def check_lines(
     `latest`: `latest_applications` of the program; `newest`: `newest_reviews`. Adds `word`
     (approve or reject), `fault`, the application's `outcome`, `person_key`, `held_run_id`,
     `held_reason`, and its recorded decision (`recorded_review`, `recorded`).
+
+    Every text column is checked on every line, decided or not, before anything else (the
+    refusal then names the column, never quotes the cell): `rrn_column` names the first holding
+    something shaped like an RRN (`RRN_LIKE`, in `plain` text), `control_column` the first
+    holding a control or invisible character, and `formula` also names the first whose `plain`
+    text starts like a formula (the value is stored stripped, so ' =1' would start with '=').
     """
     known = latest.select(
         "application_id",
@@ -187,8 +236,28 @@ def check_lines(
         .join(known, on="application_id", how="left", maintain_order="left")
         .join(recorded, on="application_id", how="left", maintain_order="left")
     )
+    # An id the trail already holds is no RRN: a known application, the recorded review.
+    own = {
+        "application_id": pl.col("outcome").is_not_null(),
+        "revises": revises == pl.col("recorded_review"),
+    }
+    rrn = {
+        c: plain_expr(c).str.contains(RRN_LIKE) & ~own.get(c, pl.lit(False)).fill_null(False)
+        for c in TEXT_COLUMNS
+    }
+    control = {c: pl.col(c).str.strip_chars().str.contains(CONTROL_CHARS) for c in TEXT_COLUMNS}
+    formula_text = {c: plain_expr(c).str.contains(FORMULA_LIKE) for c in TEXT_COLUMNS}
+    checked = checked.with_columns(
+        rrn_column=first_column(rrn),
+        control_column=first_column(control),
+        formula=pl.coalesce(pl.col("formula"), first_column(formula_text)),
+    )
     fault = (
-        pl.when(pl.col("formula").is_not_null())
+        pl.when(pl.col("rrn_column").is_not_null())
+        .then(pl.lit(RRN_IN_TEXT))
+        .when(pl.col("control_column").is_not_null())
+        .then(pl.lit(CONTROL))
+        .when(pl.col("formula").is_not_null())
         .then(pl.lit(FORMULA))
         .when(pl.col("program").is_not_null() & (pl.col("program") != program))
         .then(pl.lit(OTHER_PROGRAM))
@@ -206,8 +275,6 @@ def check_lines(
         .then(pl.lit(BAD_DECISION))
         .when(pl.col("officer").str.strip_chars().fill_null("") == "")
         .then(pl.lit(NO_OFFICER))
-        .when(pl.col("reason").str.contains(RRN_LIKE).fill_null(False))
-        .then(pl.lit(RRN_IN_TEXT))
         .when(pl.col("outcome").is_null())
         .then(pl.lit(UNKNOWN))
         .when(pl.col("outcome") != Outcome.HELD_FOR_REVIEW.value)

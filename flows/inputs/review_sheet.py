@@ -4,8 +4,11 @@ Each column's title is Korean with the English name beside it (`신청번호 (ap
 reading keys columns by the English name in the last brackets (a bare English name works too).
 The program id is in every row (`program`) and, in the XLSX, a custom document property, so a
 file edited into another program is refused. A formula is never evaluated: a cell stored as one,
-or a text cell starting with `=`, `+`, `-` or `@`, is reported (`formula`) for the import to
-refuse. CSV is UTF-8 with a BOM (Excel opens Hangul right); one re-saved as CP949 still reads.
+or a text cell starting with `=`, `+`, `-` or `@` (after spaces, and once normalised: see
+`flows.audit.reviews.plain`), is reported (`formula`) for the import to refuse. CSV is UTF-8
+with a BOM (Excel opens Hangul right); one re-saved as CP949 still reads. An XLSX is read
+streaming (read-only), at most `len(COLUMNS)` columns and `MAX_ROWS` rows: a workbook whose
+sheet claims more is refused before a cell is read.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from flows.audit.reviews import plain
 from flows.errors import InputRejected
 from flows.pay.credit import FORMULA_START, formula_safe
 
@@ -44,6 +49,8 @@ REQUIRED = ("program", "application_id", "decision", "reason", "officer")
 LINE_COLUMNS = ("program", "application_id", "decision", "reason", "officer", "revises")
 PROGRAM_PROPERTY = "jiwon.program"
 SHEET = "review"
+# Rows a review sheet may have (header included): a city's queue is a few thousand at most.
+MAX_ROWS = 200_000
 
 
 def title(name: str, korean: str) -> str:
@@ -118,7 +125,10 @@ Cells = Sequence[tuple[object, bool]]  # a row's cells: (value, stored as a form
 def formula_in(names: list[str], cells: Cells) -> str | None:
     """Return the first column whose cell is a formula, or text a spreadsheet would run."""
     for name, (value, stored_as_formula) in zip(names, cells, strict=False):
+        text = plain(value) if isinstance(value, str) else ""
         if stored_as_formula or (isinstance(value, str) and value.startswith(FORMULA_START)):
+            return name
+        if text.startswith(FORMULA_START):
             return name
     return None
 
@@ -147,30 +157,80 @@ def lines_frame(file: str, names: list[str], rows: Sequence[tuple[int, Cells]]) 
     return pl.DataFrame(found, schema=schema)
 
 
+def not_a_workbook(file: str, error: Exception) -> InputRejected:
+    """Return the refusal of a file named .xlsx that openpyxl cannot read."""
+    return InputRejected(
+        file,
+        f"is not an XLSX workbook jiwon can read ({type(error).__name__})",
+        "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
+        "nothing of this sheet was recorded.",
+    )
+
+
 def read_xlsx(path: Path) -> tuple[pl.DataFrame, str | None]:
     """Return an XLSX sheet's lines and the program named in its document properties."""
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(path, data_only=False)
+        book = load_workbook(path, read_only=True, data_only=False)
     except Exception as e:  # openpyxl raises many kinds for a file that is not a workbook
-        raise InputRejected(
-            path.name,
-            f"is not an XLSX workbook jiwon can read ({type(e).__name__})",
-            "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
-            "nothing of this sheet was recorded.",
-        ) from None
-    sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
-    rows = list(sheet.iter_rows())
+        raise not_a_workbook(path.name, e) from None
+    try:
+        sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
+        rows = sheet_rows(path.name, sheet)
+        props = book.custom_doc_props.props  # type: ignore[attr-defined]
+        named = {p.name: p.value for p in props}
+    except InputRejected:
+        raise
+    except Exception as e:  # a damaged sheet fails while it is read (read-only streams it)
+        raise not_a_workbook(path.name, e) from None
+    finally:
+        book.close()
     names = [column_name(c.value) for c in rows[0]] if rows else []
     cells: list[tuple[int, Cells]] = [
         (index, [(c.value, c.data_type == "f") for c in row])
         for index, row in enumerate(rows[1:], start=2)
     ]
-    props = book.custom_doc_props.props  # type: ignore[attr-defined]
-    named = {p.name: p.value for p in props}
     program = named.get(PROGRAM_PROPERTY)
     return lines_frame(path.name, names, cells), str(program) if program else None
+
+
+def sheet_rows(file: str, sheet: Any) -> list[tuple[Any, ...]]:
+    """Return a read-only sheet's rows, refusing one larger than a review sheet can be.
+
+    The size the sheet claims (its dimension) is checked first; then at most `len(COLUMNS)`
+    columns of each row are read, and reading stops at the end of the sheet's data or past
+    `MAX_ROWS` (a sheet that claims less than it holds still cannot make jiwon read more).
+    """
+    from openpyxl.utils import get_column_letter
+
+    columns, rows = sheet.max_column or 0, sheet.max_row or 0
+    if columns > len(COLUMNS):
+        raise InputRejected(
+            file,
+            f"has cells up to column {get_column_letter(columns)}, past the review sheet's "
+            f"{len(COLUMNS)} columns (a sheet too large)",
+            "Delete the cells right of the last column (revises), or export the queue again "
+            "with `jiwon review export`; nothing of this sheet was recorded.",
+        )
+    if rows > MAX_ROWS:
+        raise InputRejected(
+            file,
+            f"has more than {MAX_ROWS:,} rows (the cap on a review sheet's rows)",
+            "Delete the rows below the exported queue, or export the queue again with "
+            "`jiwon review export`; nothing of this sheet was recorded.",
+        )
+    found: list[tuple[Any, ...]] = []
+    for row in sheet.iter_rows(max_col=len(COLUMNS), max_row=MAX_ROWS + 1):
+        if len(found) == MAX_ROWS:  # the dimension claimed fewer rows than the sheet holds
+            raise InputRejected(
+                file,
+                f"has more than {MAX_ROWS:,} rows (the cap on a review sheet's rows)",
+                "Delete the rows below the exported queue, or export the queue again with "
+                "`jiwon review export`; nothing of this sheet was recorded.",
+            )
+        found.append(row)
+    return found
 
 
 def read_csv(path: Path) -> pl.DataFrame:

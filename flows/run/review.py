@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.audit import attempts as tried
 from flows.audit import records as audit
 from flows.audit import reviews as review
-from flows.errors import InputRejected, UsageError
+from flows.errors import InputRejected, UsageError, masked_value
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
 from flows.run.flow import (
@@ -128,18 +128,28 @@ def export_queue(
 
 
 def sheet_program(lines: pl.DataFrame, named: str | None, file: str) -> str:
-    """Return the program a sheet is for: its document property, else its rows' first."""
-    if named:
-        return named
+    """Return the program a sheet is for: its document property, else its rows' first.
+
+    Refused when it holds what looks like an RRN or a control character: it would be quoted.
+    """
     programs = lines["program"].drop_nulls()
-    if not programs.len():
+    if not named and not programs.len():
         raise InputRejected(
             file,
             "names no program (its program column is blank)",
             "Export the queue again with `jiwon review export` and fill in that file; "
             "nothing of this sheet was recorded.",
         )
-    return str(programs[0])
+    program = named or str(programs[0])
+    if review.rrn_in(program) or review.control_in(program):
+        raise InputRejected(
+            file,
+            "names its program with what looks like a resident registration number or with a "
+            "control character (not quoted here)",
+            "Export the queue again with `jiwon review export` and fill in that file; "
+            "nothing of this sheet was recorded.",
+        )
+    return program
 
 
 @flow(name="import-reviews", log_prints=False, validate_parameters=True)
@@ -155,6 +165,26 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
         return
     row = faulty.row(0, named=True)
     at, fault, application = row["line"], row["fault"], row["application_id"]
+    # A refused cell is quoted masked (digits past the sixth starred): messages reach logs.
+    shown = {c: masked_value(str(row[c])) for c in ("program", "decision", "revises")}
+    typed = masked_value(str(application))  # an application id the trail may not know
+    if fault == review.RRN_IN_TEXT:
+        raise InputRejected(
+            file,
+            f"column {row['rrn_column']} holds what looks like a resident registration number "
+            "(not quoted here)",
+            "Remove it (the trail keeps masked identities only); "
+            "nothing of this sheet was recorded.",
+            line=at,
+        )
+    if fault == review.CONTROL:
+        raise InputRejected(
+            file,
+            f"column {row['control_column']} holds a control or invisible character (a line "
+            "break, tab, escape code or zero-width space)",
+            "Retype the cell as one line of plain text; nothing of this sheet was recorded.",
+            line=at,
+        )
     if fault == review.FORMULA:
         raise InputRejected(
             file,
@@ -166,7 +196,7 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
     if fault == review.OTHER_PROGRAM:
         raise InputRejected(
             file,
-            f"is a row of program {row['program']}, not {program} (a row for another program)",
+            f"is a row of program {shown['program']}, not {program} (a row for another program)",
             "Import each program's decisions in the sheet exported for it; "
             "nothing of this sheet was recorded.",
             line=at,
@@ -174,7 +204,7 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
     if fault == review.REPEATED:
         raise InputRejected(
             file,
-            f"application {application} appears more than once in the sheet (duplicate id)",
+            f"application {typed} appears more than once in the sheet (duplicate id)",
             "Keep one row per application; nothing of this sheet was recorded.",
             line=at,
         )
@@ -189,7 +219,7 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
     if fault == review.BAD_DECISION:
         raise InputRejected(
             file,
-            f"decision {row['decision']!r} is neither approve nor reject (승인 or 반려)",
+            f"decision {shown['decision']!r} is neither approve nor reject (승인 or 반려)",
             "Write approve or reject (승인 or 반려), or leave the row blank to decide later; "
             "nothing of this sheet was recorded.",
             line=at,
@@ -202,29 +232,20 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
             "nothing of this sheet was recorded.",
             line=at,
         )
-    if fault == review.RRN_IN_TEXT:
-        raise InputRejected(
-            file,
-            f"the reason for application {application} holds what looks like a resident "
-            "registration number",
-            "Remove it (the trail keeps masked identities only); "
-            "nothing of this sheet was recorded.",
-            line=at,
-        )
     if fault == review.UNKNOWN:
         ids = checked.filter(pl.col("fault") == review.UNKNOWN)["application_id"]
         owner = other_program(out, program, ids, "application_id")
         if owner is not None:
             raise InputRejected(
                 file,
-                f"application {application} is an application of program {owner}, not "
+                f"application {typed} is an application of program {owner}, not "
                 f"{program} (a sheet edited into another program)",
                 "Import the sheet exported for that program; nothing of this sheet was recorded.",
                 line=at,
             )
         raise InputRejected(
             file,
-            f"application {application} is no application program {program} decided "
+            f"application {typed} is no application program {program} decided "
             "(unknown application id)",
             "Check the id against the exported sheet, and --out; "
             "nothing of this sheet was recorded.",
@@ -250,7 +271,7 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
         )
     raise InputRejected(
         file,
-        f"revises {row['revises']!r} is not the recorded decision of application "
+        f"revises {shown['revises']!r} is not the recorded decision of application "
         f"{application} (that is {row['recorded_review'] or 'none'})",
         "Write the review id the exported sheet shows for it, or leave revises blank; "
         "nothing of this sheet was recorded.",
