@@ -147,11 +147,11 @@ def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
     state = release.walk(runs)
     last = str(runs["run_id"][-1]) if runs.height else None
     renamed = journaled(out, program)
-    notes = []
-    for done in state.values():  # killed between the rename and its journal line
-        recorded = done.event_id == last and done.run_id not in renamed
-        if recorded and released_dir(out, program, done.run_id).is_dir():
-            journal(out, program, done.run_id)
+    notes: list[str] = []
+    for entry in state.values():  # killed between the rename and its journal line
+        recorded = entry.event_id == last and entry.run_id not in renamed
+        if recorded and released_dir(out, program, entry.run_id).is_dir():
+            journal(out, program, entry.run_id)
     partials = sorted(folder.glob(f".*{PARTIAL}")) if folder.is_dir() else []
     if not partials:
         return notes
