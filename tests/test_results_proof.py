@@ -482,9 +482,14 @@ class Story:
         if not json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]:
             return  # a run that paid nobody (after a killed run that had committed)
         approve = ["approve", "--program", PROGRAM, "--out", str(self.out), "--run-id", run_id]
-        code, _, err = self.jiwon([*approve, "--approver", "proof-approver"])
-        assert code == 0, f"cycle {cycle + 1}: jiwon approve: {err[-3000:]}"
         folder = self.out / "outbox" / PROGRAM / run_id  # what was sent
+        # a run above 1,000,000,000 won needs a second, distinct approver (the program file)
+        for approver in ("proof-approver-1", "proof-approver-2"):
+            code, _, err = self.jiwon([*approve, "--approver", approver])
+            assert code == 0, f"cycle {cycle + 1}: jiwon approve: {err[-3000:]}"
+            if folder.is_dir():
+                break
+        assert folder.is_dir(), f"cycle {cycle + 1}: run {run_id} not released"
         written = simulate(
             folder,
             self.results / run_id,
