@@ -100,10 +100,19 @@ def profile(rows: int, seed: int, scratch: Path) -> dict[str, Any]:
     began = time.perf_counter()
     write_blocks(generate_blocks(rows, seed=seed), data)
     generated = time.perf_counter() - began
+    programs = roomy_programs(scratch / "programs")
     # A fresh interpreter per size, so imports and the temporary server are counted each time.
     child = subprocess.run(
-        [sys.executable, "-m", "bench.profile", "--one", str(data), str(scratch / "out")],
-        check=True,
+        [
+            sys.executable,
+            "-m",
+            "bench.profile",
+            "--one",
+            str(data),
+            str(scratch / "out"),
+            str(programs),
+        ],
+        check=False,
         capture_output=True,
         text=True,
         env=os.environ
@@ -116,12 +125,33 @@ def profile(rows: int, seed: int, scratch: Path) -> dict[str, Any]:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         },
     )
+    if child.returncode:
+        raise SystemExit(f"the profiled run failed:\n{child.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     result |= {"rows": rows, "seed": seed, "generate_s": round(generated, 1)}
     return result
 
 
-def one(data: Path, out: Path) -> dict[str, Any]:
+def roomy_programs(folder: Path) -> Path:
+    """Return a copy of the programs whose livelihood budget pays any generated population.
+
+    Paju's budget (52,000,000,000 won) halts a run of 5,400,000 residents before it pays.
+    """
+    import shutil
+
+    import yaml
+
+    from rules.program import PROGRAMS_DIR
+
+    shutil.copytree(PROGRAMS_DIR, folder)
+    path = folder / "paju-livelihood-2025" / "program.yaml"
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["budget_krw"] = 10**14
+    path.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
+def one(data: Path, out: Path, programs: Path | None = None) -> dict[str, Any]:
     """Run the flow once in this process with every stage timed; return the figures."""
     clock = Clock()
     began_wall, began_cpu = time.perf_counter(), time.process_time()
@@ -142,6 +172,7 @@ def one(data: Path, out: Path) -> dict[str, Any]:
         out=out,
         operator="bench",
         run_month="2025-03",
+        programs_dir=programs,
     )
     with clock.timed("the flow, start to end"):
         summary = flow.disburse(params)
@@ -198,7 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--one", nargs=2, type=Path, metavar=("DATA", "OUT"))
+    parser.add_argument("--one", nargs=3, type=Path, metavar=("DATA", "OUT", "PROGRAMS"))
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(*args.one)))
@@ -206,7 +237,8 @@ def main() -> None:
     for rows in args.rows or [540_000]:
         with tempfile.TemporaryDirectory(prefix="jiwon-profile-") as tmp:
             result = profile(rows, args.seed, Path(tmp))
-        result |= {"commit": commit_id(), "at": dt.datetime.now(dt.UTC).isoformat(timespec="s")}
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        result |= {"commit": commit_id(), "at": at}
         print("\n".join(table(result)), flush=True)
         with RESULTS.open("a", encoding="utf-8") as f:
             f.write(json.dumps(result, ensure_ascii=False) + "\n")
