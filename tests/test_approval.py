@@ -17,7 +17,6 @@ from flows.audit import release
 from flows.audit.verify import verify_trail
 from flows.errors import InputRejected, LedgerUntrusted, RunHalted
 from flows.inputs.ledger import payment_states, read_ledger, run_records
-from flows.run import outbox
 from flows.run.approve import ApproveParams, approve_release
 from flows.run.results import ImportParams, import_results, reconciliation
 from rules.program import PROGRAMS_DIR
@@ -353,10 +352,6 @@ def test_an_approval_of_the_operators_own_run_forged_into_the_trail_is_named_by_
     )
     assert release.walk(runs)["r1"].release == release.PENDING
     assert release.problems(runs) == ["approval a1 of run r1: approver Kim is the run's operator"]
-
-
-def test_the_outbox_partial_folder_is_hidden_and_named_for_its_run(tmp_path: Path) -> None:
-    assert outbox.partial_dir(tmp_path, PROGRAM, "R").name == ".R.partial"
 
 
 def test_two_approvers_deciding_at_once_release_the_run_once(

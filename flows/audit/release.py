@@ -195,11 +195,6 @@ def attempt_states(runs: pl.DataFrame) -> pl.DataFrame:
     return releases(runs).select("run_id", "attempt_state")
 
 
-def voided_runs(runs: pl.DataFrame) -> list[str]:
-    """Return the run ids whose release was rejected (their attempts are VOIDED)."""
-    return [r.run_id for r in walk(runs).values() if r.release == VOIDED]
-
-
 def shown(release: Release) -> str:
     """Return a run's release as one phrase for people (`jiwon approve`, status, reports)."""
     if release.release == RELEASED:

@@ -277,8 +277,3 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
             log.error("release decision refused: %s", e)
             continue
         log.info("release decision %s: %s", decided.event_id, decided.message)
-
-
-def pending_runs(runs: pl.DataFrame) -> list[release.Release]:
-    """Return the paying runs still waiting for approval, oldest first."""
-    return [r for r in release.walk(runs).values() if r.release == release.PENDING]

@@ -16,7 +16,6 @@ file edited while it waited is never released.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +24,7 @@ import polars as pl
 
 from flows.audit import release
 from flows.errors import LedgerUntrusted, RunHalted
+from flows.inputs.ledger import sha256_file
 from flows.run import paths as layout
 
 PARTIAL = ".partial"
@@ -50,14 +50,6 @@ def payment_outputs(run: dict[str, object], program: str) -> list[dict[str, str]
     return [o for o in outputs if str(o["file"]).startswith(folder)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Path:
     """Copy a run's sealed payment files into its partial outbox folder; return the folder.
 
@@ -80,7 +72,7 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
     partial.mkdir(parents=True)
     for item in payment_outputs(run, program):
         source = out / item["file"]
-        if not source.is_file() or _sha256(source) != item["sha256"]:
+        if not source.is_file() or sha256_file(source) != item["sha256"]:
             shutil.rmtree(partial)
             what = "is missing" if not source.is_file() else "differs from its run record"
             raise LedgerUntrusted(
@@ -129,7 +121,7 @@ def sealed_copy(folder: Path, run: dict[str, object], program: str) -> bool:
     sealed = {Path(o["file"]).name: o["sha256"] for o in payment_outputs(run, program)}
     files = folder.iterdir() if folder.is_dir() else iter(())
     found = {f.name: f for f in files if not f.name.startswith(".")}
-    return set(found) == set(sealed) and all(_sha256(found[n]) == h for n, h in sealed.items())
+    return set(found) == set(sealed) and all(sha256_file(found[n]) == h for n, h in sealed.items())
 
 
 def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
@@ -218,7 +210,7 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
         for f in sorted(entry.iterdir()):
             if f.name.startswith(MARKER):
                 continue  # the mark of the approval that released it
-            if sealed.get(f.name) != _sha256(f):
+            if sealed.get(f.name) != sha256_file(f):
                 found.append(
                     f"{f.relative_to(out)}: not a payment file its run record sealed (added or "
                     "edited in the outbox)"
