@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
@@ -26,6 +26,8 @@ import typer
 from pydantic import ValidationError
 
 from flows.errors import JiwonError
+from flows.run import server
+from flows.run.server import START_FAILED as PREFECT_START_FAILED
 
 if TYPE_CHECKING:
     from flows.run.flow import RunSummary
@@ -55,13 +57,14 @@ review_app = typer.Typer(
 )
 app.add_typer(review_app, name="review")
 
+T = TypeVar("T")
 DEMO_KEY = "jiwon-demo-key-NOT-FOR-REAL-RUNS"
 DEMO_PROGRAM = "paju-livelihood-2025"
 # The demo's Ed25519 signing key (32 bytes of hex): public, so it proves nothing. Never for real.
 DEMO_SIGNING_KEY = "6a69776f6e2d64656d6f2d7369676e696e672d6b65792d6e6f742d7265616c21"
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """Print one line to stderr and exit with `code`."""
     typer.echo(message.splitlines()[0] if message else "failed", err=True)
     raise typer.Exit(code)
@@ -82,6 +85,7 @@ def parameter_problem(error: ValidationError) -> str:
 
 def execute(params: dict[str, object]) -> RunSummary:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
+    server.start()  # Prefect's temporary server starts while the flow's code is imported
     from flows.report.terminal import print_summary
     from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
 
@@ -120,8 +124,16 @@ def execute(params: dict[str, object]) -> RunSummary:
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
+    summary = flow_call(lambda: disburse(validated))
+    print_summary(summary)
+    return summary
+
+
+def flow_call(call: Callable[[], T]) -> T:
+    """Run a flow once Prefect's server answers, mapping every error to its exit status."""
     try:
-        summary = disburse(validated)
+        server.ready()
+        return call()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except RuntimeError as e:
@@ -130,11 +142,6 @@ def execute(params: dict[str, object]) -> RunSummary:
         fail(prefect_start_failed(str(e)), 1)
     except Exception as e:  # a bug or an environment failure: say so in one line
         unexpected(e)
-    print_summary(summary)
-    return summary
-
-
-PREFECT_START_FAILED = "Timed out while attempting to connect to ephemeral Prefect API server"
 
 
 def prefect_start_failed(message: str) -> str:
@@ -155,7 +162,7 @@ def prefect_start_failed(message: str) -> str:
     )
 
 
-def unexpected(e: Exception) -> None:
+def unexpected(e: Exception) -> NoReturn:
     """Exit 1 with one line for an error jiwon has no specific advice for."""
     from flows.errors import Unexpected, scrub
 
@@ -539,6 +546,7 @@ def keys_rotate(
     reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
 ) -> None:
     """Rotate a program's personal-data key or signing key, as a signed event in its ledger."""
+    server.start()
     from flows.run.rotate import RotateParams, rotate_key
 
     try:
@@ -555,12 +563,7 @@ def keys_rotate(
         fail(parameter_problem(e), 2)
     if not (out / "audit/runs").is_dir():
         fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
-    try:
-        summary = rotate_key(params)
-    except JiwonError as e:
-        fail(str(e), e.exit_code)
-    except Exception as e:
-        unexpected(e)
+    summary = flow_call(lambda: rotate_key(params))
     typer.echo(f"rotation {summary.run_id} ({summary.program}): {summary.message}")
 
 
@@ -573,6 +576,7 @@ def results_import(
     reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
 ) -> None:
     """Record the bank's or card operator's results, whole or not at all, as a ledger event."""
+    server.start()
     from flows.run.results import ImportParams, import_results
 
     try:
@@ -592,12 +596,7 @@ def record_event(out: Path, name: str, start: Callable[[], Any]) -> None:
     """
     if not (out / "audit/runs").is_dir():
         fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
-    try:
-        summary = start()
-    except JiwonError as e:
-        fail(str(e), e.exit_code)
-    except Exception as e:
-        unexpected(e)
+    summary = flow_call(start)
     if summary.run_id is None:
         typer.echo(f"{summary.program}: {summary.message}")
     else:
@@ -638,13 +637,14 @@ def approve(
     reason: Annotated[str | None, typer.Option(help="why (required with --reject)")] = None,
 ) -> None:
     """Release a committed run's payment files to the outbox, or reject them (four eyes)."""
-    from flows.run.approve import ApproveParams, approve_release
-
     if not (out / "audit/runs").is_dir():
         fail(f"bad usage: no audit trail under {out}: pass the output root of earlier runs", 2)
     if run_id is None:
         list_releases(out.resolve(), program)
         return
+    server.start()
+    from flows.run.approve import ApproveParams, approve_release
+
     if approver is None:
         fail("bad usage: --approver is required: name the person who approves or rejects", 2)
     try:
@@ -658,12 +658,7 @@ def approve(
         )
     except ValidationError as e:
         fail(parameter_problem(e), 2)
-    try:
-        summary = approve_release(params)
-    except JiwonError as e:
-        fail(str(e), e.exit_code)
-    except Exception as e:
-        unexpected(e)
+    summary = flow_call(lambda: approve_release(params))
     typer.echo(f"release decision {summary.event_id} ({summary.program}): {summary.message}")
     if summary.outbox:
         typer.echo(f"outbox: {summary.outbox}")
@@ -724,6 +719,7 @@ def review_import(
     reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
 ) -> None:
     """Record an officer's review decisions, whole or not at all, as a ledger event."""
+    server.start()
     from flows.run.review import ReviewParams, import_reviews
 
     try:

@@ -18,23 +18,7 @@ import pytest
 
 from fixtures.generate import generate_population, write_population
 from tests.conftest import TEST_KEY
-from tests.support.processes import JIWON, ROOT, finish, run_args, start
-
-WAIT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-
-
-def own_server_env(home: Path, **extra: str) -> dict[str, str]:
-    """Return the environment of a `jiwon` process that starts its own temporary Prefect server.
-
-    Drops what the test session set for itself (the wait, any API or database URL), so the
-    process sees what an operator's shell would give it.
-    """
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k != WAIT and not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE"))
-    }
-    return environ | {"PREFECT_HOME": str(home), "JIWON_PII_KEY": TEST_KEY} | extra
+from tests.support.processes import JIWON, ROOT, WAIT, finish, own_server_env, run_args, start
 
 
 def wait_seen_by_the_command(environ: dict[str, str]) -> int:
@@ -54,15 +38,19 @@ def wait_seen_by_the_command(environ: dict[str, str]) -> int:
 def test_the_jiwon_command_waits_120_s_for_prefects_server_unless_the_operator_says(
     tmp_path: Path,
 ) -> None:
-    assert wait_seen_by_the_command(own_server_env(tmp_path)) == 120  # Prefect's default: 20
-    assert wait_seen_by_the_command(own_server_env(tmp_path, **{WAIT: "300"})) == 300
+    assert (
+        wait_seen_by_the_command(own_server_env(tmp_path, TEST_KEY)) == 120
+    )  # Prefect's default: 20
+    assert wait_seen_by_the_command(own_server_env(tmp_path, TEST_KEY, **{WAIT: "300"})) == 300
 
 
 def test_a_server_that_does_not_answer_in_time_exits_1_saying_what_to_do(
     story: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "prefect-home"
-    environ = own_server_env(home, **{WAIT: "1"})  # the server's imports alone take longer
+    environ = own_server_env(
+        home, TEST_KEY, **{WAIT: "1"}
+    )  # the server's imports alone take longer
     code, _, err = finish(start(run_args(story, tmp_path / "out"), environ), timeout=120)
     assert code == 1, err
     last = err.strip().splitlines()[-1]
@@ -102,7 +90,7 @@ def test_first_runs_on_fresh_prefect_homes_with_both_cores_busy_all_start(tmp_pa
             else:
                 args = run_args(data, tmp_path / f"out-{i}")
             began = time.monotonic()
-            code, _, err = finish(start(args, own_server_env(home)), timeout=900)
+            code, _, err = finish(start(args, own_server_env(home, TEST_KEY)), timeout=900)
             took.append(f"{args[1]} {time.monotonic() - began:.0f}s")
             assert code == 0, f"run {i} ({', '.join(took)}): {err.strip().splitlines()[-1:]}"
             assert (home / "prefect.db").is_file()  # it really built its own database

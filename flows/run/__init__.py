@@ -16,6 +16,7 @@ __all__ = [
     "review",
     "rotate",
     "runners",
+    "server",
     "steps",
     "stores",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 JIWON = Path(sys.executable).parent / "jiwon"
+WAIT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 
 def api_url() -> str:
@@ -80,3 +81,17 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, s
         kill(process)
         raise
     return process.returncode, stdout, stderr
+
+
+def own_server_env(home: Path, key: str, **extra: str) -> dict[str, str]:
+    """Return the environment of a `jiwon` process that starts its own temporary Prefect server.
+
+    Drops what the test session set for itself (the wait, any API or database URL), so the
+    process sees what an operator's shell would give it.
+    """
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k != WAIT and not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE"))
+    }
+    return environ | {"PREFECT_HOME": str(home), "JIWON_PII_KEY": key} | extra

@@ -1,0 +1,184 @@
+"""Prefect's temporary API server, started by `jiwon` itself while it imports (issue 16).
+
+Without `PREFECT_API_URL`, Prefect starts a temporary server the first time a flow runs: it
+imports its server code in the command's own process (about 1.9 s here), then starts the same
+code in a child process and waits for it (about 4 s). Both happen after jiwon has imported
+Prefect and its flows (about 1.5 s), one after the other.
+
+`start()` spawns that child the moment a command knows it will run a flow, before Prefect is
+imported, so the child's start-up runs alongside the command's imports and checks, and the
+command's process never imports the server. It is the command Prefect runs (uvicorn over
+`prefect.server.api.server:create_app` with Prefect's ephemeral settings), on a free local port
+that `PREFECT_API_URL` then names for every flow the command runs. `ready()` waits for it before
+the first flow; it is stopped when the command exits, as Prefect stops its own.
+
+Nothing changes where a server is already configured (`PREFECT_API_URL` in the environment,
+the active profile, or the working folder's `.env`, `prefect.toml` or `pyproject.toml`), or
+where Prefect is already imported (tests, `jiwon serve`): `start()` does nothing and Prefect
+decides as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["START_FAILED", "ready", "start"]
+
+# Prefect's own words when its temporary server does not answer (the CLI maps them to exit 1).
+START_FAILED = "Timed out while attempting to connect to ephemeral Prefect API server"
+URL = "PREFECT_API_URL"
+# What Prefect's SubprocessASGIServer sets for its child: no UI, ephemeral, final settings.
+CHILD_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+PORTS = range(8000, 9000)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class _Child:
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    healthy = False
+
+
+_child = _Child()
+
+
+def configured_elsewhere(environ: Mapping[str, str], cwd: Path) -> bool:
+    """Return whether Prefect's settings name an API server: the environment, the active
+    profile, or the working folder's `.env`, `prefect.toml` or `pyproject.toml`."""
+    if environ.get(URL):
+        return True
+    home = Path(environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    profiles = toml(Path(environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")))
+    active = environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    named = [
+        profiles.get("profiles", {}).get(active, {}).get(URL),
+        toml(cwd / "prefect.toml").get("api", {}).get("url"),
+        toml(cwd / "pyproject.toml").get("tool", {}).get("prefect", {}).get("api", {}).get("url"),
+    ]
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        lines = (cwd / ".env").read_text(encoding="utf-8").splitlines()
+        named += [line for line in lines if line.strip().startswith(URL)]
+    return any(named)
+
+
+def toml(path: Path) -> dict[str, Any]:
+    """Return a TOML file's tables, or nothing if it is missing or unreadable."""
+    try:
+        return tomllib.loads(path.expanduser().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def free_port() -> int:
+    """Return a local port nobody listens on (Prefect picks from the same range)."""
+    for port in PORTS:
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"{START_FAILED}: no free local port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def start() -> None:
+    """Spawn Prefect's temporary server now, unless one is configured or Prefect is imported."""
+    if (
+        _child.process is not None
+        or "prefect" in sys.modules
+        or configured_elsewhere(os.environ, Path.cwd())
+    ):
+        return
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or not spec.submodule_search_locations:
+        return  # let Prefect itself say what is missing
+    port = free_port()
+    _child.process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(next(iter(spec.submodule_search_locations))).parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=os.environ | CHILD_ENV,
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
+    _child.url = f"http://127.0.0.1:{port}/api"
+    os.environ[URL] = _child.url  # read by Prefect when it is imported, and by its children
+    atexit.register(stop)
+
+
+def die_with_parent() -> None:
+    """In the child before it runs: ask Linux to stop it when the command dies, even killed."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def ready() -> None:
+    """Wait until the server `start()` spawned answers; raise Prefect's own error if it does not.
+
+    Call after Prefect is imported and before the first flow.
+    """
+    if _child.process is None or _child.healthy:
+        return
+    import httpx
+    from prefect.settings import get_current_settings
+
+    wait = get_current_settings().server.ephemeral.startup_timeout_seconds
+    deadline = time.monotonic() + wait
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            code = _child.process.poll()
+            if code is not None:
+                stop()
+                raise RuntimeError(
+                    f"{START_FAILED}. Ephemeral server process exited with code {code}."
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"{_child.url}/health", timeout=2).status_code == 200:
+                    _child.healthy = True
+                    return
+            time.sleep(0.05)
+    stop()
+    raise RuntimeError(f"{START_FAILED}.")
+
+
+def stop() -> None:
+    """Stop the child server (at exit, after Prefect has sent its last logs and events)."""
+    process, _child.process, _child.healthy = _child.process, None, False
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
