@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from html import escape
 
 import polars as pl
@@ -84,6 +85,11 @@ class ProgramPage:
     # flows.audit.release.releases: each paying run's release (the pending ones are listed)
     releases: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RELEASE_SCHEMA))
 
+    @cached_property
+    def newest(self) -> pl.DataFrame:
+        """Each payment's newest attempt, found once for every figure that needs it."""
+        return newest_attempts(self.attempts)
+
 
 def label(name: str) -> str:
     """Return a figure's label, Korean first with English beside it (escaped HTML)."""
@@ -136,18 +142,28 @@ def money_state() -> dict[str, pl.Expr]:
 
 def payments(attempts: pl.DataFrame, by: str) -> pl.DataFrame:
     """Return payments and won per figure of MONEY per `by`, by their newest attempt's state."""
+    return money(newest_attempts(attempts), by)
+
+
+def money(newest: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Return payments and won per figure of MONEY per `by` of each payment's newest attempt."""
     aggs = []
     for name, pick in money_state().items():
         aggs += [
             pick.sum().cast(pl.Int64).alias(name),
             pl.col("amount_krw").filter(pick).sum().cast(pl.Int64).alias(f"{name}_krw"),
         ]
-    return newest_attempts(attempts).group_by(by).agg(aggs)
+    return newest.group_by(by).agg(aggs)
 
 
 def coverage(registry: pl.DataFrame, attempts: pl.DataFrame, by: str) -> pl.DataFrame:
     """Return every figure of SERIES (and won of MONEY) per `by`, zero where there is none."""
-    both = people(registry, by).join(payments(attempts, by), on=by, how="full", coalesce=True)
+    return figures(registry, newest_attempts(attempts), by)
+
+
+def figures(registry: pl.DataFrame, newest: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Return `coverage` from each payment's newest attempt."""
+    both = people(registry, by).join(money(newest, by), on=by, how="full", coalesce=True)
     counts = [c for c in both.columns if c != by]
     return (
         both.with_columns(pl.col(c).fill_null(0) for c in counts)
@@ -159,12 +175,12 @@ def coverage(registry: pl.DataFrame, attempts: pl.DataFrame, by: str) -> pl.Data
 def by_district(page: ProgramPage) -> pl.DataFrame:
     """Return the figures per 행정동: people of the latest paying run, payments of every run."""
     latest = page.registry.filter(pl.col("run_id") == page.latest_run)
-    return coverage(latest, page.attempts, "admin_code")
+    return figures(latest, page.newest, "admin_code")
 
 
 def by_month(page: ProgramPage) -> pl.DataFrame:
     """Return the figures per run month (people: each month's latest paying run)."""
-    return coverage(page.registry, page.attempts, "run_month")
+    return figures(page.registry, page.newest, "run_month")
 
 
 def budget_used(attempts: pl.DataFrame) -> int:
@@ -263,10 +279,10 @@ def headline(page: ProgramPage) -> str:
     """Return the program's figures: coverage, money in each state, and the budget."""
     latest = page.registry.filter(pl.col("run_id") == page.latest_run)
     totals = people(latest.with_columns(_all=pl.lit(1)), "_all")
-    money = payments(page.attempts.with_columns(_all=pl.lit(1)), "_all")
+    states = money(page.newest.with_columns(_all=pl.lit(1)), "_all")
     count = {s: int(totals[s].sum()) if s in totals.columns else 0 for s in SERIES}
-    count |= {m: int(money[m].sum()) for m in MONEY}
-    won = {m: int(money[f"{m}_krw"].sum()) for m in MONEY}
+    count |= {m: int(states[m].sum()) for m in MONEY}
+    won = {m: int(states[f"{m}_krw"].sum()) for m in MONEY}
     used = budget_used(page.attempts)
     items = []
     for s in SERIES:
