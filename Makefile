@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-slow lint format bench sync docs clean browser
+.PHONY: demo test test-slow lint format bench bench-scale sync docs clean browser
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -54,8 +54,13 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES); \
 	fi
 
+# Issue 16's table at 540,000 residents (about 4 min), and at 5,400,000 and 52,000,000 (hours:
+# generated data is kept under /tmp/jiwon-bench for the next time). Never part of the tests.
 bench: sync
 	$(UV) run --no-sync python -m bench.run --rows 540000
+
+bench-scale: sync
+	$(UV) run --no-sync python -m bench.scale --rows 5400000 52000000
 
 clean:
 	rm -rf .venv .tools demo-output .pytest_cache .mypy_cache .ruff_cache

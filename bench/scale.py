@@ -60,9 +60,11 @@ import psutil
 
 from bench.floor import input_files
 
-PEAK_TARGET_BYTES = 8 * 10**9
+# Issue 16: at most 5x the streaming floor from 5.4 million up, 6 GB, 52 million in 5 minutes.
+PEAK_TARGET_BYTES = 6 * 10**9
 SMALL_SIZE = 1_000_000  # below this, the tighter ratio target applies
-RATIO_TARGET_SMALL, RATIO_TARGET = 1.5, 2.0
+RATIO_TARGET_SMALL, RATIO_TARGET = 1.5, 5.0
+NATIONAL, NATIONAL_WALL_TARGET_S = 52_000_000, 300.0
 SAMPLE_SECONDS = 0.2
 TIMELINE_SECONDS = 5.0  # memory kept for the record this often (peaks are taken from every sample)
 PII_KEY = "bench-key-0123456789abcdef"
@@ -235,7 +237,7 @@ def markdown_table(rows: list[Row]) -> str:
     """Render the summary as a Markdown table (figures, targets and whether they are met)."""
     lines = [
         "| program | residents | input rows | floor s | pipeline s | rows/s | ratio (target) "
-        "| peak GB, tree / largest process (≤ 8) | floor peak GB | load avg |",
+        "| peak GB, tree / largest process (≤ 6) | floor peak GB | load avg |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -250,11 +252,15 @@ def markdown_table(rows: list[Row]) -> str:
         ratio = (
             f"{r.ratio:.2f} (≤ {ratio_target(r.residents)}) {'met' if r.ratio_met else 'NOT met'}"
         )
+        wall = f"{r.pipeline_seconds:.1f}"
+        if r.residents >= NATIONAL:
+            met = "met" if r.pipeline_seconds <= NATIONAL_WALL_TARGET_S else "NOT met"
+            wall += f" (≤ {NATIONAL_WALL_TARGET_S:.0f}) {met}"
         memory = f"{_gb(r.peak_tree_bytes)} / {_gb(r.max_process_bytes)} "
         memory += "met" if r.memory_met else "NOT met"
         lines.append(
             f"| {r.program} | {r.residents:,} | {r.input_rows:,} | {r.floor_seconds:.1f} "
-            f"| {r.pipeline_seconds:.1f} | {r.rows_per_second:,.0f} | {ratio} | {memory} "
+            f"| {wall} | {r.rows_per_second:,.0f} | {ratio} | {memory} "
             f"| {_gb(r.floor_peak_bytes)} | {r.load} |"
         )
     return "\n".join(lines) + "\n"
@@ -472,6 +478,23 @@ def pipeline_command(args: argparse.Namespace, data: Path, out: Path) -> list[st
     return command
 
 
+def generated(args: argparse.Namespace, rows: int) -> Path:
+    """Return a folder of `rows` generated residents for the program, generating it if new."""
+    data: Path = args.scratch.parent / f"data-{args.program}-{rows}"
+    if not (data / "registry").is_dir():
+        jiwon = Path(sys.executable).parent / "jiwon"
+        began = time.perf_counter()
+        subprocess.run(
+            [
+                *(str(jiwon), "fixtures", "generate", "--program", args.program),
+                *("--scope", "national", "--rows", str(rows), "--seed", "1", "--out", str(data)),
+            ],
+            check=True,
+        )
+        print(f"generated {rows:,} residents in {time.perf_counter() - began:.0f} s: {data}")
+    return data
+
+
 def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> None:
     """Measure the floor and the pipeline on one data folder; append both records."""
     bench_id = uuid.uuid4().hex[:12]
@@ -564,6 +587,13 @@ def main() -> None:
         epilog=__doc__,
     )
     parser.add_argument("--data", type=Path, nargs="+", default=[])
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[],
+        help="generate national residents (kept in SCRATCH/../data-N for the next time)",
+    )
     parser.add_argument("--program", default="national-relief-2020")
     parser.add_argument("--run-month", default=None, help="default: month the last window ends")
     parser.add_argument("--partitions", default="auto", help="N or auto (the engine's choice)")
@@ -581,8 +611,9 @@ def main() -> None:
         records = read_results(args.results)
         print(markdown_table(summarise(records)) if args.summary else phases_table(records), end="")
         return
+    args.data += [generated(args, n) for n in args.rows]
     if not args.data:
-        parser.error("give --data DIR (or --summary)")
+        parser.error("give --data DIR or --rows N (or --summary)")
     from rules.program import load_program
 
     program = load_program(args.program)

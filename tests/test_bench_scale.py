@@ -44,8 +44,8 @@ def record(kind: str, bench_id: str, when: str, **extra: Any) -> dict[str, Any]:
 
 def test_ratio_target_is_tighter_at_paju_size_than_at_national_sizes() -> None:
     assert ratio_target(541_080) == 1.5
-    assert ratio_target(5_410_800) == 2.0
-    assert ratio_target(52_104_000) == 2.0
+    assert ratio_target(5_410_800) == 5.0  # issue 16
+    assert ratio_target(52_104_000) == 5.0
 
 
 def test_default_run_month_is_the_month_the_last_window_closes() -> None:
