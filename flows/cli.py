@@ -6,9 +6,13 @@ Exit status (spec/outputs.md): 0 done; 2 bad usage; 3 input rejected; 4 halted b
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
 import os
 import re
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
@@ -839,10 +843,39 @@ def docs_programs(
     typer.echo(programs_guide(guide.read_text(encoding="utf-8")), nl=False)
 
 
+# The status `main` exits with, once the command has finished (see `end_without_teardown`).
+_EXIT_STATUS: list[int] = []
+
+
+def end_without_teardown() -> None:
+    """End the process at exit, after every other exit handler, without Python's teardown.
+
+    Prefect's workers have sent their last logs and events (threading's exit hooks), the
+    temporary server is stopped and logging is flushed; what remains is freeing every object
+    one by one, which took 0.7 s after a 540,000-resident run. Every file jiwon writes is closed
+    and renamed in place before a run commits, so nothing is lost by skipping it.
+    """
+    if not _EXIT_STATUS:  # the command did not finish: Python's own exit
+        return
+    logging.shutdown()
+    finalize_all: Callable[[], None] | None = getattr(weakref.finalize, "_exitfunc", None)
+    if finalize_all is not None:
+        finalize_all()  # temporary folders and other finalizers, as Python's exit runs them
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(_EXIT_STATUS[0])
+
+
 def main() -> None:
     """Entry point of the `jiwon` command."""
+    atexit.register(end_without_teardown)  # first registered: runs after every other handler
     try:
         app()
+    except SystemExit as e:
+        code = e.code
+        _EXIT_STATUS.append(code if isinstance(code, int) else 0 if code is None else 1)
+        raise
     except KeyboardInterrupt:
         typer.echo(
             "interrupted: nothing was published unless a run record says committed", err=True
