@@ -428,4 +428,5 @@ def problems(lines: pl.DataFrame, paid: pl.DataFrame, where: str, card_keys: boo
         )
     )
     by_line = pl.concat([unrecorded, differing]).sort("file", "line").select("message")
-    return pl.concat([by_line, repeated, lineless])["message"].to_list()
+    messages = pl.concat([by_line, repeated, lineless])["message"]
+    return messages.to_list()  # bounded: the mismatches found, each one a line to show

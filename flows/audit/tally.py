@@ -60,9 +60,9 @@ def by_district(records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
 def tally(records: pl.DataFrame) -> Tally:
     """Return the tally of some decision records (a run's, or one bucket's)."""
-    counts = dict(records.group_by("outcome").len().iter_rows())
+    counts = dict(records.group_by("outcome").len().iter_rows())  # bounded: per outcome
     exploded = records.select(pl.col("reason_codes").explode(empty_as_null=False)).drop_nulls()
-    reasons = dict(exploded.group_by("reason_codes").len().iter_rows())
+    reasons = dict(exploded.group_by("reason_codes").len().iter_rows())  # bounded: per code
     paid = records.filter(REGISTRY & PAID)
     return Tally(
         rows=records.height,

@@ -221,7 +221,7 @@ def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) 
     per_file = pairs.group_by("source_file", maintain_order=True).agg(
         pl.col("as_of").sort(nulls_last=True), pl.col("p_as_of").drop_nulls().unique()
     )
-    for row in per_file.iter_rows(named=True):
+    for row in per_file.iter_rows(named=True):  # bounded: one row per file
         if len(row["as_of"]) != 1 or len(row["p_as_of"]) != 1:
             values = ", ".join(repr(v) for v in row["as_of"][:5])
             raise InputRejected(
@@ -229,7 +229,8 @@ def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) 
                 f"as_of (기준일) must be one date on every row, found {values}",
                 "Ask for a single-snapshot extract.",
             )
-    dates = sorted({row["p_as_of"][0] for row in per_file.iter_rows(named=True)})
+    firsts = per_file["p_as_of"].list.first()
+    dates = sorted(set(firsts.to_list()))  # bounded: one per file
     if len(dates) > 1:
         raise InputRejected(
             per_file["source_file"][-1],

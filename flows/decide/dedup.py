@@ -85,7 +85,8 @@ def mark_duplicate_records(registry: pl.LazyFrame) -> pl.LazyFrame:
 
     The frame's files are in name order (as a delivery is read), so file `i` is the `i`-th name.
     """
-    names = sorted(registry.select(pl.col("source_file").unique()).collect().to_series().to_list())
+    files = registry.select(pl.col("source_file").unique()).collect().to_series()
+    names = sorted(files.to_list())  # bounded: one name per file
     index = {name: i for i, name in enumerate(names)}
     keyed = registry.with_columns(
         **order_keys(pl.col("source_file").replace_strict(index, return_dtype=pl.Int64))

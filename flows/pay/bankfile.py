@@ -151,7 +151,7 @@ def unencodable_chars(values: pl.Series) -> list[str]:
     non_ascii = values.filter(values.str.contains(r"[^\x00-\x7f]")).unique()
     distinct = (
         non_ascii.str.extract_all(r"[^\x00-\x7f]").explode().drop_nulls().unique().sort()
-    ).to_list()
+    ).to_list()  # bounded: one per distinct character
     bad = []
     for char in distinct:
         try:

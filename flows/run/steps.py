@@ -167,7 +167,8 @@ def spill_chunk(
     file_index = pl.col("source_file").replace_strict(index, return_dtype=pl.Int64)
     bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)
     checked = checked.with_columns(**order_keys(file_index), _bucket=bucket.cast(pl.Int32))
-    bad = dict(checked.group_by("source_file").agg(pl.col("quarantined").sum()).iter_rows())
+    per_file = checked.group_by("source_file").agg(pl.col("quarantined").sum())
+    bad = dict(per_file.iter_rows())  # bounded: one row per file
     store.put(kind, first, checked)
     store.put(f"quarantine-{kind}", first, quarantine)
     return [
