@@ -138,3 +138,34 @@ def test_quarantine_rate_above_threshold_halts_the_run() -> None:
     frame = checked_registry(rows)
     with pytest.raises(RunHalted, match=r"2 of 101 registry rows \(1\.98%\)"):
         validate.check_quarantine_rate(delivery("registry", rows), frame, 0.01)
+
+
+def test_timestamps_parse_as_the_three_pass_parser_did_in_every_form() -> None:
+    """The one-pass parse (issue 16) gives every form the value the three full passes gave."""
+
+    def three_passes(column: str) -> pl.Expr:  # the parser before issue 16, kept as the oracle
+        naive = pl.col(column).str.replace("T", " ").str.replace(r"\.\d+$", "")
+        offset = pl.col(column).str.replace("Z$", "+00:00").str.replace(r"\.\d+([+-])", "$1")
+        return pl.coalesce(
+            naive.str.to_datetime(
+                "%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"
+            ).dt.replace_time_zone("Asia/Seoul"),
+            naive.str.to_datetime(
+                "%Y-%m-%d %H:%M", strict=False, time_unit="us"
+            ).dt.replace_time_zone("Asia/Seoul"),
+            offset.str.to_datetime(
+                "%Y-%m-%dT%H:%M:%S%:z", strict=False, time_unit="us"
+            ).dt.convert_time_zone("Asia/Seoul"),
+        )
+
+    forms = [
+        "2025-01-16T09:12:40", "2025-01-16 09:12:40", "2025-01-16T09:12", "2025-01-16 09:12",
+        "2025-01-16T09:12:40.123", "2025-01-16T09:12:40+09:00", "2025-01-16T00:12:40Z",
+        "2025-01-16T09:12:40.5+00:00", "2025-01-16T09:12:40.5Z", "2025-01-16T09:12:40-05:30",
+        "2025-01-16 09:12:40.77", "2025-02-30T09:12:40", "2025-01-16T25:00:00", "20250116",
+        "garbage", "", "T", "2025-01-16TT09:12:40", None,
+    ]  # fmt: skip
+    frame = pl.DataFrame({"applied_at": forms}, schema={"applied_at": pl.String})
+    got = frame.select(now=validate.parse_timestamp("applied_at"), then=three_passes("applied_at"))
+    assert got["now"].to_list() == got["then"].to_list()
+    assert got["now"].null_count() < len(forms) // 2  # the forms above mostly parse

@@ -63,20 +63,30 @@ def parse_date(column: str) -> pl.Expr:
 
 
 def parse_timestamp(column: str) -> pl.Expr:
-    """Return an ISO 8601 timestamp in Asia/Seoul (the zone when no offset is given)."""
-    naive = pl.col(column).str.replace("T", " ").str.replace(r"\.\d+$", "")
-    with_offset = pl.col(column).str.replace("Z$", "+00:00").str.replace(r"\.\d+([+-])", "$1")
+    """Return an ISO 8601 timestamp in Asia/Seoul (the zone when no offset is given).
+
+    Tried in order: `YYYY-MM-DD[T ]HH:MM:SS[.f]`, `YYYY-MM-DD[T ]HH:MM`, then with an offset or
+    `Z`. The later forms see only the rows the first did not parse (the others are null for
+    them), so the common form costs one pass and not three (issue 16).
+    """
+    text = pl.col(column)
+    seconds = naive(text).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
+    rest = pl.when(seconds.is_null()).then(text)
+    with_offset = rest.str.replace("Z$", "+00:00").str.replace(r"\.\d+([+-])", "$1")
     return pl.coalesce(
-        naive.str.to_datetime(
-            "%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"
-        ).dt.replace_time_zone("Asia/Seoul"),
-        naive.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us").dt.replace_time_zone(
-            "Asia/Seoul"
-        ),
+        seconds.dt.replace_time_zone("Asia/Seoul"),
+        naive(rest)
+        .str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
+        .dt.replace_time_zone("Asia/Seoul"),
         with_offset.str.to_datetime(
             "%Y-%m-%dT%H:%M:%S%:z", strict=False, time_unit="us"
         ).dt.convert_time_zone("Asia/Seoul"),
     )
+
+
+def naive(text: pl.Expr) -> pl.Expr:
+    """Return a timestamp's text with a space for its `T` and no fraction of a second."""
+    return text.str.replace("T", " ", literal=True).str.replace(r"\.\d+$", "")
 
 
 def parse_registry(frame: pl.LazyFrame) -> pl.LazyFrame:
