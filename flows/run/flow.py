@@ -642,7 +642,10 @@ def _run(
     log = get_run_logger()
     program = ctx.program
     ledger = read_ledger(out, program.id, runs)  # the records checked at the start
-    welfare_status, welfare_files = read_welfare(params, program)
+    if program.needs_welfare_extract or params.welfare is not None:
+        welfare_status, welfare_files = read_welfare(params, program)
+    else:  # nothing to read or refuse: no task run for it (a Prefect round trip each)
+        welfare_status, welfare_files = None, []
     registry_files = list_delivery(params.registry, "registry")
     enrollment_files = list_delivery(params.enrollments, "enrollment")
     store, buckets = work_store(params, registry_files, staging.root / "work")
