@@ -62,6 +62,7 @@ from bench.floor import input_files
 
 # Issue 16: at most 5x the streaming floor from 5.4 million up, 6 GB, 52 million in 5 minutes.
 PEAK_TARGET_BYTES = 6 * 10**9
+SIGNING_KEY = "11" * 32  # a throwaway Ed25519 seed (issue 12): the benchmark's trail proves nothing
 SMALL_SIZE = 1_000_000  # below this, the tighter ratio target applies
 RATIO_TARGET_SMALL, RATIO_TARGET = 1.5, 5.0
 NATIONAL, NATIONAL_WALL_TARGET_S = 52_000_000, 300.0
@@ -540,7 +541,12 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     _append(args.results, record)
     print(f"  floor: {sunk['seconds']:.1f} s sinking, {floor.peak_tree_bytes / 1e9:.2f} GB peak")
     shutil.rmtree(scratch / "floor")
-    env |= {"JIWON_PII_KEY": PII_KEY, "PREFECT_API_URL": server.url}
+    env |= {
+        "JIWON_PII_KEY": PII_KEY,
+        "JIWON_SIGNING_KEY": env.get("JIWON_SIGNING_KEY", SIGNING_KEY),
+        "JIWON_ANCHOR_DIR": str(scratch / "anchors"),  # each measurement's trail is new
+        "PREFECT_API_URL": server.url,
+    }
     command = pipeline_command(args, data, scratch / "out")
     load_before = list(os.getloadavg())
     started = dt.datetime.now(dt.UTC)

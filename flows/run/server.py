@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["START_FAILED", "ready", "start"]
-
 # Prefect's own words when its temporary server does not answer (the CLI maps them to exit 1).
 START_FAILED = "Timed out while attempting to connect to ephemeral Prefect API server"
 URL = "PREFECT_API_URL"
