@@ -61,19 +61,26 @@ def gone(pid: int, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")
-def test_a_run_starts_its_own_server_before_prefect_does_and_stops_it_at_exit(
+def test_two_runs_at_once_each_start_their_own_server_before_prefect_does_and_stop_it(
     story: Path, tmp_path: Path
 ) -> None:
-    environ = own_server_env(tmp_path / "home", TEST_KEY, PREFECT_LOGGING_LEVEL="INFO")
-    process = start(run_args(story, tmp_path / "out"), environ)
-    server = wait_for_server_child(process.pid)
-    code, stdout, err = finish(process, timeout=300)
-    assert code == 0, err
-    assert "[committed]" in stdout
-    # Prefect did not start a second server of its own: it used the one jiwon started.
-    assert "Starting temporary server" not in err
-    assert gone(server, timeout=10)
-    assert (tmp_path / "home" / "prefect.db").is_file()  # the flow run is in the run's home
+    processes = [
+        start(
+            run_args(story, tmp_path / f"out-{i}"),
+            own_server_env(tmp_path / f"home-{i}", TEST_KEY, PREFECT_LOGGING_LEVEL="INFO"),
+        )
+        for i in range(2)
+    ]
+    servers = [wait_for_server_child(p.pid) for p in processes]
+    assert servers[0] != servers[1]
+    for i, process in enumerate(processes):
+        code, stdout, err = finish(process, timeout=300)
+        assert code == 0, err
+        assert "[committed]" in stdout
+        # Prefect did not start a second server of its own: it used the one jiwon started.
+        assert "Starting temporary server" not in err
+        assert (tmp_path / f"home-{i}" / "prefect.db").is_file()  # each run's own database
+    assert all(gone(server, timeout=10) for server in servers)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")

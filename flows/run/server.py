@@ -8,8 +8,9 @@ Prefect and its flows (about 1.5 s), one after the other.
 `start()` spawns that child the moment a command knows it will run a flow, before Prefect is
 imported, so the child's start-up runs alongside the command's imports and checks, and the
 command's process never imports the server. It is the command Prefect runs (uvicorn over
-`prefect.server.api.server:create_app` with Prefect's ephemeral settings), on a free local port
-that `PREFECT_API_URL` then names for every flow the command runs. `ready()` waits for it before
+`prefect.server.api.server:create_app` with Prefect's ephemeral settings), serving a local
+socket this process bound (`--fd`), whose address `PREFECT_API_URL` then names for every flow
+the command runs. `ready()` waits for it before
 the first flow; it is stopped when the command exits, as Prefect stops its own.
 
 Nothing changes where a server is already configured (`PREFECT_API_URL` in the environment,
@@ -42,7 +43,6 @@ CHILD_ENV = {
     "PREFECT__SERVER_EPHEMERAL": "1",
     "PREFECT__SERVER_FINAL": "1",
 }
-PORTS = range(8000, 9000)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -82,18 +82,6 @@ def toml(path: Path) -> dict[str, Any]:
         return {}
 
 
-def free_port() -> int:
-    """Return a local port nobody listens on (Prefect picks from the same range)."""
-    for port in PORTS:
-        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"{START_FAILED}: no free local port in {PORTS.start}-{PORTS.stop - 1}")
-
-
 def start() -> None:
     """Spawn Prefect's temporary server now, unless one is configured or Prefect is imported."""
     if (
@@ -105,28 +93,33 @@ def start() -> None:
     spec = importlib.util.find_spec("prefect")
     if spec is None or not spec.submodule_search_locations:
         return  # let Prefect itself say what is missing
-    port = free_port()
-    _child.process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(Path(next(iter(spec.submodule_search_locations))).parent),
-            "--factory",
-            "prefect.server.api.server:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-            "--lifespan",
-            "on",
-        ],
-        env=os.environ | CHILD_ENV,
-        preexec_fn=die_with_parent if sys.platform == "linux" else None,
-    )
+    # The child serves a socket bound here, so no other process can take its port meanwhile
+    # (two commands at once each get their own), and the port is known before the child runs.
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(128)
+    port = listening.getsockname()[1]
+    with listening:
+        _child.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(Path(next(iter(spec.submodule_search_locations))).parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--fd",
+                str(listening.fileno()),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=os.environ | CHILD_ENV,
+            pass_fds=(listening.fileno(),),
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+        )
     _child.url = f"http://127.0.0.1:{port}/api"
     os.environ[URL] = _child.url  # read by Prefect when it is imported, and by its children
     atexit.register(stop)
