@@ -15,6 +15,7 @@ from flows.checks.validate import normalise
 from flows.decide.codes import describe
 from flows.decide.rules import keyed
 from flows.errors import TrailDamaged, UsageError, masked_value
+from flows.i18n import _
 from flows.inputs.ledger import scan_trail, unreadable
 
 DECISIONS_GLOB = "audit/decisions/**/*.parquet"
@@ -55,8 +56,11 @@ def malformed_rrn(rrn: str) -> UsageError | None:
     shown = masked_value(rrn.strip())
     shown = shown if len(shown) <= 20 else f"{shown[:20]}…"
     return UsageError(
-        f"bad usage: --rrn {shown!r} is not a resident registration number: it {problem}. "
-        "Give the resident's 13 digits as YYMMDD-SXXXXXX."
+        _(
+            "bad usage: --rrn {shown!r} is not a resident registration "
+            "number: it {problem}. Give the resident's 13 digits as "
+            "YYMMDD-SXXXXXX."
+        ).format(shown=shown, problem=problem)
     )
 
 
@@ -92,9 +96,12 @@ def check_explain_key(out: Path, key: str, program: str | None) -> list[str]:
     if refused and (program or len(refused) == len(names)):
         name, run_id = refused[0]
         raise UsageError(
-            f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
-            f"fingerprint differs from committed run {run_id}): with it no RRN would be "
-            "found. Set the deployment's key from your secret store and ask again."
+            _(
+                "bad usage: JIWON_PII_KEY is not the key program {name}'s runs "
+                "used (its key fingerprint differs from committed run {run_id}): "
+                "with it no RRN would be found. Set the deployment's key from "
+                "your secret store and ask again."
+            ).format(name=name, run_id=run_id)
         )
     return [name for name, _ in refused]
 
@@ -152,15 +159,19 @@ def explain_person(
     if rrn is not None and (error := malformed_rrn(rrn)) is not None:
         raise error
     if not list(out.glob(DECISIONS_GLOB)):
-        raise UsageError(f"no audit trail under {out}: pass the output root of earlier runs")
+        raise UsageError(
+            _("no audit trail under {out}: pass the output root of earlier runs").format(out=out)
+        )
     decisions = committed_decisions(out)
     if rrn is not None:
         key = os.environ.get("JIWON_PII_KEY", "")
         if len(key) < 16:
             raise UsageError(
-                "bad usage: JIWON_PII_KEY is not set (or shorter than 16 characters): explaining "
-                "by RRN needs the key the runs used. Set it from your secret store, or ask by "
-                "--payment-id"
+                _(
+                    "bad usage: JIWON_PII_KEY is not set (or shorter than 16 "
+                    "characters): explaining by RRN needs the key the runs used. Set "
+                    "it from your secret store, or ask by --payment-id"
+                )
             )
         other_key = check_explain_key(out, key, program)
         decisions = decisions.filter(~pl.col("program").is_in(other_key))

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flows.audit import attempts as tried
 from flows.audit import release
 from flows.errors import JiwonError, RunHalted, UsageError
+from flows.i18n import _
 from flows.run import flow as disburse_flow
 from flows.run import outbox
 from flows.run.flow import (
@@ -98,37 +99,52 @@ def refuse(params: ApproveParams, runs: pl.DataFrame, target: release.Release | 
         known = runs.filter(pl.col("run_id") == run_id)
         if not known.height:
             raise UsageError(
-                f"bad usage: program {params.program} has no run {run_id} under {params.out}; "
-                "`jiwon results status` lists its runs"
+                _(
+                    "bad usage: program {program} has no run {run_id} under {out}; "
+                    "`jiwon results status` lists its runs"
+                ).format(program=params.program, run_id=run_id, out=params.out)
             )
         row = known.row(0, named=True)
         what = row["status"] if row["status"] != "committed" else row["trigger"]
         what = "a dry run" if row["dry_run"] else what
         raise UsageError(
-            f"bad usage: run {run_id} is {what}, not a committed run that pays: it has no "
-            "payment files to approve"
+            _(
+                "bad usage: run {run_id} is {what}, not a committed run that "
+                "pays: it has no payment files to approve"
+            ).format(run_id=run_id, what=what)
         )
     if target.release == release.RELEASED:
         raise RunHalted(
-            f"approval refused: run {run_id} is already {release.shown(target)}; nothing was "
-            "recorded. Its files are in the outbox: a released run cannot be recalled here "
-            "(ask the bank or card operator, then import their results)."
+            _(
+                "approval refused: run {run_id} is already {shown}; nothing was "
+                "recorded. Its files are in the outbox: a released run cannot be "
+                "recalled here (ask the bank or card operator, then import their "
+                "results)."
+            ).format(run_id=run_id, shown=release.shown(target))
         )
     if target.release == release.VOIDED:
         raise RunHalted(
-            f"approval refused: run {run_id} is {release.shown(target)}; nothing was recorded. "
-            "Its payments are owed again: the next run pays them and needs its own approval."
+            _(
+                "approval refused: run {run_id} is {shown}; nothing was "
+                "recorded. Its payments are owed again: the next run pays them "
+                "and needs its own approval."
+            ).format(run_id=run_id, shown=release.shown(target))
         )
     if release.same_person(who, target.operator):
         raise RunHalted(
-            f"approval refused: {who} started run {run_id} and may not approve it (four eyes); "
-            "nothing was recorded. Another person must approve or reject it."
+            _(
+                "approval refused: {who} started run {run_id} and may not "
+                "approve it (four eyes); nothing was recorded. Another person "
+                "must approve or reject it."
+            ).format(who=who, run_id=run_id)
         )
     if not params.reject and any(release.same_person(who, a) for a in target.approvers):
         raise RunHalted(
-            f"approval refused: {who} already approved run {run_id}, which needs "
-            f"{target.needed} distinct approvers; nothing was recorded. Another person must "
-            "give the next approval."
+            _(
+                "approval refused: {who} already approved run {run_id}, which "
+                "needs {needed} distinct approvers; nothing was recorded. "
+                "Another person must give the next approval."
+            ).format(who=who, run_id=run_id, needed=target.needed)
         )
 
 

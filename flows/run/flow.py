@@ -51,6 +51,7 @@ from flows.errors import (
     UsageError,
     scrub,
 )
+from flows.i18n import _
 from flows.inputs import reference, welfare
 from flows.inputs.ingest import InputFile, list_delivery
 from flows.inputs.ledger import (
@@ -218,13 +219,16 @@ def read_welfare(
     if not program.needs_welfare_extract:
         if params.welfare is not None:
             raise UsageError(
-                f"bad usage: program {program.id} does not use a welfare-status extract; "
-                "drop --welfare"
+                _(
+                    "bad usage: program {id} does not use a welfare-status extract; drop --welfare"
+                ).format(id=program.id)
             )
         return None, []
     if params.welfare is None:
         raise UsageError(
-            f"bad usage: program {program.id} needs the welfare-status extract: pass --welfare DIR"
+            _(
+                "bad usage: program {id} needs the welfare-status extract: pass --welfare DIR"
+            ).format(id=program.id)
         )
     return welfare.read_welfare(params.welfare, vocabulary(), program.reference_date)
 
@@ -275,9 +279,14 @@ def check_budget(program: Program, ledger: Ledger, total: int) -> None:
     """Halt when this run would take the program past its budget ceiling."""
     if ledger.paid_total_krw + total > program.budget_krw:
         raise RunHalted(
-            f"run halted: paying {total:,} won now after {ledger.paid_total_krw:,} won already "
-            f"paid exceeds the budget of {program.budget_krw:,} won; nothing was paid. Check the "
-            f"inputs, or raise budget_krw in the program file if the council raised it."
+            _(
+                "run halted: paying {total:,} won now after {paid_total_krw:,} "
+                "won already paid exceeds the budget of {budget_krw:,} won; "
+                "nothing was paid. Check the inputs, or raise budget_krw in the "
+                "program file if the council raised it."
+            ).format(
+                total=total, paid_total_krw=ledger.paid_total_krw, budget_krw=program.budget_krw
+            )
         )
 
 
@@ -308,17 +317,22 @@ def check_run_month(run_month: str, program: Program, runs: pl.DataFrame) -> Non
     start = program.reference_date.strftime("%Y-%m")
     if run_month < start:
         raise UsageError(
-            f"bad usage: --run-month {run_month} is before the month of the program's reference "
-            f"date ({program.reference_date}); give {start} or later"
+            _(
+                "bad usage: --run-month {run_month} is before the month of the "
+                "program's reference date ({reference_date}); give {start} or "
+                "later"
+            ).format(run_month=run_month, reference_date=program.reference_date, start=start)
         )
     committed = (
         runs.filter(pl.col("status") == "committed", ~pl.col("dry_run")) if runs.height else runs
     )
     if committed.height and run_month < (last := str(committed["run_month"].max())):
         raise UsageError(
-            f"bad usage: --run-month {run_month} is before {last}, the month of the program's last "
-            "committed run: runs of a program go forward in time; rerun it as "
-            f"--run-month {last} or later"
+            _(
+                "bad usage: --run-month {run_month} is before {last}, the month "
+                "of the program's last committed run: runs of a program go "
+                "forward in time; rerun it as --run-month {last} or later"
+            ).format(run_month=run_month, last=last)
         )
 
 
@@ -345,7 +359,9 @@ def long_key(name: str, why: str) -> str:
     missing or shorter than 16 characters."""
     key = os.environ.get(name, "")
     if len(key) < 16:
-        raise UsageError(f"{name} is not set (or shorter than 16 characters): {why}")
+        raise UsageError(
+            _("{name} is not set (or shorter than 16 characters): {why}").format(name=name, why=why)
+        )
     return key
 
 
@@ -354,14 +370,23 @@ def previous_signing_key() -> Ed25519PrivateKey:
     text = os.environ.get(SIGNING_KEY_PREVIOUS_ENV, "")
     if not text:
         raise UsageError(
-            f"{SIGNING_KEY_PREVIOUS_ENV} is not set: rotating the signing key needs the key that "
-            f"signed the program's runs there, and the new key in {signing.SIGNING_KEY_ENV} "
-            '(docs/operators.md, "Rotating keys").'
+            _(
+                "{signing_key_previous_env} is not set: rotating the signing key "
+                "needs the key that signed the program's runs there, and the new "
+                'key in {signing_key_env} (docs/operators.md, "Rotating keys").'
+            ).format(
+                signing_key_previous_env=SIGNING_KEY_PREVIOUS_ENV,
+                signing_key_env=signing.SIGNING_KEY_ENV,
+            )
         )
     try:
         return signing.private_key(text)
     except signing.SigningKeyError as e:
-        raise UsageError(f"{SIGNING_KEY_PREVIOUS_ENV} {e}") from None
+        raise UsageError(
+            _("{signing_key_previous_env} {e}").format(
+                signing_key_previous_env=SIGNING_KEY_PREVIOUS_ENV, e=e
+            )
+        ) from None
 
 
 def signing_key() -> Ed25519PrivateKey:
@@ -377,23 +402,33 @@ def signing_key() -> Ed25519PrivateKey:
             text = str(Secret.load(block).get())  # type: ignore[union-attr]
         except ValueError:
             raise UsageError(
-                f"{SIGNING_BLOCK_ENV} names the Prefect Secret block {block!r}, which the "
-                "Prefect API does not have: create it (see docs/operators.md) or set "
-                f"{signing.SIGNING_KEY_ENV}"
+                _(
+                    "{signing_block_env} names the Prefect Secret block {block!r}, "
+                    "which the Prefect API does not have: create it (see "
+                    "docs/operators.md) or set {signing_key_env}"
+                ).format(
+                    signing_block_env=SIGNING_BLOCK_ENV,
+                    block=block,
+                    signing_key_env=signing.SIGNING_KEY_ENV,
+                )
             ) from None
         where = f"the Prefect Secret block {block!r}"
     if not text:
         raise UsageError(
-            f"{signing.SIGNING_KEY_ENV} is not set: a real run refuses to start without the city's "
-            "signing key, which signs every run record. Set it (or "
-            f"{SIGNING_BLOCK_ENV}) from your secret store; `jiwon keys new` makes one; "
-            "`jiwon demo` uses a demo key."
+            _(
+                "{signing_key_env} is not set: a real run refuses to start "
+                "without the city's signing key, which signs every run record. "
+                "Set it (or {signing_block_env}) from your secret store; `jiwon "
+                "keys new` makes one; `jiwon demo` uses a demo key."
+            ).format(signing_key_env=signing.SIGNING_KEY_ENV, signing_block_env=SIGNING_BLOCK_ENV)
         )
     try:
         return signing.private_key(text)
     except signing.SigningKeyError as e:
         raise UsageError(
-            f"{where} {e}: give the 64 hex digits `jiwon keys new` printed, or an Ed25519 PEM"
+            _(
+                "{where} {e}: give the 64 hex digits `jiwon keys new` printed, or an Ed25519 PEM"
+            ).format(where=where, e=e)
         ) from None
 
 
@@ -458,9 +493,11 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     run_month = params.run_month or this_month
     if run_month > this_month:
         raise UsageError(
-            f"bad usage: --run-month {run_month} is after the current month {this_month} "
-            "(Asia/Seoul): a run pays for this month or an earlier one; give a month up to "
-            f"{this_month}"
+            _(
+                "bad usage: --run-month {run_month} is after the current month "
+                "{this_month} (Asia/Seoul): a run pays for this month or an "
+                "earlier one; give a month up to {this_month}"
+            ).format(run_month=run_month, this_month=this_month)
         )
     run_id = new_run_id(started)
     key = pii_key()

@@ -24,6 +24,7 @@ import polars as pl
 
 from flows.audit import release
 from flows.errors import LedgerUntrusted, RunHalted
+from flows.i18n import _
 from flows.inputs.ledger import sha256_file
 from flows.run import paths as layout
 
@@ -62,9 +63,11 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
     run_id = str(run["run_id"])
     if released_dir(out, program, run_id).exists():
         raise RunHalted(
-            f"release refused: {released_dir(out, program, run_id)} already exists but run "
-            f"{run_id} was never released; nothing was released. Someone put files in the "
-            "outbox: find out who, remove the folder, and approve again."
+            _(
+                "release refused: {released_dir} already exists but run {run_id} "
+                "was never released; nothing was released. Someone put files in "
+                "the outbox: find out who, remove the folder, and approve again."
+            ).format(released_dir=released_dir(out, program, run_id), run_id=run_id)
         )
     partial = partial_dir(out, program, run_id)
     if partial.exists():
@@ -76,9 +79,12 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
             shutil.rmtree(partial)
             what = "is missing" if not source.is_file() else "differs from its run record"
             raise LedgerUntrusted(
-                f"release refused: payment file {item['file']} of run {run_id} {what}; nothing "
-                "was released. The file was changed or removed after the run committed: run "
-                "`jiwon audit verify`, find out who changed it, and do not send it."
+                _(
+                    "release refused: payment file {file} of run {run_id} {what}; "
+                    "nothing was released. The file was changed or removed after the "
+                    "run committed: run `jiwon audit verify`, find out who changed "
+                    "it, and do not send it."
+                ).format(file=item["file"], run_id=run_id, what=what)
             )
         shutil.copy2(source, partial / source.name)
     (partial / f"{MARKER}{event_id}").write_bytes(b"")

@@ -26,6 +26,7 @@ from flows.audit import attempts as tried
 from flows.audit import records as audit
 from flows.audit import release
 from flows.errors import InputRejected, UsageError
+from flows.i18n import _
 from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
@@ -101,7 +102,7 @@ def read_lines(
     seen: dict[str, str] = {}
     for path in files:
         if not path.is_file():
-            raise UsageError(f"bad usage: result file {path} does not exist")
+            raise UsageError(_("bad usage: result file {path} does not exist").format(path=path))
         sha = sha256_file(path)  # a file imported before is skipped unread
         if sha in before:
             name, by = before[sha]
@@ -168,60 +169,89 @@ def refuse(out: Path, program: str, checked: pl.DataFrame) -> None:
         if owner is not None:
             raise InputRejected(
                 file,
-                f"instruction {instruction} is a payment of program {owner}, not {program} "
-                "(a result file of another program)",
-                "Import it with --program set to the program that paid it; "
-                "nothing of this import was recorded.",
+                _(
+                    "instruction {instruction} is a payment of program {owner}, not "
+                    "{program} (a result file of another program)"
+                ).format(instruction=instruction, owner=owner, program=program),
+                _(
+                    "Import it with --program set to the program that paid it; "
+                    "nothing of this import was recorded."
+                ),
                 line=at,
             )
         raise InputRejected(
             file,
-            f"instruction {instruction} names an attempt program {program} never issued "
-            "(unknown instruction id)",
-            "Check --program and --out, or ask the bank or card operator which file they "
-            "answered; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} names an attempt program {program} "
+                "never issued (unknown instruction id)"
+            ).format(instruction=instruction, program=program),
+            _(
+                "Check --program and --out, or ask the bank or card operator "
+                "which file they answered; nothing of this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.AMOUNT:
         raise InputRejected(
             file,
-            f"instruction {instruction} says {line['amount_krw']:,} won for an attempt of "
-            f"{line['issued_krw']:,} won (amount mismatch)",
-            "Ask the bank or card operator for a corrected file; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} says {amount_krw:,} won for an "
+                "attempt of {issued_krw:,} won (amount mismatch)"
+            ).format(
+                instruction=instruction,
+                amount_krw=line["amount_krw"],
+                issued_krw=line["issued_krw"],
+            ),
+            _(
+                "Ask the bank or card operator for a corrected file; nothing of "
+                "this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.VOIDED_ATTEMPT:
         raise InputRejected(
             file,
-            f"instruction {instruction} is a result for a voided attempt",
-            "Ask the bank or card operator why they processed a voided payment; "
-            "nothing of this import was recorded.",
+            _("instruction {instruction} is a result for a voided attempt").format(
+                instruction=instruction
+            ),
+            _(
+                "Ask the bank or card operator why they processed a voided "
+                "payment; nothing of this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.NOT_RELEASED:
         raise InputRejected(
             file,
-            f"instruction {instruction} is a result for an attempt not released yet",
-            "Check that the file answers a released run; nothing of this import was recorded.",
+            _("instruction {instruction} is a result for an attempt not released yet").format(
+                instruction=instruction
+            ),
+            _("Check that the file answers a released run; nothing of this import was recorded."),
             line=at,
         )
     if fault == tried.DUPLICATE:
         raise InputRejected(
             file,
-            f"instruction {instruction} repeats a result already recorded (duplicate: the "
-            f"attempt is {line['was']})",
-            "Remove the repeated line, or import only the files not imported yet; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} repeats a result already recorded "
+                "(duplicate: the attempt is {was})"
+            ).format(instruction=instruction, was=line["was"]),
+            _(
+                "Remove the repeated line, or import only the files not imported "
+                "yet; nothing of this import was recorded."
+            ),
             line=at,
         )
     raise InputRejected(
         file,
-        f"instruction {instruction} says {line['state']} for an attempt already "
-        f"{line['was']} (conflicting results)",
-        "Ask the bank or card operator which result holds and for a corrected file; "
-        "nothing of this import was recorded.",
+        _(
+            "instruction {instruction} says {state} for an attempt already "
+            "{was} (conflicting results)"
+        ).format(instruction=instruction, state=line["state"], was=line["was"]),
+        _(
+            "Ask the bank or card operator which result holds and for a "
+            "corrected file; nothing of this import was recorded."
+        ),
         line=at,
     )
 
@@ -242,8 +272,10 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     paid = runs.filter(pl.col("status") == "committed", pl.col("total_paid_krw") > 0)
     if not paid.height:
         raise UsageError(
-            f"bad usage: program {program.id} has paid nothing under {out} yet: there is no "
-            "payment a result could answer; check --program and --out"
+            _(
+                "bad usage: program {id} has paid nothing under {out} yet: there "
+                "is no payment a result could answer; check --program and --out"
+            ).format(id=program.id, out=out)
         )
     checked = tried.transitions(lines, current)
     refuse(out, program.id, checked)
@@ -313,7 +345,9 @@ def reconciliation(
     program = load_program_or_usage(program_id, programs_dir)
     runs = run_records(out, program.id)
     if not runs.height:
-        raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
+        raise UsageError(
+            _("bad usage: program {id} has no runs under {out}").format(id=program.id, out=out)
+        )
     current = payment_states(out, program.id, runs)
     released = release.releases(runs).select("run_id", "release", "released_on")
     day = today or disburse_flow.now().astimezone(dt.timezone(dt.timedelta(hours=9))).date()

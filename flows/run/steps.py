@@ -43,6 +43,7 @@ from flows.checks import validate
 from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
+from flows.i18n import _
 from flows.inputs.ingest import Delivery, InputFile, empty_delivery, read_file
 from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
@@ -185,8 +186,10 @@ def check_snapshot(spilled: list[Spilled]) -> None:
     if len(dates) > 1:
         raise InputRejected(
             dated[-1].info.file,
-            f"as_of differs between files of one delivery ({', '.join(map(str, dates))})",
-            "Deliver files of a single snapshot together.",
+            _("as_of differs between files of one delivery ({join})").format(
+                join=", ".join(map(str, dates))
+            ),
+            _("Deliver files of a single snapshot together."),
         )
 
 
@@ -307,7 +310,7 @@ def keep_run_inputs(
     store.put("reviews", 0, reviews if reviews is not None else empty_reviews().collect())
     if welfare is not None:
         store.put("welfare", 0, welfare)
-    enrollment, _ = validate.validate_delivery(empty_delivery("enrollment"), program)
+    enrollment, _meta = validate.validate_delivery(empty_delivery("enrollment"), program)
     store.put("enrollment-schema", 0, enrollment.drop(WORK_COLUMNS, strict=False))
 
 
