@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -101,3 +102,9 @@ def format_month(month: str) -> str:
     if language() == "ko" and len(month) == 7 and month[4] == "-":
         return f"{int(month[:4])}년 {int(month[5:])}월"
     return month
+
+
+def ljust(text: str, width: int) -> str:
+    """Return `text` padded with spaces to `width` terminal columns (Hangul takes two)."""
+    wide = sum(unicodedata.east_asian_width(c) in ("W", "F") for c in text)
+    return text + " " * max(0, width - len(text) - wide)

@@ -70,6 +70,7 @@ from flows.report import markdown as report
 from flows.run import outbox, steps
 from flows.run import paths as layout
 from flows.run.lock import program_lock
+from flows.run.progress import Stage
 from flows.run.publish import Staging, discard, recover, staged_runs, write_public_key
 from flows.run.runners import Runner, flow_api_url, task_runner
 from flows.run.steps import BucketJob, Spilled
@@ -271,8 +272,15 @@ def spill(
         "buckets": unmapped(buckets),
         "reread": unmapped(reread),
     }
-    done: list[list[Spilled]] = runner.map(spill_chunk, parameters).result()  # type: ignore[arg-type]
-    return [s for chunk in done for s in chunk]
+    futures = runner.map(spill_chunk, parameters)  # type: ignore[arg-type]
+    done: list[Spilled] = []
+    name = _("validating {kind} files").format(kind=kind)
+    with Stage(name, len(files), get_run_logger()) as stage:
+        for future in futures:  # in order; each chunk's files as it is validated
+            chunk: list[Spilled] = future.result()
+            done += chunk
+            stage.advance(len(chunk), rows=sum(s.rows for s in chunk))
+    return done
 
 
 def check_budget(program: Program, ledger: Ledger, total: int) -> None:
@@ -299,7 +307,7 @@ def settle(total_paid_krw: int, files_total: int, dry_run: bool) -> tuple[str, s
         )
     if not dry_run:
         return "committed", ""
-    return "dry_run", "dry run: nothing was paid or published but this record and report"
+    return "dry_run", _("dry run: nothing was paid or published but this record and report")
 
 
 def now() -> dt.datetime:
@@ -560,7 +568,11 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
         commit(refused, staging, head, signer)
         raise
-    log.info("run %s %s: %s", run_id, summary.status, summary.counts)
+    log.info(
+        _("run {run_id} {status}: {counts}").format(
+            run_id=run_id, status=summary.status, counts=summary.counts
+        )
+    )
     return summary
 
 
@@ -683,12 +695,20 @@ def _run(
     registry_files = list_delivery(params.registry, "registry")
     enrollment_files = list_delivery(params.enrollments, "enrollment")
     store, buckets = work_store(params, registry_files, staging.root / "work")
+    if isinstance(store, MemoryStore):
+        where = _(
+            "{registry} registry and {enrollment} enrollment files, decided in {buckets} "
+            "bucket(s) in memory"
+        )
+    else:
+        where = _(
+            "{registry} registry and {enrollment} enrollment files, decided in {buckets} "
+            "bucket(s) on disk"
+        )
     log.info(
-        "%d registry and %d enrollment files, decided in %d bucket(s) %s",
-        len(registry_files),
-        len(enrollment_files),
-        buckets,
-        "in memory" if isinstance(store, MemoryStore) else "on disk",
+        where.format(
+            registry=len(registry_files), enrollment=len(enrollment_files), buckets=buckets
+        )
     )
     steps.keep_run_inputs(
         store,
@@ -705,11 +725,14 @@ def _run(
         )
         found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
-            log.info("validated %d %s rows", sum(s.rows for s in spilled), kind)
+            rows = sum(s.rows for s in spilled)
+            log.info(_("validated {rows} {kind} rows").format(rows=rows, kind=kind))
         if not any(s.rows for s in enrollment):
             found.notes.append(
-                "every application in the enrollment files was already closed by an earlier "
-                "committed run and none waits: nobody new is paid by this run"
+                _(
+                    "every application in the enrollment files was already closed by an "
+                    "earlier committed run and none waits: nobody new is paid by this run"
+                )
             )
             log.warning(found.notes[-1])
         steps.check_snapshot(registry)
@@ -724,10 +747,17 @@ def _run(
         jobs = [
             BucketJob(store, b, buckets, ctx, welfare_status is not None) for b in range(buckets)
         ]
-        tallies: list[Tally] = runner.map(decide_bucket, {"job": jobs}).result()  # type: ignore[arg-type]
+        futures = runner.map(decide_bucket, {"job": jobs})  # type: ignore[arg-type]
+        tallies: list[Tally] = []
+        with Stage(_("deciding buckets"), buckets, log) as stage:
+            for future in futures:
+                tallies.append(future.result())
+                stage.advance(rows=tallies[-1].rows)
     store.discard(*steps.DECIDE_INPUTS)
     totals = combine(tallies)
-    log.info("decided %d rows in %d bucket(s)", totals.rows, buckets)
+    log.info(
+        _("decided {rows} rows in {buckets} bucket(s)").format(rows=totals.rows, buckets=buckets)
+    )
     check_budget(program, ledger, totals.paid_krw)
     folder = layout.payments_dir(program.id, ctx.run_id)
 
@@ -741,14 +771,16 @@ def _run(
     if not params.dry_run:
         staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
         decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
-        parts = steps.write_decisions(
-            lambda name: staging.path(decisions_dir / name),
-            store,
-            buckets,
-            bank_assigned,
-            lossy,
-            ctx,
-        )
+        with Stage(_("writing decision records"), buckets, log) as stage:
+            parts = steps.write_decisions(
+                lambda name: staging.path(decisions_dir / name),
+                store,
+                buckets,
+                bank_assigned,
+                lossy,
+                ctx,
+                stage.advance,
+            )
         for name in parts:
             staging.adopt(decisions_dir / name)
         stage_quarantine(staging, quarantine, program.id, ctx.run_id)
@@ -848,25 +880,24 @@ def rebuild_program_page(out: Path, program: str, programs_dir: Path | None = No
     residents = latest_registry_rows(out, program)
     if residents > PAGE_MAX_RESIDENTS:
         log.warning(
-            "program page of %s not rebuilt: %s registry rows are more than the page reads "
-            "(%s; it keeps every resident's latest decision in memory). `jiwon results status` "
-            "shows the figures; see docs/performance.md.",
-            program,
-            f"{residents:,}",
-            f"{PAGE_MAX_RESIDENTS:,}",
+            _(
+                "program page of {program} not rebuilt: {residents:,} registry rows are more "
+                "than the page reads ({most:,}; it keeps every resident's latest decision in "
+                "memory). `jiwon results status` shows the figures; see docs/performance.md."
+            ).format(program=program, residents=residents, most=PAGE_MAX_RESIDENTS)
         )
         return None
     try:
         path = write_program_page(out, program, programs_dir=programs_dir)
     except Exception as e:
         log.warning(
-            "program page of %s not rebuilt (the run stands; the next run or results import "
-            "rebuilds it): %s",
-            program,
-            scrub(f"{type(e).__name__}: {e}"),
+            _(
+                "program page of {program} not rebuilt (the run stands; the next run or "
+                "results import rebuilds it): {error}"
+            ).format(program=program, error=scrub(f"{type(e).__name__}: {e}"))
         )
         return None
-    log.info("program page: %s", path)
+    log.info(_("program page: {path}").format(path=path))
     return path
 
 
@@ -876,12 +907,16 @@ def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
     create_table_artifact(
         key=f"{key}-summary",
         table=artifacts.summary_table(record),
-        description=f"{record.program} run {record.run_id}: {record.status}",
+        description=_("{program} run {run_id}: {status}").format(
+            program=record.program, run_id=record.run_id, status=record.status
+        ),
     )
     create_markdown_artifact(
         key=f"{key}-report",
         markdown=artifacts.report_markdown(record, report_md),
-        description=f"{record.program} run {record.run_id}",
+        description=_("{program} run {run_id}").format(
+            program=record.program, run_id=record.run_id
+        ),
     )
 
 

@@ -433,18 +433,22 @@ def write_decisions(
     bank_assigned: pl.DataFrame,
     lossy: pl.DataFrame,
     ctx: RunContext,
+    done: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Write each bucket's decision records, with their payment file, as one Parquet part.
 
     `folder(name)` returns where to write the part `name`. One part per bucket keeps memory at
     one bucket (a single streamed join of every record with every payment took more than 8 GB at
     52 million). Returns the parts' names, `part-00000.parquet` onwards, in bucket order.
+    `done(1, rows)` is called after each bucket (the run's progress).
     """
     names = []
     for b, rows in decision_parts(store, buckets, bank_assigned, lossy):
         name = f"part-{b:05d}.parquet"
         folder(name).write_bytes(audit.decisions_parquet(rows, ctx))
         names.append(name)
+        if done is not None:
+            done(1, rows.height)
     store.discard("records", "assigned")
     return names
 
