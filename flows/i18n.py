@@ -97,8 +97,9 @@ def format_date(day: dt.date | str) -> str:
     return day.isoformat()
 
 
-def format_month(month: str) -> str:
+def format_month(month: object) -> str:
     """Return a run month ("2025-03") for people: "2025년 3월" in Korean, unchanged in English."""
+    month = str(month)
     if language() == "ko" and len(month) == 7 and month[4] == "-":
         return f"{int(month[:4])}년 {int(month[5:])}월"
     return month
@@ -108,3 +109,8 @@ def ljust(text: str, width: int) -> str:
     """Return `text` padded with spaces to `width` terminal columns (Hangul takes two)."""
     wide = sum(unicodedata.east_asian_width(c) in ("W", "F") for c in text)
     return text + " " * max(0, width - len(text) - wide)
+
+
+def pick(ko: str, en: str) -> str:
+    """Return the data files' Korean or English text (titles, rule and code descriptions)."""
+    return ko if language() == "ko" and ko else en

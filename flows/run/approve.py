@@ -165,21 +165,27 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
     releasing = not params.reject and len(approvers) >= target.needed
     if params.reject:
         after = release.VOIDED
-        message = (
-            f"rejected run {params.run_id} ({target.total_paid_krw:,} won): its attempts are "
-            f"voided and owed again; reason: {params.reason}"
-        )
+        message = _(
+            "rejected run {run_id} ({total_paid_krw:,} won): its attempts "
+            "are voided and owed again; reason: {reason}"
+        ).format(run_id=params.run_id, total_paid_krw=target.total_paid_krw, reason=params.reason)
     elif releasing:
         after = release.RELEASED
-        message = (
-            f"approved run {params.run_id} ({target.total_paid_krw:,} won): released to the "
-            f"outbox by {', '.join(approvers)}"
+        message = _(
+            "approved run {run_id} ({total_paid_krw:,} won): released to the outbox by {join}"
+        ).format(
+            run_id=params.run_id, total_paid_krw=target.total_paid_krw, join=", ".join(approvers)
         )
     else:
         after = release.PENDING
-        message = (
-            f"approved run {params.run_id} ({target.total_paid_krw:,} won): approval "
-            f"{len(approvers)} of {target.needed}; still pending"
+        message = _(
+            "approved run {run_id} ({total_paid_krw:,} won): approval {len} "
+            "of {needed}; still pending"
+        ).format(
+            run_id=params.run_id,
+            total_paid_krw=target.total_paid_krw,
+            len=len(approvers),
+            needed=target.needed,
         )
     if releasing:  # built before the event, renamed after it (flows.run.outbox)
         outbox.build(out, program.id, run, event_id)

@@ -106,10 +106,18 @@ def read_lines(
         sha = sha256_file(path)  # a file imported before is skipped unread
         if sha in before:
             name, by = before[sha]
-            skipped.append(f"{path.name} was imported before by {by} (as {name}): skipped")
+            skipped.append(
+                _("{name} was imported before by {by} (as {name2}): skipped").format(
+                    name=path.name, by=by, name2=name
+                )
+            )
             continue
         if sha in seen:
-            skipped.append(f"{path.name} is the same file as {seen[sha]}: read once")
+            skipped.append(
+                _("{name} is the same file as {value}: read once").format(
+                    name=path.name, value=seen[sha]
+                )
+            )
             continue
         seen[sha] = path.name
         lines = read_result_file(path)
@@ -265,7 +273,7 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     runs, head = open_chain(out, program.id, run_id, started, signer, held)
     lines, inputs, skipped = read_lines(params.files, imported_before(runs))
     if not inputs:
-        message = "nothing new to import: " + "; ".join(skipped)
+        message = _("nothing new to import: {skipped}").format(skipped="; ".join(skipped))
         get_run_logger().info(message)
         return ImportSummary(run_id=None, program=program.id, message=message, skipped=skipped)
     current = payment_states(out, program.id, runs, lines["payment_id"])
@@ -293,7 +301,9 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     )
     detail = {"lines": events.height, "states": counts, "files": [i["file"] for i in inputs]}
     shown = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))
-    message = f"imported {events.height:,} result line(s) from {len(inputs)} file(s): {shown}"
+    message = _("imported {height:,} result line(s) from {len} file(s): {shown}").format(
+        height=events.height, len=len(inputs), shown=shown
+    )
     if skipped:
         message += "; " + "; ".join(skipped)
     record = event_record(

@@ -372,7 +372,9 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
     sha = sha256_file(path)
     before = imported_before(runs, tried.REVIEW).get(sha)
     if before is not None:
-        message = f"nothing new to import: {path.name} was imported before by {before[1]}"
+        message = _("nothing new to import: {name} was imported before by {value}").format(
+            name=path.name, value=before[1]
+        )
         get_run_logger().info(message)
         return ReviewSummary(run_id=None, program=program.id, message=message)
     seen = reviewed(out, program.id, runs)
@@ -380,7 +382,9 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
     refuse(out, program.id, path.name, checked)
     open_rows = lines.height - checked.height
     if not checked.height:
-        message = f"{path.name} decides nothing (every row is blank): nothing was recorded"
+        message = _("{name} decides nothing (every row is blank): nothing was recorded").format(
+            name=path.name
+        )
         return ReviewSummary(run_id=None, program=program.id, message=message)
     rows = review.records(checked, started, path.name, sha)
     counts = dict(rows.group_by("decision").len().iter_rows())
@@ -392,10 +396,11 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
         audit.parquet_bytes(rows, {"jiwon.table": "reviews", "jiwon.program": program.id}),
     )
     shown = ", ".join(f"{n:,} {d}" for d, n in sorted(counts.items()))
-    message = (
-        f"recorded {rows.height:,} review decision(s) from {path.name}: {shown}; "
-        f"{open_rows:,} row(s) left blank stay open; the next run applies them"
-    )
+    message = _(
+        "recorded {height:,} review decision(s) from {name}: {shown}; "
+        "{open_rows:,} row(s) left blank stay open; the next run applies "
+        "them"
+    ).format(height=rows.height, name=path.name, shown=shown, open_rows=open_rows)
     record = event_record(
         program,
         run_id,

@@ -185,10 +185,10 @@ def signing_change(
         "new_key_id": signing.key_id(new),
         "new_public_key": signing.public_pem(new).decode(),
     }
-    message = (
-        f"signing key rotated from {detail['previous_key_id'][:12]}… to "
-        f"{detail['new_key_id'][:12]}…: later runs are signed with the new key only"
-    )
+    message = _(
+        "signing key rotated from {value}… to {value2}…: later runs are "
+        "signed with the new key only"
+    ).format(value=detail["previous_key_id"][:12], value2=detail["new_key_id"][:12])
     return Change(detail, known[-1][0] if known else None, message)
 
 
@@ -282,8 +282,9 @@ def pii_change(
         "persons": mapping.height,
         "paid_persons": paid,
     }
-    message = (
-        f"personal-data key rotated: {mapping.height:,} person key(s) mapped to the new key "
-        f"({paid:,} paid); only the new key is accepted from now on"
-    )
+    message = _(
+        "personal-data key rotated: {height:,} person key(s) mapped to "
+        "the new key ({paid:,} paid); only the new key is accepted from "
+        "now on"
+    ).format(height=mapping.height, paid=paid)
     return Change(detail, keyprint.fingerprint_like(new, known), message, inputs)
