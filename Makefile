@@ -45,7 +45,7 @@ docs: sync
 # The message catalog (flows/i18n.py): extract every _() of flows/ into jiwon.pot, merge it into
 # the Korean jiwon.po (translate what is new there: tests/test_messages.py fails until it is), and
 # compile jiwon.mo. The .pot, .po and .mo are committed; the running code reads only the .mo.
-BABEL_EXTRACT := -F babel.cfg -k _ -k ngettext:1,2 --no-location --sort-output --omit-header --no-wrap
+BABEL_EXTRACT := -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location --sort-output --omit-header --no-wrap
 messages: sync
 	$(UV) run --no-sync pybabel extract $(BABEL_EXTRACT) -o flows/locale/jiwon.pot .
 	$(UV) run --no-sync pybabel update -D jiwon -d flows/locale -i flows/locale/jiwon.pot -l ko \

@@ -91,7 +91,7 @@ DEMO_SIGNING_KEY = "6a69776f6e2d64656d6f2d7369676e696e672d6b65792d6e6f742d726561
 
 def fail(message: str, code: int) -> None:
     """Print one line to stderr and exit with `code`."""
-    typer.echo(message.splitlines()[0] if message else "failed", err=True)
+    typer.echo(message.splitlines()[0] if message else _("failed"), err=True)
     raise typer.Exit(code)
 
 
@@ -100,12 +100,13 @@ def parameter_problem(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(map(str, first["loc"]))
     if where == "run_month" and first["type"] == "string_pattern_mismatch":
-        return (
-            f"bad usage: --run-month {first['input']!r} is not a month: give it as YYYY-MM "
-            "(e.g. 2025-03)"
-        )
+        return _(
+            "bad usage: --run-month {value!r} is not a month: give it as YYYY-MM (e.g. 2025-03)"
+        ).format(value=first["input"])
     message = str(first["msg"]).removeprefix("Value error, ")
-    return f"bad usage: {where}: {message}" if where else f"bad usage: {message}"
+    if where:
+        return _("bad usage: {where}: {message}").format(where=where, message=message)
+    return _("bad usage: {message}").format(message=message)
 
 
 def execute(params: dict[str, object]) -> RunSummary:
@@ -174,15 +175,15 @@ def prefect_start_failed(message: str) -> str:
     wait = get_current_settings().server.ephemeral.startup_timeout_seconds
     exited = re.search(r"exited with code (-?\d+)", message)
     why = (
-        f"its process exited with code {exited.group(1)}"
+        _("its process exited with code {code}").format(code=exited.group(1))
         if exited
-        else "the machine may be too busy, or the server stuck"
+        else _("the machine may be too busy, or the server stuck")
     )
-    return (
-        f"Prefect's temporary API server did not answer within {wait} s ({why}); nothing was "
+    return _(
+        "Prefect's temporary API server did not answer within {wait} s ({why}); nothing was "
         "paid. Run again; if it repeats, run `prefect server start` to see its error, or set "
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher on a very busy machine."
-    )
+    ).format(wait=wait, why=why)
 
 
 def unexpected(e: Exception) -> None:
@@ -540,7 +541,7 @@ def verify(
         problems += crossed.problems
         unchecked = crossed.unchecked
     else:
-        unchecked = [NOT_CROSS_CHECKED]
+        unchecked = [_(NOT_CROSS_CHECKED)]
     for note in unchecked:
         typer.echo(_("note: {note}").format(note=note))
     if problems:
@@ -554,8 +555,8 @@ def verify(
             ).format(value=problems[0], len=len(problems)),
             1,
         )
-    source = "the given public key(s)" if public_key else "the public key(s) beside the trail"
-    payees = "" if unchecked else ", payment files' payees and amounts against the decisions"
+    source = _("the given public key(s)") if public_key else _("the public key(s) beside the trail")
+    payees = "" if unchecked else _(", payment files' payees and amounts against the decisions")
     typer.echo(
         _(
             "audit verify: {checked} run(s) checked, hash chain, signatures "
@@ -732,7 +733,7 @@ def results_import(
         )
     except ValidationError as e:
         fail(parameter_problem(e), 2)
-    record_event(out, "results import", lambda: import_results(params))
+    record_event(out, _("results import"), lambda: import_results(params))
 
 
 def record_event(out: Path, name: str, start: Callable[[], Any]) -> None:
@@ -929,7 +930,7 @@ def review_import(
         params = ReviewParams(out=out, file=file, program=program, operator=operator, reason=reason)
     except ValidationError as e:
         fail(parameter_problem(e), 2)
-    record_event(out, "review import", lambda: import_reviews(params))
+    record_event(out, _("review import"), lambda: import_reviews(params))
 
 
 @fixtures_app.command(

@@ -76,6 +76,11 @@ def _(message: str) -> str:
     return _translations().gettext(message)
 
 
+def N_(message: str) -> str:
+    """Mark `message` for the catalog and return it unchanged: translate it where it is shown."""
+    return message
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     """Return the singular or plural form of a message for `n`, in the operator's language."""
     return _translations().ngettext(singular, plural, n)
