@@ -98,8 +98,13 @@ def format_date(day: dt.date | str) -> str:
     if isinstance(day, str):
         day = dt.date.fromisoformat(day[:10])
     if language() == "ko":
-        return f"{day.year}년 {day.month}월 {day.day}일"
+        return korean_date(day)
     return day.isoformat()
+
+
+def korean_date(day: dt.date) -> str:
+    """Return a date as Korean readers expect it: "2025년 3월 1일"."""
+    return f"{day.year}년 {day.month}월 {day.day}일"
 
 
 def format_month(month: object) -> str:
@@ -119,3 +124,9 @@ def ljust(text: str, width: int) -> str:
 def pick(ko: str, en: str) -> str:
     """Return the data files' Korean or English text (titles, rule and code descriptions)."""
     return ko if language() == "ko" and ko else en
+
+
+def rjust(text: str, width: int) -> str:
+    """Return `text` right-aligned in `width` terminal columns (Hangul takes two)."""
+    wide = sum(unicodedata.east_asian_width(c) in ("W", "F") for c in text)
+    return " " * max(0, width - len(text) - wide) + text

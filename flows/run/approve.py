@@ -216,7 +216,11 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
     staging = Staging(out, program.id, str(run["run_month"]), event_id)
     commit(record, staging, head, signer)
     folder = outbox.finish(out, program.id, params.run_id) if releasing else None
-    log.info("release decision %s of %s: %s", event_id, program.id, message)
+    log.info(
+        _("release decision {event_id} of {program}: {message}").format(
+            event_id=event_id, program=program.id, message=message
+        )
+    )
     disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ApprovalSummary(
         event_id=event_id,
@@ -257,17 +261,15 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
         program = load_program_or_usage(params.program, params.programs_dir).id
         target = release.walk(run_records(out, program)).get(run_id)
         if target is None or target.release != release.PENDING:
-            log.info("run %s is %s", run_id, release.shown(target) if target else "not paying")
+            shown = release.shown(target) if target else _("not paying")
+            log.info(_("run {run_id} is {shown}").format(run_id=run_id, shown=shown))
             return
         log.info(
-            "run %s waits for release: %s. Resume this flow run in the Prefect UI with your "
-            "name and decision, or run `jiwon approve --program %s --out %s --run-id %s "
-            "--approver NAME`",
-            run_id,
-            release.shown(target),
-            program,
-            out,
-            run_id,
+            _(
+                "run {run_id} waits for release: {shown}. Resume this flow run in the Prefect UI "
+                "with your name and decision, or run `jiwon approve --program {program} --out "
+                "{out} --run-id {run_id} --approver NAME`"
+            ).format(run_id=run_id, shown=release.shown(target), program=program, out=out)
         )
         try:
             answer = pause_flow_run(
@@ -278,9 +280,10 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
             )
         except FlowPauseTimeout:
             log.warning(
-                "run %s still waits for release after %d s: decide it with `jiwon approve`",
-                run_id,
-                params.approval_wait_s,
+                _(
+                    "run {run_id} still waits for release after {seconds} s: decide it with "
+                    "`jiwon approve`"
+                ).format(run_id=run_id, seconds=params.approval_wait_s)
             )
             return
         try:
@@ -296,6 +299,10 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
                 )
             )
         except (JiwonError, ValidationError) as e:
-            log.error("release decision refused: %s", e)
+            log.error(_("release decision refused: {error}").format(error=e))
             continue
-        log.info("release decision %s: %s", decided.event_id, decided.message)
+        log.info(
+            _("release decision {event_id}: {message}").format(
+                event_id=decided.event_id, message=decided.message
+            )
+        )

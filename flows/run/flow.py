@@ -487,10 +487,10 @@ def wait_for_release(params: DisburseParams, summary: RunSummary) -> None:
         await_release(params, summary.run_id, summary.status, summary.total_paid_krw)
     except Exception as e:  # the run is committed and pending: `jiwon approve` decides it
         get_run_logger().warning(
-            "run %s committed but cannot wait for its release in the Prefect UI (%s); decide "
-            "it with `jiwon approve`",
-            summary.run_id,
-            scrub(f"{type(e).__name__}: {e}"),
+            _(
+                "run {run_id} committed but cannot wait for its release in the Prefect UI "
+                "({error}); decide it with `jiwon approve`"
+            ).format(run_id=summary.run_id, error=scrub(f"{type(e).__name__}: {e}"))
         )
 
 
@@ -1035,8 +1035,9 @@ def copy_anchor_to_server(out: Path, program: str, body: dict[str, Any]) -> None
         Variable.set(anchor_variable(out, program), body, overwrite=True)
     except Exception as e:  # the run is committed: a missing copy is repaired by the next one
         get_run_logger().warning(
-            "could not copy the anchor to the Prefect server (%s); the next run copies it",
-            type(e).__name__,
+            _(
+                "could not copy the anchor to the Prefect server ({error}); the next run copies it"
+            ).format(error=type(e).__name__)
         )
 
 

@@ -319,7 +319,11 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
         inputs,
     )
     commit(record, staging, head, signer)
-    get_run_logger().info("results import %s of %s: %s", run_id, program.id, message)
+    get_run_logger().info(
+        _("results import {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=message
+        )
+    )
     page = disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ImportSummary(
         run_id=run_id,

@@ -424,7 +424,11 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
         ],
     )
     commit(record, staging, head, signer)
-    get_run_logger().info("review import %s of %s: %s", run_id, program.id, message)
+    get_run_logger().info(
+        _("review import {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=message
+        )
+    )
     page = disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ReviewSummary(
         run_id=run_id,

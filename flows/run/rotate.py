@@ -152,7 +152,11 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
         change.fingerprint,
     )
     commit(record, staging, head, signer, old_signer)
-    get_run_logger().info("rotation %s of %s: %s", run_id, program.id, change.message)
+    get_run_logger().info(
+        _("rotation {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=change.message
+        )
+    )
     return RotationSummary(
         run_id=run_id,
         program=program.id,
