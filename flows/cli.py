@@ -33,6 +33,7 @@ from flows.errors import JiwonError
 # Help texts are read when the commands are defined, below: take the language (`--lang`, else
 # JIWON_LANG, else the locale) from the command line before that (flows/i18n.py).
 i18n.use(i18n.language_from(sys.argv[1:]))
+i18n.translate_click()
 
 if TYPE_CHECKING:
     from flows.run.flow import RunSummary
@@ -80,6 +81,7 @@ def options(
 ) -> None:
     if lang is not None:
         i18n.use(lang)
+        i18n.translate_click()
         os.environ["JIWON_LANG"] = lang  # the flow's workers and tasks read it too
 
 

@@ -16,6 +16,7 @@ import os
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 LOCALEDIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "jiwon"
@@ -130,3 +131,122 @@ def rjust(text: str, width: int) -> str:
     """Return `text` right-aligned in `width` terminal columns (Hangul takes two)."""
     wide = sum(unicodedata.east_asian_width(c) in ("W", "F") for c in text)
     return " " * max(0, width - len(text) - wide) + text
+
+
+# The messages of click and typer (help panels, usage errors) an operator sees around ours: they
+# look them up with the stdlib's gettext, which `translate_click` points at this catalog.
+CLICK_MESSAGES = [
+    N_("Show this message and exit."),
+    N_("Usage:"),
+    N_("Options"),
+    N_("Commands"),
+    N_("Arguments"),
+    N_("Error"),
+    N_("Aborted."),
+    N_("Aborted!"),
+    N_("Try [blue]'{command_path} {help_option}'[/] for help."),
+    N_("Try '{command} {option}' for help."),
+    N_("Error: {message}"),
+    N_("Missing option"),
+    N_("Missing argument"),
+    N_("Missing parameter"),
+    N_("Missing parameter: {param_name}"),
+    N_("Missing command."),
+    N_("No such option {name!r}."),
+    N_("No such command {name!r}."),
+    N_("Invalid value: {message}"),
+    N_("Invalid value for {param_hint}: {message}"),
+    N_("{value!r} is not a valid {number_type}."),
+    N_("{value!r} is not one of {choices}."),
+    N_("default: {default}"),
+    N_("env var: {var}"),
+    N_("required"),
+    N_("(deprecated) "),
+    N_("[required]"),
+    N_("[default: {}]"),
+    N_("[env var: {}]"),
+    N_("Missing {param_type} {param_hint}."),
+    N_("No such option: {name}"),
+    N_("(Possible options: {options})"),
+    N_("option"),
+    N_("argument"),
+    N_("parameter"),
+]
+TYPER_PANELS = {
+    "ARGUMENTS_PANEL_TITLE": "Arguments",
+    "OPTIONS_PANEL_TITLE": "Options",
+    "COMMANDS_PANEL_TITLE": "Commands",
+    "ERRORS_PANEL_TITLE": "Error",
+    "ABORTED_TEXT": "Aborted.",
+    "RICH_HELP": "Try [blue]'{command_path} {help_option}'[/] for help.",
+    "DEPRECATED_STRING": "(deprecated) ",
+    "REQUIRED_LONG_STRING": "[required]",
+    "DEFAULT_STRING": "[default: {}]",
+    "ENVVAR_STRING": "[env var: {}]",
+}
+
+
+def translate_click() -> None:
+    """Show click's and typer's own texts (help panels, usage errors) in the chosen language."""
+    import importlib
+
+    for name in ("core", "exceptions", "formatting", "parser", "types", "decorators"):
+        module = importlib.import_module(f"click.{name}")
+        if hasattr(module, "_"):
+            module._ = _  # type: ignore[attr-defined]
+        if hasattr(module, "ngettext"):
+            module.ngettext = ngettext  # type: ignore[attr-defined]
+    panels = importlib.import_module("typer.rich_utils")
+    for constant, english in TYPER_PANELS.items():
+        setattr(panels, constant, _(english))
+    if language() == "ko":
+        _translate_typer_click()
+
+
+def _translate_typer_click() -> None:
+    """Word the usage errors and the help option of typer's own copy of click in Korean.
+
+    typer (0.29) carries click inside it (typer._click) with its texts as f-strings, not
+    gettext: its three common usage errors and the `--help` line are worded here instead.
+    """
+    from typer._click import core, exceptions
+
+    def missing(self: Any) -> str:
+        hint = exceptions._join_param_hints(
+            self.param_hint if self.param_hint is not None else self.param.get_error_hint()
+        )
+        kind = self.param_type or (self.param.param_type_name if self.param else "parameter")
+        return _("Missing {param_type} {param_hint}.").format(
+            param_type=_(str(kind)), param_hint=hint
+        )
+
+    def bad(self: Any) -> str:
+        hint = self.param_hint if self.param_hint is not None else None
+        if hint is None and self.param is not None:
+            hint = self.param.get_error_hint()
+        if hint is None:
+            return _("Invalid value: {message}").format(message=self.message)
+        return _("Invalid value for {param_hint}: {message}").format(
+            param_hint=exceptions._join_param_hints(hint),
+            message=self.message,
+        )
+
+    def no_such(self: Any) -> str:
+        text = _("No such option: {name}").format(name=self.option_name)
+        if self.possibilities:
+            options = ", ".join(sorted(self.possibilities))
+            text += " " + _("(Possible options: {options})").format(options=options)
+        return text
+
+    exceptions.MissingParameter.format_message = missing  # type: ignore[method-assign]
+    exceptions.BadParameter.format_message = bad  # type: ignore[method-assign]
+    exceptions.NoSuchOption.format_message = no_such  # type: ignore[method-assign]
+    help_option = core.Command.get_help_option
+
+    def translated_help(self: Any, ctx: Any) -> Any:
+        option = help_option(self, ctx)
+        if option is not None:
+            option.help = _("Show this message and exit.")
+        return option
+
+    core.Command.get_help_option = translated_help  # type: ignore[method-assign]
