@@ -79,9 +79,9 @@ def options(
         ),
     ] = None,
 ) -> None:
+    i18n.use(lang or i18n.language_from(None))  # the environment of this invocation
+    i18n.translate_click()
     if lang is not None:
-        i18n.use(lang)
-        i18n.translate_click()
         os.environ["JIWON_LANG"] = lang  # the flow's workers and tasks read it too
 
 

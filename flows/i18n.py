@@ -199,17 +199,33 @@ def translate_click() -> None:
     panels = importlib.import_module("typer.rich_utils")
     for constant, english in TYPER_PANELS.items():
         setattr(panels, constant, _(english))
-    if language() == "ko":
-        _translate_typer_click()
+    _translate_typer_click(language() == "ko")
 
 
-def _translate_typer_click() -> None:
+_TYPER_CLICK: dict[str, Any] = {}  # typer's own methods, kept to put back for English
+
+
+def _translate_typer_click(korean: bool) -> None:
     """Word the usage errors and the help option of typer's own copy of click in Korean.
 
     typer (0.29) carries click inside it (typer._click) with its texts as f-strings, not
     gettext: its three common usage errors and the `--help` line are worded here instead.
     """
     from typer._click import core, exceptions
+
+    if not _TYPER_CLICK:
+        _TYPER_CLICK.update(
+            missing=exceptions.MissingParameter.format_message,
+            bad=exceptions.BadParameter.format_message,
+            no_such=exceptions.NoSuchOption.format_message,
+            help=core.Command.get_help_option,
+        )
+    if not korean:  # typer's own English, exactly as it words it
+        exceptions.MissingParameter.format_message = _TYPER_CLICK["missing"]  # type: ignore[method-assign]
+        exceptions.BadParameter.format_message = _TYPER_CLICK["bad"]  # type: ignore[method-assign]
+        exceptions.NoSuchOption.format_message = _TYPER_CLICK["no_such"]  # type: ignore[method-assign]
+        core.Command.get_help_option = _TYPER_CLICK["help"]  # type: ignore[method-assign]
+        return
 
     def missing(self: Any) -> str:
         hint = exceptions._join_param_hints(
@@ -241,7 +257,7 @@ def _translate_typer_click() -> None:
     exceptions.MissingParameter.format_message = missing  # type: ignore[method-assign]
     exceptions.BadParameter.format_message = bad  # type: ignore[method-assign]
     exceptions.NoSuchOption.format_message = no_such  # type: ignore[method-assign]
-    help_option = core.Command.get_help_option
+    help_option = _TYPER_CLICK["help"]
 
     def translated_help(self: Any, ctx: Any) -> Any:
         option = help_option(self, ctx)

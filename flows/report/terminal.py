@@ -6,9 +6,18 @@ import polars as pl
 import typer
 
 from flows.audit.attempts import FIGURES
-from flows.i18n import _, format_date, format_won, ljust
+from flows.i18n import N_, _, format_date, format_won, ljust
 from flows.run.flow import RunSummary
 from flows.run.results import Reconciliation
+
+# The names of a run's output folders in its summary (RunSummary.paths), for the catalog.
+PATH_NAMES = {
+    "payments": N_("payments"),
+    "audit": N_("audit"),
+    "run record": N_("run record"),
+    "quarantine": N_("quarantine"),
+    "report": N_("report"),
+}
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -24,7 +33,8 @@ def print_summary(summary: RunSummary) -> None:
     typer.echo(_("  decision records per outcome (one per registry and per enrollment row):"))
     for outcome, count in summary.counts.items():
         typer.echo(f"  {outcome:<{width}}  {count:>10,}")
-    typer.echo(f"  {_('total rows'):<{width}}  {sum(summary.counts.values()):>10,}")
+    total = _("total rows")
+    typer.echo(f"  {ljust(total, width)}  {sum(summary.counts.values()):>10,}")
     if summary.dry_run:
         paid = _(
             "  would pay: {total} in {payments:,} payments "
@@ -45,7 +55,7 @@ def print_summary(summary: RunSummary) -> None:
         typer.echo(f"  {line}")
     typer.echo(_("  output root: {out}").format(out=summary.out))
     for name, path in summary.paths.items():
-        typer.echo(f"    {name:<11} {path}")
+        typer.echo(f"    {ljust(_(PATH_NAMES.get(name, name)), 11)} {path}")
     if summary.status == "committed" and not summary.dry_run and summary.payments:
         typer.secho(
             _(
