@@ -38,7 +38,7 @@ def language_from(
     env = os.environ if environ is None else environ
     if env.get("JIWON_LANG"):
         return normalise(env["JIWON_LANG"])
-    # gettext's order; one string, not a list: tests/test_docs.py takes quoted "AB_CD" for codes
+    # gettext's order; one string, not a list: tests/test_docs.py takes such quoted names for codes
     for name in "LC_ALL LC_MESSAGES LANG LANGUAGE".split():  # noqa: SIM905
         if env.get(name):
             return normalise(env[name])
