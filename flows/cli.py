@@ -613,7 +613,8 @@ def anchor_trail(
         )
     problems, _checked = verify_trail(out, [key])
     # Anchors are adopted one program at a time: none of them is missing a reason to refuse.
-    problems = [p for p in problems if not re.match(r"program \S+: there is no anchor", p)]
+    no_anchor = re.escape(_(anchor.NO_ANCHOR).split("{", 1)[0])
+    problems = [p for p in problems if not re.match(rf"program \S+: {no_anchor}", p)]
     if problems:
         fail(
             _("audit anchor refused: {value}; the trail must verify before it is anchored").format(

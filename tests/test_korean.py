@@ -203,3 +203,14 @@ def test_the_language_comes_from_lang_option_then_jiwon_lang_then_the_locale(
     env: dict[str, str], argv: list[str], language: str
 ) -> None:
     assert i18n.language_from(argv, env) == language
+
+
+def test_audit_anchor_still_recognises_a_missing_anchor_in_korean() -> None:
+    """`jiwon audit anchor` passes over verify's 'there is no anchor' line by its opening words."""
+    from flows.audit.anchor import NO_ANCHOR
+
+    i18n.use("ko")
+    opening = i18n._(NO_ANCHOR).split("{", 1)[0]
+    assert opening == "앵커가 없습니다: "
+    i18n.use("en")
+    assert i18n._(NO_ANCHOR).split("{", 1)[0] == "there is no anchor at "

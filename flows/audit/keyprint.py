@@ -34,7 +34,7 @@ def fingerprint(key: str, salt: bytes | None = None, n: int = N, r: int = R, p: 
 def _parse(print_: str) -> tuple[bytes, int, int, int]:
     scheme, params, salt, _digest = print_.split("$")
     if scheme != SCHEME:
-        raise ValueError(f"unknown key fingerprint scheme {scheme!r}")
+        raise ValueError(_("unknown key fingerprint scheme {scheme!r}").format(scheme=scheme))
     values = dict(item.split("=") for item in params.split(","))
     return bytes.fromhex(salt), int(values["n"]), int(values["r"]), int(values["p"])
 

@@ -181,7 +181,7 @@ def verify_lines(
 def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
     """Check a results import's lines: their columns, count and states (issue 15)."""
     states = (*attempts.STATES, attempts.IN_FLIGHT)
-    known = ("state", "with an unknown state", states)
+    known = ("state", _("with an unknown state"), states)
     return verify_lines(out, outputs, where, "results", attempts.EVENT_SCHEMA, known)
 
 
@@ -189,7 +189,7 @@ def verify_reviews(out: Path, outputs: list[dict[str, Any]], where: str) -> list
     """Check a review import's decisions: their columns, count and words (issue 18)."""
     from flows.audit.reviews import DECISIONS, REVIEW_SCHEMA
 
-    known = ("decision", "neither approve nor reject", DECISIONS)
+    known = ("decision", _("neither approve nor reject"), DECISIONS)
     return verify_lines(out, outputs, where, "reviews", REVIEW_SCHEMA, known)
 
 
@@ -358,22 +358,24 @@ def chain_problem(
     """Return what is wrong with a run's link to the run before it, or None."""
     if row["prev_run_sha256"] == (previous["run_sha256"] if previous else None):
         return None
-    where = f"run {row['run_id']} ({program}): chain broken:"
+    where = _("run {run_id} ({program}): chain broken:").format(
+        run_id=row["run_id"], program=program
+    )
     before = f"run {previous['run_id']}" if previous else "no run"
     if row["prev_run_sha256"] is None:
-        return (
-            f"{where} it claims to be the first run but follows {before} (a run was inserted "
-            "before it, or runs reordered)"
-        )
+        return _(
+            "{where} it claims to be the first run but follows {before} (a "
+            "run was inserted before it, or runs reordered)"
+        ).format(where=where, before=before)
     if row["prev_run_sha256"] in by_sha:
-        return (
-            f"{where} it links to run {by_sha[row['prev_run_sha256']]} but follows {before} "
-            "(runs reordered)"
+        return _("{where} it links to run {value} but follows {before} (runs reordered)").format(
+            where=where, value=by_sha[row["prev_run_sha256"]], before=before
         )
-    return (
-        f"{where} it links to a run that is not in the trail, and follows {before} (the run "
-        "before it was deleted, edited and resealed, or moved)"
-    )
+    return _(
+        "{where} it links to a run that is not in the trail, and follows "
+        "{before} (the run before it was deleted, edited and resealed, "
+        "or moved)"
+    ).format(where=where, before=before)
 
 
 def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
@@ -457,7 +459,7 @@ def verify_trail(
     """
     runs_root = out / "audit/runs"
     if not runs_root.is_dir():
-        return [f"no audit trail under {out}"], 0
+        return [_("no audit trail under {out}").format(out=out)], 0
     if keys is None:
         keys = trail_keys(out)
     problems: list[str] = []
@@ -475,7 +477,7 @@ def verify_trail(
             checked += 1
             link = chain_problem(row, previous, by_sha, program)
             if link and damaged and row["prev_run_sha256"] not in by_sha:
-                link += "; the run it links to may be one whose record is damaged (listed above)"
+                link += _("; the run it links to may be one whose record is damaged (listed above)")
             problems += [link] if link else []
             problems += verify_run(out, row, unsigned.get(index))
             previous = row
@@ -664,7 +666,9 @@ def cross_check_run(
             .collect()
         )
     except (OSError, pl.exceptions.PolarsError) as e:
-        problem = f"{where}: its decision records cannot be read to cross-check its payment files"
+        problem = _(
+            "{where}: its decision records cannot be read to cross-check its payment files"
+        ).format(where=where)
         return payouts.CrossCheck([f"{problem}: {str(e).splitlines()[0]}"])
     files = written_payment_files(out / layout.payments_dir(program, run_id))
     layouts = {}

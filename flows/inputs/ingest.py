@@ -252,12 +252,16 @@ def shape_problem(text: str) -> tuple[int, str] | None:
                 if pos < end and line[pos] != ",":
                     if opened[0] != number:
                         return opened[0], (
-                            f"unbalanced quote: the quote that opens field {opened[1]} is "
-                            f"closed only on line {number}"
+                            _(
+                                "unbalanced quote: the quote that opens field {value} is closed "
+                                "only on line {number}"
+                            ).format(value=opened[1], number=number)
                         )
                     return number, (
-                        f"field {fields} has text after its closing quote (a quote inside a "
-                        "quoted field must be doubled)"
+                        _(
+                            "field {fields} has text after its closing quote (a quote inside "
+                            "a quoted field must be doubled)"
+                        ).format(fields=fields)
                     )
                 continue
             if line.startswith('"', pos):
@@ -267,8 +271,10 @@ def shape_problem(text: str) -> tuple[int, str] | None:
             stop = end if comma < 0 else comma
             if '"' in line[pos:stop]:
                 return number, (
-                    f"field {fields} holds a quote but does not start with one (quote the "
-                    "whole field and double the quotes inside it)"
+                    _(
+                        "field {fields} holds a quote but does not start with one (quote "
+                        "the whole field and double the quotes inside it)"
+                    ).format(fields=fields)
                 )
             if comma < 0:
                 break
@@ -280,12 +286,19 @@ def shape_problem(text: str) -> tuple[int, str] | None:
         elif fields > width:
             if start != number:
                 return start, (
-                    f"unbalanced quote: the quote that opens field {opened[1]} runs on to line "
-                    f"{number}, and the record has {fields} fields, the header {width}"
+                    _(
+                        "unbalanced quote: the quote that opens field {value} runs on to "
+                        "line {number}, and the record has {fields} fields, the header "
+                        "{width}"
+                    ).format(value=opened[1], number=number, fields=fields, width=width)
                 )
-            return number, f"has {fields} fields, the header has {width}"
+            return number, _("has {fields} fields, the header has {width}").format(
+                fields=fields, width=width
+            )
     if in_quote:
-        return opened[0], f"unbalanced quote: the quote that opens field {opened[1]} never closes"
+        return opened[0], _(
+            "unbalanced quote: the quote that opens field {value} never closes"
+        ).format(value=opened[1])
     return None
 
 
@@ -334,7 +347,11 @@ def check_last_line(utf8: bytes, width: int, name: str) -> None:
     if utf8.endswith(b"\n") or not tail.strip(b" \t\r"):  # spaces after it are a blank line
         return
     fields = tail.count(b",") + 1
-    shape = f"has {fields} of {width} fields and " if b'"' not in tail and fields < width else ""
+    shape = (
+        _("has {fields} of {width} fields and ").format(fields=fields, width=width)
+        if b'"' not in tail and fields < width
+        else ""
+    )
     raise InputRejected(
         name,
         _(
@@ -421,7 +438,7 @@ def text_column(frame: pl.DataFrame, column: str, name: str, kind: Kind) -> pl.E
                 row=int(timed.arg_true()[0]) + 1,
             )
         return seoul.dt.date().cast(pl.String)
-    wanted = "a date" if english in DATE_COLUMNS else "a date and time"
+    wanted = _("a date") if english in DATE_COLUMNS else _("a date and time")
     parquet_type = "Parquet Date or Timestamp" if english in DATE_COLUMNS else "Parquet Timestamp"
     raise InputRejected(
         name,

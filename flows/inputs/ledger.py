@@ -290,7 +290,7 @@ def ledger_files(
         damage = trail_problem(out / file)
         if damage is not None:  # cut short or overwritten: the same line as every other reader
             raise TrailDamaged(file, damage)
-        problem = "was changed (its SHA-256 differs from the run record)"
+        problem = _("was changed (its SHA-256 differs from the run record)")
     else:
         run_id, file = missing
         problem = "is missing"

@@ -68,9 +68,9 @@ class ApproveParams(BaseModel):
     def _rejection_says_why(self) -> ApproveParams:
         self.approver = release.canonical(self.approver)  # as recorded and compared
         if not self.approver:
-            raise ValueError("approver must name a person")
+            raise ValueError(_("approver must name a person"))
         if self.reject and not (self.reason or "").strip():
-            raise ValueError("a rejection needs --reason: say why the payments must not go out")
+            raise ValueError(_("a rejection needs --reason: say why the payments must not go out"))
         return self
 
 

@@ -164,15 +164,15 @@ class DisburseParams(BaseModel):
     @model_validator(mode="after")
     def _rerun_needs_reason(self) -> DisburseParams:
         if self.trigger == "rerun" and not (self.reason or "").strip():
-            raise ValueError("a rerun needs --reason: say why it is run again")
+            raise ValueError(_("a rerun needs --reason: say why it is run again"))
         if isinstance(self.partitions, int) and self.partitions < 1:
-            raise ValueError("--partitions must be at least 1 (or auto)")
+            raise ValueError(_("--partitions must be at least 1 (or auto)"))
         if self.store == "memory" and self.runner != "local":
-            raise ValueError("--store memory runs in this process: drop --runner dask")
+            raise ValueError(_("--store memory runs in this process: drop --runner dask"))
         if self.store == "memory" and self.partitions not in (None, 1):
-            raise ValueError("--store memory decides in one bucket: drop --partitions")
+            raise ValueError(_("--store memory decides in one bucket: drop --partitions"))
         if self.dask_address and self.runner != "dask":
-            raise ValueError("--dask-address needs --runner dask")
+            raise ValueError(_("--dask-address needs --runner dask"))
         return self
 
 
@@ -348,8 +348,11 @@ def pii_key() -> str:
     """Return the deployment's personal-data key; refuse to run without one."""
     return long_key(
         PII_KEY_ENV,
-        "a real run refuses to start without the deployment's secret key. Set it from your "
-        "secret store; `jiwon demo` uses a demo key.",
+        _(
+            "a real run refuses to start without the deployment's secret "
+            "key. Set it from your secret store; `jiwon demo` uses a demo "
+            "key."
+        ),
     )
 
 
@@ -357,8 +360,11 @@ def previous_pii_key() -> str:
     """Return the personal-data key a rotation retires (JIWON_PII_KEY_PREVIOUS)."""
     return long_key(
         PII_KEY_PREVIOUS_ENV,
-        "rotating the personal-data key needs the key the program's runs used there, and the "
-        f'new key in {PII_KEY_ENV} (docs/operators.md, "Rotating keys").',
+        _(
+            "rotating the personal-data key needs the key the program's runs "
+            "used there, and the new key in {pii_key_env} "
+            '(docs/operators.md, "Rotating keys").'
+        ).format(pii_key_env=PII_KEY_ENV),
     )
 
 

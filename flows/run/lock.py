@@ -72,7 +72,7 @@ def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Itera
         if not take(fd):
             held = holder(path)
             if held or not take(fd):  # an empty note: the holder may have just finished
-                who = "another run that is just starting or finishing"
+                who = _("another run that is just starting or finishing")
                 if held:
                     who = f"run {held.get('run_id')} (pid {held.get('pid')}, "
                     who += f"started {held.get('started_at')})"

@@ -77,7 +77,7 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
         source = out / item["file"]
         if not source.is_file() or sha256_file(source) != item["sha256"]:
             shutil.rmtree(partial)
-            what = "is missing" if not source.is_file() else "differs from its run record"
+            what = _("is missing") if not source.is_file() else _("differs from its run record")
             raise LedgerUntrusted(
                 _(
                     "release refused: payment file {file} of run {run_id} {what}; "
@@ -169,15 +169,23 @@ def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
         )
         if latest and sealed_copy(partial, by_id[run_id], program):
             finish(out, program, run_id)
-            notes.append(f"finished releasing run {run_id} to {released_dir(out, program, run_id)}")
+            notes.append(
+                _("finished releasing run {run_id} to {released_dir}").format(
+                    run_id=run_id, released_dir=released_dir(out, program, run_id)
+                )
+            )
             continue
         shutil.rmtree(partial)
         why = (
-            "its files differ from what the run sealed"
+            _("its files differ from what the run sealed")
             if latest
-            else "no release being recorded when it was left"
+            else _("no release being recorded when it was left")
         )
-        notes.append(f"removed a partial outbox folder of run {run_id}: {why}")
+        notes.append(
+            _("removed a partial outbox folder of run {run_id}: {why}").format(
+                run_id=run_id, why=why
+            )
+        )
     return notes
 
 
@@ -196,19 +204,23 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
     for entry in sorted(folder.iterdir()):
         if entry.name.endswith(PARTIAL):
             found.append(
-                f"{entry.relative_to(out)}: an unfinished release (a crash, or put there by "
-                "hand): the next command of the program finishes it if it is the latest "
-                "approval's, else removes it; nothing in it is to be sent"
+                _(
+                    "{relative_to}: an unfinished release (a crash, or put there by "
+                    "hand): the next command of the program finishes it if it is the "
+                    "latest approval's, else removes it; nothing in it is to be sent"
+                ).format(relative_to=entry.relative_to(out))
             )
             continue
         if entry.name.startswith("."):
             continue
         run = state.get(entry.name)
         if run is None or run.release != release.RELEASED:
-            phrase = "no paying run" if run is None else release.shown(run)
+            phrase = _("no paying run") if run is None else release.shown(run)
             found.append(
-                f"{entry.relative_to(out)}: outbox files of {phrase}: released without an "
-                "approval the trail records"
+                _(
+                    "{relative_to}: outbox files of {phrase}: released without an "
+                    "approval the trail records"
+                ).format(relative_to=entry.relative_to(out), phrase=phrase)
             )
             continue
         outputs = payment_outputs(by_id[run.run_id], program)
@@ -218,7 +230,9 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
                 continue  # the mark of the approval that released it
             if sealed.get(f.name) != sha256_file(f):
                 found.append(
-                    f"{f.relative_to(out)}: not a payment file its run record sealed (added or "
-                    "edited in the outbox)"
+                    _(
+                        "{relative_to}: not a payment file its run record sealed (added "
+                        "or edited in the outbox)"
+                    ).format(relative_to=f.relative_to(out))
                 )
     return found
