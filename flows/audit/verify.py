@@ -49,7 +49,7 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
     `unsigned`: why its signature is not acceptable (`rotation.signature_problems`), if it is not.
     """
     record = record_from_row(dict(row))
-    where = f"run {record.run_id} ({record.program})"
+    where = _("run {run_id} ({program})").format(run_id=record.run_id, program=record.program)
     problems = []
     if not record.seal_holds():
         problems.append(
@@ -203,7 +203,7 @@ def verify_totals(
     inputs: list[dict[str, Any]],
 ) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
-    where = f"run {run_id} ({program})"
+    where = _("run {run_id} ({program})").format(run_id=run_id, program=program)
     # Aggregated while scanning: a national run's records do not fit in memory.
     decisions = pl.scan_parquet(
         out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
@@ -653,7 +653,7 @@ def cross_check_run(
     out: Path, program: str, run_month: str, run_id: str, key: str
 ) -> payouts.CrossCheck:
     """Cross-check one committed run's payment files against its decision records."""
-    where = f"run {run_id} ({program})"
+    where = _("run {run_id} ({program})").format(run_id=run_id, program=program)
     try:
         scan = pl.scan_parquet(
             out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",

@@ -6,10 +6,20 @@ import polars as pl
 import typer
 
 from flows.audit.attempts import FIGURES
-from flows.i18n import N_, _, format_date, format_won, ljust
+from flows.i18n import N_, _, format_date, format_won, ljust, rjust
 from flows.run.flow import RunSummary
 from flows.run.results import Reconciliation
 
+# The columns of `jiwon results status` (flows.audit.attempts.FIGURES), for the catalog.
+FIGURE_NAMES = {
+    "issued": N_("issued"),
+    "settled": N_("settled"),
+    "rejected": N_("rejected"),
+    "returned": N_("returned"),
+    "voided": N_("voided"),
+    "in_flight": N_("in flight"),
+    "overdue": N_("overdue"),
+}
 # The names of a run's output folders in its summary (RunSummary.paths), for the catalog.
 PATH_NAMES = {
     "payments": N_("payments"),
@@ -86,7 +96,7 @@ def reconciliation_lines(status: Reconciliation) -> list[str]:
         _("jiwon {program}: payments as of {today} (people, attempts, won)").format(
             program=status.program, today=format_date(status.today)
         ),
-        f"{'':<52}" + "".join(f"{f.replace('_', ' '):>{width}}" for f in shown),
+        " " * 52 + "".join(rjust(_(FIGURE_NAMES[f]), width) for f in shown),
     ]
     for r in status.by_program.iter_rows(named=True):
         lines += row(_("program"), r)

@@ -51,7 +51,7 @@ from flows.errors import (
     UsageError,
     scrub,
 )
-from flows.i18n import _
+from flows.i18n import N_, _
 from flows.inputs import reference, welfare
 from flows.inputs.ingest import InputFile, list_delivery
 from flows.inputs.ledger import (
@@ -201,6 +201,10 @@ class Found:
     notes: list[str] = field(default_factory=list)
 
 
+# The deliveries by name in progress and log lines (the kind itself is data: "registry").
+KINDS = {"registry": N_("registry"), "enrollment": N_("enrollment")}
+
+
 def stage(fn: Callable[P, R]) -> Task[P, R]:
     """Wrap a stage function as a Prefect task (no caching: inputs are large frames)."""
     wrapped: Task[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
@@ -274,7 +278,7 @@ def spill(
     }
     futures = runner.map(spill_chunk, parameters)  # type: ignore[arg-type]
     done: list[Spilled] = []
-    name = _("validating {kind} files").format(kind=kind)
+    name = _("validating {kind} files").format(kind=_(KINDS[kind]))
     with Stage(name, len(files), get_run_logger()) as stage:
         for future in futures:  # in order; each chunk's files as it is validated
             chunk: list[Spilled] = future.result()
@@ -732,7 +736,7 @@ def _run(
         found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
             rows = sum(s.rows for s in spilled)
-            log.info(_("validated {rows} {kind} rows").format(rows=rows, kind=kind))
+            log.info(_("validated {rows} {kind} rows").format(rows=rows, kind=_(KINDS[kind])))
         if not any(s.rows for s in enrollment):
             found.notes.append(
                 _(
