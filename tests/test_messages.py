@@ -28,12 +28,13 @@ PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
 def extracted() -> dict[str, str]:
     """Return {msgid: where} for every message of flows/ (plural forms: both)."""
     found: dict[str, str] = {}
-    messages = extract_from_dir(
-        str(ROOT / "flows"), method_map=[("**.py", "python")], keywords=KEYWORDS
-    )
-    for filename, lineno, message, _comments, _context in messages:
-        for text in message if isinstance(message, tuple) else (message,):
-            found.setdefault(text, f"flows/{filename}:{lineno}")
+    for folder, pattern in (("flows", "**.py"), ("rules", "program.py")):  # as babel.cfg
+        messages = extract_from_dir(
+            str(ROOT / folder), method_map=[(pattern, "python")], keywords=KEYWORDS
+        )
+        for filename, lineno, message, _comments, _context in messages:
+            for text in message if isinstance(message, tuple) else (message,):
+                found.setdefault(text, f"{folder}/{filename}:{lineno}")
     return found
 
 
