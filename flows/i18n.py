@@ -212,7 +212,7 @@ def _translate_typer_click(korean: bool) -> None:
     typer (0.29) carries click inside it (typer._click) with its texts as f-strings, not
     gettext: its three common usage errors and the `--help` line are worded here instead.
     """
-    from typer._click import core, exceptions
+    from typer._click import core, exceptions, formatting
 
     if not _TYPER_CLICK:
         _TYPER_CLICK.update(
@@ -220,8 +220,10 @@ def _translate_typer_click(korean: bool) -> None:
             bad=exceptions.BadParameter.format_message,
             no_such=exceptions.NoSuchOption.format_message,
             help=core.Command.get_help_option,
+            usage=formatting.HelpFormatter.write_usage,
         )
     if not korean:  # typer's own English, exactly as it words it
+        formatting.HelpFormatter.write_usage = _TYPER_CLICK["usage"]  # type: ignore[method-assign]
         exceptions.MissingParameter.format_message = _TYPER_CLICK["missing"]  # type: ignore[method-assign]
         exceptions.BadParameter.format_message = _TYPER_CLICK["bad"]  # type: ignore[method-assign]
         exceptions.NoSuchOption.format_message = _TYPER_CLICK["no_such"]  # type: ignore[method-assign]
@@ -267,3 +269,9 @@ def _translate_typer_click(korean: bool) -> None:
         return option
 
     core.Command.get_help_option = translated_help  # type: ignore[method-assign]
+    write_usage = _TYPER_CLICK["usage"]
+
+    def translated_usage(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
+        write_usage(self, prog, args, _("Usage:") + " " if prefix is None else prefix)
+
+    formatting.HelpFormatter.write_usage = translated_usage  # type: ignore[method-assign]

@@ -97,6 +97,7 @@ def test_usage_errors_are_korean(tmp_path: Path) -> None:
     missing = shell("run", "--program", PROGRAM, env=KOREAN)
     assert missing.returncode == 2
     assert "옵션 '--registry'이(가) 빠졌습니다." in missing.stderr
+    assert missing.stderr.startswith("사용법: jiwon run")
     code, _, err = jiwon("audit", "explain", "--out", tmp_path)
     assert (
         code == 2
