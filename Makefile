@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-slow lint format bench bench-scale sync docs clean browser
+.PHONY: demo test test-slow lint format bench bench-scale sync docs messages clean browser
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -41,6 +41,16 @@ docs: sync
 	$(UV) run --no-sync jiwon docs audit > docs/audit.md
 	$(UV) run --no-sync jiwon docs programs docs/programs.md > docs/programs.md.new
 	mv docs/programs.md.new docs/programs.md
+
+# The message catalog (flows/i18n.py): extract every _() of flows/ into jiwon.pot, merge it into
+# the Korean jiwon.po (translate what is new there: tests/test_messages.py fails until it is), and
+# compile jiwon.mo. The .pot, .po and .mo are committed; the running code reads only the .mo.
+BABEL_EXTRACT := -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location --sort-output --omit-header --no-wrap
+messages: sync
+	$(UV) run --no-sync pybabel extract $(BABEL_EXTRACT) -o flows/locale/jiwon.pot .
+	$(UV) run --no-sync pybabel update -D jiwon -d flows/locale -i flows/locale/jiwon.pot -l ko \
+		--no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date --no-wrap
+	$(UV) run --no-sync pybabel compile -D jiwon -d flows/locale -l ko --statistics
 
 # Headless Chromium from Debian for the report screenshot test (never `playwright install`),
 # with a Hangul font so the screenshot shows district names. Needs root or sudo.

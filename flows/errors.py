@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from flows.i18n import _
+
 
 class JiwonError(Exception):
     """A failure an operator can act on: `str(error)` is one line saying what and what to do."""
@@ -23,10 +25,14 @@ class InputRejected(JiwonError):
         self.file, self.problem, self.action, self.line, self.row = file, problem, action, line, row
         where = file
         if line is not None:
-            where = f"{file}, line {line}"
+            where = _("{file}, line {line}").format(file=file, line=line)
         elif row is not None:
-            where = f"{file}, row {row}"
-        super().__init__(f"input rejected: {where}: {problem}. {action}")
+            where = _("{file}, row {row}").format(file=file, row=row)
+        super().__init__(
+            _("input rejected: {where}: {problem}. {action}").format(
+                where=where, problem=problem, action=action
+            )
+        )
 
 
 class RunHalted(JiwonError):
@@ -50,9 +56,11 @@ class TrailDamaged(RunHalted):
     def __init__(self, file: str, problem: str) -> None:
         self.file, self.problem = file, problem
         super().__init__(
-            f"audit trail damaged: {file} {problem}; nothing was paid or answered from the "
-            "trail. Restore the file from backup (do not delete it: the runs after it link to "
-            "it), then run `jiwon audit verify`."
+            _(
+                "audit trail damaged: {file} {problem}; nothing was paid or answered from the "
+                "trail. Restore the file from backup (do not delete it: the runs after it link "
+                "to it), then run `jiwon audit verify`."
+            ).format(file=file, problem=problem)
         )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import UsageError
+from flows.i18n import _
 from flows.run.flow import SEOUL, DisburseParams, disburse
 
 MONTHLY_CRON = "0 6 1 * *"
@@ -67,8 +68,11 @@ def require_server() -> str:
     url = get_current_settings().api.url
     if not url:
         raise UsageError(
-            "jiwon serve needs a Prefect server: start one with `prefect server start` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api (schedules do not run on a temporary one)"
+            _(
+                "jiwon serve needs a Prefect server: start one with `prefect "
+                "server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api "
+                "(schedules do not run on a temporary one)"
+            )
         )
     return str(url)
 

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from flows.i18n import _
+
 PROGRAMS_DIR = Path(__file__).parent / "programs"
 CITIES_DIR = Path(__file__).parent / "cities"
 
@@ -443,7 +445,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
-    for key_node, _ in node.value:
+    for key_node, _value in node.value:
         key = loader.construct_object(key_node)
         if key in seen:
             raise ProgramError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
@@ -513,7 +515,11 @@ def load_program(program_id: str, programs_dir: Path = PROGRAMS_DIR) -> Program:
         known = ", ".join(
             sorted(p.name for p in programs_dir.iterdir() if (p / "program.yaml").is_file())
         )
-        raise ProgramError(f"unknown program {program_id!r}; known programs: {known}")
+        raise ProgramError(
+            _("unknown program {program_id!r}; known programs: {known}").format(
+                program_id=program_id, known=known
+            )
+        )
     program = parse_program(path.read_bytes(), str(path))
     if program.id != program_id:
         raise ProgramError(f"{path}: id {program.id!r} does not match its folder {program_id!r}")
@@ -534,6 +540,6 @@ def load_admin_codes(city: str) -> frozenset[str]:
 def list_programs(programs_dir: Path = PROGRAMS_DIR) -> list[Program]:
     """Load every program under `programs_dir`, sorted by id."""
     if not programs_dir.is_dir():
-        raise ProgramError(f"no programs folder at {programs_dir}")
+        raise ProgramError(_("no programs folder at {folder}").format(folder=programs_dir))
     ids = sorted(p.name for p in programs_dir.iterdir() if (p / "program.yaml").is_file())
     return [load_program(i, programs_dir) for i in ids]

@@ -28,6 +28,9 @@ os.environ["JIWON_SIGNING_KEY"] = TEST_SIGNING_KEY
 os.environ.pop("JIWON_SIGNING_KEY_BLOCK", None)
 # Anchors (flows/run/anchor.py) of the session's trails, outside every output root.
 os.environ["JIWON_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="jiwon-anchors-")
+# Messages in English whatever the machine's locale (flows/i18n.py): the tests compare English
+# text, here and in the `jiwon` processes they start; tests/test_korean.py asks for Korean itself.
+os.environ["JIWON_LANG"] = "en"
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -15,8 +15,30 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "operators.md"
 
 
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
+
+
+def english(msgid: str) -> str:
+    """Return a catalog message (`str.format` template) as text, each placeholder as `…`."""
+    return PLACEHOLDER.sub(lambda m: m.group(0)[0] if m.group(0) in ("{{", "}}") else "…", msgid)
+
+
 def template(node: ast.expr) -> str:
-    """Return a string literal or f-string as text, each interpolated value as `…`."""
+    """Return a message as text, each interpolated value as `…`.
+
+    A message is `_("… {name} …").format(name=…)` or `_("…")` (flows/i18n.py: the English
+    msgid of the catalog), or a string literal or f-string.
+    """
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+    ):
+        return english(template(node.func.value))  # _("… {name} …").format(name=…)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_":
+        inner = node.args[0]
+        assert isinstance(inner, ast.Constant) and isinstance(inner.value, str), node.lineno
+        return inner.value
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):

@@ -23,9 +23,17 @@ from typing import Any
 
 import polars as pl
 
+from flows.i18n import N_, _
 from flows.inputs.ledger import untrusted
 
 ANCHOR_ENV = "JIWON_ANCHOR_DIR"
+
+# `jiwon audit anchor` adopts a trail verify finds with this problem alone (flows/cli.py).
+NO_ANCHOR = N_(
+    "there is no anchor at {path} for a trail of {len} run record(s): the anchor outside the "
+    "output root is missing (if the trail was moved, or was written before anchors, check it "
+    "with `jiwon audit verify` and adopt it with `jiwon audit anchor`)"
+)
 
 
 def anchor_dir() -> Path:
@@ -80,12 +88,7 @@ def anchor_problem(
     if anchor is None:
         if not shas:
             return None  # the program's first run: nothing to anchor yet
-        return (
-            f"there is no anchor at {path} for a trail of {len(shas)} run record(s): the "
-            "anchor outside the output root is missing (if the trail was moved, or was written "
-            "before anchors, check it with `jiwon audit verify` and adopt it with "
-            "`jiwon audit anchor`)"
-        )
+        return _(NO_ANCHOR).format(path=path, len=len(shas))
     pending = anchor.get("pending")
     if (
         staged is not None
@@ -93,18 +96,20 @@ def anchor_problem(
         and pending.get("run_sha256") not in shas
         and pending.get("run_id") not in staged
     ):
-        return (
-            f"the trail was cut back: the anchor at {path} names run {pending.get('run_id')} "
-            "as being published when the last run stopped, and it is neither in the trail nor "
-            "staged to be rolled back (it was published, then deleted)"
-        )
+        return _(
+            "the trail was cut back: the anchor at {path} names run {get} as "
+            "being published when the last run stopped, and it is neither in "
+            "the trail nor staged to be rolled back (it was published, then "
+            "deleted)"
+        ).format(path=path, get=pending.get("run_id"))
     records = int(anchor["records"])
     if records and (len(shas) < records or shas[records - 1] != anchor["run_sha256"]):
-        return (
-            f"the trail was cut back or rewritten: the anchor at {path} names run "
-            f"{anchor['run_id']} as record {records} of the chain, and the trail has "
-            f"{len(shas)} record(s) without it there (the newest runs were deleted or replaced)"
-        )
+        return _(
+            "the trail was cut back or rewritten: the anchor at {path} names "
+            "run {run_id} as record {records} of the chain, and the trail "
+            "has {len} record(s) without it there (the newest runs were "
+            "deleted or replaced)"
+        ).format(path=path, run_id=anchor["run_id"], records=records, len=len(shas))
     return None
 
 

@@ -15,6 +15,7 @@ from flows.checks.validate import normalise
 from flows.decide.codes import describe
 from flows.decide.rules import keyed
 from flows.errors import TrailDamaged, UsageError, masked_value
+from flows.i18n import _, format_month, format_won, pick
 from flows.inputs.ledger import scan_trail, unreadable
 
 DECISIONS_GLOB = "audit/decisions/**/*.parquet"
@@ -37,13 +38,13 @@ def rrn_problem(rrn: str) -> str | None:
     row = typed.select("rrn", born=birth_date("rrn")).collect().row(0, named=True)
     value: str = row["rrn"] or ""
     if not value:
-        return "is blank"
+        return _("is blank")
     if not (value.isascii() and value.isdigit()):
-        return "holds characters other than digits, hyphens and spaces"
+        return _("holds characters other than digits, hyphens and spaces")
     if len(value) != 13:
-        return f"has {len(value)} digits, not 13"
+        return _("has {digits} digits, not 13").format(digits=len(value))
     if row["born"] is None:
-        return "has digits 1-7 that are not a real birth date (YYMMDD and the century digit)"
+        return _("has digits 1-7 that are not a real birth date (YYMMDD and the century digit)")
     return None
 
 
@@ -55,8 +56,11 @@ def malformed_rrn(rrn: str) -> UsageError | None:
     shown = masked_value(rrn.strip())
     shown = shown if len(shown) <= 20 else f"{shown[:20]}…"
     return UsageError(
-        f"bad usage: --rrn {shown!r} is not a resident registration number: it {problem}. "
-        "Give the resident's 13 digits as YYMMDD-SXXXXXX."
+        _(
+            "bad usage: --rrn {shown!r} is not a resident registration "
+            "number: it {problem}. Give the resident's 13 digits as "
+            "YYMMDD-SXXXXXX."
+        ).format(shown=shown, problem=problem)
     )
 
 
@@ -92,9 +96,12 @@ def check_explain_key(out: Path, key: str, program: str | None) -> list[str]:
     if refused and (program or len(refused) == len(names)):
         name, run_id = refused[0]
         raise UsageError(
-            f"bad usage: JIWON_PII_KEY is not the key program {name}'s runs used (its key "
-            f"fingerprint differs from committed run {run_id}): with it no RRN would be "
-            "found. Set the deployment's key from your secret store and ask again."
+            _(
+                "bad usage: JIWON_PII_KEY is not the key program {name}'s runs "
+                "used (its key fingerprint differs from committed run {run_id}): "
+                "with it no RRN would be found. Set the deployment's key from "
+                "your secret store and ask again."
+            ).format(name=name, run_id=run_id)
         )
     return [name for name, _ in refused]
 
@@ -142,7 +149,9 @@ def paid_to(row: dict[str, Any]) -> str:
     """Return where a payment went, masked: the bank and the account's last four digits."""
     if row.get("payout") != "bank":
         return f" ({row['payout']})" if row.get("payout") else ""
-    return f" (bank {row['bank_code']}, account ****{row['account_last4']})"
+    return _(" (bank {bank_code}, account ****{account_last4})").format(
+        bank_code=row["bank_code"], account_last4=row["account_last4"]
+    )
 
 
 def explain_person(
@@ -152,27 +161,31 @@ def explain_person(
     if rrn is not None and (error := malformed_rrn(rrn)) is not None:
         raise error
     if not list(out.glob(DECISIONS_GLOB)):
-        raise UsageError(f"no audit trail under {out}: pass the output root of earlier runs")
+        raise UsageError(
+            _("no audit trail under {out}: pass the output root of earlier runs").format(out=out)
+        )
     decisions = committed_decisions(out)
     if rrn is not None:
         key = os.environ.get("JIWON_PII_KEY", "")
         if len(key) < 16:
             raise UsageError(
-                "bad usage: JIWON_PII_KEY is not set (or shorter than 16 characters): explaining "
-                "by RRN needs the key the runs used. Set it from your secret store, or ask by "
-                "--payment-id"
+                _(
+                    "bad usage: JIWON_PII_KEY is not set (or shorter than 16 "
+                    "characters): explaining by RRN needs the key the runs used. Set "
+                    "it from your secret store, or ask by --payment-id"
+                )
             )
         other_key = check_explain_key(out, key, program)
         decisions = decisions.filter(~pl.col("program").is_in(other_key))
         keys = {person_key(rrn, key)}
-        subject = "this RRN"
+        subject = _("this RRN")
     else:
         found = decisions.filter(pl.col("payment_id") == payment_id).select("person_key").unique()
         try:
             keys = set(found.collect()["person_key"].drop_nulls())
         except pl.exceptions.PolarsError as e:  # damaged inside, not only at the footer
             raise damaged_file(out, e) from None
-        subject = f"payment {payment_id}"
+        subject = _("payment {payment_id}").format(payment_id=payment_id)
     # The same person under the keys before and after a key rotation (0014).
     keys = aliases(keys, rotation_maps(out))
     decisions = decisions.filter(pl.col("person_key").is_in(list(keys)))
@@ -184,38 +197,81 @@ def explain_person(
         raise damaged_file(out, e) from None
     if rows.height == 0:
         hint = (
-            " (RRNs are matched through JIWON_PII_KEY: if the runs used another key, none matches)"
+            _(
+                " (RRNs are matched through JIWON_PII_KEY: if the runs used another key, "
+                "none matches)"
+            )
             if rrn is not None
             else ""
         )
-        return f"No committed decision mentions {subject}{hint}."
+        return _("No committed decision mentions {subject}{hint}.").format(
+            subject=subject, hint=hint
+        )
     lines = []
     paid = rows.filter((pl.col("outcome") == "PAID") & (pl.col("source_kind") == "registry"))
     head = rows.row(0, named=True)
     lines.append(
-        f"person {head['rrn_masked'] or '(malformed RRN)'} {head['name_masked'] or ''} "
-        f"person_key {head['person_key']}"
+        _("person {rrn_masked} {name_masked} person_key {person_key}").format(
+            rrn_masked=head["rrn_masked"] or _("(malformed RRN)"),
+            name_masked=head["name_masked"] or "",
+            person_key=head["person_key"],
+        )
     )
     if paid.height:
         for p in paid.iter_rows(named=True):
             lines.append(
-                f"PAID {p['amount_krw']:,} won by run {p['run_id']} ({p['program']}, "
-                f"{p['run_month']}), payment {p['payment_id']} in {p['payment_file']}"
-                f"{paid_to(p)}, rule {p['rule_id']}"
+                _(
+                    "PAID {amount} by run {run_id} ({program}, {run_month}), payment "
+                    "{payment_id} in {payment_file}{paid_to}, rule {rule_id}"
+                ).format(
+                    amount=format_won(p["amount_krw"]),
+                    run_id=p["run_id"],
+                    program=p["program"],
+                    run_month=format_month(p["run_month"]),
+                    payment_id=p["payment_id"],
+                    payment_file=p["payment_file"],
+                    paid_to=paid_to(p),
+                    rule_id=p["rule_id"],
+                )
             )
     else:
-        lines.append("NOT PAID by any committed run")
+        lines.append(_("NOT PAID by any committed run"))
     lines += attempt_history(out, rows)
     lines += review_history(out, rows)
     for r in rows.iter_rows(named=True):
-        reasons = "; ".join(f"{c} ({describe(c).en})" for c in r["reason_codes"]) or "-"
+        reasons = (
+            "; ".join(f"{c} ({pick(describe(c).ko, describe(c).en)})" for c in r["reason_codes"])
+            or "-"
+        )
         warnings = ", ".join(r["warning_codes"]) or "-"
-        app = f" application {r['application_id']}" if r["application_id"] else ""
+        app = (
+            _(" application {application_id}").format(application_id=r["application_id"])
+            if r["application_id"]
+            else ""
+        )
         lines.append(
-            f"  {r['decided_at']:%Y-%m-%d %H:%M} run {r['run_id']} {r['program']}: "
-            f"{r['source_kind']} {r['source_file']} row {r['source_row']}{app} -> "
-            f"{r['outcome']} [{r['rule_id']}] reasons: {reasons}; warnings: {warnings}"
-            + (f"; duplicate of {r['duplicate_of']}" if r["duplicate_of"] else "")
+            _(
+                "  {decided_at} run {run_id} {program}: {source_kind} {source_file} row "
+                "{source_row}{application} -> {outcome} [{rule_id}] reasons: {reasons}; "
+                "warnings: {warnings}"
+            ).format(
+                decided_at=f"{r['decided_at']:%Y-%m-%d %H:%M}",
+                run_id=r["run_id"],
+                program=r["program"],
+                source_kind=r["source_kind"],
+                source_file=r["source_file"],
+                source_row=r["source_row"],
+                application=app,
+                outcome=r["outcome"],
+                rule_id=r["rule_id"],
+                reasons=reasons,
+                warnings=warnings,
+            )
+            + (
+                _("; duplicate of {duplicate_of}").format(duplicate_of=r["duplicate_of"])
+                if r["duplicate_of"]
+                else ""
+            )
         )
     return "\n".join(lines)
 
@@ -247,16 +303,36 @@ def attempt_history(out: Path, rows: pl.DataFrame) -> list[str]:
         final = mine.filter(pl.col("state") != IN_FLIGHT)
         run = runs.get(str(t["run_id"]))
         state = final["state"][-1] if final.height else run.attempt_state if run else AT_COMMIT
-        again = f", re-issue of {t['reissue_of']}" if t.get("reissue_of") else ""
+        again = (
+            _(", re-issue of {reissue_of}").format(reissue_of=t["reissue_of"])
+            if t.get("reissue_of")
+            else ""
+        )
         lines.append(
-            f"attempt {t['attempt']} {t['instruction_id']}: {t['amount_krw']:,} won by run "
-            f"{t['run_id']}{again}: {state}" + (f"; run {release.shown(run)}" if run else "")
+            _(
+                "attempt {attempt} {instruction_id}: {amount} by run {run_id}{again}: {state}"
+            ).format(
+                attempt=t["attempt"],
+                instruction_id=t["instruction_id"],
+                amount=format_won(t["amount_krw"]),
+                run_id=t["run_id"],
+                again=again,
+                state=state,
+            )
+            + (_("; run {release}").format(release=release.shown(run)) if run else "")
         )
         for e in mine.iter_rows(named=True):
             why = f" {e['reason_code']}" if e["reason_code"] else ""
             lines.append(
-                f"    {e['state']}{why} from {e['result_file']} line {e['result_line']} "
-                f"(import {e['result_run_id']})"
+                _(
+                    "    {state}{why} from {result_file} line {result_line} (import {run_id})"
+                ).format(
+                    state=e["state"],
+                    why=why,
+                    result_file=e["result_file"],
+                    result_line=e["result_line"],
+                    run_id=e["result_run_id"],
+                )
             )
     return lines
 
@@ -289,10 +365,17 @@ def review_history(out: Path, rows: pl.DataFrame) -> list[str]:
         .sort("finished_at", "seq")
     )
     return [
-        f"review of application {r['application_id']} ({r['program']}): {r['decision']} by "
-        f"{r['officer']}" + (f" ({r['reason']})" if r["reason"] else "") + f", from "
-        f"{r['review_file']} line {r['review_line']} (import {r['review_run_id']})"
-        + (f", revises {r['revises']}" if r["revises"] else "")
+        _("review of application {application_id} ({program}): {decision} by {officer}").format(
+            application_id=r["application_id"],
+            program=r["program"],
+            decision=r["decision"],
+            officer=r["officer"],
+        )
+        + (f" ({r['reason']})" if r["reason"] else "")
+        + _(", from {review_file} line {review_line} (import {run_id})").format(
+            review_file=r["review_file"], review_line=r["review_line"], run_id=r["review_run_id"]
+        )
+        + (_(", revises {revises}").format(revises=r["revises"]) if r["revises"] else "")
         for r in recorded.iter_rows(named=True)
     ]
 

@@ -18,6 +18,7 @@ import secrets
 import polars as pl
 
 from flows.errors import RunHalted
+from flows.i18n import _
 
 N, R, P = 2**15, 8, 1
 SCHEME = "scrypt"
@@ -31,9 +32,9 @@ def fingerprint(key: str, salt: bytes | None = None, n: int = N, r: int = R, p: 
 
 
 def _parse(print_: str) -> tuple[bytes, int, int, int]:
-    scheme, params, salt, _ = print_.split("$")
+    scheme, params, salt, _digest = print_.split("$")
     if scheme != SCHEME:
-        raise ValueError(f"unknown key fingerprint scheme {scheme!r}")
+        raise ValueError(_("unknown key fingerprint scheme {scheme!r}").format(scheme=scheme))
     values = dict(item.split("=") for item in params.split(","))
     return bytes.fromhex(salt), int(values["n"]), int(values["r"]), int(values["p"])
 
@@ -84,9 +85,12 @@ def check_key(key: str, ours: str, known: list[tuple[str, str]], program: str) -
         same_salt = _parse(print_) == _parse(ours)
         if not (print_ == ours if same_salt else matches(key, print_)):
             raise RunHalted(
-                f"run halted: JIWON_PII_KEY is set to a different key than the one program "
-                f"{program} was paid with (its key fingerprint differs from committed run "
-                f"{run_id}): with another key every resident would look unpaid and be paid "
-                "again; nothing was paid. Set the deployment's key from your secret store and "
-                "run again (to change the key on purpose, rotate it: docs/operators.md)."
+                _(
+                    "run halted: JIWON_PII_KEY is set to a different key than the "
+                    "one program {program} was paid with (its key fingerprint "
+                    "differs from committed run {run_id}): with another key every "
+                    "resident would look unpaid and be paid again; nothing was paid. "
+                    "Set the deployment's key from your secret store and run again "
+                    "(to change the key on purpose, rotate it: docs/operators.md)."
+                ).format(program=program, run_id=run_id)
             )

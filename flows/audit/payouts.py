@@ -25,6 +25,7 @@ import polars as pl
 
 from flows.audit.records import ACCOUNT_PREFIX, CARD_PREFIX
 from flows.decide.rules import keyed
+from flows.i18n import _
 from flows.pay import bankfile, pain001
 
 CREDIT_FORMAT = "local_currency_csv"
@@ -268,15 +269,20 @@ def cross_check(
             lines = file_lines(written, layouts or {})
         except Unreadable as e:
             result.problems.append(
-                f"{where}: payment file {written.file} cannot be read back to cross-check its "
-                f"payees against the decision records: {e}"
+                _(
+                    "{where}: payment file {file} cannot be read back to cross-check "
+                    "its payees against the decision records: {e}"
+                ).format(where=where, file=written.file, e=e)
             )
             skipped.append(written.file)
             continue
         if lines is None:
             result.unchecked.append(
-                f"{where}: payment file {written.file}: its layout has no payment_id, bank_code "
-                "or account_no field, so its payees were not cross-checked"
+                _(
+                    "{where}: payment file {file}: its layout has no payment_id, "
+                    "bank_code or account_no field, so its payees were not "
+                    "cross-checked"
+                ).format(where=where, file=written.file)
             )
             skipped.append(written.file)
             continue
@@ -287,8 +293,10 @@ def cross_check(
     attempts = pl.col("attempt") if "attempt" in records.columns else pl.lit(1, pl.Int64)
     if not card_keys:
         result.unchecked.append(
-            f"{where}: its decision records were written before card_key: card ids were not "
-            "cross-checked (amounts and bank accounts were)"
+            _(
+                "{where}: its decision records were written before card_key: "
+                "card ids were not cross-checked (amounts and bank accounts were)"
+            ).format(where=where)
         )
     paid = (
         records.lazy()

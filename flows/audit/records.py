@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from flows.audit import signing
 from flows.decide.codes import OUTCOMES
 from flows.decide.rules import Decisions, RunContext, keyed
+from flows.i18n import _
 from schemas.audit import DECISION_COLUMNS, DECISION_SCHEMA, SCHEMA_VERSION
 
 # The keyed hashes of a payee's account and card start from these, so neither can equal the other
@@ -199,16 +200,16 @@ class RunRecord:
         if any(self.signed_by(k) for k in keys):
             return None
         if not self.signature:
-            return "is not signed (a record written by hand, or by a version before signatures)"
+            return _("is not signed (a record written by hand, or by a version before signatures)")
         ids = [signing.key_id(k) for k in keys]
         if self.signing_key not in ids:
             checked = ", ".join(f"{i[:12]}…" for i in ids) or "none"
-            return (
-                f"is signed with another signing key (id {str(self.signing_key)[:12]}…; "
-                f"checked against {checked}; if the city changed its signing key, rotate it for "
-                "this program too: `jiwon keys rotate signing`)"
-            )
-        return "has a signature that does not match its content (edited and resealed)"
+            return _(
+                "is signed with another signing key (id {value}…; checked "
+                "against {checked}; if the city changed its signing key, rotate "
+                "it for this program too: `jiwon keys rotate signing`)"
+            ).format(value=str(self.signing_key)[:12], checked=checked)
+        return _("has a signature that does not match its content (edited and resealed)")
 
     def signed_by(self, key: Ed25519PublicKey) -> bool:
         """Return whether the record carries the key's valid signature of its content."""

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from flows.audit import attempts as tried
+from flows.i18n import _
 
 PENDING, RELEASED, VOIDED = "pending", "released", "voided"
 APPROVE, REJECT = "approve", "reject"
@@ -148,10 +149,16 @@ def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
             where = f"approval {row['run_id']} of run {body.get('run_id')}"
             if target is None or target.release != PENDING:
                 what = "no paying run" if target is None else shown(target)
-                wrong.append(f"{where}: decides {what} (changes nothing)")
+                wrong.append(
+                    _("{where}: decides {what} (changes nothing)").format(where=where, what=what)
+                )
                 continue  # refused when recorded; never changes a decided run
             if same_person(row["operator"], target.operator):
-                wrong.append(f"{where}: approver {row['operator']} is the run's operator")
+                wrong.append(
+                    _("{where}: approver {operator} is the run's operator").format(
+                        where=where, operator=row["operator"]
+                    )
+                )
                 continue
             if body.get("decision") == REJECT:
                 target.release, target.reason = VOIDED, row.get("reason") or body.get("reason")
@@ -159,7 +166,11 @@ def _walk(runs: pl.DataFrame) -> tuple[dict[str, Release], list[str]]:
                 target.event_id = row["run_id"]
                 continue
             if any(same_person(row["operator"], a) for a in target.approvers):
-                wrong.append(f"{where}: {row['operator']} approved it twice (counted once)")
+                wrong.append(
+                    _("{where}: {operator} approved it twice (counted once)").format(
+                        where=where, operator=row["operator"]
+                    )
+                )
                 continue
             target.approvers.append(row["operator"])
             if len(target.approvers) >= target.needed:
@@ -198,9 +209,15 @@ def attempt_states(runs: pl.DataFrame) -> pl.DataFrame:
 def shown(release: Release) -> str:
     """Return a run's release as one phrase for people (`jiwon approve`, status, reports)."""
     if release.release == RELEASED:
-        by = ", ".join(release.approvers) if release.approvers else "released at commit"
-        return f"released ({by})"
+        by = ", ".join(release.approvers) if release.approvers else _("released at commit")
+        return _("released ({by})").format(by=by)
     if release.release == VOIDED:
-        return f"voided (rejected by {release.decided_by}: {release.reason})"
-    have = f"{len(release.approvers)} of {release.needed} approval(s)"
-    return f"pending ({have}{': ' + ', '.join(release.approvers) if release.approvers else ''})"
+        return _("voided (rejected by {decided_by}: {reason})").format(
+            decided_by=release.decided_by, reason=release.reason
+        )
+    have = _("{len} of {needed} approval(s)").format(
+        len=len(release.approvers), needed=release.needed
+    )
+    return _("pending ({have}{value})").format(
+        have=have, value=": " + ", ".join(release.approvers) if release.approvers else ""
+    )

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flows.audit import signing
 from flows.decide.rules import keyed
+from flows.i18n import _
 
 ROTATION = "key_rotation"  # the trigger of a rotation's run record
 PII = "pii_key"
@@ -161,7 +162,7 @@ def translate(
 def aliases(keys: set[str], maps: list[pl.DataFrame]) -> set[str]:
     """Return `keys` with every key a rotation linked to one of them, in either direction."""
     found = set(keys)
-    for _ in range(len(maps) + 1):
+    for _round in range(len(maps) + 1):
         before = len(found)
         for mapping in maps:
             linked = mapping.filter(
@@ -198,21 +199,24 @@ def signing_eras(runs: pl.DataFrame) -> tuple[list[SigningEra], list[tuple[int, 
             previous = signing.public_key(str(rotation.detail["previous_public_key"]).encode())
             new = signing.public_key(str(rotation.detail["new_public_key"]).encode())
         except (KeyError, signing.SigningKeyError):
-            problems.append((rotation.seq, "names public keys that cannot be read"))
+            problems.append((rotation.seq, _("names public keys that cannot be read")))
             continue
         before = eras[-1].key
         if before is not None and signing.key_id(before) != signing.key_id(previous):
             problems.append(
-                (rotation.seq, "rotates from a key that is not the one signing the runs before it")
+                (
+                    rotation.seq,
+                    _("rotates from a key that is not the one signing the runs before it"),
+                )
             )
         if before is None:
             eras[-1] = SigningEra(eras[-1].first, previous)
         record = record_from_row(runs.row(rotation.seq, named=True))
         if not record.signed_by(new):
-            problems.append((rotation.seq, "is not signed by the new key it names"))
+            problems.append((rotation.seq, _("is not signed by the new key it names")))
         elif not signing.signed_by(previous, record.canonical(), record.cosignature):
             problems.append(
-                (rotation.seq, "is not cosigned by the retiring key it names (forged rotation)")
+                (rotation.seq, _("is not cosigned by the retiring key it names (forged rotation)"))
             )
         eras.append(SigningEra(rotation.seq, new))
     return eras, problems

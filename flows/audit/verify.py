@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flows.audit import anchor, attempts, keyprint, payouts, release, rotation, signing
 from flows.audit.records import record_from_row
 from flows.errors import LedgerUntrusted, TrailDamaged
+from flows.i18n import N_, _
 from flows.inputs import reference
 from flows.inputs.ledger import read_trail, trail_problem
 from flows.money import won_sum, won_total
@@ -48,30 +49,44 @@ def verify_run(out: Path, row: dict[str, object], unsigned: str | None = None) -
     `unsigned`: why its signature is not acceptable (`rotation.signature_problems`), if it is not.
     """
     record = record_from_row(dict(row))
-    where = f"run {record.run_id} ({record.program})"
+    where = _("run {run_id} ({program})").format(run_id=record.run_id, program=record.program)
     problems = []
     if not record.seal_holds():
-        problems.append(f"{where}: run record was edited (run_sha256 does not match its content)")
+        problems.append(
+            _("{where}: run record was edited (run_sha256 does not match its content)").format(
+                where=where
+            )
+        )
     elif unsigned is not None:
-        problems.append(f"{where}: run record {unsigned}")
+        problems.append(_("{where}: run record {unsigned}").format(where=where, unsigned=unsigned))
     expected = str(layout.run_record_file(record.program, record.run_id))
     if row.get("record_file") not in (None, expected):
         problems.append(
-            f"{where}: run record is stored as {row['record_file']}, not {expected} "
-            "(run records were renamed or swapped)"
+            _(
+                "{where}: run record is stored as {record_file}, not {expected} "
+                "(run records were renamed or swapped)"
+            ).format(where=where, record_file=row["record_file"], expected=expected)
         )
     listed = {o["file"]: o for o in record.outputs}
     for name, output in listed.items():
         path = out / name
         if not path.is_file():
-            problems.append(f"{where}: file {name} is missing")
+            problems.append(_("{where}: file {name} is missing").format(where=where, name=name))
         elif sha256_file(path) != output["sha256"]:
             damage = trail_problem(path) if path.suffix == ".parquet" else None
-            problems.append(f"{where}: file {name} {damage or 'was changed (SHA-256 differs)'}")
+            problems.append(
+                _("{where}: file {name} {value}").format(
+                    where=where, name=name, value=damage or "was changed (SHA-256 differs)"
+                )
+            )
     for unit in run_units(record.program, record.run_month, record.run_id):
         for path in sorted((out / unit).rglob("*")) if (out / unit).is_dir() else []:
             if path.is_file() and str(path.relative_to(out)) not in listed:
-                problems.append(f"{where}: file {path.relative_to(out)} was added")
+                problems.append(
+                    _("{where}: file {relative_to} was added").format(
+                        where=where, relative_to=path.relative_to(out)
+                    )
+                )
     if record.trigger == rotation.ROTATION and record.status == "committed" and not problems:
         problems += verify_rotation(out, record.outputs, where)
     elif record.trigger == attempts.RESULTS and record.status == "committed" and not problems:
@@ -99,13 +114,24 @@ def verify_rotation(out: Path, outputs: list[dict[str, Any]], where: str) -> lis
     for output in [o for o in outputs if o["file"].startswith("audit/rotations/")]:
         mapping = pl.read_parquet(out / output["file"])
         if tuple(mapping.columns) != rotation.MAP_COLUMNS:
-            problems.append(f"{where}: rotation map {output['file']} has columns {mapping.columns}")
+            problems.append(
+                _("{where}: rotation map {file} has columns {columns}").format(
+                    where=where, file=output["file"], columns=mapping.columns
+                )
+            )
             continue
         unique = all(mapping[c].n_unique() == mapping.height for c in rotation.MAP_COLUMNS)
         if mapping.height != output["records"] or not unique:
             problems.append(
-                f"{where}: rotation map {output['file']} has {mapping.height:,} rows (record: "
-                f"{output['records']:,}){'' if unique else ' and maps a key twice'}"
+                _(
+                    "{where}: rotation map {file} has {height:,} rows (record: {records:,}){value}"
+                ).format(
+                    where=where,
+                    file=output["file"],
+                    height=mapping.height,
+                    records=output["records"],
+                    value="" if unique else " and maps a key twice",
+                )
             )
     return problems
 
@@ -127,13 +153,27 @@ def verify_lines(
     for output in [o for o in outputs if o["file"].startswith(f"audit/{kind}/")]:
         lines = pl.read_parquet(out / output["file"])
         if tuple(lines.columns) != tuple(schema.names()):
-            problems.append(f"{where}: {kind} file {output['file']} has columns {lines.columns}")
+            problems.append(
+                _("{where}: {kind} file {file} has columns {columns}").format(
+                    where=where, kind=kind, file=output["file"], columns=lines.columns
+                )
+            )
             continue
         strange = lines.filter(~pl.col(column).is_in(values)).height
         if lines.height != output["records"] or strange:
             problems.append(
-                f"{where}: {kind} file {output['file']} has {lines.height:,} lines (record: "
-                f"{output['records']:,}), {strange:,} {strange_as}"
+                _(
+                    "{where}: {kind} file {file} has {height:,} lines (record: "
+                    "{records:,}), {strange:,} {strange_as}"
+                ).format(
+                    where=where,
+                    kind=kind,
+                    file=output["file"],
+                    height=lines.height,
+                    records=output["records"],
+                    strange=strange,
+                    strange_as=strange_as,
+                )
             )
     return problems
 
@@ -141,7 +181,7 @@ def verify_lines(
 def verify_results(out: Path, outputs: list[dict[str, Any]], where: str) -> list[str]:
     """Check a results import's lines: their columns, count and states (issue 15)."""
     states = (*attempts.STATES, attempts.IN_FLIGHT)
-    known = ("state", "with an unknown state", states)
+    known = ("state", _("with an unknown state"), states)
     return verify_lines(out, outputs, where, "results", attempts.EVENT_SCHEMA, known)
 
 
@@ -149,7 +189,7 @@ def verify_reviews(out: Path, outputs: list[dict[str, Any]], where: str) -> list
     """Check a review import's decisions: their columns, count and words (issue 18)."""
     from flows.audit.reviews import DECISIONS, REVIEW_SCHEMA
 
-    known = ("decision", "neither approve nor reject", DECISIONS)
+    known = ("decision", _("neither approve nor reject"), DECISIONS)
     return verify_lines(out, outputs, where, "reviews", REVIEW_SCHEMA, known)
 
 
@@ -163,7 +203,7 @@ def verify_totals(
     inputs: list[dict[str, Any]],
 ) -> list[str]:
     """Check decisions, run record and payment manifest agree on counts and totals."""
-    where = f"run {run_id} ({program})"
+    where = _("run {run_id} ({program})").format(run_id=run_id, program=program)
     # Aggregated while scanning: a national run's records do not fit in memory.
     decisions = pl.scan_parquet(
         out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
@@ -173,19 +213,33 @@ def verify_totals(
     registry = pl.col("source_kind") == "registry"
     paid = int(decisions.filter(registry).select(won_sum()).collect().item())
     if paid != total:
-        problems.append(f"{where}: audit PAID total {paid:,} != run record total {total:,}")
+        problems.append(
+            _("{where}: audit PAID total {paid:,} != run record total {total:,}").format(
+                where=where, paid=paid, total=total
+            )
+        )
     found = dict(decisions.group_by("outcome").len().collect().iter_rows())
     if any(found.get(o, 0) != n for o, n in counts.items()):
-        problems.append(f"{where}: counts per outcome differ from the decision records")
+        problems.append(
+            _("{where}: counts per outcome differ from the decision records").format(where=where)
+        )
     problems += verify_rows_read(decisions, inputs, where)
     manifest = out / layout.payments_dir(program, run_id) / "manifest.json"
     if manifest.is_file():
         body = json.loads(manifest.read_text())
         if body["total_krw"] != total:
-            problems.append(f"{where}: payment manifest total {body['total_krw']:,} != {total:,}")
+            problems.append(
+                _("{where}: payment manifest total {total_krw:,} != {total:,}").format(
+                    where=where, total_krw=body["total_krw"], total=total
+                )
+            )
         problems += verify_payment_files(manifest.parent, body, decisions, where)
     elif total:
-        problems.append(f"{where}: paid {total:,} won but its payment manifest is missing")
+        problems.append(
+            _("{where}: paid {total:,} won but its payment manifest is missing").format(
+                where=where, total=total
+            )
+        )
     return problems
 
 
@@ -211,8 +265,16 @@ def verify_rows_read(
         closed = item.get("rows_closed") or (item["rows"] if item["skipped_by_run"] else 0)
         if records + closed != item["rows"]:
             problems.append(
-                f"{where}: {item['file']} has {item['rows']:,} rows but {records:,} decision "
-                f"records and {closed:,} rows closed by earlier runs"
+                _(
+                    "{where}: {file} has {rows:,} rows but {records:,} decision "
+                    "records and {closed:,} rows closed by earlier runs"
+                ).format(
+                    where=where,
+                    file=item["file"],
+                    rows=item["rows"],
+                    records=records,
+                    closed=closed,
+                )
             )
     return problems
 
@@ -233,27 +295,47 @@ def verify_payment_files(
     listed = {f["file"]: f for f in manifest["files"]}
     if set(listed) != set(by_audit):
         problems.append(
-            f"{where}: manifest lists {sorted(listed)} but the audit pays through "
-            f"{sorted(by_audit)}"
+            _("{where}: manifest lists {sorted} but the audit pays through {sorted2}").format(
+                where=where, sorted=sorted(listed), sorted2=sorted(by_audit)
+            )
         )
     for name, entry in listed.items():
         path = folder / name
         if not path.is_file():
             continue  # reported as missing against the run record
         if sha256_file(path) != entry["sha256"]:
-            problems.append(f"{where}: payment file {name} differs from its manifest SHA-256")
+            problems.append(
+                _("{where}: payment file {name} differs from its manifest SHA-256").format(
+                    where=where, name=name
+                )
+            )
             continue
         try:
             found = payment_file_totals(path, entry.get("format", "local_currency_csv"))
         except (bankfile.BankFileError, ValueError, SyntaxError, pl.exceptions.PolarsError) as e:
-            problems.append(f"{where}: payment file {name} cannot be read back: {e}")
+            problems.append(
+                _("{where}: payment file {name} cannot be read back: {e}").format(
+                    where=where, name=name, e=e
+                )
+            )
             continue
         claimed = (entry["records"], entry["total_krw"])
         if found != claimed or by_audit.get(name) != claimed:
             problems.append(
-                f"{where}: payment file {name}: content has {found[0]:,} records / "
-                f"{found[1]:,} won, manifest {claimed[0]:,} / {claimed[1]:,}, audit "
-                f"{by_audit.get(name, (0, 0))[0]:,} / {by_audit.get(name, (0, 0))[1]:,}"
+                _(
+                    "{where}: payment file {name}: content has {value:,} records / "
+                    "{value2:,} won, manifest {value3:,} / {value4:,}, audit "
+                    "{value5:,} / {value6:,}"
+                ).format(
+                    where=where,
+                    name=name,
+                    value=found[0],
+                    value2=found[1],
+                    value3=claimed[0],
+                    value4=claimed[1],
+                    value5=by_audit.get(name, (0, 0))[0],
+                    value6=by_audit.get(name, (0, 0))[1],
+                )
             )
     return problems
 
@@ -276,22 +358,24 @@ def chain_problem(
     """Return what is wrong with a run's link to the run before it, or None."""
     if row["prev_run_sha256"] == (previous["run_sha256"] if previous else None):
         return None
-    where = f"run {row['run_id']} ({program}): chain broken:"
+    where = _("run {run_id} ({program}): chain broken:").format(
+        run_id=row["run_id"], program=program
+    )
     before = f"run {previous['run_id']}" if previous else "no run"
     if row["prev_run_sha256"] is None:
-        return (
-            f"{where} it claims to be the first run but follows {before} (a run was inserted "
-            "before it, or runs reordered)"
-        )
+        return _(
+            "{where} it claims to be the first run but follows {before} (a "
+            "run was inserted before it, or runs reordered)"
+        ).format(where=where, before=before)
     if row["prev_run_sha256"] in by_sha:
-        return (
-            f"{where} it links to run {by_sha[row['prev_run_sha256']]} but follows {before} "
-            "(runs reordered)"
+        return _("{where} it links to run {value} but follows {before} (runs reordered)").format(
+            where=where, value=by_sha[row["prev_run_sha256"]], before=before
         )
-    return (
-        f"{where} it links to a run that is not in the trail, and follows {before} (the run "
-        "before it was deleted, edited and resealed, or moved)"
-    )
+    return _(
+        "{where} it links to a run that is not in the trail, and follows "
+        "{before} (the run before it was deleted, edited and resealed, "
+        "or moved)"
+    ).format(where=where, before=before)
 
 
 def orphan_runs(out: Path, program: str, known: set[str]) -> list[str]:
@@ -349,7 +433,11 @@ def readable_run_records(out: Path, program: str) -> tuple[pl.DataFrame, list[st
             frames.append(read_trail(out, path).with_columns(record_file=pl.lit(name)))
         except TrailDamaged as e:
             run_id = path.name.removeprefix("run_id=").removesuffix(".parquet")
-            problems.append(f"run {run_id} ({program}): run record {name} {e.problem}")
+            problems.append(
+                _("run {run_id} ({program}): run record {name} {problem}").format(
+                    run_id=run_id, program=program, name=name, problem=e.problem
+                )
+            )
             damaged.add(run_id)
     if not frames:
         return pl.DataFrame(), problems, damaged
@@ -371,7 +459,7 @@ def verify_trail(
     """
     runs_root = out / "audit/runs"
     if not runs_root.is_dir():
-        return [f"no audit trail under {out}"], 0
+        return [_("no audit trail under {out}").format(out=out)], 0
     if keys is None:
         keys = trail_keys(out)
     problems: list[str] = []
@@ -389,7 +477,7 @@ def verify_trail(
             checked += 1
             link = chain_problem(row, previous, by_sha, program)
             if link and damaged and row["prev_run_sha256"] not in by_sha:
-                link += "; the run it links to may be one whose record is damaged (listed above)"
+                link += _("; the run it links to may be one whose record is damaged (listed above)")
             problems += [link] if link else []
             problems += verify_run(out, row, unsigned.get(index))
             previous = row
@@ -414,15 +502,20 @@ def trailless_outputs(out: Path, programs: set[str]) -> list[str]:
             if entry.is_dir() and entry.name in programs:
                 continue
             problems.append(
-                f"{entry.relative_to(out)} belongs to no run in the trail (no run records of "
-                f"program {entry.name}): outputs were added, or the program's trail was deleted"
+                _(
+                    "{relative_to} belongs to no run in the trail (no run records of "
+                    "program {name}): outputs were added, or the program's trail was "
+                    "deleted"
+                ).format(relative_to=entry.relative_to(out), name=entry.name)
             )
     decisions = out / "audit/decisions"
     for entry in sorted(decisions.glob("program=*")) if decisions.is_dir() else []:
         if entry.name.removeprefix("program=") not in programs:
             problems.append(
-                f"{entry.relative_to(out)} holds decisions of a program with no run records "
-                "(its run records were deleted)"
+                _(
+                    "{relative_to} holds decisions of a program with no run records "
+                    "(its run records were deleted)"
+                ).format(relative_to=entry.relative_to(out))
             )
     return problems
 
@@ -444,9 +537,13 @@ def trailless_anchors(out: Path, programs: set[str], folder: Path | None) -> lis
         if anchor.anchor_file(out, str(body["program"]), folder) != path:
             continue
         problems.append(
-            f"program {body['program']}: the anchor at {path} names run {body['run_id']} as "
-            f"record {body['records']}, and the trail holds no run records of the program "
-            "(its whole trail was deleted)"
+            _(
+                "program {program}: the anchor at {path} names run {run_id} as "
+                "record {records}, and the trail holds no run records of the "
+                "program (its whole trail was deleted)"
+            ).format(
+                program=body["program"], path=path, run_id=body["run_id"], records=body["records"]
+            )
         )
     return problems
 
@@ -478,22 +575,26 @@ def key_problems(runs: pl.DataFrame, program: str) -> list[str]:
         if detail is not None and detail.get("kind") == rotation.PII:
             if current is not None and detail.get("previous_key_fingerprint") != current[0]:
                 problems.append(
-                    f"run {run_id} ({program}): a key rotation that does not retire the key of "
-                    f"run {current[1]} (its previous_key_fingerprint differs)"
+                    _(
+                        "run {run_id} ({program}): a key rotation that does not retire "
+                        "the key of run {value} (its previous_key_fingerprint differs)"
+                    ).format(run_id=run_id, program=program, value=current[1])
                 )
             current = (print_, run_id)
         elif current is None:
             current = (print_, run_id)
         elif print_ != current[0]:
             problems.append(
-                f"run {run_id} ({program}): committed with another JIWON_PII_KEY than run "
-                f"{current[1]} (key_fingerprint differs): its person keys and payment ids do not "
-                "match the program's"
+                _(
+                    "run {run_id} ({program}): committed with another JIWON_PII_KEY "
+                    "than run {value} (key_fingerprint differs): its person keys and "
+                    "payment ids do not match the program's"
+                ).format(run_id=run_id, program=program, value=current[1])
             )
     return problems
 
 
-NOT_CROSS_CHECKED = (
+NOT_CROSS_CHECKED = N_(
     "payout details (card ids, account numbers) in the payment files were not cross-checked "
     "against the decision records: that needs JIWON_PII_KEY, the key the runs used"
 )
@@ -508,21 +609,25 @@ def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
     result = payouts.CrossCheck()
     for folder in sorted((out / "audit/runs").glob("program=*")):
         program = folder.name.removeprefix("program=")
-        runs, _, _ = readable_run_records(out, program)
+        runs, _problems, _ids = readable_run_records(out, program)
         known = keyprint.program_fingerprints(runs)
         if not known:
             if runs.height and runs.filter(pl.col("status") == "committed").height:
                 result.unchecked.append(
-                    f"program {program}: its committed runs record no key fingerprint, so "
-                    "JIWON_PII_KEY cannot be confirmed as their key: payout details were not "
-                    "cross-checked"
+                    _(
+                        "program {program}: its committed runs record no key "
+                        "fingerprint, so JIWON_PII_KEY cannot be confirmed as their key: "
+                        "payout details were not cross-checked"
+                    ).format(program=program)
                 )
             continue
         if not keyprint.matches(key, known[0][0]):
             result.unchecked.append(
-                f"program {program}: JIWON_PII_KEY is not the key its runs used (its key "
-                f"fingerprint differs from committed run {known[0][1]}): payout details were "
-                "not cross-checked"
+                _(
+                    "program {program}: JIWON_PII_KEY is not the key its runs used "
+                    "(its key fingerprint differs from committed run {value}): "
+                    "payout details were not cross-checked"
+                ).format(program=program, value=known[0][1])
             )
             continue
         paying = attempts.paying_runs(runs)
@@ -531,8 +636,11 @@ def cross_check_trail(out: Path, key: str) -> payouts.CrossCheck:
         retired = set(runs["run_id"].head(rotated[-1])) if rotated else set()
         if before := paying.filter(pl.col("run_id").is_in(retired)).height:
             result.unchecked.append(
-                f"program {program}: {before} run(s) before its last personal-data key rotation "
-                "used the retired key: their payout details were not cross-checked"
+                _(
+                    "program {program}: {before} run(s) before its last "
+                    "personal-data key rotation used the retired key: their payout "
+                    "details were not cross-checked"
+                ).format(program=program, before=before)
             )
         for run_id, run_month in zip(same_key["run_id"], same_key["run_month"], strict=True):
             found = cross_check_run(out, program, run_month, run_id, key)
@@ -545,7 +653,7 @@ def cross_check_run(
     out: Path, program: str, run_month: str, run_id: str, key: str
 ) -> payouts.CrossCheck:
     """Cross-check one committed run's payment files against its decision records."""
-    where = f"run {run_id} ({program})"
+    where = _("run {run_id} ({program})").format(run_id=run_id, program=program)
     try:
         scan = pl.scan_parquet(
             out / layout.decisions_dir(program, run_month, run_id) / "*.parquet",
@@ -558,7 +666,9 @@ def cross_check_run(
             .collect()
         )
     except (OSError, pl.exceptions.PolarsError) as e:
-        problem = f"{where}: its decision records cannot be read to cross-check its payment files"
+        problem = _(
+            "{where}: its decision records cannot be read to cross-check its payment files"
+        ).format(where=where)
         return payouts.CrossCheck([f"{problem}: {str(e).splitlines()[0]}"])
     files = written_payment_files(out / layout.payments_dir(program, run_id))
     layouts = {}

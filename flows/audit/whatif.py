@@ -14,6 +14,7 @@ import polars as pl
 
 from flows.audit.tally import by_outcome
 from flows.decide.codes import OUTCOMES
+from flows.i18n import _, format_won, ljust, rjust
 from flows.inputs.ledger import run_records, scan_trail
 from flows.money import won_total
 from flows.run import paths as layout
@@ -61,11 +62,15 @@ def would_change(out: Path, program: str, now: pl.DataFrame) -> tuple[str, pl.Da
     paid = table.filter(pl.col("outcome") == "PAID")
     residents = int(paid["this_run"].sum())
     won = won_total(paid["won"])
-    against = f"the last committed run {last['run_id']}" if last else "no committed run yet"
-    headline = (
-        f"dry run: a real run now would newly pay {residents:,} resident(s) "
-        f"{won:,} won (compared with {against})"
+    against = (
+        _("the last committed run {run_id}").format(run_id=last["run_id"])
+        if last
+        else _("no committed run yet")
     )
+    headline = _(
+        "dry run: a real run now would newly pay {residents:,} resident(s) {won} (compared "
+        "with {against})"
+    ).format(residents=residents, won=format_won(won), against=against)
     return headline, table
 
 
@@ -73,7 +78,11 @@ def terminal_lines(headline: str, table: pl.DataFrame) -> list[str]:
     """Return the comparison as aligned lines for the terminal."""
     lines = [
         headline,
-        f"{'outcome':<22} {'last run':>10} {'dry run':>10} {'change':>10} {'won':>16}",
+        ljust(_("outcome"), 22)
+        + " "
+        + " ".join(rjust(h, 10) for h in (_("last run"), _("dry run"), _("change")))
+        + " "
+        + rjust(_("won"), 16),
     ]
     for row in table.iter_rows(named=True):
         lines.append(
@@ -86,11 +95,11 @@ def terminal_lines(headline: str, table: pl.DataFrame) -> list[str]:
 def markdown(headline: str, table: pl.DataFrame) -> str:
     """Return the comparison as a Markdown section of the dry run's report."""
     lines = [
-        "## What a real run would change",
+        _("## What a real run would change"),
         "",
         headline,
         "",
-        "| outcome | residents, last committed run | residents, this dry run | change | won |",
+        _("| outcome | residents, last committed run | residents, this dry run | change | won |"),
         "|---|---:|---:|---:|---:|",
     ]
     lines += [

@@ -17,6 +17,7 @@ from flows.checks import rrn
 from flows.decide.codes import BY_CODE
 from flows.decide.polars_engine import ENGINE
 from flows.errors import InputRejected, RunHalted
+from flows.i18n import _
 from flows.inputs.excel import reject_spreadsheet_numbers
 from flows.inputs.ingest import Delivery
 from rules.program import Program
@@ -236,24 +237,30 @@ def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) 
             values = ", ".join(repr(v) for v in row["as_of"][:5])
             raise InputRejected(
                 row["source_file"],
-                f"as_of (기준일) must be one date on every row, found {values}",
-                "Ask for a single-snapshot extract.",
+                _("as_of (기준일) must be one date on every row, found {values}").format(
+                    values=values
+                ),
+                _("Ask for a single-snapshot extract."),
             )
     firsts = per_file["p_as_of"].list.first()
     dates = sorted(set(firsts.to_list()))  # bounded: one per file
     if len(dates) > 1:
         raise InputRejected(
             per_file["source_file"][-1],
-            f"as_of differs between files of one delivery ({', '.join(map(str, dates))})",
-            "Deliver files of a single snapshot together.",
+            _("as_of differs between files of one delivery ({join})").format(
+                join=", ".join(map(str, dates))
+            ),
+            _("Deliver files of a single snapshot together."),
         )
     as_of: dt.date = dates[0]
     if as_of < reference_date or (must_equal and as_of != reference_date):
         rule = "equal to" if must_equal else "on or after"
         raise InputRejected(
             per_file["source_file"][0],
-            f"as_of {as_of} is not {rule} the program's reference date {reference_date}",
-            "Ask for the snapshot of the program's reference date.",
+            _("as_of {as_of} is not {rule} the program's reference date {reference_date}").format(
+                as_of=as_of, rule=rule, reference_date=reference_date
+            ),
+            _("Ask for the snapshot of the program's reference date."),
         )
     return as_of
 
@@ -267,9 +274,12 @@ def check_rate(kind: str, bad: int, rows: int, threshold: float) -> None:
     """Halt when `bad` of a delivery's `rows` is a share above the program's threshold."""
     if rows and bad / rows > threshold:
         raise RunHalted(
-            f"run halted: {bad} of {rows} {kind} rows ({bad / rows:.2%}) "
-            f"failed row checks, above the program's threshold of {threshold:.2%}; nothing was "
-            f"paid. Fix the rows listed in the quarantine report and deliver again."
+            _(
+                "run halted: {bad} of {rows} {kind} rows ({value:.2%}) failed "
+                "row checks, above the program's threshold of {threshold:.2%}; "
+                "nothing was paid. Fix the rows listed in the quarantine report "
+                "and deliver again."
+            ).format(bad=bad, rows=rows, kind=kind, value=bad / rows, threshold=threshold)
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from flows.errors import InputRejected, masked_value
+from flows.i18n import _
 from flows.inputs.ingest import COLUMNS, Kind
 
 # What a number looks like after a spreadsheet wrote it: 9.00101E+12, 4148057000.0
@@ -144,10 +145,16 @@ def reject_spreadsheet_numbers(frame: pl.DataFrame, kind: Kind) -> None:
     korean = COLUMNS[kind][column]
     raise InputRejected(
         row["source_file"],
-        f"column {column} ({korean}) holds {masked_value(value)!r}, which a spreadsheet made "
-        f"of a number: leading zeros or digits are lost, and jiwon never guesses them back",
-        "Export the file again with this column typed as text (Excel: import the CSV with "
-        "Data > From Text/CSV and set the column to Text); do not retype the values.",
+        _(
+            "column {column} ({korean}) holds {masked_value!r}, which a "
+            "spreadsheet made of a number: leading zeros or digits are lost, "
+            "and jiwon never guesses them back"
+        ).format(column=column, korean=korean, masked_value=masked_value(value)),
+        _(
+            "Export the file again with this column typed as text (Excel: "
+            "import the CSV with Data > From Text/CSV and set the column to "
+            "Text); do not retype the values."
+        ),
         row=int(row["source_row"]),
     )
 

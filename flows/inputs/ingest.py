@@ -19,6 +19,7 @@ from typing import Literal
 import polars as pl
 
 from flows.errors import InputRejected
+from flows.i18n import _
 
 Kind = Literal["registry", "enrollment"]
 
@@ -115,8 +116,10 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         except UnicodeDecodeError as e:
             raise InputRejected(
                 name,
-                f"starts with a UTF-8 byte-order mark but byte {e.start + 3} is not UTF-8",
-                "Export the file again as UTF-8 or CP949.",
+                _("starts with a UTF-8 byte-order mark but byte {value} is not UTF-8").format(
+                    value=e.start + 3
+                ),
+                _("Export the file again as UTF-8 or CP949."),
             ) from None
         return raw[3:], "utf-8-sig"
     try:
@@ -126,9 +129,10 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         if utf8_error.reason == "unexpected end of data" and utf8_error.end == len(raw):
             raise InputRejected(
                 name,
-                f"ends in the middle of a character at byte {utf8_error.start}: the file "
-                "looks truncated",
-                "Copy the complete file again from the source system.",
+                _(
+                    "ends in the middle of a character at byte {start}: the file looks truncated"
+                ).format(start=utf8_error.start),
+                _("Copy the complete file again from the source system."),
             ) from None
         try:
             return raw.decode("cp949").encode("utf-8"), "cp949"
@@ -138,15 +142,22 @@ def decode_to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
             ):
                 raise InputRejected(
                     name,
-                    f"ends in the middle of a character at byte {cp949_error.start}: the file "
-                    "looks truncated",
-                    "Copy the complete file again from the source system.",
+                    _(
+                        "ends in the middle of a character at byte {start}: the file "
+                        "looks truncated"
+                    ).format(start=cp949_error.start),
+                    _("Copy the complete file again from the source system."),
                 ) from None
             raise InputRejected(
                 name,
-                f"is neither UTF-8 (first bad byte at offset {utf8_error.start}) nor CP949 "
-                f"(first bad byte at offset {cp949_error.start})",
-                "Export it again as UTF-8 or CP949 (Excel: 'CSV UTF-8'); do not edit it by hand.",
+                _(
+                    "is neither UTF-8 (first bad byte at offset {start}) nor CP949 "
+                    "(first bad byte at offset {start2})"
+                ).format(start=utf8_error.start, start2=cp949_error.start),
+                _(
+                    "Export it again as UTF-8 or CP949 (Excel: 'CSV UTF-8'); do not "
+                    "edit it by hand."
+                ),
             ) from None
 
 
@@ -241,12 +252,16 @@ def shape_problem(text: str) -> tuple[int, str] | None:
                 if pos < end and line[pos] != ",":
                     if opened[0] != number:
                         return opened[0], (
-                            f"unbalanced quote: the quote that opens field {opened[1]} is "
-                            f"closed only on line {number}"
+                            _(
+                                "unbalanced quote: the quote that opens field {value} is closed "
+                                "only on line {number}"
+                            ).format(value=opened[1], number=number)
                         )
                     return number, (
-                        f"field {fields} has text after its closing quote (a quote inside a "
-                        "quoted field must be doubled)"
+                        _(
+                            "field {fields} has text after its closing quote (a quote inside "
+                            "a quoted field must be doubled)"
+                        ).format(fields=fields)
                     )
                 continue
             if line.startswith('"', pos):
@@ -256,8 +271,10 @@ def shape_problem(text: str) -> tuple[int, str] | None:
             stop = end if comma < 0 else comma
             if '"' in line[pos:stop]:
                 return number, (
-                    f"field {fields} holds a quote but does not start with one (quote the "
-                    "whole field and double the quotes inside it)"
+                    _(
+                        "field {fields} holds a quote but does not start with one (quote "
+                        "the whole field and double the quotes inside it)"
+                    ).format(fields=fields)
                 )
             if comma < 0:
                 break
@@ -269,12 +286,19 @@ def shape_problem(text: str) -> tuple[int, str] | None:
         elif fields > width:
             if start != number:
                 return start, (
-                    f"unbalanced quote: the quote that opens field {opened[1]} runs on to line "
-                    f"{number}, and the record has {fields} fields, the header {width}"
+                    _(
+                        "unbalanced quote: the quote that opens field {value} runs on to "
+                        "line {number}, and the record has {fields} fields, the header "
+                        "{width}"
+                    ).format(value=opened[1], number=number, fields=fields, width=width)
                 )
-            return number, f"has {fields} fields, the header has {width}"
+            return number, _("has {fields} fields, the header has {width}").format(
+                fields=fields, width=width
+            )
     if in_quote:
-        return opened[0], f"unbalanced quote: the quote that opens field {opened[1]} never closes"
+        return opened[0], _(
+            "unbalanced quote: the quote that opens field {value} never closes"
+        ).format(value=opened[1])
     return None
 
 
@@ -290,21 +314,23 @@ def read_csv_strings(utf8: bytes, name: str) -> tuple[pl.DataFrame, int]:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
     except pl.exceptions.NoDataError:
         raise InputRejected(
-            name, "is empty (no header row)", "Ask for the extract to be produced again."
+            name, _("is empty (no header row)"), _("Ask for the extract to be produced again.")
         ) from None
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
         found = shape_problem(utf8.decode("utf-8"))
         if found is None:
             raise InputRejected(
                 name,
-                "is not a well-formed CSV (no line with an unbalanced quote or too many fields "
-                "was found, but the reader could not read it)",
-                "Check the quoting and the number of fields per line.",
+                _(
+                    "is not a well-formed CSV (no line with an unbalanced quote or "
+                    "too many fields was found, but the reader could not read it)"
+                ),
+                _("Check the quoting and the number of fields per line."),
             ) from None
         raise InputRejected(
             name,
-            f"is not a well-formed CSV: {found[1]}",
-            "Check the quoting and the number of fields per line.",
+            _("is not a well-formed CSV: {value}").format(value=found[1]),
+            _("Check the quoting and the number of fields per line."),
             line=found[0],
         ) from None
     return frame, header_line
@@ -321,13 +347,21 @@ def check_last_line(utf8: bytes, width: int, name: str) -> None:
     if utf8.endswith(b"\n") or not tail.strip(b" \t\r"):  # spaces after it are a blank line
         return
     fields = tail.count(b",") + 1
-    shape = f"has {fields} of {width} fields and " if b'"' not in tail and fields < width else ""
+    shape = (
+        _("has {fields} of {width} fields and ").format(fields=fields, width=width)
+        if b'"' not in tail and fields < width
+        else ""
+    )
     raise InputRejected(
         name,
-        f"ends in the middle of a row: the last line {shape}has no line ending, so the file "
-        "looks truncated",
-        "Copy the complete file again from the source system (if it is complete, end it with a "
-        "line break).",
+        _(
+            "ends in the middle of a row: the last line {shape}has no line "
+            "ending, so the file looks truncated"
+        ).format(shape=shape),
+        _(
+            "Copy the complete file again from the source system (if it is "
+            "complete, end it with a line break)."
+        ),
         line=utf8.count(b"\n") + 1,
     )
 
@@ -342,23 +376,29 @@ def read_parquet_strings(raw: bytes, name: str, kind: Kind) -> pl.DataFrame:
     except (Exception, pl.exceptions.PanicException) as e:  # many types for a broken file
         raise InputRejected(
             name,
-            f"is not a readable Parquet file ({type(e).__name__})",
-            "Ask for the extract to be produced again.",
+            _("is not a readable Parquet file ({name})").format(name=type(e).__name__),
+            _("Ask for the extract to be produced again."),
         ) from None
     for column, dtype in frame.schema.items():
         english = canonical_header(column, kind)
         if dtype.is_nested() or dtype == pl.Binary:
             raise InputRejected(
                 name,
-                f"column {column!r} is stored as {dtype}, not as text, a number or a date",
-                "Write every column of the extract as a plain value (text for identifiers).",
+                _("column {column!r} is stored as {dtype}, not as text, a number or a date").format(
+                    column=column, dtype=dtype
+                ),
+                _("Write every column of the extract as a plain value (text for identifiers)."),
             )
         if english in TEXT_ONLY and (dtype.is_numeric() or dtype == pl.Boolean):
             raise InputRejected(
                 name,
-                f"column {column!r} ({english}) is stored as {dtype}: identifiers stored as "
-                "numbers lose their leading zeros",
-                f"Write {english} as text (string) in the Parquet file and deliver it again.",
+                _(
+                    "column {column!r} ({english}) is stored as {dtype}: identifiers "
+                    "stored as numbers lose their leading zeros"
+                ).format(column=column, english=english, dtype=dtype),
+                _(
+                    "Write {english} as text (string) in the Parquet file and deliver it again."
+                ).format(english=english),
             )
     return frame.select(text_column(frame, column, name, kind) for column in frame.columns)
 
@@ -387,19 +427,28 @@ def text_column(frame: pl.DataFrame, column: str, name: str, kind: Kind) -> pl.E
         if timed.any():
             raise InputRejected(
                 name,
-                f"column {column!r} ({english}) is stored as {dtype} and holds a time other than "
-                "00:00 (in Asia/Seoul for a time zone): a date was expected",
-                f"Write {english} as a Date (or as text YYYY-MM-DD) and deliver it again.",
+                _(
+                    "column {column!r} ({english}) is stored as {dtype} and holds a "
+                    "time other than 00:00 (in Asia/Seoul for a time zone): a date "
+                    "was expected"
+                ).format(column=column, english=english, dtype=dtype),
+                _("Write {english} as a Date (or as text YYYY-MM-DD) and deliver it again.").format(
+                    english=english
+                ),
                 row=int(timed.arg_true()[0]) + 1,
             )
         return seoul.dt.date().cast(pl.String)
-    wanted = "a date" if english in DATE_COLUMNS else "a date and time"
+    wanted = _("a date") if english in DATE_COLUMNS else _("a date and time")
     parquet_type = "Parquet Date or Timestamp" if english in DATE_COLUMNS else "Parquet Timestamp"
     raise InputRejected(
         name,
-        f"column {column!r} ({english}) is stored as {dtype}, which is not {wanted}",
-        f"Write {english} as {wanted} ({parquet_type}) or as text in the form inputs.md gives, and "
-        "deliver it again.",
+        _("column {column!r} ({english}) is stored as {dtype}, which is not {wanted}").format(
+            column=column, english=english, dtype=dtype, wanted=wanted
+        ),
+        _(
+            "Write {english} as {wanted} ({parquet_type}) or as text in the "
+            "form inputs.md gives, and deliver it again."
+        ).format(english=english, wanted=wanted, parquet_type=parquet_type),
     )
 
 
@@ -417,8 +466,10 @@ def conform_columns(
         if english in COLUMNS[kind] and english in seen:
             raise InputRejected(
                 name,
-                f"has the column {english!r} twice ({seen[english]!r} and {original!r})",
-                "Keep one of them and deliver again.",
+                _("has the column {english!r} twice ({value!r} and {original!r})").format(
+                    english=english, value=seen[english], original=original
+                ),
+                _("Keep one of them and deliver again."),
             )
         seen[english] = original
     frame = frame.rename(renamed)
@@ -434,8 +485,8 @@ def conform_columns(
         listed = ", ".join(f"{c} ({expected[c]})" for c in missing)
         raise InputRejected(
             name,
-            f"is missing the required column(s) {listed}",
-            "Add the column(s) to the extract's header and deliver it again.",
+            _("is missing the required column(s) {listed}").format(listed=listed),
+            _("Add the column(s) to the extract's header and deliver it again."),
             line=header_line,
         )
     ignored = tuple(c for c in frame.columns if c not in expected)
@@ -452,7 +503,7 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     raw = path.read_bytes()
     sha256 = hashlib.sha256(raw).hexdigest()
     if not raw.strip():
-        raise InputRejected(name, "is empty", "Ask for the extract to be produced again.")
+        raise InputRejected(name, _("is empty"), _("Ask for the extract to be produced again."))
     header_line = 1
     if path.suffix.lower() == ".parquet":
         frame, encoding, utf8 = read_parquet_strings(raw, name, kind), "parquet", b""
@@ -465,8 +516,8 @@ def read_file(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     if frame.height == 0:
         raise InputRejected(
             name,
-            "has a header but no data rows",
-            "Ask for the extract to be produced again.",
+            _("has a header but no data rows"),
+            _("Ask for the extract to be produced again."),
             line=header_line + 1 if encoding != "parquet" else None,
         )
     if encoding != "parquet":
@@ -502,15 +553,24 @@ def delivery_files(folder: Path) -> list[Path]:
         if shown != entry.name or any(not c.isprintable() for c in shown):
             raise InputRejected(
                 str(folder / printable(shown)),
-                "has a name that is not printable UTF-8 text (a byte of another encoding or a "
-                "control character), which no message or record could name exactly",
-                "Rename the file to plain text (letters, digits, '-', '_', '.') and deliver again.",
+                _(
+                    "has a name that is not printable UTF-8 text (a byte of another "
+                    "encoding or a control character), which no message or record "
+                    "could name exactly"
+                ),
+                _(
+                    "Rename the file to plain text (letters, digits, '-', '_', '.') "
+                    "and deliver again."
+                ),
             )
         if entry.name.startswith("."):
             raise InputRejected(
                 where,
-                "is a hidden entry of the delivery folder (its name starts with a dot)",
-                "Remove it from the delivery folder, or rename it if it is part of the delivery.",
+                _("is a hidden entry of the delivery folder (its name starts with a dot)"),
+                _(
+                    "Remove it from the delivery folder, or rename it if it is part "
+                    "of the delivery."
+                ),
             )
         if entry.is_symlink():
             try:
@@ -520,40 +580,46 @@ def delivery_files(folder: Path) -> list[Path]:
             if target == entry or not target.exists():
                 raise InputRejected(
                     where,
-                    "is a symbolic link that points to nothing",
-                    "Copy the file itself into the delivery folder (not a link) and remove the "
-                    "link.",
+                    _("is a symbolic link that points to nothing"),
+                    _(
+                        "Copy the file itself into the delivery folder (not a link) and "
+                        "remove the link."
+                    ),
                 )
             if target.parent != root:
                 raise InputRejected(
                     where,
-                    "is a symbolic link to something outside the delivery folder",
-                    "Copy the file itself into the delivery folder (not a link) and remove the "
-                    "link.",
+                    _("is a symbolic link to something outside the delivery folder"),
+                    _(
+                        "Copy the file itself into the delivery folder (not a link) and "
+                        "remove the link."
+                    ),
                 )
             raise InputRejected(
                 where,
-                "is a symbolic link to another entry of the delivery folder, which would be "
-                "read twice",
-                "Remove the link: the file it points to is read anyway.",
+                _(
+                    "is a symbolic link to another entry of the delivery folder, "
+                    "which would be read twice"
+                ),
+                _("Remove the link: the file it points to is read anyway."),
             )
         if entry.is_dir():
             raise InputRejected(
                 where,
-                "is a folder inside the delivery folder: its files would not be read",
-                "Move its files up into the delivery folder and remove the subfolder.",
+                _("is a folder inside the delivery folder: its files would not be read"),
+                _("Move its files up into the delivery folder and remove the subfolder."),
             )
         if not entry.is_file():
             raise InputRejected(
                 where,
-                "is not a regular file",
-                "Remove it from the delivery folder.",
+                _("is not a regular file"),
+                _("Remove it from the delivery folder."),
             )
         if entry.suffix.lower() not in (".csv", ".parquet"):
             raise InputRejected(
                 where,
-                "is neither .csv nor .parquet",
-                "Remove it from the delivery folder or convert it.",
+                _("is neither .csv nor .parquet"),
+                _("Remove it from the delivery folder or convert it."),
             )
         paths.append(entry)
     return paths
@@ -564,15 +630,15 @@ def list_delivery(folder: Path, kind: Kind) -> list[Path]:
     if not folder.is_dir():
         raise InputRejected(
             str(folder),
-            f"is not a folder of {kind} extracts",
-            "Pass the folder that holds the delivery's files.",
+            _("is not a folder of {kind} extracts").format(kind=kind),
+            _("Pass the folder that holds the delivery's files."),
         )
     paths = delivery_files(folder)
     if not paths:
         raise InputRejected(
             str(folder),
-            f"holds no {kind} files",
-            "Copy the delivery's .csv or .parquet files into it.",
+            _("holds no {kind} files").format(kind=kind),
+            _("Copy the delivery's .csv or .parquet files into it."),
         )
     return paths
 
@@ -586,7 +652,9 @@ def read_delivery(paths: list[Path], kind: Kind) -> Delivery:
         files.append(info)
     names = [f.file for f in files]
     if len(set(names)) != len(names):
-        raise InputRejected(names[0], "appears twice in the delivery", "Rename one of the files.")
+        raise InputRejected(
+            names[0], _("appears twice in the delivery"), _("Rename one of the files.")
+        )
     fullwidth = any(f.fullwidth for f in files)
     return Delivery(kind, pl.concat(frames, how="vertical"), files, fullwidth)
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flows.audit import attempts as tried
 from flows.audit import release
 from flows.errors import LedgerUntrusted, TrailDamaged, UsageError
+from flows.i18n import _
 from flows.money import won_total
 from flows.run import paths as layout
 from rules.program import Program
@@ -195,7 +196,7 @@ def trail_problem(path: Path) -> str | None:
 def unreadable(error: Exception) -> str:
     """Return the problem of a Parquet file a reader refused, in one short line."""
     why = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-    return f"is not a readable Parquet file ({why})"
+    return _("is not a readable Parquet file ({name})").format(name=why)
 
 
 def read_trail(out: Path, path: Path) -> pl.DataFrame:
@@ -289,7 +290,7 @@ def ledger_files(
         damage = trail_problem(out / file)
         if damage is not None:  # cut short or overwritten: the same line as every other reader
             raise TrailDamaged(file, damage)
-        problem = "was changed (its SHA-256 differs from the run record)"
+        problem = _("was changed (its SHA-256 differs from the run record)")
     else:
         run_id, file = missing
         problem = "is missing"
@@ -302,9 +303,12 @@ def ledger_files(
 def untrusted(what: str) -> LedgerUntrusted:
     """Return the halt for a trail the ledger cannot be read from as it was written."""
     return LedgerUntrusted(
-        f"run halted: the ledger cannot be trusted: {what}; nothing was paid. "
-        "Restore the audit folder from backup (do not delete or edit trail files), check it "
-        "with `jiwon audit verify`, and run again."
+        _(
+            "run halted: the ledger cannot be trusted: {what}; nothing was "
+            "paid. Restore the audit folder from backup (do not delete or "
+            "edit trail files), check it with `jiwon audit verify`, and run "
+            "again."
+        ).format(what=what)
     )
 
 
@@ -350,11 +354,15 @@ def check_records(out: Path, runs: pl.DataFrame, program: str, key: Ed25519Publi
     current = eras[-1].key if len(eras) > 1 else None  # the last signing-key rotation's key
     if current is not None and signing.key_id(current) != signing.key_id(key):
         raise UsageError(
-            f"bad usage: program {program}'s signing key was rotated to key id "
-            f"{signing.key_id(current)[:12]}…, and the key given (id "
-            f"{signing.key_id(key)[:12]}…) is another: runs (and rotations) are signed with "
-            "the program's current key only. Set JIWON_SIGNING_KEY (or, rotating, "
-            "JIWON_SIGNING_KEY_PREVIOUS) to it from your secret store."
+            _(
+                "bad usage: program {program}'s signing key was rotated to key "
+                "id {value}…, and the key given (id {value2}…) is another: runs "
+                "(and rotations) are signed with the program's current key only. "
+                "Set JIWON_SIGNING_KEY (or, rotating, "
+                "JIWON_SIGNING_KEY_PREVIOUS) to it from your secret store."
+            ).format(
+                program=program, value=signing.key_id(current)[:12], value2=signing.key_id(key)[:12]
+            )
         )
     known = set(runs["run_id"].to_list()) if runs.height else set()
     folder = out / "audit/decisions" / f"program={program}"

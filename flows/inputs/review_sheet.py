@@ -23,6 +23,7 @@ import polars as pl
 
 from flows.audit.reviews import plain
 from flows.errors import InputRejected
+from flows.i18n import _
 from flows.pay.credit import FORMULA_START, formula_safe
 
 # (English name, Korean title) of the sheet's columns, in order; the last four are the officer's.
@@ -94,7 +95,7 @@ def write_xlsx(queue: pl.DataFrame, path: Path, program: str) -> None:
     for row in frame.iter_rows():
         sheet.append(list(row))
     officer = PatternFill("solid", fgColor="FFF2CC")
-    for index, (name, _) in enumerate(COLUMNS, start=1):
+    for index, (name, _kind) in enumerate(COLUMNS, start=1):
         cell = sheet.cell(row=1, column=index)
         cell.font = Font(bold=True)
         letter = get_column_letter(index)
@@ -139,9 +140,13 @@ def lines_frame(file: str, names: list[str], rows: Sequence[tuple[int, Cells]]) 
     if missing:
         raise InputRejected(
             file,
-            f"has no column {missing[0]} (the review sheet's columns were removed or renamed)",
-            "Export the queue again with `jiwon review export` and fill in that file; "
-            "nothing of this sheet was recorded.",
+            _("has no column {value} (the review sheet's columns were removed or renamed)").format(
+                value=missing[0]
+            ),
+            _(
+                "Export the queue again with `jiwon review export` and fill in "
+                "that file; nothing of this sheet was recorded."
+            ),
             line=1,
         )
     found: dict[str, list[object]] = {c: [] for c in ("line", "formula", *LINE_COLUMNS)}
@@ -161,9 +166,11 @@ def not_a_workbook(file: str, error: Exception) -> InputRejected:
     """Return the refusal of a file named .xlsx that openpyxl cannot read."""
     return InputRejected(
         file,
-        f"is not an XLSX workbook jiwon can read ({type(error).__name__})",
-        "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
-        "nothing of this sheet was recorded.",
+        _("is not an XLSX workbook jiwon can read ({name})").format(name=type(error).__name__),
+        _(
+            "Save the sheet as .xlsx (Excel workbook) or .csv and import it "
+            "again; nothing of this sheet was recorded."
+        ),
     )
 
 
@@ -208,26 +215,41 @@ def sheet_rows(file: str, sheet: Any) -> list[tuple[Any, ...]]:
     if columns > len(COLUMNS):
         raise InputRejected(
             file,
-            f"has cells up to column {get_column_letter(columns)}, past the review sheet's "
-            f"{len(COLUMNS)} columns (a sheet too large)",
-            "Delete the cells right of the last column (revises), or export the queue again "
-            "with `jiwon review export`; nothing of this sheet was recorded.",
+            _(
+                "has cells up to column {get_column_letter}, past the review "
+                "sheet's {len} columns (a sheet too large)"
+            ).format(get_column_letter=get_column_letter(columns), len=len(COLUMNS)),
+            _(
+                "Delete the cells right of the last column (revises), or export "
+                "the queue again with `jiwon review export`; nothing of this "
+                "sheet was recorded."
+            ),
         )
     if rows > MAX_ROWS:
         raise InputRejected(
             file,
-            f"has more than {MAX_ROWS:,} rows (the cap on a review sheet's rows)",
-            "Delete the rows below the exported queue, or export the queue again with "
-            "`jiwon review export`; nothing of this sheet was recorded.",
+            _("has more than {max_rows:,} rows (the cap on a review sheet's rows)").format(
+                max_rows=MAX_ROWS
+            ),
+            _(
+                "Delete the rows below the exported queue, or export the queue "
+                "again with `jiwon review export`; nothing of this sheet was "
+                "recorded."
+            ),
         )
     found: list[tuple[Any, ...]] = []
     for row in sheet.iter_rows(max_col=len(COLUMNS), max_row=MAX_ROWS + 1):
         if len(found) == MAX_ROWS:  # the dimension claimed fewer rows than the sheet holds
             raise InputRejected(
                 file,
-                f"has more than {MAX_ROWS:,} rows (the cap on a review sheet's rows)",
-                "Delete the rows below the exported queue, or export the queue again with "
-                "`jiwon review export`; nothing of this sheet was recorded.",
+                _("has more than {max_rows:,} rows (the cap on a review sheet's rows)").format(
+                    max_rows=MAX_ROWS
+                ),
+                _(
+                    "Delete the rows below the exported queue, or export the queue "
+                    "again with `jiwon review export`; nothing of this sheet was "
+                    "recorded."
+                ),
             )
         found.append(row)
     return found
@@ -245,9 +267,11 @@ def read_csv(path: Path) -> pl.DataFrame:
     except pl.exceptions.PolarsError as e:
         raise InputRejected(
             path.name,
-            f"is not a CSV review sheet jiwon can read ({type(e).__name__})",
-            "Save the sheet as .xlsx (Excel workbook) or .csv and import it again; "
-            "nothing of this sheet was recorded.",
+            _("is not a CSV review sheet jiwon can read ({name})").format(name=type(e).__name__),
+            _(
+                "Save the sheet as .xlsx (Excel workbook) or .csv and import it "
+                "again; nothing of this sheet was recorded."
+            ),
         ) from None
     names = [column_name(c) for c in frame.columns]
     cells = [

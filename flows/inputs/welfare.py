@@ -17,6 +17,7 @@ import polars as pl
 
 from flows.decide.codes import describe
 from flows.errors import InputRejected, masked_value
+from flows.i18n import _
 from flows.inputs.ingest import (
     csv_text,
     decode_to_utf8,
@@ -45,7 +46,7 @@ def read_welfare_file(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
         frame, encoding = read_parquet_strings(raw, path.name, "registry"), "parquet"
     else:
         utf8, encoding = decode_to_utf8(raw, path.name)
-        frame, _ = read_csv_strings(csv_text(utf8), path.name)
+        frame, _sums = read_csv_strings(csv_text(utf8), path.name)
     aliases = {ko: en for en, ko in WELFARE_COLUMNS.items()}
     frame = frame.rename(
         {c: aliases.get(c.replace("\ufeff", "").strip(), c.strip().lower()) for c in frame.columns}
@@ -54,9 +55,13 @@ def read_welfare_file(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     if missing:
         raise InputRejected(
             path.name,
-            f"missing required column(s) {', '.join(missing)} of the welfare extract",
-            "Ask for an extract with rrn (주민등록번호), welfare_status (복지자격), "
-            "as_of (기준일).",
+            _("missing required column(s) {join} of the welfare extract").format(
+                join=", ".join(missing)
+            ),
+            _(
+                "Ask for an extract with rrn (주민등록번호), welfare_status (복지자격), "
+                "as_of (기준일)."
+            ),
         )
     info = {
         "kind": "welfare",
@@ -94,13 +99,13 @@ def read_welfare(
     if not folder.is_dir():
         raise InputRejected(
             str(folder),
-            "is not a folder of welfare-status extract files",
-            "Pass --welfare with the folder the welfare office delivered.",
+            _("is not a folder of welfare-status extract files"),
+            _("Pass --welfare with the folder the welfare office delivered."),
         )
     paths = delivery_files(folder)
     if not paths:
         raise InputRejected(
-            str(folder), "holds no welfare files (.csv or .parquet)", "Deliver the extract."
+            str(folder), _("holds no welfare files (.csv or .parquet)"), _("Deliver the extract.")
         )
     frames, files = [], []
     for path in paths:
@@ -120,9 +125,10 @@ def read_welfare(
         shown = masked_value(value) if first["column"] == "rrn" else value  # messages reach logs
         raise InputRejected(
             row["source_file"],
-            f"welfare row check {first['check']} failed: {describe(first['check']).en} "
-            f"(value {shown!r})",
-            "Ask the welfare office to correct the extract and deliver it again.",
+            _("welfare row check {check} failed: {en} (value {shown!r})").format(
+                check=first["check"], en=describe(first["check"]).en, shown=shown
+            ),
+            _("Ask the welfare office to correct the extract and deliver it again."),
             row=int(row["source_row"]),
         ) from None
     wrong = frame.filter(pl.col("p_as_of") != reference_date)
@@ -130,8 +136,10 @@ def read_welfare(
         row = wrong.row(0, named=True)
         raise InputRejected(
             row["source_file"],
-            f"as_of {row['as_of']} is not the program's reference date {reference_date}",
-            "Ask for the welfare extract of the program's reference date.",
+            _("as_of {as_of} is not the program's reference date {reference_date}").format(
+                as_of=row["as_of"], reference_date=reference_date
+            ),
+            _("Ask for the welfare extract of the program's reference date."),
             row=int(row["source_row"]),
         )
     return frame.select("rrn", "welfare_status"), files

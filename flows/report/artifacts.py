@@ -9,26 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from flows.audit.records import RunRecord
+from flows.i18n import _
 
 
 def summary_table(record: RunRecord) -> list[dict[str, Any]]:
     """Return rows of the summary table: each outcome, the total, then every file written."""
+    item, records, won = _("item"), _("records"), _("won")  # the table's columns
     rows: list[dict[str, Any]] = [
         {
-            "item": outcome,
-            "records": count,
-            "won": record.total_paid_krw if outcome == "PAID" else 0,
+            item: outcome,
+            records: count,
+            won: record.total_paid_krw if outcome == "PAID" else 0,
         }
         for outcome, count in record.counts.items()
     ]
     rows.append(
-        {"item": "total", "records": sum(record.counts.values()), "won": record.total_paid_krw}
+        {item: _("total"), records: sum(record.counts.values()), won: record.total_paid_krw}
     )
     rows += [
         {
-            "item": f"file: {o['file']}",
-            "records": o["records"] if o["records"] is not None else "",
-            "won": o["total_krw"] if o["total_krw"] is not None else "",
+            item: _("file: {file}").format(file=o["file"]),
+            records: o["records"] if o["records"] is not None else "",
+            won: o["total_krw"] if o["total_krw"] is not None else "",
         }
         for o in record.outputs
     ]
@@ -37,12 +39,18 @@ def summary_table(record: RunRecord) -> list[dict[str, Any]]:
 
 def report_markdown(record: RunRecord, report_md: str) -> str:
     """Return the run report followed by the files the run wrote, with their SHA-256."""
-    lines = ["", "## Files written", "", "| file | records | won | sha256 |", "|---|---:|---:|---|"]
+    lines = [
+        "",
+        _("## Files written"),
+        "",
+        _("| file | records | won | sha256 |"),
+        "|---|---:|---:|---|",
+    ]
     lines += [
         f"| {o['file']} | {number(o['records'])} | {number(o['total_krw'])} | {o['sha256'][:12]}… |"
         for o in record.outputs
     ]
-    lines += ["", f"run record sealed with run_sha256 `{record.run_sha256}`"]
+    lines += ["", _("run record sealed with run_sha256 `{sha}`").format(sha=record.run_sha256)]
     return report_md + "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from flows.audit.records import RunRecord
 from flows.decide.codes import BY_CODE
+from flows.i18n import _, format_date, format_month, format_won, pick
 from flows.pay.credit import FileTotals
 
 BAR_WIDTH = 420
@@ -41,7 +42,7 @@ def quarantine_summary(quarantine: pl.DataFrame) -> pl.DataFrame:
 def bar_chart(districts: pl.DataFrame, names: dict[str, str]) -> str:
     """Return an inline SVG bar chart of won paid per district."""
     if districts.height == 0:
-        return "<p>Nobody was paid by this run.</p>"
+        return "<p>" + escape(_("Nobody was paid by this run.")) + "</p>"
     top = max(int(districts["won"].max() or 0), 1)  # type: ignore[arg-type]
     label_width = 170
     height = ROW_HEIGHT * districts.height + 10
@@ -54,11 +55,12 @@ def bar_chart(districts: pl.DataFrame, names: dict[str, str]) -> str:
             f'<g id="bar-{escape(row["admin_code"])}" data-krw="{row["won"]}">'
             f'<text x="0" y="{y + 15}">{label}</text>'
             f'<rect x="{label_width}" y="{y + 3}" width="{width}" height="{ROW_HEIGHT - 6}" '
-            f'fill="#3b6ea5"><title>{label}: {row["won"]:,} won</title></rect>'
+            f'fill="#3b6ea5"><title>{label}: {escape(format_won(row["won"]))}</title></rect>'
             f'<text x="{label_width + width + 6}" y="{y + 15}">{row["won"]:,}</text></g>'
         )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="won paid per district" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'aria-label="{escape(_("won paid per district"))}" '
         f'width="{label_width + BAR_WIDTH + 120}" height="{height}">{"".join(bars)}</svg>'
     )
 
@@ -77,7 +79,7 @@ def report_html(
     files: Sequence[FileTotals],
 ) -> str:
     """Return the run report page (`files`: the run's payment files, published or not)."""
-    title = escape(f"{record.program} run {record.run_id}")
+    title = escape(_("{program} run {run_id}").format(program=record.program, run_id=record.run_id))
     outcome_rows = [
         f'<tr id="outcome-{o}"><td>{o}</td><td class="n" data-count="{n}">{n:,}</td></tr>'
         for o, n in record.counts.items()
@@ -92,7 +94,7 @@ def report_html(
     quarantine_rows = [
         f'<tr id="quarantine-{r["source_kind"]}-{escape(r["reason_code"])}">'
         f"<td>{escape(r['source_kind'])}</td><td>{escape(r['reason_code'])}</td>"
-        f"<td>{escape(BY_CODE[r['reason_code']].en if r['reason_code'] in BY_CODE else '')}</td>"
+        f"<td>{escape(meaning(r['reason_code']))}</td>"
         f'<td class="n">{r["rows"]:,}</td><td class="n">{r["checks"]:,}</td></tr>'
         for r in quarantine_summary(quarantine).iter_rows(named=True)
     ]
@@ -102,32 +104,64 @@ def report_html(
         f"<td><code>{f.sha256[:16]}…</code></td></tr>"
         for f in files
     ]
-    dry = " (dry run: nothing was paid)" if record.dry_run else ""
+    dry = escape(_(" (dry run: nothing was paid)")) if record.dry_run else ""
+    status = f'<span class="status" id="status">{escape(record.status)}</span>'
+    paid = (
+        f'<strong id="total-paid" data-krw="{record.total_paid_krw}">'
+        f"{escape(format_won(record.total_paid_krw))}</strong>"
+    )
+    people = f'<strong id="people-paid">{sum(districts["people"]):,}</strong>'
     parts = [
         "<!DOCTYPE html>",
         '<html lang="ko"><head><meta charset="utf-8">',
         f"<title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
-        f'<p>Status: <span class="status" id="status">{escape(record.status)}</span>{dry}. '
-        f"Run month {escape(record.run_month)}, reference date {record.reference_date}, "
-        f"trigger {escape(record.trigger)}.</p>",
-        f'<p>Total paid: <strong id="total-paid" data-krw="{record.total_paid_krw}">'
-        f"{record.total_paid_krw:,} won</strong> to "
-        f'<strong id="people-paid">{sum(districts["people"]):,}</strong> people.</p>',
-        "<h2>Outcomes (every input row has exactly one)</h2>",
-        table(["outcome", "records"], outcome_rows),
-        "<h2>Paid per district (행정동)</h2>",
+        "<p>"
+        + _(
+            "Status: {status}{dry}. Run month {run_month}, reference date {reference_date}, "
+            "trigger {trigger}."
+        ).format(
+            status=status,
+            dry=dry,
+            run_month=escape(format_month(record.run_month)),
+            reference_date=escape(format_date(record.reference_date)),
+            trigger=escape(record.trigger),
+        )
+        + "</p>",
+        "<p>"
+        + _("Total paid: {paid} to {people} people.").format(paid=paid, people=people)
+        + "</p>",
+        heading(_("Outcomes (every input row has exactly one)")),
+        table([_("outcome"), _("records")], outcome_rows),
+        heading(_("Paid per district (행정동)")),
         bar_chart(districts, names),
-        table(["admin code", "district", "people", "won"], district_rows),
-        "<h2>Quarantine</h2>",
-        table(["input", "reason", "meaning", "rows", "failed checks"], quarantine_rows)
+        table([_("admin code"), _("district"), _("people"), _("won")], district_rows),
+        heading(_("Quarantine")),
+        table(
+            [_("input"), _("reason"), _("meaning"), _("rows"), _("failed checks")],
+            quarantine_rows,
+        )
         if quarantine_rows
-        else "<p id='quarantine-none'>No row failed a check.</p>",
-        "<h2>Payment files</h2>",
-        "<p>Dry run: these files were computed but not published.</p>" if record.dry_run else "",
-        table(["file", "format", "records", "won", "SHA-256"], outputs)
+        else "<p id='quarantine-none'>" + escape(_("No row failed a check.")) + "</p>",
+        heading(_("Payment files")),
+        "<p>" + escape(_("Dry run: these files were computed but not published.")) + "</p>"
+        if record.dry_run
+        else "",
+        table([_("file"), _("format"), _("records"), _("won"), "SHA-256"], outputs)
         if outputs
-        else "<p>No payment files: nobody was paid.</p>",
+        else "<p>" + escape(_("No payment files: nobody was paid.")) + "</p>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def heading(text: str) -> str:
+    """Return a section heading."""
+    return f"<h2>{escape(text)}</h2>"
+
+
+def meaning(code: str) -> str:
+    """Return what a reason code means, in the operator's language (from the code table)."""
+    if code not in BY_CODE:
+        return ""
+    return pick(BY_CODE[code].ko, BY_CODE[code].en)

@@ -8,20 +8,23 @@ import polars as pl
 
 from flows.audit.records import RunRecord
 from flows.decide.codes import BY_CODE
+from flows.i18n import _, format_date, format_month, format_won, pick
 
 
 def won(amount: int) -> str:
-    """Return an amount as `1,234,000 won`."""
-    return f"{amount:,} won"
+    """Return an amount as `1,234,000 won` (Korean: `1,234,000원`)."""
+    return format_won(amount)
 
 
 def input_line(item: dict[str, Any]) -> str:
     """Return one input file's table row; closed rows (skipped) are counted, with the first run."""
     closed = item.get("rows_closed") or 0
     skipped = (
-        f" (skipped: every row closed, first read by {item['skipped_by_run']})"
+        _(" (skipped: every row closed, first read by {run_id})").format(
+            run_id=item["skipped_by_run"]
+        )
         if item["skipped_by_run"]
-        else f" ({closed:,} rows closed by earlier runs, skipped)"
+        else _(" ({closed:,} rows closed by earlier runs, skipped)").format(closed=closed)
         if closed
         else ""
     )
@@ -33,26 +36,34 @@ def input_line(item: dict[str, Any]) -> str:
 def summary_markdown(record: RunRecord, reasons: dict[str, int]) -> str:
     """Return the run report in Markdown (also what the Prefect artifact shows)."""
     lines = [
-        f"# {record.program} run {record.run_id}",
+        _("# {program} run {run_id}").format(program=record.program, run_id=record.run_id),
         "",
-        f"- status: **{record.status}**"
-        + (" (dry run: nothing was paid)" if record.dry_run else ""),
-        f"- trigger: {record.trigger}, operator: {record.operator}"
-        + (f", reason: {record.reason}" if record.reason else ""),
-        f"- reference date: {record.reference_date}, run month: {record.run_month}",
-        f"- total paid: **{won(record.total_paid_krw)}**",
+        _("- status: **{status}**").format(status=record.status)
+        + (_(" (dry run: nothing was paid)") if record.dry_run else ""),
+        _("- trigger: {trigger}, operator: {operator}").format(
+            trigger=record.trigger, operator=record.operator
+        )
+        + (_(", reason: {reason}").format(reason=record.reason) if record.reason else ""),
+        _("- reference date: {reference_date}, run month: {run_month}").format(
+            reference_date=format_date(record.reference_date),
+            run_month=format_month(record.run_month),
+        ),
+        _("- total paid: **{total}**").format(total=won(record.total_paid_krw)),
         "",
-        "| outcome | records |",
+        _("| outcome | records |"),
         "|---|---:|",
         *[f"| {outcome} | {count:,} |" for outcome, count in record.counts.items()],
         "",
-        "| input file | kind | rows | sha256 |",
+        _("| input file | kind | rows | sha256 |"),
         "|---|---|---:|---|",
         *[input_line(i) for i in record.inputs],
     ]
     if reasons:
-        lines += ["", "| reason | rows | meaning |", "|---|---:|---|"]
-        lines += [f"| {code} | {n:,} | {BY_CODE[code].en} |" for code, n in reasons.items()]
+        lines += ["", _("| reason | rows | meaning |"), "|---|---:|---|"]
+        lines += [
+            f"| {code} | {n:,} | {pick(BY_CODE[code].ko, BY_CODE[code].en)} |"
+            for code, n in reasons.items()
+        ]
     if record.message:
         lines += ["", record.message]
     return "\n".join(lines) + "\n"
@@ -70,22 +81,24 @@ def payments_markdown(money: pl.DataFrame, released: pl.DataFrame | None = None)
 
     lines = [
         "",
-        "## Earlier payments in money, as this run started",
+        _("## Earlier payments in money, as this run started"),
         "",
-        "Attempts (and won) per earlier run, by state after the bank and card results imported "
-        "so far (`jiwon results status` shows them now; ISSUED: waiting for release approval; "
-        "RELEASED: no result yet; VOIDED: its release was rejected).",
+        _(
+            "Attempts (and won) per earlier run, by state after the bank and card results "
+            "imported so far (`jiwon results status` shows them now; ISSUED: waiting for "
+            "release approval; RELEASED: no result yet; VOIDED: its release was rejected)."
+        ),
         "",
-        "| run | release | issued | " + " | ".join(s.lower() for s in states) + " |",
+        _("| run | release | issued | ") + " | ".join(s.lower() for s in states) + " |",
         "|---|---|" + "---:|" * (len(states) + 1),
     ]
     words = {"ISSUED": "pending", "RELEASED": "released", "VOIDED": "voided"}
     release = {r: words.get(s, s) for r, s in released.iter_rows()} if released is not None else {}
     for (run_id,), rows in money.group_by("run_id", maintain_order=True):
         per = {r["state"]: r for r in rows.iter_rows(named=True)}
-        cells = [f"{rows['attempts'].sum():,} ({int(rows['amount_krw'].sum()):,} won)"]
+        cells = [f"{rows['attempts'].sum():,} ({won(int(rows['amount_krw'].sum()))})"]
         for state in states:
             r = per.get(state)
-            cells.append(f"{r['attempts']:,} ({r['amount_krw']:,} won)" if r else "0")
+            cells.append(f"{r['attempts']:,} ({won(r['amount_krw'])})" if r else "0")
         lines.append(f"| {run_id} | {release.get(run_id, '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ import polars as pl
 from flows.audit.attempts import FAILED, ISSUED, RELEASED, SETTLED
 from flows.audit.release import PENDING, RELEASE_SCHEMA
 from flows.decide.codes import Outcome
+from flows.i18n import korean_date
 
 ELIGIBLE = (
     Outcome.PAID.value,
@@ -289,14 +290,14 @@ def headline(page: ProgramPage) -> str:
         unit = "명 · people" if s in ("eligible", "never_applied") else "건 · payments"
         value = figure(s, count[s], f" {unit}")
         if s in MONEY:
-            value += f" ({figure(f'{s}_krw', won[s], ' 원 · won')})"
+            value += f" ({figure(f'{s}_krw', won[s], '원 · won')})"
         items.append(f"<dt>{label(s)}</dt><dd>{value}</dd>")
     budget = [
-        (bilingual("예산 한도", "Budget ceiling"), figure("budget_krw", page.budget_krw, " 원")),
-        (bilingual("예산 집행", "Budget used"), figure("budget_used_krw", used, " 원")),
+        (bilingual("예산 한도", "Budget ceiling"), figure("budget_krw", page.budget_krw, "원")),
+        (bilingual("예산 집행", "Budget used"), figure("budget_used_krw", used, "원")),
         (
             bilingual("예산 잔액", "Budget left"),
-            figure("budget_left_krw", page.budget_krw - used, " 원"),
+            figure("budget_left_krw", page.budget_krw - used, "원"),
         ),
     ]
     items += [f"<dt>{k}</dt><dd>{v}</dd>" for k, v in budget]
@@ -376,7 +377,7 @@ def pending_html(page: ProgramPage) -> str:
     total = int(waiting["total_paid_krw"].sum()) if waiting.height else 0
     intro = (
         f"<p>승인 대기 실행: {figure('pending_runs', waiting.height, '건')} "
-        f"({figure('pending_krw', total, ' 원')}) · <span class='en'>committed runs whose "
+        f"({figure('pending_krw', total, '원')}) · <span class='en'>committed runs whose "
         "payment files wait for a second person's approval (`jiwon approve`); nothing of them "
         "was sent</span></p>"
     )
@@ -456,7 +457,8 @@ def program_page_html(page: ProgramPage) -> str:
         '<html lang="ko"><head><meta charset="utf-8">',
         f"<title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
-        f"<p><code>{escape(page.program)}</code> · {bilingual('기준', 'as of')} {page.today} · "
+        f"<p><code>{escape(page.program)}</code> · {bilingual('기준', 'as of')} "
+        f"{korean_date(page.today)} ({page.today}) · "
         f"{bilingual('최근 지급 실행', 'latest paying run')} <code id='latest-run'>{latest}</code>"
         "</p>",
         f"<h2>{bilingual('현황', 'Coverage')}</h2>",

@@ -44,6 +44,7 @@ import polars as pl
 from lxml import etree
 
 from flows.errors import InputRejected, UsageError, scrub
+from flows.i18n import _
 from flows.inputs.reference import LAYOUTS_DIR, ROOT, load_layout
 from flows.pay.bankfile import RESULT_FIELDS, Layout
 
@@ -253,7 +254,7 @@ def detect_format(name: str, content: bytes) -> ResultFormat:
     start = content.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not start:
         raise InputRejected(
-            name, "is an empty result file", "Ask the bank or card operator to send it again."
+            name, _("is an empty result file"), _("Ask the bank or card operator to send it again.")
         )
     if start.startswith(b"<"):
         return "pain.002"
@@ -264,12 +265,17 @@ def detect_format(name: str, content: bytes) -> ResultFormat:
         return "card_csv"
     raise InputRejected(
         name,
-        "is not a result file jiwon reads (a pain.002.001.11 status report, a bank "
-        "bulk-transfer result file starting with its H record, or the card operator's credit "
-        "result CSV with the header payment_id,attempt,card_id,amount,status,reason_code,"
-        "processed_at)",
-        "Import the result file the bank or card operator sent, as it came (a payment file "
-        "jiwon wrote is not a result).",
+        _(
+            "is not a result file jiwon reads (a pain.002.001.11 status "
+            "report, a bank bulk-transfer result file starting with its H "
+            "record, or the card operator's credit result CSV with the "
+            "header "
+            "payment_id,attempt,card_id,amount,status,reason_code,processed_at)"
+        ),
+        _(
+            "Import the result file the bank or card operator sent, as it "
+            "came (a payment file jiwon wrote is not a result)."
+        ),
         line=1,
     )
 
@@ -301,8 +307,8 @@ def explained(name: str, rows: pl.DataFrame, table: pl.DataFrame, table_file: st
     if rows.height == 0:
         raise InputRejected(
             name,
-            "answers no payment (it has no result lines)",
-            "Ask the sender for the file with its results; an empty answer is not imported.",
+            _("answers no payment (it has no result lines)"),
+            _("Ask the sender for the file with its results; an empty answer is not imported."),
         )
     joined = rows.join(
         table.rename({"status": "_code_status"}), left_on="reason_code", right_on="code", how="left"
@@ -313,9 +319,14 @@ def explained(name: str, rows: pl.DataFrame, table: pl.DataFrame, table_file: st
     if unknown:
         raise InputRejected(
             name,
-            f"{unknown['_where']}unknown reason code {unknown['reason_code']}",
-            f"Ask the sender what the code means, add it to rules/results/{table_file} (with "
-            "whether the payout details must change before a retry) and import the file again.",
+            _("{where}unknown reason code {reason_code}").format(
+                where=unknown["_where"], reason_code=unknown["reason_code"]
+            ),
+            _(
+                "Ask the sender what the code means, add it to "
+                "rules/results/{table_file} (with whether the payout details "
+                "must change before a retry) and import the file again."
+            ).format(table_file=table_file),
             line=unknown["_at"],
         )
     joined = joined.with_columns(status=pl.coalesce("status", "_code_status"))
@@ -327,17 +338,26 @@ def explained(name: str, rows: pl.DataFrame, table: pl.DataFrame, table_file: st
     if clash:
         raise InputRejected(
             name,
-            f"{clash['_where']}reason code {clash['reason_code']} is a {clash['_code_status']} "
-            f"code, but the line's status is {clash['status']}",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{where}reason code {reason_code} is a {code_status} code, but "
+                "the line's status is {status}"
+            ).format(
+                where=clash["_where"],
+                reason_code=clash["reason_code"],
+                code_status=clash["_code_status"],
+                status=clash["status"],
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=clash["_at"],
         )
     low = first_row(joined.filter(pl.col("attempt") < 1))
     if low:
         raise InputRejected(
             name,
-            f"{low['_where']}attempt {low['attempt']} is not a number from 1",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{where}attempt {attempt} is not a number from 1").format(
+                where=low["_where"], attempt=low["attempt"]
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=low["_at"],
         )
     refuse_duplicates(name, joined)
@@ -370,9 +390,16 @@ def refuse_duplicates(name: str, rows: pl.DataFrame) -> None:
     if again:
         raise InputRejected(
             name,
-            f"{again['_where']}instruction {again['payment_id']}-{again['attempt']} is answered "
-            f"twice (first on line {again['_first']})",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{where}instruction {payment_id}-{attempt} is answered twice "
+                "(first on line {first})"
+            ).format(
+                where=again["_where"],
+                payment_id=again["payment_id"],
+                attempt=again["attempt"],
+                first=again["_first"],
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=again["_at"],
         )
 
@@ -414,9 +441,11 @@ def xml_root(name: str, content: bytes) -> etree._Element:
     except etree.XMLSyntaxError as e:
         raise InputRejected(
             name,
-            f"is not well-formed XML: {scrub(str(e.msg))}",
-            "Ask the bank to send the status report again (it looks truncated or damaged); do "
-            "not edit it by hand.",
+            _("is not well-formed XML: {scrub}").format(scrub=scrub(str(e.msg))),
+            _(
+                "Ask the bank to send the status report again (it looks "
+                "truncated or damaged); do not edit it by hand."
+            ),
             line=e.lineno,
         ) from None
 
@@ -439,19 +468,27 @@ def pain002_rows(name: str, content: bytes, schema: etree.XMLSchema) -> pl.DataF
     ):
         raise InputRejected(
             name,
-            "is XML but not a payment status report (its root is not a Document holding "
-            "CstmrPmtStsRpt)",
-            "Import the result file the bank or card operator sent, as it came (a payment file "
-            "jiwon wrote is not a result).",
+            _(
+                "is XML but not a payment status report (its root is not a "
+                "Document holding CstmrPmtStsRpt)"
+            ),
+            _(
+                "Import the result file the bank or card operator sent, as it "
+                "came (a payment file jiwon wrote is not a result)."
+            ),
             line=root.sourceline,
         )
     if not schema.validate(root):
         error = schema.error_log[0]
         raise InputRejected(
             name,
-            f"is not a valid {PAIN002} message: {schema_message(error.message)}",
-            "Ask the bank for a pain.002.001.11 status report that validates against the "
-            "official schema.",
+            _("is not a valid {pain002} message: {schema_message}").format(
+                pain002=PAIN002, schema_message=schema_message(error.message)
+            ),
+            _(
+                "Ask the bank for a pain.002.001.11 status report that validates "
+                "against the official schema."
+            ),
             line=error.line,
         )
     report = root.find("p:CstmrPmtStsRpt", ns)
@@ -511,8 +548,8 @@ def transaction(
         if not ids[tag]:
             raise InputRejected(
                 name,
-                f"{where}the original id {tag} is missing or blank",
-                "Ask the sender for a corrected file; nothing of this one was recorded.",
+                _("{where}the original id {tag} is missing or blank").format(where=where, tag=tag),
+                _("Ask the sender for a corrected file; nothing of this one was recorded."),
                 line=at,
             )
     payment_id, instruction = ids["OrgnlEndToEndId"], ids["OrgnlInstrId"]
@@ -520,9 +557,11 @@ def transaction(
     if number == instruction or not number.isdigit() or str(int(number)) != number:
         raise InputRejected(
             name,
-            f"{where}OrgnlInstrId {instruction} is not OrgnlEndToEndId {payment_id} followed by "
-            "-<attempt>",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{where}OrgnlInstrId {instruction} is not OrgnlEndToEndId "
+                "{payment_id} followed by -<attempt>"
+            ).format(where=where, instruction=instruction, payment_id=payment_id),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=at,
         )
     rejected_above = [e for e in outer if status_of(e) == "RJCT"]
@@ -535,9 +574,11 @@ def transaction(
     if status is None:
         raise InputRejected(
             name,
-            f"{where}unknown status {code or '(none)'} (ACSC or ACCC settled, RJCT rejected, "
-            "ACCP, ACSP, PDNG, ACTC or RCVD in flight)",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{where}unknown status {value} (ACSC or ACCC settled, RJCT "
+                "rejected, ACCP, ACSP, PDNG, ACTC or RCVD in flight)"
+            ).format(where=where, value=code or "(none)"),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=at,
         )
     reason = None
@@ -548,31 +589,35 @@ def transaction(
         if reason is None:
             raise InputRejected(
                 name,
-                f"{where}is rejected (RJCT) without a reason code (StsRsnInf/Rsn/Cd)",
-                "Ask the sender for a corrected file; nothing of this one was recorded.",
+                _("{where}is rejected (RJCT) without a reason code (StsRsnInf/Rsn/Cd)").format(
+                    where=where
+                ),
+                _("Ask the sender for a corrected file; nothing of this one was recorded."),
                 line=at,
             )
     amount = tx.find("p:OrgnlTxRef/p:Amt/p:InstdAmt", ns)
     if amount is None:
         raise InputRejected(
             name,
-            f"{where}OrgnlTxRef/Amt/InstdAmt (the amount) is missing",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{where}OrgnlTxRef/Amt/InstdAmt (the amount) is missing").format(where=where),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=at,
         )
     if amount.get("Ccy") != "KRW":
         raise InputRejected(
             name,
-            f"{where}amount in {amount.get('Ccy')}, not KRW",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{where}amount in {get}, not KRW").format(where=where, get=amount.get("Ccy")),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=amount.sourceline,
         )
     won = whole_won(amount.text or "")
     if won is None:
         raise InputRejected(
             name,
-            f"{where}amount {amount.text} is not a whole number of won",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{where}amount {text} is not a whole number of won").format(
+                where=where, text=amount.text
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=amount.sourceline,
         )
     accepted = tx.findtext("p:AccptncDtTm", None, ns)
@@ -596,8 +641,10 @@ def check_totals(name: str, element: etree._Element, rows: list[dict[str, Any]],
     if count is not None and int(count) != len(rows):
         raise InputRejected(
             name,
-            f"{what} OrgnlNbOfTxs {count} differs from the {len(rows)} transactions it reports",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{what} OrgnlNbOfTxs {count} differs from the {len} transactions it reports").format(
+                what=what, count=count, len=len(rows)
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=element.sourceline,
         )
     total = element.findtext("p:OrgnlCtrlSum", None, ns)
@@ -605,9 +652,11 @@ def check_totals(name: str, element: etree._Element, rows: list[dict[str, Any]],
     if total is not None and Decimal(total) != won:
         raise InputRejected(
             name,
-            f"{what} OrgnlCtrlSum {total} differs from the {won} won of the transactions it "
-            "reports",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{what} OrgnlCtrlSum {total} differs from the {won} won of the "
+                "transactions it reports"
+            ).format(what=what, total=total, won=won),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=element.sourceline,
         )
 
@@ -624,16 +673,18 @@ def bank_result_rows(
     except UnicodeDecodeError as e:
         raise InputRejected(
             name,
-            f"is not CP949 text (byte {e.start + 1} is not a CP949 character)",
-            "Ask the sender for the file again; do not edit it by hand.",
+            _("is not CP949 text (byte {value} is not a CP949 character)").format(
+                value=e.start + 1
+            ),
+            _("Ask the sender for the file again; do not edit it by hand."),
             line=content.count(b"\n", 0, e.start) + 1,
         ) from None
     records = content.split(CRLF)
     if records[-1]:
         raise InputRejected(
             name,
-            "does not end with CRLF: the last record looks truncated",
-            "Ask the sender for the file again; do not edit it by hand.",
+            _("does not end with CRLF: the last record looks truncated"),
+            _("Ask the sender for the file again; do not edit it by hand."),
             line=len(records),
         )
     records = records[:-1]
@@ -641,18 +692,25 @@ def bank_result_rows(
         if len(record) != layout.record_length:
             raise InputRejected(
                 name,
-                f"record is {len(record)} bytes, the result layout {layout.name} has "
-                f"{layout.record_length} bytes per record (ending in CRLF)",
-                "Check that the file is the bank's result file for this layout (a payment "
-                "file jiwon wrote is not a result); otherwise ask the bank to send it again.",
+                _(
+                    "record is {len} bytes, the result layout {name} has "
+                    "{record_length} bytes per record (ending in CRLF)"
+                ).format(len=len(record), name=layout.name, record_length=layout.record_length),
+                _(
+                    "Check that the file is the bank's result file for this layout "
+                    "(a payment file jiwon wrote is not a result); otherwise ask the "
+                    "bank to send it again."
+                ),
                 line=number,
             )
     if len(records) < 2:
         raise InputRejected(
             name,
-            f"has {len(records)} record(s): a result file has one H record, its D records and "
-            "one T record",
-            "Ask the sender for the file again; do not edit it by hand.",
+            _(
+                "has {len} record(s): a result file has one H record, its D "
+                "records and one T record"
+            ).format(len=len(records)),
+            _("Ask the sender for the file again; do not edit it by hand."),
             line=1,
         )
     for number, record in enumerate(records, start=1):
@@ -660,9 +718,11 @@ def bank_result_rows(
         if record[:1] != expected.encode():
             raise InputRejected(
                 name,
-                f"record type {record[:1].decode('ascii', 'replace')} where {expected} was "
-                "expected (one H record, then D records, then one T record)",
-                "Ask the sender for the file again; do not edit it by hand.",
+                _(
+                    "record type {decode} where {expected} was expected (one H "
+                    "record, then D records, then one T record)"
+                ).format(decode=record[:1].decode("ascii", "replace"), expected=expected),
+                _("Ask the sender for the file again; do not edit it by hand."),
                 line=number,
             )
     matrix = np.frombuffer(b"".join(records), dtype=np.uint8).reshape(len(records), -1)
@@ -680,8 +740,8 @@ def bank_result_rows(
         field = "payment_id" if blank["payment_id"] == "" else "result_code"
         raise InputRejected(
             name,
-            f"field {field} is blank",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("field {field} is blank").format(field=field),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=blank["_i"] + 2,
         )
     return data.select(
@@ -713,8 +773,10 @@ def fields_of(
             bad = next(i for i, v in enumerate(values) if not decodes(v))
             raise InputRejected(
                 name,
-                f"field {f.name} splits a CP949 character (it is not whole text)",
-                "Ask the sender for the file again; do not edit it by hand.",
+                _("field {name} splits a CP949 character (it is not whole text)").format(
+                    name=f.name
+                ),
+                _("Ask the sender for the file again; do not edit it by hand."),
                 line=first_line + bad,
             ) from None
         text = pl.Series(f.name, decoded, dtype=pl.String)
@@ -723,8 +785,8 @@ def fields_of(
             if not digits.all():
                 raise InputRejected(
                     name,
-                    f"field {f.name} holds something other than digits",
-                    "Ask the sender for a corrected file; nothing of this one was recorded.",
+                    _("field {name} holds something other than digits").format(name=f.name),
+                    _("Ask the sender for a corrected file; nothing of this one was recorded."),
                     line=first_line + int(digits.arg_min() or 0),
                 )
             columns[f.name] = text.cast(pl.Int64)
@@ -748,16 +810,20 @@ def check_control(name: str, ends: dict[str, Any], data: pl.DataFrame, code: str
     if "record_count" in ends and ends["record_count"] != count:
         raise InputRejected(
             name,
-            f"{code} record_count {ends['record_count']} differs from the {count} data records",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("{code} record_count {record_count} differs from the {count} data records").format(
+                code=code, record_count=ends["record_count"], count=count
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=at,
         )
     if "total_amount" in ends and ends["total_amount"] != total:
         raise InputRejected(
             name,
-            f"{code} total_amount {ends['total_amount']} differs from the {total} won of the data "
-            "records",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "{code} total_amount {total_amount} differs from the {total} won "
+                "of the data records"
+            ).format(code=code, total_amount=ends["total_amount"], total=total),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=at,
         )
 
@@ -772,9 +838,11 @@ def card_lines(name: str, content: bytes) -> Iterator[tuple[int, list[str]]]:
     except UnicodeDecodeError as e:
         raise InputRejected(
             name,
-            f"is not UTF-8 text (byte {e.start + 1} is not UTF-8)",
-            "Ask the card operator to send the result file again as UTF-8; do not re-save it "
-            "in a spreadsheet.",
+            _("is not UTF-8 text (byte {value} is not UTF-8)").format(value=e.start + 1),
+            _(
+                "Ask the card operator to send the result file again as UTF-8; "
+                "do not re-save it in a spreadsheet."
+            ),
             line=content.count(b"\n", 0, e.start) + 1,
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -784,16 +852,18 @@ def card_lines(name: str, content: bytes) -> Iterator[tuple[int, list[str]]]:
             if len(fields) != len(CARD_HEADER):
                 raise InputRejected(
                     name,
-                    f"has {len(fields)} fields, the header has {len(CARD_HEADER)}",
-                    "Ask the sender for a corrected file; nothing of this one was recorded.",
+                    _("has {len} fields, the header has {len2}").format(
+                        len=len(fields), len2=len(CARD_HEADER)
+                    ),
+                    _("Ask the sender for a corrected file; nothing of this one was recorded."),
                     line=reader.line_num,
                 )
             yield reader.line_num, fields
     except csv.Error as e:
         raise InputRejected(
             name,
-            f"is not a well-formed result CSV: {e}",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("is not a well-formed result CSV: {e}").format(e=e),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=reader.line_num,
         ) from None
 
@@ -811,16 +881,18 @@ def card_rows(name: str, content: bytes) -> pl.DataFrame:
         if blank:
             raise InputRejected(
                 name,
-                f"{column} is blank",
-                "Ask the sender for a corrected file; nothing of this one was recorded.",
+                _("{column} is blank").format(column=column),
+                _("Ask the sender for a corrected file; nothing of this one was recorded."),
                 line=blank["_at"],
             )
     status = first_row(frame.filter(~pl.col("status").is_in(list(CARD_STATUS))))
     if status:
         raise InputRejected(
             name,
-            f"unknown status {status['status']} (CREDITED, REJECTED or RETURNED)",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("unknown status {status} (CREDITED, REJECTED or RETURNED)").format(
+                status=status["status"]
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=status["_at"],
         )
     credited = pl.col("status") == "CREDITED"
@@ -828,25 +900,27 @@ def card_rows(name: str, content: bytes) -> pl.DataFrame:
     if reason:
         raise InputRejected(
             name,
-            f"status {reason['status']} with reason code '{reason['reason_code']}' (a CREDITED "
-            "line has no reason code, a REJECTED or RETURNED line has one)",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _(
+                "status {status} with reason code '{reason_code}' (a CREDITED "
+                "line has no reason code, a REJECTED or RETURNED line has one)"
+            ).format(status=reason["status"], reason_code=reason["reason_code"]),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=reason["_at"],
         )
     attempt = first_row(frame.filter(~pl.col("attempt").str.contains(r"^[1-9]\d{0,8}$")))
     if attempt:
         raise InputRejected(
             name,
-            f"attempt {attempt['attempt']} is not a number from 1",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("attempt {attempt} is not a number from 1").format(attempt=attempt["attempt"]),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=attempt["_at"],
         )
     amount = first_row(frame.filter(~pl.col("amount").str.contains(WHOLE_WON.pattern)))
     if amount:
         raise InputRejected(
             name,
-            f"amount {amount['amount']} is not a whole number of won",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("amount {amount} is not a whole number of won").format(amount=amount["amount"]),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=amount["_at"],
         )
     times = {t: timestamp(t) for t in frame["processed_at"].unique().to_list()}
@@ -856,8 +930,10 @@ def card_rows(name: str, content: bytes) -> pl.DataFrame:
     if when:
         raise InputRejected(
             name,
-            f"processed_at {when['processed_at']} is not an ISO 8601 date and time",
-            "Ask the sender for a corrected file; nothing of this one was recorded.",
+            _("processed_at {processed_at} is not an ISO 8601 date and time").format(
+                processed_at=when["processed_at"]
+            ),
+            _("Ask the sender for a corrected file; nothing of this one was recorded."),
             line=when["_at"],
         )
     return frame.select(

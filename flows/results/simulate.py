@@ -34,6 +34,7 @@ import polars as pl
 from lxml import etree
 
 from flows.errors import UsageError
+from flows.i18n import _
 from flows.inputs.reference import load_layout
 from flows.pay import bankfile, pain001
 from flows.results import formats
@@ -111,7 +112,7 @@ def simulated_files(
     """Return (name, bytes) of every result file: answers first, then returns."""
     if min(reject_share, return_share) < 0 or reject_share + return_share > 1:
         raise UsageError(
-            "reject_share and return_share must be between 0 and 1 and add up to at most 1"
+            _("reject_share and return_share must be between 0 and 1 and add up to at most 1")
         )
     payments = [payments_of(f, layouts) for f in files]
     fates = outcomes(
@@ -191,7 +192,7 @@ def payments_of(
                 "_fmt": pl.String,
             },
         )
-    layout, _ = layouts[written.format.removeprefix("kr_bulk_transfer:")]
+    layout, _kinds = layouts[written.format.removeprefix("kr_bulk_transfer:")]
     data = bankfile.read_bank_file(written.content, layout).data
     attempt = pl.col("attempt") if "attempt" in data.columns else pl.lit(1, pl.Int64)
     return data.select(

@@ -11,6 +11,7 @@ __all__ = [
     "outbox",
     "page",
     "paths",
+    "progress",
     "publish",
     "results",
     "review",

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flows.audit import attempts as tried
 from flows.audit import release
 from flows.errors import JiwonError, RunHalted, UsageError
+from flows.i18n import _
 from flows.run import flow as disburse_flow
 from flows.run import outbox
 from flows.run.flow import (
@@ -67,9 +68,9 @@ class ApproveParams(BaseModel):
     def _rejection_says_why(self) -> ApproveParams:
         self.approver = release.canonical(self.approver)  # as recorded and compared
         if not self.approver:
-            raise ValueError("approver must name a person")
+            raise ValueError(_("approver must name a person"))
         if self.reject and not (self.reason or "").strip():
-            raise ValueError("a rejection needs --reason: say why the payments must not go out")
+            raise ValueError(_("a rejection needs --reason: say why the payments must not go out"))
         return self
 
 
@@ -98,37 +99,52 @@ def refuse(params: ApproveParams, runs: pl.DataFrame, target: release.Release | 
         known = runs.filter(pl.col("run_id") == run_id)
         if not known.height:
             raise UsageError(
-                f"bad usage: program {params.program} has no run {run_id} under {params.out}; "
-                "`jiwon results status` lists its runs"
+                _(
+                    "bad usage: program {program} has no run {run_id} under {out}; "
+                    "`jiwon results status` lists its runs"
+                ).format(program=params.program, run_id=run_id, out=params.out)
             )
         row = known.row(0, named=True)
         what = row["status"] if row["status"] != "committed" else row["trigger"]
         what = "a dry run" if row["dry_run"] else what
         raise UsageError(
-            f"bad usage: run {run_id} is {what}, not a committed run that pays: it has no "
-            "payment files to approve"
+            _(
+                "bad usage: run {run_id} is {what}, not a committed run that "
+                "pays: it has no payment files to approve"
+            ).format(run_id=run_id, what=what)
         )
     if target.release == release.RELEASED:
         raise RunHalted(
-            f"approval refused: run {run_id} is already {release.shown(target)}; nothing was "
-            "recorded. Its files are in the outbox: a released run cannot be recalled here "
-            "(ask the bank or card operator, then import their results)."
+            _(
+                "approval refused: run {run_id} is already {shown}; nothing was "
+                "recorded. Its files are in the outbox: a released run cannot be "
+                "recalled here (ask the bank or card operator, then import their "
+                "results)."
+            ).format(run_id=run_id, shown=release.shown(target))
         )
     if target.release == release.VOIDED:
         raise RunHalted(
-            f"approval refused: run {run_id} is {release.shown(target)}; nothing was recorded. "
-            "Its payments are owed again: the next run pays them and needs its own approval."
+            _(
+                "approval refused: run {run_id} is {shown}; nothing was "
+                "recorded. Its payments are owed again: the next run pays them "
+                "and needs its own approval."
+            ).format(run_id=run_id, shown=release.shown(target))
         )
     if release.same_person(who, target.operator):
         raise RunHalted(
-            f"approval refused: {who} started run {run_id} and may not approve it (four eyes); "
-            "nothing was recorded. Another person must approve or reject it."
+            _(
+                "approval refused: {who} started run {run_id} and may not "
+                "approve it (four eyes); nothing was recorded. Another person "
+                "must approve or reject it."
+            ).format(who=who, run_id=run_id)
         )
     if not params.reject and any(release.same_person(who, a) for a in target.approvers):
         raise RunHalted(
-            f"approval refused: {who} already approved run {run_id}, which needs "
-            f"{target.needed} distinct approvers; nothing was recorded. Another person must "
-            "give the next approval."
+            _(
+                "approval refused: {who} already approved run {run_id}, which "
+                "needs {needed} distinct approvers; nothing was recorded. "
+                "Another person must give the next approval."
+            ).format(who=who, run_id=run_id, needed=target.needed)
         )
 
 
@@ -149,21 +165,27 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
     releasing = not params.reject and len(approvers) >= target.needed
     if params.reject:
         after = release.VOIDED
-        message = (
-            f"rejected run {params.run_id} ({target.total_paid_krw:,} won): its attempts are "
-            f"voided and owed again; reason: {params.reason}"
-        )
+        message = _(
+            "rejected run {run_id} ({total_paid_krw:,} won): its attempts "
+            "are voided and owed again; reason: {reason}"
+        ).format(run_id=params.run_id, total_paid_krw=target.total_paid_krw, reason=params.reason)
     elif releasing:
         after = release.RELEASED
-        message = (
-            f"approved run {params.run_id} ({target.total_paid_krw:,} won): released to the "
-            f"outbox by {', '.join(approvers)}"
+        message = _(
+            "approved run {run_id} ({total_paid_krw:,} won): released to the outbox by {join}"
+        ).format(
+            run_id=params.run_id, total_paid_krw=target.total_paid_krw, join=", ".join(approvers)
         )
     else:
         after = release.PENDING
-        message = (
-            f"approved run {params.run_id} ({target.total_paid_krw:,} won): approval "
-            f"{len(approvers)} of {target.needed}; still pending"
+        message = _(
+            "approved run {run_id} ({total_paid_krw:,} won): approval {len} "
+            "of {needed}; still pending"
+        ).format(
+            run_id=params.run_id,
+            total_paid_krw=target.total_paid_krw,
+            len=len(approvers),
+            needed=target.needed,
         )
     if releasing:  # built before the event, renamed after it (flows.run.outbox)
         outbox.build(out, program.id, run, event_id)
@@ -194,7 +216,11 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
     staging = Staging(out, program.id, str(run["run_month"]), event_id)
     commit(record, staging, head, signer)
     folder = outbox.finish(out, program.id, params.run_id) if releasing else None
-    log.info("release decision %s of %s: %s", event_id, program.id, message)
+    log.info(
+        _("release decision {event_id} of {program}: {message}").format(
+            event_id=event_id, program=program.id, message=message
+        )
+    )
     disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ApprovalSummary(
         event_id=event_id,
@@ -235,17 +261,15 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
         program = load_program_or_usage(params.program, params.programs_dir).id
         target = release.walk(run_records(out, program)).get(run_id)
         if target is None or target.release != release.PENDING:
-            log.info("run %s is %s", run_id, release.shown(target) if target else "not paying")
+            shown = release.shown(target) if target else _("not paying")
+            log.info(_("run {run_id} is {shown}").format(run_id=run_id, shown=shown))
             return
         log.info(
-            "run %s waits for release: %s. Resume this flow run in the Prefect UI with your "
-            "name and decision, or run `jiwon approve --program %s --out %s --run-id %s "
-            "--approver NAME`",
-            run_id,
-            release.shown(target),
-            program,
-            out,
-            run_id,
+            _(
+                "run {run_id} waits for release: {shown}. Resume this flow run in the Prefect UI "
+                "with your name and decision, or run `jiwon approve --program {program} --out "
+                "{out} --run-id {run_id} --approver NAME`"
+            ).format(run_id=run_id, shown=release.shown(target), program=program, out=out)
         )
         try:
             answer = pause_flow_run(
@@ -256,9 +280,10 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
             )
         except FlowPauseTimeout:
             log.warning(
-                "run %s still waits for release after %d s: decide it with `jiwon approve`",
-                run_id,
-                params.approval_wait_s,
+                _(
+                    "run {run_id} still waits for release after {seconds} s: decide it with "
+                    "`jiwon approve`"
+                ).format(run_id=run_id, seconds=params.approval_wait_s)
             )
             return
         try:
@@ -274,6 +299,10 @@ def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: in
                 )
             )
         except (JiwonError, ValidationError) as e:
-            log.error("release decision refused: %s", e)
+            log.error(_("release decision refused: {error}").format(error=e))
             continue
-        log.info("release decision %s: %s", decided.event_id, decided.message)
+        log.info(
+            _("release decision {event_id}: {message}").format(
+                event_id=decided.event_id, message=decided.message
+            )
+        )

@@ -51,6 +51,7 @@ from flows.errors import (
     UsageError,
     scrub,
 )
+from flows.i18n import N_, _
 from flows.inputs import reference, welfare
 from flows.inputs.ingest import InputFile, list_delivery
 from flows.inputs.ledger import (
@@ -69,6 +70,7 @@ from flows.report import markdown as report
 from flows.run import outbox, steps
 from flows.run import paths as layout
 from flows.run.lock import program_lock
+from flows.run.progress import Stage
 from flows.run.publish import Staging, discard, recover, staged_runs, write_public_key
 from flows.run.runners import Runner, flow_api_url, task_runner
 from flows.run.steps import BucketJob, Spilled
@@ -162,15 +164,15 @@ class DisburseParams(BaseModel):
     @model_validator(mode="after")
     def _rerun_needs_reason(self) -> DisburseParams:
         if self.trigger == "rerun" and not (self.reason or "").strip():
-            raise ValueError("a rerun needs --reason: say why it is run again")
+            raise ValueError(_("a rerun needs --reason: say why it is run again"))
         if isinstance(self.partitions, int) and self.partitions < 1:
-            raise ValueError("--partitions must be at least 1 (or auto)")
+            raise ValueError(_("--partitions must be at least 1 (or auto)"))
         if self.store == "memory" and self.runner != "local":
-            raise ValueError("--store memory runs in this process: drop --runner dask")
+            raise ValueError(_("--store memory runs in this process: drop --runner dask"))
         if self.store == "memory" and self.partitions not in (None, 1):
-            raise ValueError("--store memory decides in one bucket: drop --partitions")
+            raise ValueError(_("--store memory decides in one bucket: drop --partitions"))
         if self.dask_address and self.runner != "dask":
-            raise ValueError("--dask-address needs --runner dask")
+            raise ValueError(_("--dask-address needs --runner dask"))
         return self
 
 
@@ -199,6 +201,10 @@ class Found:
     notes: list[str] = field(default_factory=list)
 
 
+# The deliveries by name in progress and log lines (the kind itself is data: "registry").
+KINDS = {"registry": N_("registry"), "enrollment": N_("enrollment")}
+
+
 def stage(fn: Callable[P, R]) -> Task[P, R]:
     """Wrap a stage function as a Prefect task (no caching: inputs are large frames)."""
     wrapped: Task[P, R] = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE)(fn)
@@ -218,13 +224,16 @@ def read_welfare(
     if not program.needs_welfare_extract:
         if params.welfare is not None:
             raise UsageError(
-                f"bad usage: program {program.id} does not use a welfare-status extract; "
-                "drop --welfare"
+                _(
+                    "bad usage: program {id} does not use a welfare-status extract; drop --welfare"
+                ).format(id=program.id)
             )
         return None, []
     if params.welfare is None:
         raise UsageError(
-            f"bad usage: program {program.id} needs the welfare-status extract: pass --welfare DIR"
+            _(
+                "bad usage: program {id} needs the welfare-status extract: pass --welfare DIR"
+            ).format(id=program.id)
         )
     return welfare.read_welfare(params.welfare, vocabulary(), program.reference_date)
 
@@ -267,17 +276,29 @@ def spill(
         "buckets": unmapped(buckets),
         "reread": unmapped(reread),
     }
-    done: list[list[Spilled]] = runner.map(spill_chunk, parameters).result()  # type: ignore[arg-type]
-    return [s for chunk in done for s in chunk]
+    futures = runner.map(spill_chunk, parameters)  # type: ignore[arg-type]
+    done: list[Spilled] = []
+    name = _("validating {kind} files").format(kind=_(KINDS[kind]))
+    with Stage(name, len(files), get_run_logger()) as stage:
+        for future in futures:  # in order; each chunk's files as it is validated
+            chunk: list[Spilled] = future.result()
+            done += chunk
+            stage.advance(len(chunk), rows=sum(s.rows for s in chunk))
+    return done
 
 
 def check_budget(program: Program, ledger: Ledger, total: int) -> None:
     """Halt when this run would take the program past its budget ceiling."""
     if ledger.paid_total_krw + total > program.budget_krw:
         raise RunHalted(
-            f"run halted: paying {total:,} won now after {ledger.paid_total_krw:,} won already "
-            f"paid exceeds the budget of {program.budget_krw:,} won; nothing was paid. Check the "
-            f"inputs, or raise budget_krw in the program file if the council raised it."
+            _(
+                "run halted: paying {total:,} won now after {paid_total_krw:,} "
+                "won already paid exceeds the budget of {budget_krw:,} won; "
+                "nothing was paid. Check the inputs, or raise budget_krw in the "
+                "program file if the council raised it."
+            ).format(
+                total=total, paid_total_krw=ledger.paid_total_krw, budget_krw=program.budget_krw
+            )
         )
 
 
@@ -290,7 +311,7 @@ def settle(total_paid_krw: int, files_total: int, dry_run: bool) -> tuple[str, s
         )
     if not dry_run:
         return "committed", ""
-    return "dry_run", "dry run: nothing was paid or published but this record and report"
+    return "dry_run", _("dry run: nothing was paid or published but this record and report")
 
 
 def now() -> dt.datetime:
@@ -308,17 +329,22 @@ def check_run_month(run_month: str, program: Program, runs: pl.DataFrame) -> Non
     start = program.reference_date.strftime("%Y-%m")
     if run_month < start:
         raise UsageError(
-            f"bad usage: --run-month {run_month} is before the month of the program's reference "
-            f"date ({program.reference_date}); give {start} or later"
+            _(
+                "bad usage: --run-month {run_month} is before the month of the "
+                "program's reference date ({reference_date}); give {start} or "
+                "later"
+            ).format(run_month=run_month, reference_date=program.reference_date, start=start)
         )
     committed = (
         runs.filter(pl.col("status") == "committed", ~pl.col("dry_run")) if runs.height else runs
     )
     if committed.height and run_month < (last := str(committed["run_month"].max())):
         raise UsageError(
-            f"bad usage: --run-month {run_month} is before {last}, the month of the program's last "
-            "committed run: runs of a program go forward in time; rerun it as "
-            f"--run-month {last} or later"
+            _(
+                "bad usage: --run-month {run_month} is before {last}, the month "
+                "of the program's last committed run: runs of a program go "
+                "forward in time; rerun it as --run-month {last} or later"
+            ).format(run_month=run_month, last=last)
         )
 
 
@@ -326,8 +352,11 @@ def pii_key() -> str:
     """Return the deployment's personal-data key; refuse to run without one."""
     return long_key(
         PII_KEY_ENV,
-        "a real run refuses to start without the deployment's secret key. Set it from your "
-        "secret store; `jiwon demo` uses a demo key.",
+        _(
+            "a real run refuses to start without the deployment's secret "
+            "key. Set it from your secret store; `jiwon demo` uses a demo "
+            "key."
+        ),
     )
 
 
@@ -335,8 +364,11 @@ def previous_pii_key() -> str:
     """Return the personal-data key a rotation retires (JIWON_PII_KEY_PREVIOUS)."""
     return long_key(
         PII_KEY_PREVIOUS_ENV,
-        "rotating the personal-data key needs the key the program's runs used there, and the "
-        f'new key in {PII_KEY_ENV} (docs/operators.md, "Rotating keys").',
+        _(
+            "rotating the personal-data key needs the key the program's runs "
+            "used there, and the new key in {pii_key_env} "
+            '(docs/operators.md, "Rotating keys").'
+        ).format(pii_key_env=PII_KEY_ENV),
     )
 
 
@@ -345,7 +377,9 @@ def long_key(name: str, why: str) -> str:
     missing or shorter than 16 characters."""
     key = os.environ.get(name, "")
     if len(key) < 16:
-        raise UsageError(f"{name} is not set (or shorter than 16 characters): {why}")
+        raise UsageError(
+            _("{name} is not set (or shorter than 16 characters): {why}").format(name=name, why=why)
+        )
     return key
 
 
@@ -354,14 +388,23 @@ def previous_signing_key() -> Ed25519PrivateKey:
     text = os.environ.get(SIGNING_KEY_PREVIOUS_ENV, "")
     if not text:
         raise UsageError(
-            f"{SIGNING_KEY_PREVIOUS_ENV} is not set: rotating the signing key needs the key that "
-            f"signed the program's runs there, and the new key in {signing.SIGNING_KEY_ENV} "
-            '(docs/operators.md, "Rotating keys").'
+            _(
+                "{signing_key_previous_env} is not set: rotating the signing key "
+                "needs the key that signed the program's runs there, and the new "
+                'key in {signing_key_env} (docs/operators.md, "Rotating keys").'
+            ).format(
+                signing_key_previous_env=SIGNING_KEY_PREVIOUS_ENV,
+                signing_key_env=signing.SIGNING_KEY_ENV,
+            )
         )
     try:
         return signing.private_key(text)
     except signing.SigningKeyError as e:
-        raise UsageError(f"{SIGNING_KEY_PREVIOUS_ENV} {e}") from None
+        raise UsageError(
+            _("{signing_key_previous_env} {e}").format(
+                signing_key_previous_env=SIGNING_KEY_PREVIOUS_ENV, e=e
+            )
+        ) from None
 
 
 def signing_key() -> Ed25519PrivateKey:
@@ -377,23 +420,33 @@ def signing_key() -> Ed25519PrivateKey:
             text = str(Secret.load(block).get())  # type: ignore[union-attr]
         except ValueError:
             raise UsageError(
-                f"{SIGNING_BLOCK_ENV} names the Prefect Secret block {block!r}, which the "
-                "Prefect API does not have: create it (see docs/operators.md) or set "
-                f"{signing.SIGNING_KEY_ENV}"
+                _(
+                    "{signing_block_env} names the Prefect Secret block {block!r}, "
+                    "which the Prefect API does not have: create it (see "
+                    "docs/operators.md) or set {signing_key_env}"
+                ).format(
+                    signing_block_env=SIGNING_BLOCK_ENV,
+                    block=block,
+                    signing_key_env=signing.SIGNING_KEY_ENV,
+                )
             ) from None
         where = f"the Prefect Secret block {block!r}"
     if not text:
         raise UsageError(
-            f"{signing.SIGNING_KEY_ENV} is not set: a real run refuses to start without the city's "
-            "signing key, which signs every run record. Set it (or "
-            f"{SIGNING_BLOCK_ENV}) from your secret store; `jiwon keys new` makes one; "
-            "`jiwon demo` uses a demo key."
+            _(
+                "{signing_key_env} is not set: a real run refuses to start "
+                "without the city's signing key, which signs every run record. "
+                "Set it (or {signing_block_env}) from your secret store; `jiwon "
+                "keys new` makes one; `jiwon demo` uses a demo key."
+            ).format(signing_key_env=signing.SIGNING_KEY_ENV, signing_block_env=SIGNING_BLOCK_ENV)
         )
     try:
         return signing.private_key(text)
     except signing.SigningKeyError as e:
         raise UsageError(
-            f"{where} {e}: give the 64 hex digits `jiwon keys new` printed, or an Ed25519 PEM"
+            _(
+                "{where} {e}: give the 64 hex digits `jiwon keys new` printed, or an Ed25519 PEM"
+            ).format(where=where, e=e)
         ) from None
 
 
@@ -444,10 +497,10 @@ def wait_for_release(params: DisburseParams, summary: RunSummary) -> None:
         await_release(params, summary.run_id, summary.status, summary.total_paid_krw)
     except Exception as e:  # the run is committed and pending: `jiwon approve` decides it
         get_run_logger().warning(
-            "run %s committed but cannot wait for its release in the Prefect UI (%s); decide "
-            "it with `jiwon approve`",
-            summary.run_id,
-            scrub(f"{type(e).__name__}: {e}"),
+            _(
+                "run {run_id} committed but cannot wait for its release in the Prefect UI "
+                "({error}); decide it with `jiwon approve`"
+            ).format(run_id=summary.run_id, error=scrub(f"{type(e).__name__}: {e}"))
         )
 
 
@@ -458,9 +511,11 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
     run_month = params.run_month or this_month
     if run_month > this_month:
         raise UsageError(
-            f"bad usage: --run-month {run_month} is after the current month {this_month} "
-            "(Asia/Seoul): a run pays for this month or an earlier one; give a month up to "
-            f"{this_month}"
+            _(
+                "bad usage: --run-month {run_month} is after the current month "
+                "{this_month} (Asia/Seoul): a run pays for this month or an "
+                "earlier one; give a month up to {this_month}"
+            ).format(run_month=run_month, this_month=this_month)
         )
     run_id = new_run_id(started)
     key = pii_key()
@@ -523,7 +578,11 @@ def _disburse(params: DisburseParams, held: ExitStack) -> RunSummary:
         refused = replace(begun, status=status, message=str(e), inputs=found.inputs)
         commit(refused, staging, head, signer)
         raise
-    log.info("run %s %s: %s", run_id, summary.status, summary.counts)
+    log.info(
+        _("run {run_id} {status}: {counts}").format(
+            run_id=run_id, status=summary.status, counts=summary.counts
+        )
+    )
     return summary
 
 
@@ -649,12 +708,20 @@ def _run(
     registry_files = list_delivery(params.registry, "registry")
     enrollment_files = list_delivery(params.enrollments, "enrollment")
     store, buckets = work_store(params, registry_files, staging.root / "work")
+    if isinstance(store, MemoryStore):
+        where = _(
+            "{registry} registry and {enrollment} enrollment files, decided in {buckets} "
+            "bucket(s) in memory"
+        )
+    else:
+        where = _(
+            "{registry} registry and {enrollment} enrollment files, decided in {buckets} "
+            "bucket(s) on disk"
+        )
     log.info(
-        "%d registry and %d enrollment files, decided in %d bucket(s) %s",
-        len(registry_files),
-        len(enrollment_files),
-        buckets,
-        "in memory" if isinstance(store, MemoryStore) else "on disk",
+        where.format(
+            registry=len(registry_files), enrollment=len(enrollment_files), buckets=buckets
+        )
     )
     steps.keep_run_inputs(
         store,
@@ -671,11 +738,14 @@ def _run(
         )
         found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
-            log.info("validated %d %s rows", sum(s.rows for s in spilled), kind)
+            rows = sum(s.rows for s in spilled)
+            log.info(_("validated {rows} {kind} rows").format(rows=rows, kind=_(KINDS[kind])))
         if not any(s.rows for s in enrollment):
             found.notes.append(
-                "every application in the enrollment files was already closed by an earlier "
-                "committed run and none waits: nobody new is paid by this run"
+                _(
+                    "every application in the enrollment files was already closed by an "
+                    "earlier committed run and none waits: nobody new is paid by this run"
+                )
             )
             log.warning(found.notes[-1])
         steps.check_snapshot(registry)
@@ -690,10 +760,17 @@ def _run(
         jobs = [
             BucketJob(store, b, buckets, ctx, welfare_status is not None) for b in range(buckets)
         ]
-        tallies: list[Tally] = runner.map(decide_bucket, {"job": jobs}).result()  # type: ignore[arg-type]
+        futures = runner.map(decide_bucket, {"job": jobs})  # type: ignore[arg-type]
+        tallies: list[Tally] = []
+        with Stage(_("deciding buckets"), buckets, log) as stage:
+            for future in futures:
+                tallies.append(future.result())
+                stage.advance(rows=tallies[-1].rows)
     store.discard(*steps.DECIDE_INPUTS)
     totals = combine(tallies)
-    log.info("decided %d rows in %d bucket(s)", totals.rows, buckets)
+    log.info(
+        _("decided {rows} rows in {buckets} bucket(s)").format(rows=totals.rows, buckets=buckets)
+    )
     check_budget(program, ledger, totals.paid_krw)
     folder = layout.payments_dir(program.id, ctx.run_id)
 
@@ -707,14 +784,16 @@ def _run(
     if not params.dry_run:
         staging.write(folder / "manifest.json", payments.manifest(files, ctx.run_id, program.id))
         decisions_dir = layout.decisions_dir(program.id, ctx.run_month, ctx.run_id)
-        parts = steps.write_decisions(
-            lambda name: staging.path(decisions_dir / name),
-            store,
-            buckets,
-            bank_assigned,
-            lossy,
-            ctx,
-        )
+        with Stage(_("writing decision records"), buckets, log) as stage:
+            parts = steps.write_decisions(
+                lambda name: staging.path(decisions_dir / name),
+                store,
+                buckets,
+                bank_assigned,
+                lossy,
+                ctx,
+                stage.advance,
+            )
         for name in parts:
             staging.adopt(decisions_dir / name)
         stage_quarantine(staging, quarantine, program.id, ctx.run_id)
@@ -814,25 +893,24 @@ def rebuild_program_page(out: Path, program: str, programs_dir: Path | None = No
     residents = latest_registry_rows(out, program)
     if residents > PAGE_MAX_RESIDENTS:
         log.warning(
-            "program page of %s not rebuilt: %s registry rows are more than the page reads "
-            "(%s; it keeps every resident's latest decision in memory). `jiwon results status` "
-            "shows the figures; see docs/performance.md.",
-            program,
-            f"{residents:,}",
-            f"{PAGE_MAX_RESIDENTS:,}",
+            _(
+                "program page of {program} not rebuilt: {residents:,} registry rows are more "
+                "than the page reads ({most:,}; it keeps every resident's latest decision in "
+                "memory). `jiwon results status` shows the figures; see docs/performance.md."
+            ).format(program=program, residents=residents, most=PAGE_MAX_RESIDENTS)
         )
         return None
     try:
         path = write_program_page(out, program, programs_dir=programs_dir)
     except Exception as e:
         log.warning(
-            "program page of %s not rebuilt (the run stands; the next run or results import "
-            "rebuilds it): %s",
-            program,
-            scrub(f"{type(e).__name__}: {e}"),
+            _(
+                "program page of {program} not rebuilt (the run stands; the next run or "
+                "results import rebuilds it): {error}"
+            ).format(program=program, error=scrub(f"{type(e).__name__}: {e}"))
         )
         return None
-    log.info("program page: %s", path)
+    log.info(_("program page: {path}").format(path=path))
     return path
 
 
@@ -842,12 +920,16 @@ def publish_artifacts(record: audit.RunRecord, report_md: str) -> None:
     create_table_artifact(
         key=f"{key}-summary",
         table=artifacts.summary_table(record),
-        description=f"{record.program} run {record.run_id}: {record.status}",
+        description=_("{program} run {run_id}: {status}").format(
+            program=record.program, run_id=record.run_id, status=record.status
+        ),
     )
     create_markdown_artifact(
         key=f"{key}-report",
         markdown=artifacts.report_markdown(record, report_md),
-        description=f"{record.program} run {record.run_id}",
+        description=_("{program} run {run_id}").format(
+            program=record.program, run_id=record.run_id
+        ),
     )
 
 
@@ -966,8 +1048,9 @@ def copy_anchor_to_server(out: Path, program: str, body: dict[str, Any]) -> None
         Variable.set(anchor_variable(out, program), body, overwrite=True)
     except Exception as e:  # the run is committed: a missing copy is repaired by the next one
         get_run_logger().warning(
-            "could not copy the anchor to the Prefect server (%s); the next run copies it",
-            type(e).__name__,
+            _(
+                "could not copy the anchor to the Prefect server ({error}); the next run copies it"
+            ).format(error=type(e).__name__)
         )
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.errors import RunHalted
+from flows.i18n import _
 
 LOCKS = ".locks"
 
@@ -59,23 +60,28 @@ def program_lock(out: Path, program: str, run_id: str, started_at: str) -> Itera
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_symlink():  # never through a link planted in the output root (to the anchor...)
         raise RunHalted(
-            f"run halted: the lock file {path} is a symbolic link, which no run makes; nothing "
-            "was paid. Someone changed the output root: remove the link, check the trail with "
-            "`jiwon audit verify`, and run again."
+            _(
+                "run halted: the lock file {path} is a symbolic link, which no "
+                "run makes; nothing was paid. Someone changed the output root: "
+                "remove the link, check the trail with `jiwon audit verify`, and "
+                "run again."
+            ).format(path=path)
         )
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         if not take(fd):
             held = holder(path)
             if held or not take(fd):  # an empty note: the holder may have just finished
-                who = "another run that is just starting or finishing"
+                who = _("another run that is just starting or finishing")
                 if held:
                     who = f"run {held.get('run_id')} (pid {held.get('pid')}, "
                     who += f"started {held.get('started_at')})"
                 raise RunHalted(
-                    f"run halted: {who} holds program {program} in {out}; nothing was paid. "
-                    "Wait for it to finish and read its summary; run again only if it did not "
-                    "commit."
+                    _(
+                        "run halted: {who} holds program {program} in {out}; nothing was "
+                        "paid. Wait for it to finish and read its summary; run again "
+                        "only if it did not commit."
+                    ).format(who=who, program=program, out=out)
                 )
         body = json.dumps({"run_id": run_id, "pid": os.getpid(), "started_at": started_at})
         os.ftruncate(fd, 0)

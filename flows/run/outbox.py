@@ -24,6 +24,7 @@ import polars as pl
 
 from flows.audit import release
 from flows.errors import LedgerUntrusted, RunHalted
+from flows.i18n import _
 from flows.inputs.ledger import sha256_file
 from flows.run import paths as layout
 
@@ -62,9 +63,11 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
     run_id = str(run["run_id"])
     if released_dir(out, program, run_id).exists():
         raise RunHalted(
-            f"release refused: {released_dir(out, program, run_id)} already exists but run "
-            f"{run_id} was never released; nothing was released. Someone put files in the "
-            "outbox: find out who, remove the folder, and approve again."
+            _(
+                "release refused: {released_dir} already exists but run {run_id} "
+                "was never released; nothing was released. Someone put files in "
+                "the outbox: find out who, remove the folder, and approve again."
+            ).format(released_dir=released_dir(out, program, run_id), run_id=run_id)
         )
     partial = partial_dir(out, program, run_id)
     if partial.exists():
@@ -74,11 +77,14 @@ def build(out: Path, program: str, run: dict[str, object], event_id: str) -> Pat
         source = out / item["file"]
         if not source.is_file() or sha256_file(source) != item["sha256"]:
             shutil.rmtree(partial)
-            what = "is missing" if not source.is_file() else "differs from its run record"
+            what = _("is missing") if not source.is_file() else _("differs from its run record")
             raise LedgerUntrusted(
-                f"release refused: payment file {item['file']} of run {run_id} {what}; nothing "
-                "was released. The file was changed or removed after the run committed: run "
-                "`jiwon audit verify`, find out who changed it, and do not send it."
+                _(
+                    "release refused: payment file {file} of run {run_id} {what}; "
+                    "nothing was released. The file was changed or removed after the "
+                    "run committed: run `jiwon audit verify`, find out who changed "
+                    "it, and do not send it."
+                ).format(file=item["file"], run_id=run_id, what=what)
             )
         shutil.copy2(source, partial / source.name)
     (partial / f"{MARKER}{event_id}").write_bytes(b"")
@@ -163,15 +169,23 @@ def settle(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
         )
         if latest and sealed_copy(partial, by_id[run_id], program):
             finish(out, program, run_id)
-            notes.append(f"finished releasing run {run_id} to {released_dir(out, program, run_id)}")
+            notes.append(
+                _("finished releasing run {run_id} to {released_dir}").format(
+                    run_id=run_id, released_dir=released_dir(out, program, run_id)
+                )
+            )
             continue
         shutil.rmtree(partial)
         why = (
-            "its files differ from what the run sealed"
+            _("its files differ from what the run sealed")
             if latest
-            else "no release being recorded when it was left"
+            else _("no release being recorded when it was left")
         )
-        notes.append(f"removed a partial outbox folder of run {run_id}: {why}")
+        notes.append(
+            _("removed a partial outbox folder of run {run_id}: {why}").format(
+                run_id=run_id, why=why
+            )
+        )
     return notes
 
 
@@ -190,19 +204,23 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
     for entry in sorted(folder.iterdir()):
         if entry.name.endswith(PARTIAL):
             found.append(
-                f"{entry.relative_to(out)}: an unfinished release (a crash, or put there by "
-                "hand): the next command of the program finishes it if it is the latest "
-                "approval's, else removes it; nothing in it is to be sent"
+                _(
+                    "{relative_to}: an unfinished release (a crash, or put there by "
+                    "hand): the next command of the program finishes it if it is the "
+                    "latest approval's, else removes it; nothing in it is to be sent"
+                ).format(relative_to=entry.relative_to(out))
             )
             continue
         if entry.name.startswith("."):
             continue
         run = state.get(entry.name)
         if run is None or run.release != release.RELEASED:
-            phrase = "no paying run" if run is None else release.shown(run)
+            phrase = _("no paying run") if run is None else release.shown(run)
             found.append(
-                f"{entry.relative_to(out)}: outbox files of {phrase}: released without an "
-                "approval the trail records"
+                _(
+                    "{relative_to}: outbox files of {phrase}: released without an "
+                    "approval the trail records"
+                ).format(relative_to=entry.relative_to(out), phrase=phrase)
             )
             continue
         outputs = payment_outputs(by_id[run.run_id], program)
@@ -212,7 +230,9 @@ def problems(out: Path, program: str, runs: pl.DataFrame) -> list[str]:
                 continue  # the mark of the approval that released it
             if sealed.get(f.name) != sha256_file(f):
                 found.append(
-                    f"{f.relative_to(out)}: not a payment file its run record sealed (added or "
-                    "edited in the outbox)"
+                    _(
+                        "{relative_to}: not a payment file its run record sealed (added "
+                        "or edited in the outbox)"
+                    ).format(relative_to=f.relative_to(out))
                 )
     return found

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flows.audit import signing
+from flows.i18n import _
 from flows.run import paths as layout
 
 STAGING = ".staging"
@@ -140,15 +141,19 @@ def recover(out: Path, program: str | None = None) -> list[str]:
             for unit in units:
                 move_unit(root, out, unit)
             notes.append(
-                f"run {run['run_id']}: committed before it was interrupted; "
-                "released its remaining files"
+                _(
+                    "run {run_id}: committed before it was interrupted; released its "
+                    "remaining files"
+                ).format(run_id=run["run_id"])
             )
         else:
             for unit in units:
                 remove(out / unit)
             notes.append(
-                f"run {run['run_id']}: interrupted before commit; removed its "
-                "partial output (nothing was paid)"
+                _(
+                    "run {run_id}: interrupted before commit; removed its partial "
+                    "output (nothing was paid)"
+                ).format(run_id=run["run_id"])
             )
         discard(root)
     return notes

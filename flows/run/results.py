@@ -26,6 +26,7 @@ from flows.audit import attempts as tried
 from flows.audit import records as audit
 from flows.audit import release
 from flows.errors import InputRejected, UsageError
+from flows.i18n import _
 from flows.inputs.ledger import payment_states
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
@@ -101,14 +102,22 @@ def read_lines(
     seen: dict[str, str] = {}
     for path in files:
         if not path.is_file():
-            raise UsageError(f"bad usage: result file {path} does not exist")
+            raise UsageError(_("bad usage: result file {path} does not exist").format(path=path))
         sha = sha256_file(path)  # a file imported before is skipped unread
         if sha in before:
             name, by = before[sha]
-            skipped.append(f"{path.name} was imported before by {by} (as {name}): skipped")
+            skipped.append(
+                _("{name} was imported before by {by} (as {name2}): skipped").format(
+                    name=path.name, by=by, name2=name
+                )
+            )
             continue
         if sha in seen:
-            skipped.append(f"{path.name} is the same file as {seen[sha]}: read once")
+            skipped.append(
+                _("{name} is the same file as {value}: read once").format(
+                    name=path.name, value=seen[sha]
+                )
+            )
             continue
         seen[sha] = path.name
         lines = read_result_file(path)
@@ -168,60 +177,89 @@ def refuse(out: Path, program: str, checked: pl.DataFrame) -> None:
         if owner is not None:
             raise InputRejected(
                 file,
-                f"instruction {instruction} is a payment of program {owner}, not {program} "
-                "(a result file of another program)",
-                "Import it with --program set to the program that paid it; "
-                "nothing of this import was recorded.",
+                _(
+                    "instruction {instruction} is a payment of program {owner}, not "
+                    "{program} (a result file of another program)"
+                ).format(instruction=instruction, owner=owner, program=program),
+                _(
+                    "Import it with --program set to the program that paid it; "
+                    "nothing of this import was recorded."
+                ),
                 line=at,
             )
         raise InputRejected(
             file,
-            f"instruction {instruction} names an attempt program {program} never issued "
-            "(unknown instruction id)",
-            "Check --program and --out, or ask the bank or card operator which file they "
-            "answered; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} names an attempt program {program} "
+                "never issued (unknown instruction id)"
+            ).format(instruction=instruction, program=program),
+            _(
+                "Check --program and --out, or ask the bank or card operator "
+                "which file they answered; nothing of this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.AMOUNT:
         raise InputRejected(
             file,
-            f"instruction {instruction} says {line['amount_krw']:,} won for an attempt of "
-            f"{line['issued_krw']:,} won (amount mismatch)",
-            "Ask the bank or card operator for a corrected file; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} says {amount_krw:,} won for an "
+                "attempt of {issued_krw:,} won (amount mismatch)"
+            ).format(
+                instruction=instruction,
+                amount_krw=line["amount_krw"],
+                issued_krw=line["issued_krw"],
+            ),
+            _(
+                "Ask the bank or card operator for a corrected file; nothing of "
+                "this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.VOIDED_ATTEMPT:
         raise InputRejected(
             file,
-            f"instruction {instruction} is a result for a voided attempt",
-            "Ask the bank or card operator why they processed a voided payment; "
-            "nothing of this import was recorded.",
+            _("instruction {instruction} is a result for a voided attempt").format(
+                instruction=instruction
+            ),
+            _(
+                "Ask the bank or card operator why they processed a voided "
+                "payment; nothing of this import was recorded."
+            ),
             line=at,
         )
     if fault == tried.NOT_RELEASED:
         raise InputRejected(
             file,
-            f"instruction {instruction} is a result for an attempt not released yet",
-            "Check that the file answers a released run; nothing of this import was recorded.",
+            _("instruction {instruction} is a result for an attempt not released yet").format(
+                instruction=instruction
+            ),
+            _("Check that the file answers a released run; nothing of this import was recorded."),
             line=at,
         )
     if fault == tried.DUPLICATE:
         raise InputRejected(
             file,
-            f"instruction {instruction} repeats a result already recorded (duplicate: the "
-            f"attempt is {line['was']})",
-            "Remove the repeated line, or import only the files not imported yet; "
-            "nothing of this import was recorded.",
+            _(
+                "instruction {instruction} repeats a result already recorded "
+                "(duplicate: the attempt is {was})"
+            ).format(instruction=instruction, was=line["was"]),
+            _(
+                "Remove the repeated line, or import only the files not imported "
+                "yet; nothing of this import was recorded."
+            ),
             line=at,
         )
     raise InputRejected(
         file,
-        f"instruction {instruction} says {line['state']} for an attempt already "
-        f"{line['was']} (conflicting results)",
-        "Ask the bank or card operator which result holds and for a corrected file; "
-        "nothing of this import was recorded.",
+        _(
+            "instruction {instruction} says {state} for an attempt already "
+            "{was} (conflicting results)"
+        ).format(instruction=instruction, state=line["state"], was=line["was"]),
+        _(
+            "Ask the bank or card operator which result holds and for a "
+            "corrected file; nothing of this import was recorded."
+        ),
         line=at,
     )
 
@@ -235,15 +273,17 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     runs, head = open_chain(out, program.id, run_id, started, signer, held)
     lines, inputs, skipped = read_lines(params.files, imported_before(runs))
     if not inputs:
-        message = "nothing new to import: " + "; ".join(skipped)
+        message = _("nothing new to import: {skipped}").format(skipped="; ".join(skipped))
         get_run_logger().info(message)
         return ImportSummary(run_id=None, program=program.id, message=message, skipped=skipped)
     current = payment_states(out, program.id, runs, lines["payment_id"])
     paid = runs.filter(pl.col("status") == "committed", pl.col("total_paid_krw") > 0)
     if not paid.height:
         raise UsageError(
-            f"bad usage: program {program.id} has paid nothing under {out} yet: there is no "
-            "payment a result could answer; check --program and --out"
+            _(
+                "bad usage: program {id} has paid nothing under {out} yet: there "
+                "is no payment a result could answer; check --program and --out"
+            ).format(id=program.id, out=out)
         )
     checked = tried.transitions(lines, current)
     refuse(out, program.id, checked)
@@ -261,7 +301,9 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
     )
     detail = {"lines": events.height, "states": counts, "files": [i["file"] for i in inputs]}
     shown = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))
-    message = f"imported {events.height:,} result line(s) from {len(inputs)} file(s): {shown}"
+    message = _("imported {height:,} result line(s) from {len} file(s): {shown}").format(
+        height=events.height, len=len(inputs), shown=shown
+    )
     if skipped:
         message += "; " + "; ".join(skipped)
     record = event_record(
@@ -277,7 +319,11 @@ def _import(params: ImportParams, held: ExitStack) -> ImportSummary:
         inputs,
     )
     commit(record, staging, head, signer)
-    get_run_logger().info("results import %s of %s: %s", run_id, program.id, message)
+    get_run_logger().info(
+        _("results import {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=message
+        )
+    )
     page = disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ImportSummary(
         run_id=run_id,
@@ -313,7 +359,9 @@ def reconciliation(
     program = load_program_or_usage(program_id, programs_dir)
     runs = run_records(out, program.id)
     if not runs.height:
-        raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
+        raise UsageError(
+            _("bad usage: program {id} has no runs under {out}").format(id=program.id, out=out)
+        )
     current = payment_states(out, program.id, runs)
     released = release.releases(runs).select("run_id", "release", "released_on")
     day = today or disburse_flow.now().astimezone(dt.timezone(dt.timedelta(hours=9))).date()

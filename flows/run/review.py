@@ -28,6 +28,7 @@ from flows.audit import attempts as tried
 from flows.audit import records as audit
 from flows.audit import reviews as review
 from flows.errors import InputRejected, UsageError, masked_value
+from flows.i18n import _
 from flows.run import flow as disburse_flow
 from flows.run import paths as layout
 from flows.run.flow import (
@@ -85,8 +86,10 @@ def reviewed(out: Path, program: str, runs: pl.DataFrame) -> Reviewed:
     files = ledger_files(out, committed) if committed.height else []
     if not files:
         raise UsageError(
-            f"bad usage: program {program} has no committed run under {out}: there is no "
-            "application to review; check --program and --out"
+            _(
+                "bad usage: program {program} has no committed run under {out}: "
+                "there is no application to review; check --program and --out"
+            ).format(program=program, out=out)
         )
     order = runs.with_row_index("_seq").select("run_id", pl.col("_seq").cast(pl.Int64))
     scanned = review.latest_applications(scan_decisions(files), order)
@@ -114,7 +117,9 @@ def export_queue(
     program = load_program_or_usage(program_id, programs_dir)
     runs = run_records(out, program.id)
     if not runs.height:
-        raise UsageError(f"bad usage: program {program.id} has no runs under {out}")
+        raise UsageError(
+            _("bad usage: program {id} has no runs under {out}").format(id=program.id, out=out)
+        )
     seen = reviewed(out, program.id, runs)
     newest = seen.newest.select("application_id", "decision", "officer", "review_run_id")
     rows = review.queue(seen.latest.lazy(), newest.lazy(), program.id)
@@ -136,18 +141,24 @@ def sheet_program(lines: pl.DataFrame, named: str | None, file: str) -> str:
     if not named and not programs.len():
         raise InputRejected(
             file,
-            "names no program (its program column is blank)",
-            "Export the queue again with `jiwon review export` and fill in that file; "
-            "nothing of this sheet was recorded.",
+            _("names no program (its program column is blank)"),
+            _(
+                "Export the queue again with `jiwon review export` and fill in "
+                "that file; nothing of this sheet was recorded."
+            ),
         )
     program = named or str(programs[0])
     if review.rrn_in(program) or review.control_in(program):
         raise InputRejected(
             file,
-            "names its program with what looks like a resident registration number or with a "
-            "control character (not quoted here)",
-            "Export the queue again with `jiwon review export` and fill in that file; "
-            "nothing of this sheet was recorded.",
+            _(
+                "names its program with what looks like a resident registration "
+                "number or with a control character (not quoted here)"
+            ),
+            _(
+                "Export the queue again with `jiwon review export` and fill in "
+                "that file; nothing of this sheet was recorded."
+            ),
         )
     return program
 
@@ -171,65 +182,89 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
     if fault == review.RRN_IN_TEXT:
         raise InputRejected(
             file,
-            f"column {row['rrn_column']} holds what looks like a resident registration number "
-            "(not quoted here)",
-            "Remove it (the trail keeps masked identities only); "
-            "nothing of this sheet was recorded.",
+            _(
+                "column {rrn_column} holds what looks like a resident "
+                "registration number (not quoted here)"
+            ).format(rrn_column=row["rrn_column"]),
+            _(
+                "Remove it (the trail keeps masked identities only); nothing of "
+                "this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.CONTROL:
         raise InputRejected(
             file,
-            f"column {row['control_column']} holds a control or invisible character (a line "
-            "break, tab, escape code or zero-width space)",
-            "Retype the cell as one line of plain text; nothing of this sheet was recorded.",
+            _(
+                "column {control_column} holds a control or invisible character "
+                "(a line break, tab, escape code or zero-width space)"
+            ).format(control_column=row["control_column"]),
+            _("Retype the cell as one line of plain text; nothing of this sheet was recorded."),
             line=at,
         )
     if fault == review.FORMULA:
         raise InputRejected(
             file,
-            f"column {row['formula']} holds a formula or text starting with =, +, - or @ "
-            "(never evaluated)",
-            "Type the value as plain text (no formula); nothing of this sheet was recorded.",
+            _(
+                "column {formula} holds a formula or text starting with =, +, - "
+                "or @ (never evaluated)"
+            ).format(formula=row["formula"]),
+            _("Type the value as plain text (no formula); nothing of this sheet was recorded."),
             line=at,
         )
     if fault == review.OTHER_PROGRAM:
         raise InputRejected(
             file,
-            f"is a row of program {shown['program']}, not {program} (a row for another program)",
-            "Import each program's decisions in the sheet exported for it; "
-            "nothing of this sheet was recorded.",
+            _("is a row of program {program}, not {program2} (a row for another program)").format(
+                program=shown["program"], program2=program
+            ),
+            _(
+                "Import each program's decisions in the sheet exported for it; "
+                "nothing of this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.REPEATED:
         raise InputRejected(
             file,
-            f"application {typed} appears more than once in the sheet (duplicate id)",
-            "Keep one row per application; nothing of this sheet was recorded.",
+            _("application {typed} appears more than once in the sheet (duplicate id)").format(
+                typed=typed
+            ),
+            _("Keep one row per application; nothing of this sheet was recorded."),
             line=at,
         )
     if fault == review.NO_ID:
         raise InputRejected(
             file,
-            "has a decision but no application id",
-            "Fill in the decision on the application's own row of the exported sheet; "
-            "nothing of this sheet was recorded.",
+            _("has a decision but no application id"),
+            _(
+                "Fill in the decision on the application's own row of the "
+                "exported sheet; nothing of this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.BAD_DECISION:
         raise InputRejected(
             file,
-            f"decision {shown['decision']!r} is neither approve nor reject (승인 or 반려)",
-            "Write approve or reject (승인 or 반려), or leave the row blank to decide later; "
-            "nothing of this sheet was recorded.",
+            _("decision {decision!r} is neither approve nor reject (승인 or 반려)").format(
+                decision=shown["decision"]
+            ),
+            _(
+                "Write approve or reject (승인 or 반려), or leave the row blank to "
+                "decide later; nothing of this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.NO_OFFICER:
         raise InputRejected(
             file,
-            f"the decision on application {application} names no officer (blank officer)",
-            "Write the deciding officer's name in the officer column; "
-            "nothing of this sheet was recorded.",
+            _("the decision on application {application} names no officer (blank officer)").format(
+                application=application
+            ),
+            _(
+                "Write the deciding officer's name in the officer column; "
+                "nothing of this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.UNKNOWN:
@@ -238,43 +273,72 @@ def refuse(out: Path, program: str, file: str, checked: pl.DataFrame) -> None:
         if owner is not None:
             raise InputRejected(
                 file,
-                f"application {typed} is an application of program {owner}, not "
-                f"{program} (a sheet edited into another program)",
-                "Import the sheet exported for that program; nothing of this sheet was recorded.",
+                _(
+                    "application {typed} is an application of program {owner}, not "
+                    "{program} (a sheet edited into another program)"
+                ).format(typed=typed, owner=owner, program=program),
+                _(
+                    "Import the sheet exported for that program; nothing of this "
+                    "sheet was recorded."
+                ),
                 line=at,
             )
         raise InputRejected(
             file,
-            f"application {typed} is no application program {program} decided "
-            "(unknown application id)",
-            "Check the id against the exported sheet, and --out; "
-            "nothing of this sheet was recorded.",
+            _(
+                "application {typed} is no application program {program} decided "
+                "(unknown application id)"
+            ).format(typed=typed, program=program),
+            _(
+                "Check the id against the exported sheet, and --out; nothing of "
+                "this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.CLOSED:
         raise InputRejected(
             file,
-            f"application {application} is closed (a run decided it {row['outcome']}): a "
-            "decision on a closed item is refused",
-            "Export the queue again and decide only the applications it lists; "
-            "nothing of this sheet was recorded.",
+            _(
+                "application {application} is closed (a run decided it "
+                "{outcome}): a decision on a closed item is refused"
+            ).format(application=application, outcome=row["outcome"]),
+            _(
+                "Export the queue again and decide only the applications it "
+                "lists; nothing of this sheet was recorded."
+            ),
             line=at,
         )
     if fault == review.NOT_REVISED:
         raise InputRejected(
             file,
-            f"application {application} already has a recorded decision ({row['recorded']}, "
-            f"review {row['recorded_review']})",
-            "To change it, write that review id in the revises column; "
-            "nothing of this sheet was recorded.",
+            _(
+                "application {application} already has a recorded decision "
+                "({recorded}, review {recorded_review})"
+            ).format(
+                application=application,
+                recorded=row["recorded"],
+                recorded_review=row["recorded_review"],
+            ),
+            _(
+                "To change it, write that review id in the revises column; "
+                "nothing of this sheet was recorded."
+            ),
             line=at,
         )
     raise InputRejected(
         file,
-        f"revises {shown['revises']!r} is not the recorded decision of application "
-        f"{application} (that is {row['recorded_review'] or 'none'})",
-        "Write the review id the exported sheet shows for it, or leave revises blank; "
-        "nothing of this sheet was recorded.",
+        _(
+            "revises {revises!r} is not the recorded decision of application "
+            "{application} (that is {value})"
+        ).format(
+            revises=shown["revises"],
+            application=application,
+            value=row["recorded_review"] or "none",
+        ),
+        _(
+            "Write the review id the exported sheet shows for it, or leave "
+            "revises blank; nothing of this sheet was recorded."
+        ),
         line=at,
     )
 
@@ -288,15 +352,19 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
     out = params.out.resolve()
     path = params.file
     if not path.is_file():
-        raise UsageError(f"bad usage: review sheet {path} does not exist")
+        raise UsageError(_("bad usage: review sheet {path} does not exist").format(path=path))
     lines, named = read_sheet(path)
     program_id = sheet_program(lines, named, path.name)
     if params.program is not None and params.program != program_id:
         raise InputRejected(
             path.name,
-            f"is the review sheet of program {program_id}, not {params.program} (--program)",
-            "Import it with --program set to the program it was exported for, or leave "
-            "--program out; nothing of this sheet was recorded.",
+            _("is the review sheet of program {program_id}, not {program} (--program)").format(
+                program_id=program_id, program=params.program
+            ),
+            _(
+                "Import it with --program set to the program it was exported "
+                "for, or leave --program out; nothing of this sheet was recorded."
+            ),
         )
     program = load_program_or_usage(program_id, params.programs_dir)
     signer = signing_key()
@@ -304,7 +372,9 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
     sha = sha256_file(path)
     before = imported_before(runs, tried.REVIEW).get(sha)
     if before is not None:
-        message = f"nothing new to import: {path.name} was imported before by {before[1]}"
+        message = _("nothing new to import: {name} was imported before by {value}").format(
+            name=path.name, value=before[1]
+        )
         get_run_logger().info(message)
         return ReviewSummary(run_id=None, program=program.id, message=message)
     seen = reviewed(out, program.id, runs)
@@ -312,7 +382,9 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
     refuse(out, program.id, path.name, checked)
     open_rows = lines.height - checked.height
     if not checked.height:
-        message = f"{path.name} decides nothing (every row is blank): nothing was recorded"
+        message = _("{name} decides nothing (every row is blank): nothing was recorded").format(
+            name=path.name
+        )
         return ReviewSummary(run_id=None, program=program.id, message=message)
     rows = review.records(checked, started, path.name, sha)
     counts = dict(rows.group_by("decision").len().iter_rows())
@@ -324,10 +396,11 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
         audit.parquet_bytes(rows, {"jiwon.table": "reviews", "jiwon.program": program.id}),
     )
     shown = ", ".join(f"{n:,} {d}" for d, n in sorted(counts.items()))
-    message = (
-        f"recorded {rows.height:,} review decision(s) from {path.name}: {shown}; "
-        f"{open_rows:,} row(s) left blank stay open; the next run applies them"
-    )
+    message = _(
+        "recorded {height:,} review decision(s) from {name}: {shown}; "
+        "{open_rows:,} row(s) left blank stay open; the next run applies "
+        "them"
+    ).format(height=rows.height, name=path.name, shown=shown, open_rows=open_rows)
     record = event_record(
         program,
         run_id,
@@ -351,7 +424,11 @@ def _import(params: ReviewParams, held: ExitStack) -> ReviewSummary:
         ],
     )
     commit(record, staging, head, signer)
-    get_run_logger().info("review import %s of %s: %s", run_id, program.id, message)
+    get_run_logger().info(
+        _("review import {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=message
+        )
+    )
     page = disburse_flow.rebuild_program_page(out, program.id, params.programs_dir)
     return ReviewSummary(
         run_id=run_id,

@@ -30,6 +30,7 @@ from flows.audit.rotation import (
 )
 from flows.checks.validate import normalise
 from flows.errors import JiwonError, RunHalted, UsageError
+from flows.i18n import _
 from flows.inputs.ingest import list_delivery, read_file
 from flows.inputs.ledger import ledger_files, person_keys_now
 from flows.run import flow as disburse_flow
@@ -111,13 +112,17 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
         names = ("JIWON_PII_KEY", "JIWON_PII_KEY_PREVIOUS")
     if same:
         raise UsageError(
-            f"bad usage: {names[0]} and {names[1]} hold the same key: put the new key in {names[0]}"
+            _(
+                "bad usage: {value} and {value2} hold the same key: put the new key in {value}"
+            ).format(value=names[0], value2=names[1])
         )
     runs, head = open_chain(out, program.id, run_id, started, signer, held, old_signer)
     if not runs.height:
         raise UsageError(
-            f"bad usage: program {program.id} has no runs under {out}: there is nothing to rotate; "
-            "its first run simply uses the new key"
+            _(
+                "bad usage: program {id} has no runs under {out}: there is "
+                "nothing to rotate; its first run simply uses the new key"
+            ).format(id=program.id, out=out)
         )
     known = keyprint.program_fingerprints(runs)
     committed = runs.filter(pl.col("status") == "committed", ~pl.col("dry_run"))
@@ -147,7 +152,11 @@ def _rotate(params: RotateParams, held: ExitStack) -> RotationSummary:
         change.fingerprint,
     )
     commit(record, staging, head, signer, old_signer)
-    get_run_logger().info("rotation %s of %s: %s", run_id, program.id, change.message)
+    get_run_logger().info(
+        _("rotation {run_id} of {program}: {message}").format(
+            run_id=run_id, program=program.id, message=change.message
+        )
+    )
     return RotationSummary(
         run_id=run_id,
         program=program.id,
@@ -167,9 +176,11 @@ def signing_change(
     """Return a signing-key rotation: both public keys, named in the record both sign."""
     if signing.key_id(new) in set(runs["signing_key"].drop_nulls()):
         raise UsageError(
-            f"bad usage: the new JIWON_SIGNING_KEY (id {signing.key_id(new)[:12]}…) already "
-            f"signed runs of {program.id}: a retired key never comes back; make a new one with "
-            "`jiwon keys new`"
+            _(
+                "bad usage: the new JIWON_SIGNING_KEY (id {value}…) already "
+                "signed runs of {id}: a retired key never comes back; make a new "
+                "one with `jiwon keys new`"
+            ).format(value=signing.key_id(new)[:12], id=program.id)
         )
     detail = {
         "kind": SIGNING,
@@ -178,10 +189,10 @@ def signing_change(
         "new_key_id": signing.key_id(new),
         "new_public_key": signing.public_pem(new).decode(),
     }
-    message = (
-        f"signing key rotated from {detail['previous_key_id'][:12]}… to "
-        f"{detail['new_key_id'][:12]}…: later runs are signed with the new key only"
-    )
+    message = _(
+        "signing key rotated from {value}… to {value2}…: later runs are "
+        "signed with the new key only"
+    ).format(value=detail["previous_key_id"][:12], value2=detail["new_key_id"][:12])
     return Change(detail, known[-1][0] if known else None, message)
 
 
@@ -201,20 +212,28 @@ def pii_change(
     new = pii_key()
     if known and keyprint.fingerprint_like(old, known) != known[0][0]:
         raise UsageError(
-            f"bad usage: JIWON_PII_KEY_PREVIOUS is not the key program {program.id}'s runs use "
-            f"(its fingerprint differs from run {known[0][1]}): give the key the program was "
-            "paid with"
+            _(
+                "bad usage: JIWON_PII_KEY_PREVIOUS is not the key program {id}'s "
+                "runs use (its fingerprint differs from run {value}): give the "
+                "key the program was paid with"
+            ).format(id=program.id, value=known[0][1])
         )
     used = set(runs["key_fingerprint"].drop_nulls()) if "key_fingerprint" in runs.columns else set()
     if keyprint.fingerprint_like(new, known) in used:
         raise UsageError(
-            f"bad usage: the new JIWON_PII_KEY was used by earlier runs of {program.id}: a "
-            "retired key never comes back; put a new key in JIWON_PII_KEY"
+            _(
+                "bad usage: the new JIWON_PII_KEY was used by earlier runs of "
+                "{id}: a retired key never comes back; put a new key in "
+                "JIWON_PII_KEY"
+            ).format(id=program.id)
         )
     if params.registry is None:
         raise UsageError(
-            "bad usage: rotating the personal-data key needs --registry (and --enrollments): "
-            "the extracts whose RRNs are keyed under both keys"
+            _(
+                "bad usage: rotating the personal-data key needs --registry (and "
+                "--enrollments): the extracts whose RRNs are keyed under both "
+                "keys"
+            )
         )
     paths = [(p, "registry") for p in list_delivery(params.registry, "registry")]
     if params.enrollments is not None:
@@ -247,11 +266,14 @@ def pii_change(
             for r in missing.head(SHOWN).iter_rows(named=True)
         )
         raise RunHalted(
-            f"rotation halted: {missing.height:,} person(s) the ledger of {program.id} paid are "
-            f"in none of the given extracts (e.g. {shown}): under the new key they would look "
-            "unpaid and be paid again, so the key was not rotated; nothing was paid. Give "
-            "--registry/--enrollments folders that hold them too (the deliveries earlier runs "
-            "read) and run again."
+            _(
+                "rotation halted: {height:,} person(s) the ledger of {id} paid "
+                "are in none of the given extracts (e.g. {shown}): under the new "
+                "key they would look unpaid and be paid again, so the key was "
+                "not rotated; nothing was paid. Give --registry/--enrollments "
+                "folders that hold them too (the deliveries earlier runs read) "
+                "and run again."
+            ).format(height=missing.height, id=program.id, shown=shown)
         )
     staging.write(
         layout.rotation_file(program.id, staging.root.name),
@@ -264,8 +286,9 @@ def pii_change(
         "persons": mapping.height,
         "paid_persons": paid,
     }
-    message = (
-        f"personal-data key rotated: {mapping.height:,} person key(s) mapped to the new key "
-        f"({paid:,} paid); only the new key is accepted from now on"
-    )
+    message = _(
+        "personal-data key rotated: {height:,} person key(s) mapped to "
+        "the new key ({paid:,} paid); only the new key is accepted from "
+        "now on"
+    ).format(height=mapping.height, paid=paid)
     return Change(detail, keyprint.fingerprint_like(new, known), message, inputs)

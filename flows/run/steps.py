@@ -43,6 +43,7 @@ from flows.checks import validate
 from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
+from flows.i18n import _
 from flows.inputs.ingest import Delivery, InputFile, empty_delivery, read_file
 from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
@@ -186,8 +187,10 @@ def check_snapshot(spilled: list[Spilled]) -> None:
     if len(dates) > 1:
         raise InputRejected(
             dated[-1].info.file,
-            f"as_of differs between files of one delivery ({', '.join(map(str, dates))})",
-            "Deliver files of a single snapshot together.",
+            _("as_of differs between files of one delivery ({join})").format(
+                join=", ".join(map(str, dates))
+            ),
+            _("Deliver files of a single snapshot together."),
         )
 
 
@@ -308,7 +311,7 @@ def keep_run_inputs(
     store.put("reviews", 0, reviews if reviews is not None else empty_reviews().collect())
     if welfare is not None:
         store.put("welfare", 0, welfare)
-    enrollment, _ = validate.validate_delivery(empty_delivery("enrollment"), program)
+    enrollment, _meta = validate.validate_delivery(empty_delivery("enrollment"), program)
     store.put("enrollment-schema", 0, enrollment.drop(WORK_COLUMNS, strict=False))
 
 
@@ -431,18 +434,22 @@ def write_decisions(
     bank_assigned: pl.DataFrame,
     lossy: pl.DataFrame,
     ctx: RunContext,
+    done: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Write each bucket's decision records, with their payment file, as one Parquet part.
 
     `folder(name)` returns where to write the part `name`. One part per bucket keeps memory at
     one bucket (a single streamed join of every record with every payment took more than 8 GB at
     52 million). Returns the parts' names, `part-00000.parquet` onwards, in bucket order.
+    `done(1, rows)` is called after each bucket (the run's progress).
     """
     names = []
     for b, rows in decision_parts(store, buckets, bank_assigned, lossy):
         name = f"part-{b:05d}.parquet"
         folder(name).write_bytes(audit.decisions_parquet(rows, ctx))
         names.append(name)
+        if done is not None:
+            done(1, rows.height)
     store.discard("records", "assigned")
     return names
 
