@@ -346,12 +346,15 @@ def decide_bucket(job: BucketJob) -> Tally:
     progress, reissue, reviews = store.get("progress"), store.get("reissue"), store.get("reviews")
     assert progress is not None and reissue is not None and reviews is not None
     welfare = store.get("welfare") if job.has_welfare else None
-    if job.buckets > 1:  # only the ledger and welfare rows of the bucket's people
+    keyed_rows = progress.height or reissue.height or reviews.height  # a first run has none
+    if job.buckets > 1 and (keyed_rows or welfare is not None):
+        # only the ledger and welfare rows of the bucket's people
         rrns = pl.concat([registry.select("rrn"), enrollment.select("rrn")]).drop_nulls().unique()
-        keys = rrns.select(person_key=keyed("rrn", ctx.pii_key))
-        progress = progress.join(keys, on="person_key", how="semi")
-        reissue = reissue.join(keys, on="person_key", how="semi")
-        reviews = reviews.join(keys, on="person_key", how="semi")
+        if keyed_rows:
+            keys = rrns.select(person_key=keyed("rrn", ctx.pii_key))
+            progress = progress.join(keys, on="person_key", how="semi")
+            reissue = reissue.join(keys, on="person_key", how="semi")
+            reviews = reviews.join(keys, on="person_key", how="semi")
         welfare = _people_of(welfare, rrns, "rrn")
     decisions = decide(
         registry.drop("_pos"),
