@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -90,6 +91,48 @@ BODY = (
     ("flows.run.flow", "publish_artifacts", "Prefect artifacts"),
     ("flows.run.flow", "rebuild_program_page", "program page"),
 )
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def time_prefect_calls(calls: dict[str, dict[str, float]]) -> None:
+    """Time every Prefect API request by method and path (ids as `:id`), and by whether the
+    run's main thread waited for it (`blocking`) or a background worker sent it (logs, events).
+    """
+    import threading
+
+    from prefect.client import base
+
+    def key(request: Any) -> str:
+        path = UUID.sub(":id", request.url.path.removeprefix("/api"))
+        waits = threading.current_thread() is threading.main_thread()
+        return f"{request.method} {path}" + ("" if waits else " (background)")
+
+    def add(name: str, began: float) -> None:
+        entry = calls.setdefault(name, {"calls": 0, "wall": 0.0})
+        entry["calls"] += 1
+        entry["wall"] += time.perf_counter() - began
+
+    sync_send = base.PrefectHttpxSyncClient.send
+    async_send = base.PrefectHttpxAsyncClient.send
+
+    def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return sync_send(self, request, *args, **kwargs)
+        finally:
+            add(key(request), began)
+
+    async def asend(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await async_send(self, request, *args, **kwargs)
+        finally:
+            add(key(request), began)
+
+    base.PrefectHttpxSyncClient.send = send  # type: ignore[method-assign]
+    base.PrefectHttpxAsyncClient.send = asend  # type: ignore[method-assign]
 
 
 def profile(rows: int, seed: int, scratch: Path) -> dict[str, Any]:
@@ -165,6 +208,8 @@ def one(data: Path, out: Path, programs: Path | None = None) -> dict[str, Any]:
         flow = importlib.import_module("flows.run.flow")
     for module, attribute, name in BODY:
         clock.wrap(importlib.import_module(module), attribute, name)
+    calls: dict[str, dict[str, float]] = {}
+    time_prefect_calls(calls)
     params = flow.DisburseParams(
         program="paju-livelihood-2025",
         registry=data / "registry",
@@ -191,6 +236,10 @@ def one(data: Path, out: Path, programs: Path | None = None) -> dict[str, Any]:
             k: {"calls": int(v["calls"]), "wall": round(v["wall"], 2), "cpu": round(v["cpu"], 2)}
             for k, v in clock.stages.items()
         },
+        "prefect_calls": {
+            k: {"calls": int(v["calls"]), "wall": round(v["wall"], 3)}
+            for k, v in sorted(calls.items(), key=lambda kv: -kv[1]["wall"])
+        },
     }
 
 
@@ -215,6 +264,17 @@ def table(result: dict[str, Any]) -> list[str]:
         f"| rest of the flow (temporary server start, Prefect flow and task runs, shutdown) | "
         f"| {flow_wall - inside:.2f} | |"
     )
+    calls = result.get("prefect_calls", {})
+    if calls:
+        blocking = sum(v["wall"] for k, v in calls.items() if not k.endswith("(background)"))
+        lines += [
+            "",
+            f"Prefect API calls ({sum(v['calls'] for v in calls.values())}; the run waited "
+            f"{blocking:.2f} s for the blocking ones):",
+            "| call | calls | wall s |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| `{k}` | {v['calls']} | {v['wall']:.3f} |" for k, v in calls.items()]
     return lines
 
 
