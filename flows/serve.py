@@ -44,14 +44,14 @@ def deployments(base: dict[str, Any]) -> list[Any]:
         name="monthly",
         schedule=Cron(MONTHLY_CRON, timezone=TIMEZONE),
         parameters={"params": base | {"trigger": "scheduled", "operator": "schedule"}},
-        description="Pays the month's newly eligible, enrolled residents: 06:00 KST on the 1st.",
+        description=_("Pays the month's newly eligible, enrolled residents: 06:00 KST on the 1st."),
         tags=[base["program"], "monthly"],
         enforce_parameter_schema=True,
     )
     rerun = disburse.to_deployment(
         name="rerun",
         parameters={"params": base | {"trigger": "rerun"}},
-        description=(
+        description=_(
             "Operator rerun: set params.reason (required) and params.operator; it pays only "
             "what no committed run has paid. Set params.dry_run to preview."
         ),

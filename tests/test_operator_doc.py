@@ -66,6 +66,52 @@ def refusals_in_code() -> dict[str, str]:
     return found
 
 
+KOREAN_CATALOG = ROOT / "flows" / "locale" / "ko" / "LC_MESSAGES" / "jiwon.po"
+# The Korean of "; nothing was paid|recorded|released." in the catalog's halts.
+KOREAN_NOTHING = r"(; 아무것도 (?:지급|기록|송출)하지 않았습니다\.) "
+
+
+def msgid(node: ast.expr) -> str:
+    """Return the catalog message (msgid) of `_("…").format(…)` or `_("…")`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return msgid(node.func.value)
+    assert isinstance(node, ast.Call) and isinstance(node.args[0], ast.Constant), node.lineno
+    return str(node.args[0].value)
+
+
+def refusals_in_korean() -> dict[str, tuple[str, str]]:
+    """Return {problem template, as `refusals_in_code` keys it: (Korean problem, Korean action)}.
+
+    The Korean comes from the catalog (flows/locale/ko/LC_MESSAGES/jiwon.po), its placeholders
+    shown as `…` like the English: what docs/ko/operators.md's refusal tables must show.
+    """
+    from babel.messages.pofile import read_po
+
+    with KOREAN_CATALOG.open("rb") as f:
+        korean = {m.id: m.string for m in read_po(f) if m.id}
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted((ROOT / "flows").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            if node.func.id == "InputRejected" and len(node.args) >= 3:
+                problem, action = (english(korean[msgid(a)]) for a in node.args[1:3])
+                found[template(node.args[1])] = (problem, action)
+            elif node.func.id in ("RunHalted", "LedgerUntrusted") and node.args:
+                text, ko = template(node.args[0]), english(korean[msgid(node.args[0])])
+                parts = re.split(r"(; nothing was (?:paid|recorded|released)\.) ", text, maxsplit=1)
+                if len(parts) == 3:
+                    ko_parts = re.split(KOREAN_NOTHING, ko, maxsplit=1)
+                    assert len(ko_parts) == 3, f"the Korean of {text!r} keeps its '; nothing…'"
+                    found[parts[0] + parts[1]] = (ko_parts[0] + ko_parts[1], ko_parts[2])
+                else:
+                    found[text + "; nothing was paid."] = (
+                        ko + "; 아무것도 지급하지 않았습니다.",
+                        "",
+                    )
+    return found
+
+
 def refusals_in_guide() -> dict[str, str]:
     """Return {message: what-to-do cell} of the guide's exit 3 and exit 4 tables."""
     text = GUIDE.read_text(encoding="utf-8")
@@ -106,3 +152,11 @@ def test_the_damaged_trail_message_is_in_the_operator_guide_with_its_fix() -> No
     assert rows, f"add to docs/operators.md, section 'Audit trail damaged (exit 4)': {message}"
     assert message in rows[0] and "Restore that file from backup" in rows[0]
     assert action.startswith("Restore the file from backup (do not delete it")
+
+
+def test_every_refusal_has_its_korean_with_as_many_values() -> None:
+    korean = refusals_in_korean()
+    assert set(korean) == set(refusals_in_code())
+    for problem, (ko_problem, ko_action) in korean.items():
+        assert ko_problem.count("…") == problem.count("…"), problem
+        assert ko_problem and (ko_action or not refusals_in_code()[problem])

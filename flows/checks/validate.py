@@ -254,7 +254,7 @@ def check_as_of(frame: pl.DataFrame, reference_date: dt.date, must_equal: bool) 
         )
     as_of: dt.date = dates[0]
     if as_of < reference_date or (must_equal and as_of != reference_date):
-        rule = "equal to" if must_equal else "on or after"
+        rule = _("equal to") if must_equal else _("on or after")
         raise InputRejected(
             per_file["source_file"][0],
             _("as_of {as_of} is not {rule} the program's reference date {reference_date}").format(

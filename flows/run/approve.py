@@ -236,11 +236,11 @@ def _approve(params: ApproveParams, held: ExitStack) -> ApprovalSummary:
 class ReleaseInput(RunInput):
     """What an approver enters in the Prefect UI to resume a run waiting for release."""
 
-    approver: str = Field(min_length=1, description="your name (never the run's operator)")
+    approver: str = Field(min_length=1, description=_("your name (never the run's operator)"))
     decision: Literal["approve", "reject"] = Field(
-        default="approve", description="approve: release the payment files; reject: void them"
+        default="approve", description=_("approve: release the payment files; reject: void them")
     )
-    reason: str | None = Field(default=None, description="why (required to reject)")
+    reason: str | None = Field(default=None, description=_("why (required to reject)"))
 
 
 def await_release(params: DisburseParams, run_id: str, status: str, paid_krw: int) -> None:

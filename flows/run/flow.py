@@ -110,55 +110,68 @@ class DisburseParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    program: str = Field(min_length=1, description="program id, a folder under rules/programs")
-    registry: Path = Field(description="folder of registry extract files")
-    enrollments: Path = Field(description="folder of enrollment extract files")
-    out: Path = Field(description="output root")
-    dry_run: bool = Field(default=False, description="compute everything, pay and publish nothing")
+    program: str = Field(min_length=1, description=_("program id, a folder under rules/programs"))
+    registry: Path = Field(description=_("folder of registry extract files"))
+    enrollments: Path = Field(description=_("folder of enrollment extract files"))
+    out: Path = Field(description=_("output root"))
+    dry_run: bool = Field(
+        default=False, description=_("compute everything, pay and publish nothing")
+    )
     operator: str = Field(default="unknown", min_length=1)
-    reason: str | None = Field(default=None, description="why the run was started")
+    reason: str | None = Field(default=None, description=_("why the run was started"))
     trigger: Literal["scheduled", "manual", "rerun"] = "manual"
     run_month: str | None = Field(
         default=None,
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-        description="YYYY-MM; default: the current month in Seoul",
+        description=_("YYYY-MM; default: the current month in Seoul"),
     )
     welfare: Path | None = Field(
-        default=None, description="folder of welfare-status extract files (programs that need it)"
+        default=None,
+        description=_("folder of welfare-status extract files (programs that need it)"),
     )
     programs_dir: Path | None = Field(
-        default=None, description="folder of program folders; default: rules/programs"
+        default=None, description=_("folder of program folders; default: rules/programs")
     )
     bank_file: BankFormat = Field(
         default="fixed_width",
-        description="bank payouts as the bulk-transfer file (fixed_width) or ISO 20022 pain.001",
+        description=_("bank payouts as the bulk-transfer file (fixed_width) or ISO 20022 pain.001"),
     )
     partitions: int | Literal["auto"] | None = Field(
         default=None,
-        description="decide in this many buckets on disk (auto: one per ~1,000,000 registry "
-        "rows); none: the store decides (see `store`)",
+        description=_(
+            "decide in this many buckets on disk (auto: one per ~1,000,000 "
+            "registry rows); none: the store decides (see `store`)"
+        ),
     )
     store: Literal["auto", "memory", "disk"] = Field(
         default="auto",
-        description="where the work in progress lives: memory (one bucket), disk (buckets of "
-        "--partitions, default auto) or auto: memory up to ~1,000,000 registry rows, else disk",
+        description=_(
+            "where the work in progress lives: memory (one bucket), disk "
+            "(buckets of --partitions, default auto) or auto: memory up to "
+            "~1,000,000 registry rows, else disk"
+        ),
     )
     runner: Runner = Field(
-        default="local", description="where the run's spill and decide tasks run: local or dask"
+        default="local", description=_("where the run's spill and decide tasks run: local or dask")
     )
     dask_address: str | None = Field(
-        default=None, description="Dask scheduler address (runner dask; none: a local cluster)"
+        default=None, description=_("Dask scheduler address (runner dask; none: a local cluster)")
     )
     await_approval: bool = Field(
         default=False,
-        description="after committing, pause for an approver's decision in the Prefect UI "
-        "(served deployments); `jiwon approve` decides it too",
+        description=_(
+            "after committing, pause for an approver's decision in the "
+            "Prefect UI (served deployments); `jiwon approve` decides it too"
+        ),
     )
     approval_wait_s: int = Field(
         default=7 * 24 * 3600,
         ge=1,
-        description="how long a paused run waits for the decision before it stops waiting (the "
-        "run stays pending: `jiwon approve` still decides it)",
+        description=_(
+            "how long a paused run waits for the decision before it stops "
+            "waiting (the run stays pending: `jiwon approve` still decides "
+            "it)"
+        ),
     )
 
     @model_validator(mode="after")
