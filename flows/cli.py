@@ -120,12 +120,13 @@ def parameter_problem(error: ValidationError) -> str:
 
 def execute(params: dict[str, object]) -> RunSummary:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
-    server.start()  # Prefect's temporary server starts while the flow's code is imported
+    if keys_given():  # without them the run refuses below: no server for a refusal
+        server.start()  # Prefect's temporary server starts while the flow's code is imported
     from flows.report.terminal import print_summary
     from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
 
     try:
-        pii_key()  # refuse before starting Prefect at all
+        pii_key()  # refuse before running Prefect at all
         if not os.environ.get(SIGNING_BLOCK_ENV):  # a Secret block is read by the flow
             signing_key()
     except JiwonError as e:
@@ -157,13 +158,20 @@ def execute(params: dict[str, object]) -> RunSummary:
         )
     from flows.inputs.ledger import check_trail
 
-    try:  # a damaged trail halts before Prefect starts: its one line is all the operator sees
+    try:  # a damaged trail halts before any flow runs: its one line is all the operator sees
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
     summary = flow_call(lambda: disburse(validated))
     print_summary(summary)
     return summary
+
+
+def keys_given() -> bool:
+    """Return whether the environment holds the keys a run needs (checked in full later)."""
+    pii = os.environ.get("JIWON_PII_KEY", "")
+    signing = os.environ.get("JIWON_SIGNING_KEY") or os.environ.get("JIWON_SIGNING_KEY_BLOCK")
+    return len(pii) >= 16 and bool(signing)
 
 
 def flow_call(call: Callable[[], T]) -> T:
@@ -1103,6 +1111,7 @@ def end_without_teardown() -> None:
 def main() -> None:
     """Entry point of the `jiwon` command."""
     atexit.register(end_without_teardown)  # first registered: runs after every other handler
+    server.enable()  # this process is the command: it may start Prefect's server early
     try:
         app()
     except SystemExit as e:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from flows.run.server import configured_elsewhere
+from flows.run.server import configured_elsewhere, listening_socket
 from tests.conftest import TEST_KEY
-from tests.support.processes import finish, own_server_env, run_args, start
+from tests.support.processes import ROOT, finish, own_server_env, run_args, start
 
 
 def server_children(pid: int) -> list[int]:
@@ -72,14 +76,21 @@ def test_two_runs_at_once_each_start_their_own_server_before_prefect_does_and_st
         for i in range(2)
     ]
     servers = [wait_for_server_child(p.pid) for p in processes]
-    assert servers[0] != servers[1]
     for i, process in enumerate(processes):
         code, stdout, err = finish(process, timeout=300)
         assert code == 0, err
         assert "[committed]" in stdout
         # Prefect did not start a second server of its own: it used the one jiwon started.
         assert "Starting temporary server" not in err
-        assert (tmp_path / f"home-{i}" / "prefect.db").is_file()  # each run's own database
+        # each run's flow run is in its own server's database, not in the other's
+        with sqlite3.connect(tmp_path / f"home-{i}" / "prefect.db") as db:
+            names = [
+                r[0]
+                for r in db.execute(
+                    "select flow.name from flow join flow_run on flow.id = flow_run.flow_id"
+                )
+            ]
+        assert names == ["disburse"], names
     assert all(gone(server, timeout=10) for server in servers)
 
 
@@ -127,3 +138,69 @@ def test_a_server_the_operator_configured_anywhere_prefect_reads_is_left_to_pref
         (cwd / name).unlink()
     (cwd / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
     assert not configured_elsewhere(environ, cwd)
+
+
+# What Prefect alone makes of a folder's settings, and what it makes of them in a `jiwon`
+# process after jiwon started its server early and checked Prefect's settings (`ready`).
+PREFECT_ALONE = (
+    "from prefect.settings import get_current_settings as s\n"
+    "print(s().api.url or ('temporary' if s().server.ephemeral.enabled else 'refused'))\n"
+)
+AFTER_JIWON = (
+    "from flows.run import server\n"
+    "server.enable()\n"
+    "server.start()\n"
+    "spawned = server._child.process is not None\n"
+    "server.ready()\n"
+    "from prefect.settings import get_current_settings as s\n"
+    "url = s().api.url\n"
+    "ours = server._child.process is not None and url == server._child.url\n"
+    "print('temporary' if ours else url or 'refused', spawned)\n"
+)
+
+
+def settle(code: str, cwd: Path, environ: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "files, extra",
+    [
+        ({}, {}),
+        ({".env": "export PREFECT_API_URL=http://city:4200/api\n"}, {}),
+        ({}, {"prefect_api_url": "http://city:4200/api"}),
+        ({}, {"PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false"}),
+        (
+            {
+                "prefect.toml": 'profiles_path = "city-profiles.toml"\n',
+                "city-profiles.toml": 'active = "city"\n[profiles.city]\n'
+                'PREFECT_API_URL = "http://city:4200/api"\n',
+            },
+            {},
+        ),
+    ],
+    ids=["nothing", "dotenv-export", "lower-case-env", "ephemeral-refused", "profiles-path"],
+)
+def test_the_server_a_command_talks_to_is_the_one_prefect_alone_would_choose(
+    tmp_path: Path, files: dict[str, str], extra: dict[str, str]
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    environ = own_server_env(tmp_path / "home", TEST_KEY, **extra)
+    environ["PYTHONPATH"] = str(ROOT)
+    alone = settle(PREFECT_ALONE, tmp_path, environ)
+    chosen, spawned = settle(AFTER_JIWON, tmp_path, environ).split()
+    assert chosen == alone
+    if alone == "temporary":
+        assert spawned == "True"  # and the command's flows talk to jiwon's early server
+
+
+def test_the_servers_socket_answers_without_waiting_for_delayed_acks() -> None:
+    """uvicorn's --fd takes the socket for a Unix one and never sets TCP_NODELAY itself."""
+    with listening_socket() as listening:
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert listening.getsockname()[0] == "127.0.0.1"

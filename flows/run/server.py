@@ -13,10 +13,13 @@ socket this process bound (`--fd`), whose address `PREFECT_API_URL` then names f
 the command runs. `ready()` waits for it before
 the first flow; it is stopped when the command exits, as Prefect stops its own.
 
-Nothing changes where a server is already configured (`PREFECT_API_URL` in the environment,
-the active profile, or the working folder's `.env`, `prefect.toml` or `pyproject.toml`), or
-where Prefect is already imported (tests, `jiwon serve`): `start()` does nothing and Prefect
-decides as before.
+Prefect decides, as before, whether a temporary server is wanted: `ready()` reads Prefect's
+own settings once Prefect is imported (every source: environment, profile, `.env`,
+`prefect.toml`, `pyproject.toml`) and stops the child, unused, when they name a server or
+forbid a temporary one; only then does `PREFECT_API_URL` name the child, for this process and
+what it starts. `configured_elsewhere` is a cheap first look that spares the spawn in the
+common cases of a configured server. Prefect already imported (tests, `jiwon serve`), or a
+caller other than the `jiwon` command (`enable()`): nothing is spawned.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class _Child:
+    enabled = False
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     healthy = False
@@ -83,9 +87,15 @@ def toml(path: Path) -> dict[str, Any]:
 
 
 def start() -> None:
-    """Spawn Prefect's temporary server now, unless one is configured or Prefect is imported."""
+    """Spawn Prefect's temporary server now, unless one is configured or Prefect is imported.
+
+    Only in the `jiwon` command (`enable()`, from its `main`), on POSIX, on the main thread: a
+    test or a library calling the CLI in its own process keeps Prefect's own behaviour.
+    """
     if (
-        _child.process is not None
+        not _child.enabled
+        or os.name != "posix"
+        or _child.process is not None
         or "prefect" in sys.modules
         or configured_elsewhere(os.environ, Path.cwd())
     ):
@@ -93,20 +103,30 @@ def start() -> None:
     spec = importlib.util.find_spec("prefect")
     if spec is None or not spec.submodule_search_locations:
         return  # let Prefect itself say what is missing
-    # The child serves a socket bound here, so no other process can take its port meanwhile
-    # (two commands at once each get their own), and the port is known before the child runs.
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(128)
-    port = listening.getsockname()[1]
-    with listening:
-        _child.process = subprocess.Popen(
+    try:
+        _child.process, port = spawn(Path(next(iter(spec.submodule_search_locations))).parent)
+    except OSError:  # cannot spawn it: Prefect starts its own when the flow runs
+        return
+    _child.url = f"http://127.0.0.1:{port}/api"
+    atexit.register(stop)
+
+
+def spawn(app_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start Prefect's server command on a local socket bound here; return it and its port.
+
+    The child serves the socket this process bound, so no other process can take its port
+    meanwhile (two commands at once each get their own), and the port is known at once.
+    """
+    with listening_socket() as listening:
+        port = listening.getsockname()[1]
+        parent = os.getpid()
+        process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
                 "--app-dir",
-                str(Path(next(iter(spec.submodule_search_locations))).parent),
+                str(app_dir),
                 "--factory",
                 "prefect.server.api.server:create_app",
                 "--fd",
@@ -118,19 +138,43 @@ def start() -> None:
             ],
             env=os.environ | CHILD_ENV,
             pass_fds=(listening.fileno(),),
-            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=(lambda: die_with_parent(parent)) if sys.platform == "linux" else None,
         )
-    _child.url = f"http://127.0.0.1:{port}/api"
-    os.environ[URL] = _child.url  # read by Prefect when it is imported, and by its children
-    atexit.register(stop)
+    return process, port
 
 
-def die_with_parent() -> None:
-    """In the child before it runs: ask Linux to stop it when the command dies, even killed."""
+def listening_socket() -> socket.socket:
+    """Return a local TCP socket listening on a free port, for the child to serve."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # Accepted connections inherit TCP_NODELAY; uvicorn's --fd takes the socket for AF_UNIX
+        # and never sets it, so each response would wait ~40 ms for a delayed ACK.
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(128)
+    except OSError:
+        listening.close()
+        raise
+    return listening
+
+
+def die_with_parent(parent: int) -> None:
+    """In the child before it runs: ask Linux to stop it when the command dies, even killed.
+
+    Linux signals the child when the thread that spawned it ends: `start` runs on the main
+    thread, before any other. A command that died before the request leaves it to this check.
+    """
     import ctypes
     import signal
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def enable() -> None:
+    """Let `start` spawn the server: called by the `jiwon` command's entry point only."""
+    _child.enabled = True
 
 
 def ready() -> None:
@@ -141,9 +185,16 @@ def ready() -> None:
     if _child.process is None or _child.healthy:
         return
     import httpx
+    from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
 
-    wait = get_current_settings().server.ephemeral.startup_timeout_seconds
+    settings = get_current_settings()  # Prefect's own reading of every source, without ours
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        stop()  # Prefect would not start a temporary server here: it decides, as before
+        return
+    os.environ[URL] = _child.url  # for this process's flows and the processes it starts
+    refresh_global_settings_context()
+    wait = settings.server.ephemeral.startup_timeout_seconds
     deadline = time.monotonic() + wait
     with httpx.Client() as client:
         while time.monotonic() < deadline:
