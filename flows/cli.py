@@ -360,6 +360,7 @@ def demo(
     # the demo folder starts afresh, as the README says. A real deployment keeps them elsewhere.
     os.environ["JIWON_ANCHOR_DIR"] = str((out / "anchors").resolve())
     os.environ.pop("JIWON_SIGNING_KEY_BLOCK", None)
+    server.start()  # the demo's first call to Prefect is below (the anchor's copy)
     typer.secho(
         _(
             "DEMO MODE: person keys and signatures use built-in demo keys; "
@@ -373,7 +374,7 @@ def demo(
         # database outlives the folder) goes with it. Never done for a real output root.
         from flows.run.flow import forget_server_anchor
 
-        forget_server_anchor(out / "out", DEMO_PROGRAM)
+        flow_call(lambda: forget_server_anchor(out / "out", DEMO_PROGRAM))
     data = out / "data"
     write_population(generate_population(rows, seed=seed), data)
     typer.echo(
