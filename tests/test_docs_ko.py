@@ -2,10 +2,11 @@
 
 docs/ko/operators.md translates docs/operators.md and docs/ko/README.md the README's operator
 part. Both must name the same `jiwon` commands and `--flags`, have the same sections in the same
-order with the same code blocks and table rows, and list every message of the English exit 3 and
-exit 4 tables beside its Korean: once the Korean catalog (flows/locale/ko/LC_MESSAGES/jiwon.po)
-exists, the Korean cell is its msgstr exactly (placeholders as `…`, as the English shows them),
-and the Korean "what to do" holds the action the Korean CLI prints.
+order with the same code blocks (only their comments translated) and table rows, and list every
+message of the English exit 3 and exit 4 tables beside its Korean: once the Korean catalog
+(flows/locale/ko/LC_MESSAGES/jiwon.po) exists, the Korean cell is its msgstr exactly
+(placeholders as `…`, as the English shows them), and the Korean "what to do" holds the action
+the Korean CLI prints.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CATALOG = ROOT / "flows" / "locale" / "ko" / "LC_MESSAGES" / "jiwon.po"
 REFUSAL_HEADINGS = ("## Input rejected (exit 3)", "## Halted by a safety check (exit 4)")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 JIWON = re.compile(r"\bjiwon ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
+COMMENT = re.compile(r"(?:^|\s)#\s.*$")  # a shell comment in a code block
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
 # A halt is one catalog message: "<problem>; nothing was paid. <action>" (recorded, released).
 HALT = re.compile(r"; nothing was (?:paid|recorded|released)\. ")
@@ -86,7 +88,11 @@ def outside_code(text: str) -> list[str]:
 
 
 def code_blocks(text: str) -> list[str]:
-    """Return each fenced code block, fences included, without its indentation."""
+    """Return each fenced code block, fences included, without indentation or `# comments`.
+
+    The commands, flags, paths and variables of a block stay as they are; its comments are
+    translated.
+    """
     blocks, current = [], None
     for line in text.splitlines():
         if line.lstrip().startswith("```"):
@@ -97,7 +103,7 @@ def code_blocks(text: str) -> list[str]:
                 blocks.append("\n".join(current))
                 current = None
         elif current is not None:
-            current.append(line.strip())
+            current.append(COMMENT.sub("", line).strip())
     return blocks
 
 
