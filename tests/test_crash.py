@@ -158,7 +158,7 @@ def test_half_created_or_half_deleted_staging_folders_do_not_confuse_the_next_ru
 STAGES = [
     ("flows.run.flow", "recover"),
     ("flows.run.flow", "read_ledger"),
-    ("flows.run.flow", "read_welfare"),
+    ("flows.run.flow", "list_delivery"),  # (no read-welfare task: the story needs no extract)
     ("flows.run.steps", "keep_run_inputs"),
     ("flows.run.steps", "read_file"),
     ("flows.checks.validate", "validate_registry"),
