@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.scale import PrefectServer
 from fixtures.generate import generate_blocks, write_blocks
+from tests.support.processes import run_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench/results/bench.jsonl"
@@ -94,21 +95,7 @@ def whole_run(data: Path, scratch: Path, home: Path, api_url: str | None = None)
         env["PREFECT_HOME"] = str(home)
     else:  # the temporary server's database starts warm, as on an operator's machine
         shutil.copytree(home, run / "prefect-home")
-    jiwon = Path(sys.executable).parent / "jiwon"
-    args = [
-        str(jiwon),
-        "run",
-        "--program",
-        "paju-livelihood-2025",
-        "--registry",
-        str(data / "registry"),
-        "--enrollments",
-        str(data / "enrollments"),
-        "--out",
-        str(run / "out"),
-        "--run-month",
-        "2025-03",
-    ]
+    args = run_args(data, run / "out")  # the livelihood program, March 2025, as the tests run it
     start = time.perf_counter()
     done = subprocess.run(args, capture_output=True, env=env, text=True, cwd=scratch)
     wall = time.perf_counter() - start

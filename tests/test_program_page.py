@@ -273,14 +273,18 @@ def test_page_figures_from_tiny_frames() -> None:
             "run_month": ["2025-03", "2025-04", "2025-03"],
         }
     )
-    money = page_html.payments(attempts, "run_month").sort("run_month")
+    money = page_html.money(page_html.newest_attempts(attempts), "run_month").sort("run_month")
     assert money.select("run_month", *page_html.MONEY).rows() == [
         ("2025-03", 0, 0, 1),
         ("2025-04", 1, 0, 0),
     ]
     assert page_html.budget_used(attempts) == 10
     chart = page_html.bar_chart(
-        page_html.coverage(registry, attempts.with_columns(admin_code=pl.lit("<x>")), "admin_code"),
+        page_html.figures(
+            registry,
+            page_html.newest_attempts(attempts.with_columns(admin_code=pl.lit("<x>"))),
+            "admin_code",
+        ),
         "admin_code",
         {"<x>": "<b>동</b>"},
         "t",

@@ -141,11 +141,6 @@ def money_state() -> dict[str, pl.Expr]:
     }
 
 
-def payments(attempts: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Return payments and won per figure of MONEY per `by`, by their newest attempt's state."""
-    return money(newest_attempts(attempts), by)
-
-
 def money(newest: pl.DataFrame, by: str) -> pl.DataFrame:
     """Return payments and won per figure of MONEY per `by` of each payment's newest attempt."""
     aggs = []
@@ -157,13 +152,11 @@ def money(newest: pl.DataFrame, by: str) -> pl.DataFrame:
     return newest.group_by(by).agg(aggs)
 
 
-def coverage(registry: pl.DataFrame, attempts: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Return every figure of SERIES (and won of MONEY) per `by`, zero where there is none."""
-    return figures(registry, newest_attempts(attempts), by)
-
-
 def figures(registry: pl.DataFrame, newest: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Return `coverage` from each payment's newest attempt."""
+    """Return every figure of SERIES (and won of MONEY) per `by`, zero where there is none.
+
+    `newest`: each payment's newest attempt (`newest_attempts`), found once per page.
+    """
     both = people(registry, by).join(money(newest, by), on=by, how="full", coalesce=True)
     counts = [c for c in both.columns if c != by]
     return (
