@@ -204,3 +204,35 @@ def test_the_servers_socket_answers_without_waiting_for_delayed_acks() -> None:
     with listening_socket() as listening:
         assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         assert listening.getsockname()[0] == "127.0.0.1"
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_backend")
+def test_the_fast_exit_loses_none_of_the_runs_last_logs_or_its_final_state(
+    story: Path, tmp_path: Path
+) -> None:
+    """`end_without_teardown` ends the process with os._exit: Prefect's last log lines (the run's
+    committed line, written just before the flow ends) and its final state reach the server."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from tests.support.processes import env
+
+    environ = env(TEST_KEY, tmp_path) | {"PREFECT_LOGGING_LEVEL": "INFO"}
+    code, stdout, err = finish(start(run_args(story, tmp_path / "out"), environ), timeout=300)
+    assert code == 0, err
+    run_id = stdout.split(" run ", 1)[1].split()[0]
+    with get_client(sync_client=True) as client:
+        runs = [r for r in client.read_flow_runs(limit=50) if r.state and r.name]
+        mine = [
+            r
+            for r in runs
+            if any(
+                run_id in log.message
+                for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id])))
+            )
+        ]
+        assert len(mine) == 1, f"no flow run on the server logged {run_id}"
+        assert mine[0].state is not None and mine[0].state.is_completed()
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[mine[0].id])))
+    assert any(f"run {run_id} committed" in log.message for log in logs)
