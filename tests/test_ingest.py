@@ -256,3 +256,13 @@ def test_a_parquet_applied_at_timestamp_is_read_as_seoul_time(tmp_path: Path) ->
     )
     frame, _ = read_file(tmp_path / "e.parquet", "enrollment")
     assert frame["applied_at"].to_list() == ["2025-01-22 10:00:05"]
+
+
+def test_two_unknown_headers_of_one_name_reject_the_file_naming_both(tmp_path: Path) -> None:
+    """A header ',\\x0c' (found by the fuzz test) has two columns that both read as '': one line
+    saying so, not an unexpected error."""
+    path = tmp_path / "registry.csv"
+    path.write_bytes(b",\x0c\n")
+    with pytest.raises(InputRejected) as e:
+        read_file(path, "registry")
+    assert "twice ('' and '\\x0c')" in str(e.value)

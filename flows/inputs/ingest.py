@@ -463,7 +463,7 @@ def conform_columns(
     renamed = {c: canonical_header(c, kind) for c in frame.columns}
     seen: dict[str, str] = {}
     for original, english in renamed.items():
-        if english in COLUMNS[kind] and english in seen:
+        if english in seen:  # two headers of one name (also two unknown ones: '' and ' ')
             raise InputRejected(
                 name,
                 _("has the column {english!r} twice ({value!r} and {original!r})").format(
