@@ -26,7 +26,7 @@ from flows.audit.verify import cross_check_trail, verify_trail
 from flows.errors import InputRejected, RunHalted
 from flows.run import steps
 from flows.run.flow import DisburseParams, work_store
-from flows.run.stores import DiskStore
+from flows.run.stores import DiskStore, MemoryStore
 from rules.program import load_program
 from tests.conftest import ROOT
 from tests.support.banktrail import bank_story
@@ -268,6 +268,25 @@ def test_applications_follow_the_kept_row_then_a_quarantined_row_then_a_hash_of_
     hashed = apps.select(steps.stable_bucket("rrn", 7))["rrn"].to_list()
     assert routed["_bucket"].to_list() == [2, 4, hashed[2], hashed[3], hashed[4]]
     assert routed.columns == ["rrn", "_bucket"]
+
+
+@pytest.mark.parametrize("disk", [False, True])
+def test_pieces_added_to_buckets_come_back_per_bucket_in_piece_then_row_order(
+    disk: bool, tmp_path: Path
+) -> None:
+    store = DiskStore(tmp_path / "work") if disk else MemoryStore()
+    pieces = {
+        0: pl.DataFrame({"row": [1, 2, 3, 4], "_bucket": [1, 0, 1, 1]}),
+        2: pl.DataFrame({"row": [5, 6], "_bucket": [0, 1]}),
+        10: pl.DataFrame({"row": [7], "_bucket": [1]}),
+    }
+    for index, rows in pieces.items():
+        store.add_to_buckets("apps", index, rows.cast({"_bucket": pl.Int32}))
+    got = {b: store.bucket("apps", b) for b in (0, 1, 2)}
+    assert got[0] is not None and got[0]["row"].to_list() == [2, 5]
+    assert got[1] is not None and got[1]["row"].to_list() == [1, 3, 4, 6, 7]
+    assert got[2] is None
+    assert got[1].columns == ["row"]
 
 
 @pytest.mark.parametrize("bank_file", ["fixed_width", "pain.001"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import ExitStack
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -343,11 +344,25 @@ class Reconciliation(BaseModel):
     program: str
     today: dt.date
     attempts: pl.DataFrame  # flows.audit.attempts.reconcile: one row per attempt
-    by_program: pl.DataFrame
-    by_run: pl.DataFrame
-    by_file: pl.DataFrame
     reasons: pl.DataFrame
     owed_again: int  # payments whose newest attempt failed
+
+    # The totals count distinct people per state (seven n_unique over every attempt, 2.8 s at
+    # 5.4 million): only `results status` prints them, so the program page does not pay for them.
+    @cached_property
+    def by_program(self) -> pl.DataFrame:
+        """Totals over every attempt of the program (`flows.audit.attempts.totals`)."""
+        return tried.totals(self.attempts, [])
+
+    @cached_property
+    def by_run(self) -> pl.DataFrame:
+        """Totals per run and its release."""
+        return tried.totals(self.attempts, ["run_id", "release"])
+
+    @cached_property
+    def by_file(self) -> pl.DataFrame:
+        """Totals per run and payment file."""
+        return tried.totals(self.attempts, ["run_id", "payment_file"])
 
 
 def reconciliation(
@@ -370,9 +385,6 @@ def reconciliation(
         program=program.id,
         today=day,
         attempts=rows,
-        by_program=tried.totals(rows, []),
-        by_run=tried.totals(rows, ["run_id", "release"]),
-        by_file=tried.totals(rows, ["run_id", "payment_file"]),
         reasons=tried.reasons(rows),
         owed_again=int(rows["owed_again"].sum()),
     )

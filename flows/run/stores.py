@@ -43,8 +43,12 @@ class Store(Protocol):
     def split(self, part: str, rows: pl.LazyFrame) -> None:
         """Keep `rows` as pieces of `part` by their `_bucket` column (dropped), one per bucket."""
 
+    def add_to_buckets(self, part: str, piece: int, rows: pl.DataFrame) -> None:
+        """Add `rows` to the buckets of `part` by their `_bucket` column (dropped), as piece
+        `piece`: a bucket holds its rows of every piece, in piece order (one pass, no re-read)."""
+
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
-        """Return the rows `split` kept for bucket `index` of `part`, or None."""
+        """Return the rows `split` or `add_to_buckets` kept for bucket `index` of `part`."""
 
     def discard(self, *parts: str) -> None:
         """Let go of every piece of `parts`: a later step no longer needs them."""
@@ -82,6 +86,13 @@ class MemoryStore:
             return
         for (index,), piece in frame.partition_by("_bucket", as_dict=True).items():
             self.put(part, int(index), piece.drop("_bucket"))
+
+    def add_to_buckets(self, part: str, piece: int, rows: pl.DataFrame) -> None:
+        # bounded: one item per bucket
+        for (index,), rows_of in rows.partition_by("_bucket", as_dict=True).items():
+            had = self.get(part, int(index))
+            rows_of = rows_of.drop("_bucket")
+            self.put(part, int(index), rows_of if had is None else pl.concat([had, rows_of]))
 
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         return self.get(part, index)
@@ -135,6 +146,16 @@ class DiskStore:
         rows.sink_parquet(
             pl.PartitionBy(self.root / part, key="_bucket", include_key=False), mkdir=True
         )
+
+    def add_to_buckets(self, part: str, piece: int, rows: pl.DataFrame) -> None:
+        # The folders `split` writes, one file per piece: a bucket reads them in name order.
+        # bounded: one item per bucket
+        for (index,), rows_of in rows.partition_by("_bucket", as_dict=True).items():
+            target = self.root / part / f"_bucket={index}" / f"piece-{piece:05d}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rows_of.drop("_bucket").write_parquet(
+                target, compression="lz4", row_group_size=100_000
+            )
 
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         folder = self.root / part / f"_bucket={index}"
