@@ -153,9 +153,7 @@ class DiskStore:
         for (index,), rows_of in rows.partition_by("_bucket", as_dict=True).items():
             target = self.root / part / f"_bucket={index}" / f"piece-{piece:05d}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            rows_of.drop("_bucket").write_parquet(
-                target, compression="lz4", row_group_size=100_000
-            )
+            rows_of.drop("_bucket").write_parquet(target, compression="lz4", row_group_size=100_000)
 
     def bucket(self, part: str, index: int) -> pl.DataFrame | None:
         folder = self.root / part / f"_bucket={index}"
