@@ -9,9 +9,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.errors import InputRejected
-from flows.inputs.ingest import decode_to_utf8, list_delivery, read_delivery, read_file
+from flows.inputs.ingest import (
+    FULLWIDTH_BYTES,
+    decode_to_utf8,
+    has_fullwidth,
+    is_utf8,
+    list_delivery,
+    read_delivery,
+    read_file,
+)
 
 HEADER = (
     "rrn,name,birth_date,household_id,relation,admin_code,address,registered_on,status,"
@@ -266,3 +276,36 @@ def test_two_unknown_headers_of_one_name_reject_the_file_naming_both(tmp_path: P
     with pytest.raises(InputRejected) as e:
         read_file(path, "registry")
     assert "twice ('' and '\\x0c')" in str(e.value)
+
+
+# Bytes a hostile or broken extract holds: Hangul, full-width forms, surrogates, overlong
+# forms, cut characters, values beyond U+10FFFF, CP949 and stray bytes.
+PIECES = [
+    "홍길동,".encode(),
+    "０１２－".encode(),
+    "\u3000".encode(),
+    b"\xed\xa0\x80",
+    b"\xc0\x80",
+    b"\xea\xb0",
+    b"\xf4\x90\x80\x80",
+    "김".encode("cp949"),
+    b"\xef",
+    b"\xe3\x80",
+    b"\x00",
+    b"a,b\n",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=6)), max_size=12))
+def test_the_fast_utf8_and_fullwidth_checks_judge_every_byte_string_as_python_does(
+    pieces: list[bytes],
+) -> None:
+    raw = b"".join(pieces)
+    try:
+        raw.decode("utf-8")
+        python_says = True
+    except UnicodeDecodeError:
+        python_says = False
+    assert is_utf8(raw) == python_says
+    assert has_fullwidth(raw) == any(b in raw for b in FULLWIDTH_BYTES)
