@@ -123,7 +123,14 @@ def execute(params: dict[str, object]) -> RunSummary:
     if keys_given():  # without them the run refuses below: no server for a refusal
         server.start()  # Prefect's temporary server starts while the flow's code is imported
     from flows.report.terminal import print_summary
-    from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
+    from flows.run.flow import (
+        SIGNING_BLOCK_ENV,
+        DisburseParams,
+        disburse,
+        pii_key,
+        signing_key,
+        warm_inputs,
+    )
 
     try:
         pii_key()  # refuse before running Prefect at all
@@ -162,7 +169,8 @@ def execute(params: dict[str, object]) -> RunSummary:
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
-    summary = flow_call(lambda: disburse(validated))
+    # The delivery is read and checked while Prefect's temporary server starts (a city's run).
+    summary = flow_call(lambda: disburse(validated), meanwhile=lambda: warm_inputs(validated))
     print_summary(summary)
     return summary
 
@@ -174,10 +182,19 @@ def keys_given() -> bool:
     return len(pii) >= 16 and bool(signing)
 
 
-def flow_call(call: Callable[[], T]) -> T:
-    """Run a flow once Prefect's server answers, mapping every error to its exit status."""
+def flow_call(call: Callable[[], T], meanwhile: Callable[[], None] | None = None) -> T:
+    """Run a flow once Prefect's server answers, mapping every error to its exit status.
+
+    `meanwhile`: work to do in a thread while the temporary server starts (its errors dropped).
+    """
     try:
-        server.ready()
+        if meanwhile is not None and server.starting():
+            from flows.run.prefetch import in_thread
+
+            with in_thread(meanwhile):
+                server.ready()
+        else:
+            server.ready()
         return call()
     except JiwonError as e:
         fail(str(e), e.exit_code)

@@ -11,6 +11,7 @@ __all__ = [
     "outbox",
     "page",
     "paths",
+    "prefetch",
     "progress",
     "publish",
     "results",

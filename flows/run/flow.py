@@ -67,7 +67,7 @@ from flows.pay.render import BankFormat
 from flows.report import artifacts
 from flows.report import html as report_html
 from flows.report import markdown as report
-from flows.run import outbox, steps
+from flows.run import outbox, prefetch, steps
 from flows.run import paths as layout
 from flows.run.lock import program_lock
 from flows.run.progress import Stage
@@ -258,15 +258,32 @@ def work_store(params: DisburseParams, registry_files: list[Path], work: Path) -
     registry is larger than about one bucket (`steps.BUCKET_ROWS` rows): then on disk, in the
     run's staging folder, in the buckets asked for (auto: one per ~1,000,000 registry rows).
     """
-    memory = params.store == "memory" or (
+    if in_memory(params, registry_files):
+        return MemoryStore(), 1
+    return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
+
+
+def in_memory(params: DisburseParams, registry_files: list[Path]) -> bool:
+    """Return whether the run decides in one bucket in memory (`work_store`)."""
+    return params.store == "memory" or (
         params.store == "auto"
         and params.partitions is None
         and params.runner == "local"
         and steps.estimated_rows(registry_files) <= steps.BUCKET_ROWS
     )
-    if memory:
-        return MemoryStore(), 1
-    return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
+
+
+def warm_inputs(params: DisburseParams) -> None:
+    """Read and check a run's delivery before the run, if it decides in memory (`prefetch`).
+
+    For `jiwon run` to call while Prefect's temporary server starts; the run's steps take what
+    this made if the files are unchanged. May raise: the caller drops its errors.
+    """
+    program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    registry_files = list_delivery(params.registry, "registry")
+    if in_memory(params, registry_files):
+        enrollment_files = list_delivery(params.enrollments, "enrollment")
+        prefetch.warm(program, registry_files, enrollment_files)
 
 
 def spill(
@@ -750,6 +767,13 @@ def _run(
             runner, "enrollment", enrollment_files, program, store, buckets, ledger.reread
         )
         found.inputs = [_input(s.info) for s in registry + enrollment] + welfare_files
+        warmed = prefetch.taken()
+        if warmed:
+            log.info(
+                _(
+                    "{files} input files were read and checked while Prefect's server started"
+                ).format(files=warmed)
+            )
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
             rows = sum(s.rows for s in spilled)
             log.info(_("validated {rows} {kind} rows").format(rows=rows, kind=_(KINDS[kind])))

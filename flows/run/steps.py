@@ -44,11 +44,12 @@ from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
 from flows.i18n import _
-from flows.inputs.ingest import Delivery, InputFile, empty_delivery, read_file
+from flows.inputs.ingest import Delivery, InputFile, empty_delivery
 from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
 from flows.pay.credit import PaymentFile, StagedFile
 from flows.pay.render import BankFormat
+from flows.run import prefetch
 from flows.run.stores import MemoryStore, Store
 from rules.program import Program
 from schemas.audit import DECISION_COLUMNS
@@ -142,9 +143,14 @@ def spill_chunk(
     file an earlier committed run read, only the rows still open are decided again (`reread`);
     the closed ones are counted, not validated. Raises InputRejected for a file.
     """
+    warmed = prefetch.registry_chunk(paths, program) if kind == "registry" else None
+    if warmed is not None:  # read and validated while Prefect's server started
+        infos, checked, quarantine = warmed
+        index = {info.file: first + offset for offset, info in enumerate(infos)}
+        return keep_chunk(checked, quarantine, infos, index, kind, store, buckets, first)
     frames, infos, index = [], [], {}
     for offset, path in enumerate(paths):
-        frame, info = read_file(path, kind)
+        frame, info = prefetch.read(path, kind)
         if kind == "enrollment":
             frame, closed = reread.split(info.sha256, frame)
             if closed:
@@ -163,8 +169,22 @@ def spill_chunk(
     delivery = Delivery(kind, pl.concat(frames), read, any(i.fullwidth for i in read))
     del frames
     checked, quarantine = validate.validate_delivery(delivery, program)
-    as_of = checked["p_as_of"][0] if kind == "registry" else None
     del delivery
+    return keep_chunk(checked, quarantine, infos, index, kind, store, buckets, first)
+
+
+def keep_chunk(
+    checked: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    infos: list[InputFile],
+    index: dict[str, int],
+    kind: Kind,
+    store: Store,
+    buckets: int,
+    first: int,
+) -> list[Spilled]:
+    """Keep a chunk's checked rows (with their order keys and bucket) and quarantine rows."""
+    as_of = checked["p_as_of"][0] if kind == "registry" else None
     file_index = pl.col("source_file").replace_strict(index, return_dtype=pl.Int64)
     bucket = stable_bucket("household_id", buckets) if kind == "registry" else pl.lit(None)
     checked = checked.with_columns(**order_keys(file_index), _bucket=bucket.cast(pl.Int32))

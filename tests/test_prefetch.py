@@ -1,0 +1,114 @@
+"""A city's delivery read while Prefect's server starts is decided as if the run had read it.
+
+`jiwon run` reads the delivery's files and validates the registry in a thread while Prefect's
+temporary server starts (`flows.run.prefetch`, issue 16); the run takes those results only for
+files that are still the ones read. These tests try to make the run decide something other than
+the files it was given: a file replaced, grown or removed after the early read, and the whole
+command against a run that read nothing early.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from flows.decide.rules import RunContext
+from flows.inputs.ingest import list_delivery
+from flows.run import prefetch
+from rules.program import load_program
+from tests.conftest import TEST_KEY
+from tests.support.flowrun import decisions
+from tests.support.frames import decide_written
+from tests.support.processes import env, finish, own_server_env, run_args, start
+
+PROGRAM = "paju-livelihood-2025"
+VARYING = ["run_id", "decided_at"]  # differ between any two runs
+ORDER = ["source_kind", "source_file", "source_row"]
+
+
+@pytest.fixture(autouse=True)
+def nothing_warmed() -> Iterator[None]:
+    prefetch._warmed.clear()
+    yield
+    prefetch._warmed.clear()
+
+
+def context() -> RunContext:
+    at = dt.datetime(2025, 3, 2, tzinfo=dt.UTC)
+    return RunContext("test-run", load_program(PROGRAM), "2025-03", at, TEST_KEY)
+
+
+def warm(data: Path) -> int:
+    """Warm the delivery under `data` as `jiwon run` does; return its number of files."""
+    registry = list_delivery(data / "registry", "registry")
+    enrollment = list_delivery(data / "enrollments", "enrollment")
+    prefetch.warm(load_program(PROGRAM), registry, enrollment)
+    return len(registry) + len(enrollment)
+
+
+def test_a_delivery_read_early_is_decided_exactly_as_one_the_run_reads_itself(story: Path) -> None:
+    read_by_run = decide_written(story, context())
+    files = warm(story)
+    read_early = decide_written(story, context())
+    assert prefetch.taken() == files  # every file's early read was used, none read twice
+    assert read_early[0] == read_by_run[0] and read_early[2] == read_by_run[2]
+    assert_frame_equal(read_early[1], read_by_run[1])
+    assert not prefetch._warmed.files and not prefetch._warmed.chunks  # each taken once
+
+
+def rewrite(path: Path, drop_last_row: bool) -> None:
+    """Write a file again: the same bytes, or without its last row (a corrected extract)."""
+    body = path.read_bytes()
+    if drop_last_row:
+        body = body[: body.rstrip(b"\n").rfind(b"\n") + 1]
+    path.write_bytes(body)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+
+
+@pytest.mark.parametrize("folder", ["registry", "enrollments"])
+@pytest.mark.parametrize("drop_last_row", [True, False])
+def test_a_file_replaced_after_the_early_read_is_read_again_as_it_is_now(
+    story: Path, folder: str, drop_last_row: bool
+) -> None:
+    warm(story)
+    rewrite(sorted((story / folder).glob("*.csv"))[0], drop_last_row)
+    read_by_run = decide_written(story, context())
+    prefetch._warmed.clear()
+    fresh = decide_written(story, context())
+    assert read_by_run[0] == fresh[0]
+    assert_frame_equal(read_by_run[1], fresh[1])
+
+
+def test_a_file_removed_after_the_early_read_is_not_decided_from_memory(story: Path) -> None:
+    warm(story)
+    removed = sorted((story / "enrollments").glob("*.csv"))[-1]
+    removed.unlink()
+    decided = decide_written(story, context())[1]
+    assert removed.name not in decided["source_file"].to_list()
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_backend")
+def test_jiwon_run_reads_the_delivery_while_its_server_starts_and_decides_the_same(
+    story: Path, tmp_path: Path
+) -> None:
+    own = own_server_env(tmp_path / "home", TEST_KEY, PREFECT_LOGGING_LEVEL="INFO")
+    code, _, err = finish(start(run_args(story, tmp_path / "own"), own), timeout=300)
+    assert code == 0, err
+    assert "input files were read and checked while Prefect's server started" in err
+    # the same delivery against a running server: nothing to wait for, nothing read early
+    served = env(TEST_KEY, tmp_path) | {"PREFECT_LOGGING_LEVEL": "INFO"}
+    code, _, err = finish(start(run_args(story, tmp_path / "served"), served), timeout=300)
+    assert code == 0, err
+    assert "while Prefect's server started" not in err
+    early, late = (decisions(tmp_path / n).drop(VARYING).sort(ORDER) for n in ("own", "served"))
+    assert early.height == late.height > 0
+    assert_frame_equal(early, late)
+    paid = early.filter(pl.col("outcome") == "PAID").height
+    assert paid > 0
