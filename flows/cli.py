@@ -169,7 +169,7 @@ def execute(params: dict[str, object]) -> RunSummary:
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
-    # The delivery is read and checked while Prefect's temporary server starts (a city's run).
+    # A city's delivery is read and checked while Prefect's server starts and the run is created.
     summary = flow_call(lambda: disburse(validated), meanwhile=lambda: warm_inputs(validated))
     print_summary(summary)
     return summary
@@ -185,17 +185,18 @@ def keys_given() -> bool:
 def flow_call(call: Callable[[], T], meanwhile: Callable[[], None] | None = None) -> T:
     """Run a flow once Prefect's server answers, mapping every error to its exit status.
 
-    `meanwhile`: work to do in a thread while the temporary server starts (its errors dropped).
+    `meanwhile`: work to do in a thread while the temporary server starts and Prefect creates
+    the flow run (`flows.run.prefetch.alongside`: its errors are dropped).
     """
     try:
-        if meanwhile is not None and server.starting():
-            from flows.run.prefetch import in_thread
-
-            with in_thread(meanwhile):
-                server.ready()
-        else:
+        if meanwhile is None:
             server.ready()
-        return call()
+            return call()
+        from flows.run.prefetch import alongside
+
+        with alongside(meanwhile):
+            server.ready()
+            return call()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except RuntimeError as e:

@@ -1,10 +1,11 @@
-"""A city's delivery read while Prefect's server starts is decided as if the run had read it.
+"""A city's delivery read while Prefect starts the run is decided as if the run had read it.
 
 `jiwon run` reads the delivery's files and validates the registry in a thread while Prefect's
-temporary server starts (`flows.run.prefetch`, issue 16); the run takes those results only for
-files that are still the ones read. These tests try to make the run decide something other than
-the files it was given: a file replaced, grown or removed after the early read, and the whole
-command against a run that read nothing early.
+temporary server starts and Prefect creates the flow run (`flows.run.prefetch`, issue 16); the
+run takes those results only for files that are still the ones read. These tests try to make
+the run decide something other than the files it was given: a file replaced, shortened or
+removed after the early read, and the whole command against the flow alone, which reads
+nothing early.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from flows.inputs.ingest import list_delivery
 from flows.run import prefetch
 from rules.program import load_program
 from tests.conftest import TEST_KEY
-from tests.support.flowrun import decisions
+from tests.support.flowrun import decisions, run_flow
 from tests.support.frames import decide_written
 from tests.support.processes import env, finish, own_server_env, run_args, start
 
@@ -95,20 +96,20 @@ def test_a_file_removed_after_the_early_read_is_not_decided_from_memory(story: P
 
 @pytest.mark.flow
 @pytest.mark.usefixtures("prefect_backend")
-def test_jiwon_run_reads_the_delivery_while_its_server_starts_and_decides_the_same(
-    story: Path, tmp_path: Path
+@pytest.mark.parametrize("server", ["temporary", "running"])
+def test_jiwon_run_reads_the_delivery_while_prefect_starts_the_run_and_decides_the_same(
+    server: str, story: Path, tmp_path: Path, pii_key: str
 ) -> None:
-    own = own_server_env(tmp_path / "home", TEST_KEY, PREFECT_LOGGING_LEVEL="INFO")
-    code, _, err = finish(start(run_args(story, tmp_path / "own"), own), timeout=300)
+    if server == "temporary":
+        environ = own_server_env(tmp_path / "home", TEST_KEY, PREFECT_LOGGING_LEVEL="INFO")
+    else:
+        environ = env(TEST_KEY, tmp_path) | {"PREFECT_LOGGING_LEVEL": "INFO"}
+    code, _, err = finish(start(run_args(story, tmp_path / "early"), environ), timeout=300)
     assert code == 0, err
-    assert "input files were read and checked while Prefect's server started" in err
-    # the same delivery against a running server: nothing to wait for, nothing read early
-    served = env(TEST_KEY, tmp_path) | {"PREFECT_LOGGING_LEVEL": "INFO"}
-    code, _, err = finish(start(run_args(story, tmp_path / "served"), served), timeout=300)
-    assert code == 0, err
-    assert "while Prefect's server started" not in err
-    early, late = (decisions(tmp_path / n).drop(VARYING).sort(ORDER) for n in ("own", "served"))
+    assert "input files were read and checked while Prefect started the run" in err
+    run_flow(story, tmp_path / "late")  # the flow alone reads nothing early
+    early, late = (decisions(tmp_path / n).drop(VARYING).sort(ORDER) for n in ("early", "late"))
     assert early.height == late.height > 0
     assert_frame_equal(early, late)
-    paid = early.filter(pl.col("outcome") == "PAID").height
-    assert paid > 0
+    assert early.filter(pl.col("outcome") == "PAID").height > 0
+    assert not prefetch._warmed.files and not prefetch._warmed.chunks

@@ -770,9 +770,9 @@ def _run(
         warmed = prefetch.taken()
         if warmed:
             log.info(
-                _(
-                    "{files} input files were read and checked while Prefect's server started"
-                ).format(files=warmed)
+                _("{files} input files were read and checked while Prefect started the run").format(
+                    files=warmed
+                )
             )
         for kind, spilled in (("registry", registry), ("enrollment", enrollment)):
             rows = sum(s.rows for s in spilled)

@@ -48,6 +48,7 @@ class Warmed:
     chunks: dict[tuple[str, tuple[Signature, ...]], Chunk] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     taken: int = 0  # files whose results a run took
+    thread: threading.Thread | None = None  # warming now (`alongside`)
 
     def take(self, files: int) -> None:
         with self.lock:
@@ -57,7 +58,6 @@ class Warmed:
         with self.lock:
             self.files.clear()
             self.chunks.clear()
-            self.taken = 0
 
 
 _warmed = Warmed()
@@ -72,6 +72,7 @@ def _still(signatures: tuple[Signature, ...]) -> bool:
 
 def read(path: Path, kind: Kind) -> tuple[pl.DataFrame, InputFile]:
     """Return `read_file(path, kind)`, taken from what `warm` read if the file is unchanged."""
+    settle()
     with _warmed.lock:
         found = [k for k in _warmed.files if k[0] == kind and k[1][0] == str(path)]
         kept = [(k, _warmed.files.pop(k)) for k in found]
@@ -87,6 +88,7 @@ def registry_chunk(paths: list[Path], program: Program) -> Chunk | None:
 
     None when it made none for them, or when a file changed since (the run validates them).
     """
+    settle()
     names = tuple(str(p) for p in paths)
     with _warmed.lock:
         found = [
@@ -117,7 +119,7 @@ def program_key(program: Program) -> str:
 def warm(program: Program, registry: list[Path], enrollment: list[Path]) -> None:
     """Read the enrollment files and read and validate the registry's chunks, keeping both.
 
-    Called in a thread (`in_thread`) while the server starts.
+    Called in a thread (`alongside`) while the server starts and Prefect creates the run.
     """
     from flows.checks import validate
     from flows.run.steps import chunks
@@ -143,10 +145,11 @@ def warm(program: Program, registry: list[Path], enrollment: list[Path]) -> None
 
 
 @contextlib.contextmanager
-def in_thread(work: Callable[[], None]) -> Iterator[None]:
-    """Run `work` in a thread for the duration of the block, then wait for it to end.
+def alongside(work: Callable[[], None]) -> Iterator[None]:
+    """Run `work` (e.g. `warm`) in a thread while the block runs; forget what was not taken.
 
-    `work`'s errors are dropped: what it did not finish, the run does itself.
+    The run's steps wait for the thread before they look for its results (`read`,
+    `registry_chunk`). `work`'s errors are dropped: what it did not finish, the run does itself.
     """
 
     def quietly() -> None:
@@ -154,8 +157,19 @@ def in_thread(work: Callable[[], None]) -> Iterator[None]:
             work()
 
     thread = threading.Thread(target=quietly, name="jiwon-warm", daemon=True)
+    with _warmed.lock:
+        _warmed.thread = thread
     thread.start()
     try:
         yield
     finally:
+        settle()
+        _warmed.clear()  # a refused run took nothing: its rows leave memory with the block
+
+
+def settle() -> None:
+    """Wait until the thread `alongside` started has finished (at once if there is none)."""
+    with _warmed.lock:
+        thread, _warmed.thread = _warmed.thread, None
+    if thread is not None:
         thread.join()

@@ -177,11 +177,6 @@ def enable() -> None:
     _child.enabled = True
 
 
-def starting() -> bool:
-    """Return whether a server `start()` spawned has not answered yet (`ready` will wait)."""
-    return _child.process is not None and not _child.healthy
-
-
 def ready() -> None:
     """Wait until the server `start()` spawned answers; raise Prefect's own error if it does not.
 
