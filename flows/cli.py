@@ -120,17 +120,21 @@ def parameter_problem(error: ValidationError) -> str:
 
 def execute(params: dict[str, object]) -> RunSummary:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
-    if keys_given():  # without them the run refuses below: no server for a refusal
-        server.start()  # Prefect's temporary server starts while the flow's code is imported
+    if not keys_given():  # the run refuses below: no server, nothing read for a refusal
+        return execute_run(params)
+    server.start()  # Prefect's temporary server starts while the flow's code is imported
+    from flows.run import prefetch
+
+    # A city's delivery is read and checked while jiwon imports Prefect and the flow, the
+    # temporary server starts and Prefect creates the flow run (flows.run.prefetch).
+    with prefetch.alongside(lambda: prefetch.warm_options(params)):
+        return execute_run(params)
+
+
+def execute_run(params: dict[str, object]) -> RunSummary:
+    """Validate parameters, run the flow and print its summary (`execute`)."""
     from flows.report.terminal import print_summary
-    from flows.run.flow import (
-        SIGNING_BLOCK_ENV,
-        DisburseParams,
-        disburse,
-        pii_key,
-        signing_key,
-        warm_inputs,
-    )
+    from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
 
     try:
         pii_key()  # refuse before running Prefect at all
@@ -169,8 +173,7 @@ def execute(params: dict[str, object]) -> RunSummary:
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
-    # A city's delivery is read and checked while Prefect's server starts and the run is created.
-    summary = flow_call(lambda: disburse(validated), meanwhile=lambda: warm_inputs(validated))
+    summary = flow_call(lambda: disburse(validated))
     print_summary(summary)
     return summary
 
@@ -182,21 +185,11 @@ def keys_given() -> bool:
     return len(pii) >= 16 and bool(signing)
 
 
-def flow_call(call: Callable[[], T], meanwhile: Callable[[], None] | None = None) -> T:
-    """Run a flow once Prefect's server answers, mapping every error to its exit status.
-
-    `meanwhile`: work to do in a thread while the temporary server starts and Prefect creates
-    the flow run (`flows.run.prefetch.alongside`: its errors are dropped).
-    """
+def flow_call(call: Callable[[], T]) -> T:
+    """Run a flow once Prefect's server answers, mapping every error to its exit status."""
     try:
-        if meanwhile is None:
-            server.ready()
-            return call()
-        from flows.run.prefetch import alongside
-
-        with alongside(meanwhile):
-            server.ready()
-            return call()
+        server.ready()
+        return call()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except RuntimeError as e:

@@ -258,32 +258,9 @@ def work_store(params: DisburseParams, registry_files: list[Path], work: Path) -
     registry is larger than about one bucket (`steps.BUCKET_ROWS` rows): then on disk, in the
     run's staging folder, in the buckets asked for (auto: one per ~1,000,000 registry rows).
     """
-    if in_memory(params, registry_files):
+    if steps.decides_in_memory(params.store, params.partitions, params.runner, registry_files):
         return MemoryStore(), 1
     return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
-
-
-def in_memory(params: DisburseParams, registry_files: list[Path]) -> bool:
-    """Return whether the run decides in one bucket in memory (`work_store`)."""
-    return params.store == "memory" or (
-        params.store == "auto"
-        and params.partitions is None
-        and params.runner == "local"
-        and steps.estimated_rows(registry_files) <= steps.BUCKET_ROWS
-    )
-
-
-def warm_inputs(params: DisburseParams) -> None:
-    """Read and check a run's delivery before the run, if it decides in memory (`prefetch`).
-
-    For `jiwon run` to call while Prefect's temporary server starts; the run's steps take what
-    this made if the files are unchanged. May raise: the caller drops its errors.
-    """
-    program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
-    registry_files = list_delivery(params.registry, "registry")
-    if in_memory(params, registry_files):
-        enrollment_files = list_delivery(params.enrollments, "enrollment")
-        prefetch.warm(program, registry_files, enrollment_files)
 
 
 def spill(

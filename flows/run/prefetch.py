@@ -1,17 +1,20 @@
-"""Read and check a city's delivery while Prefect's temporary server starts (issue 16).
+"""Read and check a city's delivery while `jiwon run` starts up (issue 16).
 
-`jiwon run` spawns Prefect's temporary server before it imports Prefect (`flows.run.server`):
-the server answers about 4 s later, jiwon's own imports and checks take 1.5 s, and the command
-waited for the rest doing nothing. Meanwhile (`warm`) a thread now reads every delivery file
-(bytes, SHA-256, CSV) and validates the registry's chunks, and the run's first steps take those
-results (`registry_chunk`, `read`) instead of doing the same work again.
+Before a run's first step, `jiwon run` imports Prefect and the flow (about 1.5 s here), waits for
+Prefect's temporary server (it answers about 4 s after the command began; `flows.run.server`)
+and for Prefect to create the flow run; the run's lock and ledger checks follow. Meanwhile
+(`alongside`, `warm_options`) a thread reads every delivery file (bytes, SHA-256, CSV) and
+validates the registry's chunks, and the run's spill takes those results (`registry_chunk`,
+`read`) instead of doing the same work again, waiting for the thread if it has not finished.
 
 A result is taken only if every file it was made from is still the one read: same path, size,
 modification time and inode; else the run reads the file again, so a file replaced meanwhile is
 read as it is when the run reads it. The run records the SHA-256 of the bytes it decided either
 way. Only a run decided in memory (a city, one bucket) warms: the results wait in memory until
-its steps take them (each is taken once). Anything that fails while warming is dropped and left
-to the run, so a refusal is the run's own, with its logs, task states and run record.
+its steps take them (each is taken once; what was not taken is dropped when the command ends).
+Anything that fails while warming is dropped and left to the run, so a refusal is the run's
+own, with its logs, task states and run record. Runs started otherwise (`jiwon serve`'s
+deployments, the flow called directly) read when they spill, as before.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,10 +119,30 @@ def program_key(program: Program) -> str:
     return f"{program.id}:{program.sha256}"
 
 
+def warm_options(options: Mapping[str, object]) -> None:
+    """Warm the delivery a `jiwon run` names (its command-line options), if it decides in memory.
+
+    The run's own choice (`flows.run.steps.decides_in_memory`), made from the raw options. May
+    raise (an unknown program, a missing folder): `alongside` drops the error, and the run
+    refuses in its own words.
+    """
+    from flows.inputs.ingest import list_delivery
+    from flows.run.steps import decides_in_memory
+    from rules.program import PROGRAMS_DIR, load_program
+
+    folders = options.get("programs_dir")
+    program = load_program(str(options["program"]), Path(str(folders)) if folders else PROGRAMS_DIR)
+    registry = list_delivery(Path(str(options["registry"])), "registry")
+    store, runner = str(options.get("store", "auto")), str(options.get("runner", "local"))
+    if decides_in_memory(store, options.get("partitions"), runner, registry):
+        warm(program, registry, list_delivery(Path(str(options["enrollments"])), "enrollment"))
+
+
 def warm(program: Program, registry: list[Path], enrollment: list[Path]) -> None:
     """Read the enrollment files and read and validate the registry's chunks, keeping both.
 
-    Called in a thread (`alongside`) while the server starts and Prefect creates the run.
+    Called in a thread (`alongside`) while the command imports, the server starts and Prefect
+    creates the run.
     """
     from flows.checks import validate
     from flows.run.steps import chunks

@@ -96,6 +96,19 @@ def estimated_rows(registry_files: list[Path]) -> int:
     return -(-sum(p.stat().st_size for p in registry_files) // CSV_BYTES_PER_ROW)
 
 
+def decides_in_memory(
+    store: str, partitions: object, runner: str, registry_files: list[Path]
+) -> bool:
+    """Return whether a run decides in one bucket in memory: asked (`--store memory`), or by
+    default (no buckets asked, the local runner) for a registry of about one bucket or less."""
+    return store == "memory" or (
+        store == "auto"
+        and partitions is None
+        and runner == "local"
+        and estimated_rows(registry_files) <= BUCKET_ROWS
+    )
+
+
 def choose_buckets(partitions: int | Literal["auto"], registry_files: list[Path]) -> int:
     """Return the number of buckets: as asked, or about one per million registry rows."""
     if partitions != "auto":
