@@ -90,7 +90,7 @@ def test_an_rrn_written_another_way_in_a_reason_is_refused(text: str) -> None:
     )
     newest = pl.DataFrame(
         schema={"application_id": pl.String, "review_run_id": pl.String}
-        | {"decision": pl.String, "officer": pl.String}
+        | {"decision": pl.String, "officer": pl.String, "review_ids": pl.List(pl.String)}
     )
     lines = pl.DataFrame(
         {

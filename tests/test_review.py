@@ -392,7 +392,7 @@ def test_check_lines_leaves_blank_rows_open_and_names_each_fault() -> None:
     )
     newest = pl.DataFrame(
         {"application_id": ["H2"], "review_run_id": ["V1"], "decision": ["approve"]}
-        | {"officer": ["kim"]}
+        | {"officer": ["kim"], "review_ids": [["V1"]]}
     )
     rows = [  # line, application_id, decision, officer, revises
         (2, "H1", None, None, None),
@@ -422,6 +422,7 @@ def test_ids_the_trail_holds_are_not_taken_for_an_rrn() -> None:
     from flows.audit.reviews import check_lines
 
     application, review_id = "A2025123456789", "20250615T101010Z-1234567f"
+    earlier = "20250614T101010Z-a2446425"  # revised since: its time and hex look like 6 + 7 digits
     latest = pl.DataFrame(
         {
             "application_id": [application],
@@ -437,6 +438,7 @@ def test_ids_the_trail_holds_are_not_taken_for_an_rrn() -> None:
             "review_run_id": [review_id],
             "decision": ["approve"],
             "officer": ["kim"],
+            "review_ids": [[earlier, review_id]],
         }
     )
 
@@ -457,5 +459,8 @@ def test_ids_the_trail_holds_are_not_taken_for_an_rrn() -> None:
         return check_lines(lines, latest, newest, PROGRAM)["fault"].to_list()
 
     assert fault(application, review_id) == [None]
+    # an earlier decision's id is the trail's too: refused as not the recorded one, not as an RRN
+    assert fault(application, earlier) == ["wrong_revision"]
+    assert fault(application, "20250614T101010Z-a2446426") == ["rrn_in_text"]
     assert fault(application, "20250615T101011Z-1234567f") == ["rrn_in_text"]
     assert fault("A2025123456780", review_id) == ["rrn_in_text"]

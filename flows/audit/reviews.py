@@ -139,8 +139,14 @@ def latest_applications(decided: pl.LazyFrame, order: pl.DataFrame) -> pl.LazyFr
 
 
 def newest_reviews(recorded: pl.LazyFrame) -> pl.LazyFrame:
-    """Return each application's newest recorded decision (`recorded` carries `_order`)."""
-    return recorded.sort("_order").group_by("application_id").agg(pl.all().last()).drop("_order")
+    """Return each application's newest recorded decision (`recorded` carries `_order`), with
+    `review_ids`: the ids of every decision recorded on it (ids jiwon made, never an RRN)."""
+    return (
+        recorded.sort("_order")
+        .group_by("application_id")
+        .agg(pl.all().last(), review_ids=pl.col("review_run_id"))
+        .drop("_order")
+    )
 
 
 def needs_text(code: pl.Expr) -> pl.Expr:
@@ -224,6 +230,7 @@ def check_lines(
         "application_id",
         recorded_review="review_run_id",
         recorded=pl.concat_str(pl.col("decision"), pl.lit(" by "), pl.col("officer")),
+        recorded_reviews="review_ids",
     )
     blank = pl.col("decision").str.strip_chars().fill_null("") == ""
     revises = pl.col("revises").str.strip_chars()
@@ -236,10 +243,11 @@ def check_lines(
         .join(known, on="application_id", how="left", maintain_order="left")
         .join(recorded, on="application_id", how="left", maintain_order="left")
     )
-    # An id the trail already holds is no RRN: a known application, the recorded review.
+    # An id the trail already holds is no RRN: a known application, a review recorded on it
+    # (a review id's time and random digits can look like one: 20261129T153827Z-e2446425).
     own = {
         "application_id": pl.col("outcome").is_not_null(),
-        "revises": revises == pl.col("recorded_review"),
+        "revises": pl.col("recorded_reviews").list.contains(revises),
     }
     rrn = {
         c: plain_expr(c).str.contains(RRN_LIKE) & ~own.get(c, pl.lit(False)).fill_null(False)
