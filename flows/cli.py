@@ -120,21 +120,17 @@ def parameter_problem(error: ValidationError) -> str:
 
 def execute(params: dict[str, object]) -> RunSummary:
     """Validate parameters, run the flow and print its summary, mapping errors to exit codes."""
-    if not keys_given():  # the run refuses below: no server, nothing read for a refusal
-        return execute_run(params)
-    server.start()  # Prefect's temporary server starts while the flow's code is imported
-    from flows.run import prefetch
-
-    # A city's delivery is read and checked while jiwon imports Prefect and the flow, the
-    # temporary server starts and Prefect creates the flow run (flows.run.prefetch).
-    with prefetch.alongside(lambda: prefetch.warm_options(params)):
-        return execute_run(params)
-
-
-def execute_run(params: dict[str, object]) -> RunSummary:
-    """Validate parameters, run the flow and print its summary (`execute`)."""
+    if keys_given():  # without them the run refuses below: no server for a refusal
+        server.start()  # Prefect's temporary server starts while the flow's code is imported
     from flows.report.terminal import print_summary
-    from flows.run.flow import SIGNING_BLOCK_ENV, DisburseParams, disburse, pii_key, signing_key
+    from flows.run.flow import (
+        SIGNING_BLOCK_ENV,
+        DisburseParams,
+        disburse,
+        pii_key,
+        signing_key,
+        warm_inputs,
+    )
 
     try:
         pii_key()  # refuse before running Prefect at all
@@ -173,7 +169,8 @@ def execute_run(params: dict[str, object]) -> RunSummary:
         check_trail(validated.out, validated.program)
     except JiwonError as e:
         fail(str(e), e.exit_code)
-    summary = flow_call(lambda: disburse(validated))
+    # A city's delivery is read while the server starts and Prefect creates the flow run.
+    summary = flow_call(lambda: disburse(validated), warm=lambda: warm_inputs(validated))
     print_summary(summary)
     return summary
 
@@ -185,11 +182,22 @@ def keys_given() -> bool:
     return len(pii) >= 16 and bool(signing)
 
 
-def flow_call(call: Callable[[], T]) -> T:
-    """Run a flow once Prefect's server answers, mapping every error to its exit status."""
+def flow_call(call: Callable[[], T], warm: Callable[[], None] | None = None) -> T:
+    """Run a flow once Prefect's server answers, mapping every error to its exit status.
+
+    `warm`: work for a thread meanwhile (`flows.run.prefetch.alongside`: its errors are
+    dropped), started once the environment has its final settings (`server.prepare`).
+    """
     try:
-        server.ready()
-        return call()
+        server.prepare()
+        if warm is None:
+            server.ready()
+            return call()
+        from flows.run.prefetch import alongside
+
+        with alongside(warm):
+            server.ready()
+            return call()
     except JiwonError as e:
         fail(str(e), e.exit_code)
     except RuntimeError as e:
@@ -803,12 +811,11 @@ def results_status(
     from flows.run.results import reconciliation
 
     try:
-        status = reconciliation(out.resolve(), program)
+        print_reconciliation(reconciliation(out.resolve(), program))
     except JiwonError as e:
         fail(str(e), e.exit_code)
-    except Exception as e:
+    except Exception as e:  # the totals are computed as they are printed
         unexpected(e)
-    print_reconciliation(status)
 
 
 @app.command(

@@ -106,10 +106,62 @@ def test_jiwon_run_reads_the_delivery_while_prefect_starts_the_run_and_decides_t
         environ = env(TEST_KEY, tmp_path) | {"PREFECT_LOGGING_LEVEL": "INFO"}
     code, _, err = finish(start(run_args(story, tmp_path / "early"), environ), timeout=300)
     assert code == 0, err
-    assert "input files were read and checked while Prefect started the run" in err
+    assert "input files were read early, while Prefect started the run" in err
     run_flow(story, tmp_path / "late")  # the flow alone reads nothing early
     early, late = (decisions(tmp_path / n).drop(VARYING).sort(ORDER) for n in ("early", "late"))
     assert early.height == late.height > 0
     assert_frame_equal(early, late)
     assert early.filter(pl.col("outcome") == "PAID").height > 0
     assert not prefetch._warmed.files and not prefetch._warmed.chunks
+
+
+def test_a_file_replaced_with_its_old_size_and_modification_time_is_read_again(
+    story: Path,
+) -> None:
+    """A corrected extract copied in with `cp -p` (same size, old mtime, often the old inode)."""
+    warm(story)
+    path = sorted((story / "enrollments").glob("*.csv"))[0]
+    before = path.stat()
+    body = bytearray(path.read_bytes())
+    at = body.rindex(b"2025-")  # one digit of a date in the last row, same length
+    body[at + 3] = ord("6") if body[at + 3] != ord("6") else ord("7")
+    path.unlink()
+    path.write_bytes(bytes(body))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    read_by_run = decide_written(story, context())
+    assert prefetch.taken() == sum(1 for _ in story.glob("*/*")) - 1  # that one read again
+    prefetch._warmed.clear()
+    assert_frame_equal(read_by_run[1], decide_written(story, context())[1])
+
+
+def test_a_run_that_ended_stops_the_early_read_between_files(story: Path) -> None:
+    prefetch._warmed.stop.set()
+    try:
+        warm(story)
+    finally:
+        prefetch._warmed.stop.clear()
+    assert not prefetch._warmed.files and not prefetch._warmed.chunks
+
+
+def test_what_the_early_read_made_and_counted_leaves_with_the_command(story: Path) -> None:
+    def early() -> None:
+        warm(story)
+
+    with prefetch.alongside(early):
+        prefetch.settle()
+        assert prefetch._warmed.chunks and prefetch._warmed.files
+        prefetch._count(3)  # as if the run took some, then was refused
+    assert not prefetch._warmed.files and not prefetch._warmed.chunks
+    assert prefetch.taken() == 0
+
+
+def test_a_crash_while_reading_early_is_silent_and_leaves_the_work_to_the_run(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def panics() -> None:
+        raise pl.exceptions.PanicException("900101-1234567 in a cell")
+
+    with prefetch.alongside(panics):
+        prefetch.settle()
+    assert capfd.readouterr().err == ""

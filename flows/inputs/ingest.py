@@ -122,8 +122,8 @@ def is_utf8(raw: bytes) -> bool:
 def has_fullwidth(utf8: bytes) -> bool:
     """Return whether UTF-8 bytes hold a full-width form or the ideographic space.
 
-    A one-byte search (memchr) for each form's rare lead byte first: Hangul never starts with
-    it, so most extracts are passed over in one fast scan instead of two slow ones.
+    A one-byte search (memchr) for each form's rare lead byte first: no Hangul syllable starts
+    with it, so most extracts are passed over in one fast scan instead of two slow ones.
     """
     return any(b[:1] in utf8 and b in utf8 for b in FULLWIDTH_BYTES)
 

@@ -263,6 +263,18 @@ def work_store(params: DisburseParams, registry_files: list[Path], work: Path) -
     return DiskStore(work), steps.choose_buckets(params.partitions or "auto", registry_files)
 
 
+def warm_inputs(params: DisburseParams) -> None:
+    """Read a run's delivery and check its registry early, if the run decides in memory.
+
+    For `jiwon run` to call in a thread while Prefect starts the run (`flows.run.prefetch`);
+    the run's spill takes what this made for files still unchanged. May raise: dropped.
+    """
+    program = load_program(params.program, params.programs_dir or PROGRAMS_DIR)
+    registry_files = list_delivery(params.registry, "registry")
+    if steps.decides_in_memory(params.store, params.partitions, params.runner, registry_files):
+        prefetch.warm(program, registry_files, list_delivery(params.enrollments, "enrollment"))
+
+
 def spill(
     runner: TaskRunner[Any],
     kind: steps.Kind,
@@ -747,7 +759,7 @@ def _run(
         warmed = prefetch.taken()
         if warmed:
             log.info(
-                _("{files} input files were read and checked while Prefect started the run").format(
+                _("{files} input files were read early, while Prefect started the run").format(
                     files=warmed
                 )
             )

@@ -69,7 +69,7 @@ def registry_rows(out: Path, paying: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         .filter(pl.col("source_kind") == "registry")
         .with_columns(pl.col("run_id").cast(pl.String()), pl.col("run_month").cast(pl.String()))
     )
-    people, paid = pl.collect_all(  # one scan of the trail for both
+    people, paid = pl.collect_all(  # both plans at once
         [
             registry.filter(pl.col("run_id").is_in(latest.implode())).select(
                 "run_id", "run_month", *REGISTRY_COLUMNS

@@ -53,6 +53,7 @@ class _Child:
     enabled = False
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
+    url_set = False  # PREFECT_API_URL names it (`prepare`)
     healthy = False
 
 
@@ -177,14 +178,16 @@ def enable() -> None:
     _child.enabled = True
 
 
-def ready() -> None:
-    """Wait until the server `start()` spawned answers; raise Prefect's own error if it does not.
+def prepare() -> None:
+    """Let Prefect's own settings decide whether the server `start()` spawned is used.
 
-    Call after Prefect is imported and before the first flow.
+    If so, `PREFECT_API_URL` names it from now on; if not, it is stopped. Call after Prefect is
+    imported. The command's last change to the environment before a flow: a thread that works
+    with polars meanwhile (`flows.run.prefetch`) must not run while the environment changes
+    (glibc's setenv and polars' getenv in another thread may crash the process).
     """
-    if _child.process is None or _child.healthy:
+    if _child.process is None or _child.healthy or _child.url_set:
         return
-    import httpx
     from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
 
@@ -194,7 +197,21 @@ def ready() -> None:
         return
     os.environ[URL] = _child.url  # for this process's flows and the processes it starts
     refresh_global_settings_context()
-    wait = settings.server.ephemeral.startup_timeout_seconds
+    _child.url_set = True
+
+
+def ready() -> None:
+    """Wait until the server `start()` spawned answers; raise Prefect's own error if it does not.
+
+    Call after Prefect is imported and before the first flow (it calls `prepare` first).
+    """
+    prepare()
+    if _child.process is None or _child.healthy:
+        return
+    import httpx
+    from prefect.settings import get_current_settings
+
+    wait = get_current_settings().server.ephemeral.startup_timeout_seconds
     deadline = time.monotonic() + wait
     with httpx.Client() as client:
         while time.monotonic() < deadline:

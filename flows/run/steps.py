@@ -179,11 +179,17 @@ def spill_chunk(
     if not frames:
         return [Spilled(info, 0, 0, None) for info in infos]
     read = [i for i in infos if not i.skipped_by_run]
-    delivery = Delivery(kind, pl.concat(frames), read, any(i.fullwidth for i in read))
+    checked, quarantine = check_files(kind, frames, read, program)
     del frames
-    checked, quarantine = validate.validate_delivery(delivery, program)
-    del delivery
     return keep_chunk(checked, quarantine, infos, index, kind, store, buckets, first)
+
+
+def check_files(
+    kind: Kind, frames: list[pl.DataFrame], infos: list[InputFile], program: Program
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validate the rows of some files of a delivery together: checked rows and quarantine."""
+    delivery = Delivery(kind, pl.concat(frames), infos, any(i.fullwidth for i in infos))
+    return validate.validate_delivery(delivery, program)
 
 
 def keep_chunk(
