@@ -77,7 +77,7 @@ LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)  # sorts task runs that never st
 
 
 def ratio_target(residents: int) -> float:
-    """Return the pipeline/floor ratio target for a size (1.5 at 540k, from issue 7; 5 from 5.4M up, issue 16)."""
+    """Return the pipeline/floor ratio target for a size (1.5 at 540k; 5 from 5.4M up)."""
     return RATIO_TARGET_SMALL if residents < SMALL_SIZE else RATIO_TARGET
 
 
