@@ -185,12 +185,13 @@ def keys_given() -> bool:
 def flow_call(call: Callable[[], T], warm: Callable[[], None] | None = None) -> T:
     """Run a flow once Prefect's server answers, mapping every error to its exit status.
 
-    `warm`: work for a thread meanwhile (`flows.run.prefetch.alongside`: its errors are
-    dropped), started once the environment has its final settings (`server.prepare`).
+    `warm`: work for a thread while a temporary server starts (`flows.run.prefetch.alongside`:
+    its errors are dropped), once the environment has its final settings (`server.prepare`).
+    Against a running server there is no wait to fill: alternating runs were slower with it.
     """
     try:
         server.prepare()
-        if warm is None:
+        if warm is None or not server.starting():
             server.ready()
             return call()
         from flows.run.prefetch import alongside

@@ -200,6 +200,11 @@ def prepare() -> None:
     _child.url_set = True
 
 
+def starting() -> bool:
+    """Return whether the command uses a server `start()` spawned that has not answered yet."""
+    return _child.process is not None and not _child.healthy
+
+
 def ready() -> None:
     """Wait until the server `start()` spawned answers; raise Prefect's own error if it does not.
 
