@@ -160,7 +160,7 @@ STAGES = [
     ("flows.run.flow", "read_ledger"),
     ("flows.run.flow", "list_delivery"),  # (no read-welfare task: the story needs no extract)
     ("flows.run.steps", "keep_run_inputs"),
-    ("flows.run.steps", "read_file"),
+    ("flows.run.prefetch", "read_file"),  # as the spill reads a file (nothing read early here)
     ("flows.checks.validate", "validate_registry"),
     ("flows.checks.validate", "validate_enrollments"),
     ("flows.run.steps", "check_snapshot"),
