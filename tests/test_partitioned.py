@@ -24,6 +24,7 @@ from fixtures.programs import generate_for_program, write_program_data
 from flows.audit.payouts import CrossCheck
 from flows.audit.verify import cross_check_trail, verify_trail
 from flows.errors import InputRejected, RunHalted
+from flows.inputs import ingest
 from flows.run import steps
 from flows.run.flow import DisburseParams, work_store
 from flows.run.stores import DiskStore, MemoryStore
@@ -41,7 +42,7 @@ ORDER = ["source_kind", "source_file", "source_row"]
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validate a few files at a time, as national deliveries are, so chunks meet in buckets."""
-    monkeypatch.setattr(steps, "CHUNK_BYTES", 100_000)
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 100_000)
 
 
 def generated(program_id: str, folder: Path, rows: int = 2500) -> Path:
@@ -196,12 +197,12 @@ def test_files_are_validated_in_chunks_of_about_the_chosen_size_in_name_order(
         paths.append(tmp_path / f"f{i}.csv")
         paths[-1].write_bytes(b"x" * size)
     # a chunk closes once it reaches the size
-    assert steps.chunks(paths, 100) == [
+    assert ingest.chunks(paths, 100) == [
         (0, paths[0:2]),
         (2, paths[2:4]),
         (4, paths[4:5]),
     ]
-    assert steps.chunks(paths, 10_000) == [(0, paths)]
+    assert ingest.chunks(paths, 10_000) == [(0, paths)]
 
 
 def test_buckets_are_chosen_from_the_registry_size_when_asked_for_auto(tmp_path: Path) -> None:

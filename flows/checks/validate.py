@@ -19,7 +19,7 @@ from flows.decide.polars_engine import ENGINE
 from flows.errors import InputRejected, RunHalted
 from flows.i18n import _
 from flows.inputs.excel import reject_spreadsheet_numbers
-from flows.inputs.ingest import Delivery
+from flows.inputs.ingest import Delivery, InputFile, Kind
 from rules.program import Program
 
 FULLWIDTH = [chr(0xFF10 + i) for i in range(10)] + ["－", "\u3000"]
@@ -344,3 +344,11 @@ def validate_delivery(delivery: Delivery, program: Program) -> tuple[pl.DataFram
             program.as_of_must_equal_reference_date,
         )
     return validate_enrollments(delivery, enrollment_schema(bank_codes(), words))
+
+
+def validate_files(
+    kind: Kind, frames: list[pl.DataFrame], infos: list[InputFile], program: Program
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validate the rows of some files of a delivery together: checked rows and quarantine."""
+    delivery = Delivery(kind, pl.concat(frames), infos, any(i.fullwidth for i in infos))
+    return validate_delivery(delivery, program)

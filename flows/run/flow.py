@@ -53,7 +53,7 @@ from flows.errors import (
 )
 from flows.i18n import N_, _
 from flows.inputs import reference, welfare
-from flows.inputs.ingest import InputFile, list_delivery
+from flows.inputs.ingest import InputFile, chunks, list_delivery
 from flows.inputs.ledger import (
     Ledger,
     Reread,
@@ -285,7 +285,7 @@ def spill(
     reread: Reread,
 ) -> list[Spilled]:
     """Validate a delivery chunk by chunk on the run's task runner; return what each file held."""
-    grouped = steps.chunks(files)
+    grouped = chunks(files)
     parameters = {
         "paths": [paths for _, paths in grouped],
         "first": [first for first, _ in grouped],

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.inputs.ingest import InputFile, Kind, read_file
+from flows.checks.validate import validate_files
+from flows.inputs.ingest import InputFile, Kind, chunks, read_file
 from rules.program import Program
 
 # path, device, inode, size, modification and change times (ns)
@@ -129,8 +130,6 @@ def warm(program: Program, registry: list[Path], enrollment: list[Path]) -> None
     Enrollment rows are only read: which of them a run decides again depends on its ledger,
     read once it holds the program's lock. Stops between files once the run has ended.
     """
-    from flows.run.steps import check_files, chunks
-
     for _, paths in chunks(registry):
         signatures = tuple(signature(p) for p in paths)
         files = []
@@ -139,7 +138,7 @@ def warm(program: Program, registry: list[Path], enrollment: list[Path]) -> None
                 return
             files.append(read_file(path, "registry"))
         infos = [info for _, info in files]
-        checked, quarantine = check_files("registry", [f for f, _ in files], infos, program)
+        checked, quarantine = validate_files("registry", [f for f, _ in files], infos, program)
         with _warmed.lock:
             _warmed.chunks[(program_key(program), signatures)] = (infos, checked, quarantine)
     for path in enrollment:

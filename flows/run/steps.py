@@ -44,7 +44,7 @@ from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
 from flows.i18n import _
-from flows.inputs.ingest import Delivery, InputFile, empty_delivery
+from flows.inputs.ingest import InputFile, chunks, empty_delivery
 from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
 from flows.pay.credit import PaymentFile, StagedFile
@@ -57,7 +57,6 @@ from schemas.audit import DECISION_COLUMNS
 Kind = Literal["registry", "enrollment"]
 BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--partitions auto)
 CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows), to estimate rows
-CHUNK_BYTES = 256 * 2**20  # input validated at a time (about 1,000,000 rows; ~1.5 GB of memory)
 WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
 # What the buckets are decided from: let go of once every bucket is decided.
 DECIDE_INPUTS = (
@@ -97,7 +96,7 @@ def estimated_rows(registry_files: list[Path]) -> int:
 
 
 def decides_in_memory(
-    store: str, partitions: object, runner: str, registry_files: list[Path]
+    store: str, partitions: int | Literal["auto"] | None, runner: str, registry_files: list[Path]
 ) -> bool:
     """Return whether a run decides in one bucket in memory: asked (`--store memory`), or by
     default (no buckets asked, the local runner) for a registry of about one bucket or less."""
@@ -120,24 +119,6 @@ def stable_bucket(column: str, buckets: int) -> pl.Expr:
     """Return a bucket 0..buckets-1 from a hash stable across processes, machines and versions."""
     hashed: pl.Expr = pl.col(column).nchash.xxhash64()  # type: ignore[attr-defined]
     return (hashed.fill_null(0) % buckets).cast(pl.Int32)
-
-
-def chunks(paths: list[Path], chunk_bytes: int | None = None) -> list[tuple[int, list[Path]]]:
-    """Group a delivery's files, in name order, into runs of about `chunk_bytes` of input.
-
-    Returns (index of the chunk's first file in the delivery, files). Validating a few large
-    chunks instead of hundreds of small files saves the fixed cost of each (a task, a schema).
-    """
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
-    grouped: list[tuple[int, list[Path]]] = []
-    size = chunk_bytes
-    for i, path in enumerate(paths):
-        if size >= chunk_bytes:
-            grouped.append((i, []))
-            size = 0
-        grouped[-1][1].append(path)
-        size += path.stat().st_size
-    return grouped
 
 
 def spill_chunk(
@@ -179,17 +160,9 @@ def spill_chunk(
     if not frames:
         return [Spilled(info, 0, 0, None) for info in infos]
     read = [i for i in infos if not i.skipped_by_run]
-    checked, quarantine = check_files(kind, frames, read, program)
+    checked, quarantine = validate.validate_files(kind, frames, read, program)
     del frames
     return keep_chunk(checked, quarantine, infos, index, kind, store, buckets, first)
-
-
-def check_files(
-    kind: Kind, frames: list[pl.DataFrame], infos: list[InputFile], program: Program
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Validate the rows of some files of a delivery together: checked rows and quarantine."""
-    delivery = Delivery(kind, pl.concat(frames), infos, any(i.fullwidth for i in infos))
-    return validate.validate_delivery(delivery, program)
 
 
 def keep_chunk(
