@@ -69,17 +69,13 @@ def registry_rows(out: Path, paying: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
         .filter(pl.col("source_kind") == "registry")
         .with_columns(pl.col("run_id").cast(pl.String()), pl.col("run_month").cast(pl.String()))
     )
-    people, paid = pl.collect_all(  # both plans at once
-        [
-            registry.filter(pl.col("run_id").is_in(latest.implode())).select(
-                "run_id", "run_month", *REGISTRY_COLUMNS
-            ),
-            registry.filter(pl.col("outcome") == "PAID").select(
-                "run_id", "payment_id", pl.col("attempt").fill_null(1), "admin_code"
-            ),
-        ]
+    people = registry.filter(pl.col("run_id").is_in(latest.implode())).select(
+        "run_id", "run_month", *REGISTRY_COLUMNS
     )
-    return people.cast(people_schema), paid.cast(paid_schema)
+    paid = registry.filter(pl.col("outcome") == "PAID").select(
+        "run_id", "payment_id", pl.col("attempt").fill_null(1), "admin_code"
+    )
+    return people.collect().cast(people_schema), paid.collect().cast(paid_schema)
 
 
 def build_program_page(
