@@ -2,9 +2,11 @@
 
 A lint over flows/ with `ast`: `map_elements`, `map_rows` and `apply` are refused anywhere (they
 call Python once per row or group), and in the modules every row of a delivery passes through
-(DATA_PATH) a call that brings rows into Python (`iter_rows`, `rows`, `to_dicts`, `to_list`)
-must say on its line, after `# bounded:`, why the frame it reads is small (one row per file,
-per outcome, per distinct character).
+(DATA_PATH) a call that brings rows into Python (`iter_rows`, `rows`, `to_dicts`, `to_list`,
+`to_numpy`), a Python loop over a column (`for x in frame["c"]`, over `.to_series()` or
+`.get_column()`) and a `.row()` inside a loop must say on their line, after `# bounded:`, why
+the frame they read is small (one row per file, per outcome, per distinct character). A single
+`.row(0)` or `.item()` outside a loop reads one value or row: allowed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_ROW = {"map_elements", "map_rows", "apply"}
-TO_PYTHON = {"iter_rows", "rows", "to_dicts", "to_list"}
+TO_PYTHON = {"iter_rows", "rows", "to_dicts", "to_list", "to_numpy"}
+COLUMN_OF = {"to_series", "get_column"}  # a column a Python loop would iterate
 DATA_PATH = (
     "flows/checks",
     "flows/decide",
@@ -32,21 +35,61 @@ DATA_PATH = (
 MARK = "# bounded:"
 
 
+def is_column(node: ast.expr) -> bool:
+    """Return whether `node` looks like one column of a frame: `frame["c"]`, `.to_series()`."""
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in COLUMN_OF
+    )
+
+
+def loops(tree: ast.AST) -> list[ast.AST]:
+    """Return every loop and comprehension of `tree`."""
+    kinds = (ast.For, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    return [node for node in ast.walk(tree) if isinstance(node, kinds)]
+
+
 def findings(source: str, data_path: bool) -> list[tuple[int, str]]:
     """Return (line, method) of every per-row call, and of unmarked row reads on the data path."""
     lines = source.splitlines()
+    tree = ast.parse(source)
+
+    def unmarked(node: ast.AST) -> bool:
+        first = getattr(node, "lineno", 1)
+        last = getattr(node, "end_lineno", None) or first
+        return not any(MARK in text for text in lines[first - 1 : last])
+
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         name, line = node.func.attr, node.func.end_lineno or node.lineno
-        if name in PER_ROW:
+        if name in PER_ROW or (data_path and name in TO_PYTHON and unmarked(node)):
             found.append((line, name))
-        elif data_path and name in TO_PYTHON:
-            span = lines[node.lineno - 1 : (node.end_lineno or node.lineno)]
-            if not any(MARK in text for text in span):
-                found.append((line, name))
-    return sorted(found)
+    if not data_path:
+        return sorted(found)
+    for loop in loops(tree):
+        iterated = (
+            [loop.iter]
+            if isinstance(loop, ast.For)
+            else [g.iter for g in getattr(loop, "generators", [])]
+        )
+        for it in iterated:
+            if is_column(it) and unmarked(it):
+                found.append((it.lineno, "for"))
+        body = [n for n in ast.walk(loop) if n is not loop]
+        for node in body:
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "row"
+                and unmarked(node)
+            ):
+                found.append((node.func.end_lineno or node.lineno, "row"))
+    return sorted(set(found))
 
 
 def on_data_path(path: Path) -> bool:
@@ -71,8 +114,20 @@ def test_the_lint_finds_what_it_refuses() -> None:
         "frame.with_columns(pl.col('x').map_elements(f))\n"
         "for row in frame.iter_rows():\n    pass\n"
         "names = frame['x'].to_list()  # bounded: one row per file\n"
+        "total = sum(v for v in frame['amount'])\n"
+        "for v in frame.get_column('x'):\n    pass\n"
+        "for i in range(frame.height):\n    print(frame.row(i))\n"
+        "first = frame.row(0, named=True)\n"
+        "for name in frame['source_file']:  # bounded: one row per file\n    pass\n"
+        "count = frame.select(pl.len()).item()\n"
     )
-    assert findings(code, data_path=True) == [(1, "map_elements"), (2, "iter_rows")]
+    assert findings(code, data_path=True) == [
+        (1, "map_elements"),
+        (2, "iter_rows"),
+        (5, "for"),
+        (6, "for"),
+        (9, "row"),
+    ]
     assert findings(code, data_path=False) == [(1, "map_elements")]
     for path in DATA_PATH:
         assert (ROOT / path).exists(), path

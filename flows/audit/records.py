@@ -173,7 +173,8 @@ class RunRecord:
         for optional in ("key_fingerprint", "signing_key"):
             if body[optional] is None:
                 body.pop(optional)
-        for item in body["inputs"]:  # records from before rows_closed (0012) were sealed without
+        # records from before rows_closed (0012) were sealed without it
+        for item in body["inputs"]:  # bounded: a JSON list, one item per input file
             if "rows_closed" in item and item["rows_closed"] is None:
                 item.pop("rows_closed")
         return json.dumps(body, sort_keys=True, default=str, ensure_ascii=False).encode()
