@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +26,10 @@ from flows.inputs.ingest import list_delivery
 from flows.run import prefetch
 from rules.program import load_program
 from tests.conftest import TEST_KEY
+from tests.support.exactly_once import assert_exactly_once, committed_payments
 from tests.support.flowrun import decisions, run_flow
 from tests.support.frames import decide_written
-from tests.support.processes import env, finish, own_server_env, run_args, start
+from tests.support.processes import env, finish, kill, own_server_env, run_args, start
 
 PROGRAM = "paju-livelihood-2025"
 VARYING = ["run_id", "decided_at"]  # differ between any two runs
@@ -119,6 +122,33 @@ def test_jiwon_run_reads_the_delivery_while_its_server_starts_and_decides_the_sa
     assert_frame_equal(early, late)
     assert early.filter(pl.col("outcome") == "PAID").height > 0
     assert not prefetch._warmed.files and not prefetch._warmed.chunks
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_backend")
+def test_a_run_killed_while_it_reads_its_delivery_early_is_finished_by_the_next_paying_once(
+    story: Path, tmp_path: Path, pii_key: str
+) -> None:
+    """SIGKILL a real `jiwon run` (and its temporary server) in the middle of its early read."""
+    run_flow(story, tmp_path / "clean")
+    clean = committed_payments(tmp_path / "clean")
+    held, out = tmp_path / "held", tmp_path / "out"
+    environ = own_server_env(tmp_path / "home", TEST_KEY, JIWON_TEST_HELD=str(held))
+    hook = "import tests.support.held_warm; from flows.cli import main; main()"
+    victim = start([sys.executable, "-c", hook, *run_args(story, out)[1:]], environ)
+    began = time.monotonic()
+    try:
+        while not held.exists() and victim.poll() is None and time.monotonic() - began < 120:
+            time.sleep(0.01)
+    finally:
+        kill(victim)
+    assert held.exists(), "the run never read its delivery early"
+    assert Path(held.read_text(encoding="utf-8")).parent.parent == story
+    assert not (out / "audit/runs").exists()  # nothing committed, nothing to pay twice
+    rerun = run_args(story, out, "--trigger", "rerun", "--reason", "the last run was killed")
+    code, _, err = finish(start(rerun, env(TEST_KEY, tmp_path)))
+    assert code == 0, err
+    assert_exactly_once(out, clean)
 
 
 def test_a_file_replaced_with_its_old_size_and_modification_time_is_read_again(
