@@ -2,11 +2,14 @@
 
 A lint over flows/ with `ast`: `map_elements`, `map_rows` and `apply` are refused anywhere (they
 call Python once per row or group), and in the modules every row of a delivery passes through
-(DATA_PATH) a call that brings rows into Python (`iter_rows`, `rows`, `to_dicts`, `to_list`,
-`to_numpy`), a Python loop over a column (`for x in frame["c"]`, over `.to_series()` or
-`.get_column()`) and a `.row()` inside a loop must say on their line, after `# bounded:`, why
-the frame they read is small (one row per file, per outcome, per distinct character). A single
-`.row(0)` or `.item()` outside a loop reads one value or row: allowed.
+(DATA_PATH) a call that brings rows into Python (`iter_rows`, `rows`, `to_dicts`, `to_list`),
+a Python loop over a column (`for x in frame["c"]`, over `.to_series()` or `.get_column()`), a
+column handed to a builtin that iterates it (`zip`, `list`, `sum`, ...) and a `.row()` inside a
+loop must say on their own lines, after `# bounded:`, why the frame they read is small (one row
+per file, per outcome, per distinct character); a mark on a loop's line does not cover a
+`.row()` below it. A single `.row(0)` or `.item()` outside a loop reads one value or row:
+allowed. What it cannot see: a column first given a name (`col = frame["c"]`, then `for v in
+col`), and `d["key"]` of a dict looks like a column (say why on its line, or name it first).
 """
 
 from __future__ import annotations
@@ -16,8 +19,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_ROW = {"map_elements", "map_rows", "apply"}
-TO_PYTHON = {"iter_rows", "rows", "to_dicts", "to_list", "to_numpy"}
+TO_PYTHON = {"iter_rows", "rows", "to_dicts", "to_list"}
 COLUMN_OF = {"to_series", "get_column"}  # a column a Python loop would iterate
+# builtins that iterate what they are given in Python
+ITERATING = {
+    "zip",
+    "enumerate",
+    "list",
+    "tuple",
+    "set",
+    "sorted",
+    "sum",
+    "min",
+    "max",
+    "dict",
+    "iter",
+}
 DATA_PATH = (
     "flows/checks",
     "flows/decide",
@@ -48,7 +65,15 @@ def is_column(node: ast.expr) -> bool:
 
 def loops(tree: ast.AST) -> list[ast.AST]:
     """Return every loop and comprehension of `tree`."""
-    kinds = (ast.For, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    kinds = (
+        ast.For,
+        ast.AsyncFor,
+        ast.While,
+        ast.ListComp,
+        ast.SetComp,
+        ast.DictComp,
+        ast.GeneratorExp,
+    )
     return [node for node in ast.walk(tree) if isinstance(node, kinds)]
 
 
@@ -71,10 +96,19 @@ def findings(source: str, data_path: bool) -> list[tuple[int, str]]:
             found.append((line, name))
     if not data_path:
         return sorted(found)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ITERATING
+            and any(is_column(arg) for arg in node.args)
+            and unmarked(node)
+        ):
+            found.append((node.lineno, node.func.id))
     for loop in loops(tree):
         iterated = (
             [loop.iter]
-            if isinstance(loop, ast.For)
+            if isinstance(loop, ast.For | ast.AsyncFor)
             else [g.iter for g in getattr(loop, "generators", [])]
         )
         for it in iterated:
@@ -120,6 +154,11 @@ def test_the_lint_finds_what_it_refuses() -> None:
         "first = frame.row(0, named=True)\n"
         "for name in frame['source_file']:  # bounded: one row per file\n    pass\n"
         "count = frame.select(pl.len()).item()\n"
+        "pairs = dict(zip(frame['a'], frame['b']))\n"
+        "for v in frame.select('x').to_series():\n    pass\n"
+        "for i in range(3):  # bounded: three rows\n    print(frame.row(i))\n"
+        "for i in range(3):\n    print(frame.row(i))  # bounded: three rows\n"
+        "async def f():\n    async for v in frame['x']:\n        pass\n"
     )
     assert findings(code, data_path=True) == [
         (1, "map_elements"),
@@ -127,6 +166,10 @@ def test_the_lint_finds_what_it_refuses() -> None:
         (5, "for"),
         (6, "for"),
         (9, "row"),
+        (14, "zip"),
+        (15, "for"),
+        (18, "row"),
+        (22, "for"),
     ]
     assert findings(code, data_path=False) == [(1, "map_elements")]
     for path in DATA_PATH:

@@ -10,8 +10,10 @@ nothing early.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -24,12 +26,13 @@ from polars.testing import assert_frame_equal
 from flows.decide.rules import RunContext
 from flows.inputs.ingest import list_delivery
 from flows.run import prefetch
+from flows.run.lock import lock_file
 from rules.program import load_program
 from tests.conftest import TEST_KEY
 from tests.support.exactly_once import assert_exactly_once, committed_payments
 from tests.support.flowrun import decisions, run_flow
 from tests.support.frames import decide_written
-from tests.support.processes import env, finish, kill, own_server_env, run_args, start
+from tests.support.processes import env, finish, own_server_env, run_args, start
 
 PROGRAM = "paju-livelihood-2025"
 VARYING = ["run_id", "decided_at"]  # differ between any two runs
@@ -126,25 +129,31 @@ def test_jiwon_run_reads_the_delivery_while_its_server_starts_and_decides_the_sa
 
 @pytest.mark.flow
 @pytest.mark.usefixtures("prefect_backend")
-def test_a_run_killed_while_it_reads_its_delivery_early_is_finished_by_the_next_paying_once(
+def test_a_run_killed_while_its_spill_waits_for_the_early_read_is_finished_by_the_next(
     story: Path, tmp_path: Path, pii_key: str
 ) -> None:
-    """SIGKILL a real `jiwon run` (and its temporary server) in the middle of its early read."""
+    """SIGKILL a real `jiwon run` (and its temporary server) holding the program's lock, its
+    spill waiting for an early read that is stuck on its first file; the rerun pays once."""
     run_flow(story, tmp_path / "clean")
     clean = committed_payments(tmp_path / "clean")
     held, out = tmp_path / "held", tmp_path / "out"
+    spill = held.with_name("held.spill")
     environ = own_server_env(tmp_path / "home", TEST_KEY, JIWON_TEST_HELD=str(held))
     hook = "import tests.support.held_warm; from flows.cli import main; main()"
     victim = start([sys.executable, "-c", hook, *run_args(story, out)[1:]], environ)
-    began = time.monotonic()
+    began, locked = time.monotonic(), False
     try:
-        while not held.exists() and victim.poll() is None and time.monotonic() - began < 120:
+        while not spill.exists() and victim.poll() is None and time.monotonic() - began < 120:
             time.sleep(0.01)
+        locked = lock_file(out, PROGRAM).exists()
     finally:
-        kill(victim)
-    assert held.exists(), "the run never read its delivery early"
-    assert Path(held.read_text(encoding="utf-8")).parent.parent == story
-    assert not (out / "audit/runs").exists()  # nothing committed, nothing to pay twice
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.pid, signal.SIGKILL)
+        _, err = victim.communicate(timeout=30)
+    assert spill.exists(), f"the run's spill never waited for the early read:\n{err[-3000:]}"
+    assert Path(held.read_text(encoding="utf-8")).parent.parent == story  # held on a delivery file
+    assert locked, "the run was killed before it held the program's lock"
+    assert not (out / "audit/runs").exists()  # killed before its commit
     rerun = run_args(story, out, "--trigger", "rerun", "--reason", "the last run was killed")
     code, _, err = finish(start(rerun, env(TEST_KEY, tmp_path)))
     assert code == 0, err

@@ -113,7 +113,7 @@ def read_welfare(
         frames.append(frame.with_columns(source_row=pl.int_range(1, pl.len() + 1)))
         files.append(info)
     frame = normalise_welfare(pl.concat(frames), vocabulary)
-    statuses = list(vocabulary["welfare_statuses"])
+    statuses = list(vocabulary["welfare_statuses"])  # bounded: a vocabulary list, not a column
     try:
         welfare_schema(statuses).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as e:

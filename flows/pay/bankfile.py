@@ -251,8 +251,8 @@ def render_file(header: dict[str, Any], data: pl.DataFrame, layout: Layout, what
     here from `data`, so the control totals cannot disagree with the records.
     """
     control = dict(header, record_count=data.height, total_amount=won_total(data["amount"]))
-    fields = FIELDS["H"]  # the header record's field names
-    ends = pl.DataFrame([{k: control.get(k) for k in fields}]).with_columns(record_type=pl.lit("H"))
+    values = {k: control.get(k) for k in FIELDS["H"]}  # bounded: the header record's fields
+    ends = pl.DataFrame([values]).with_columns(record_type=pl.lit("H"))
     data = data.with_columns(record_type=pl.lit("D"))
     unencodable = unencodable_chars(
         pl.concat(
