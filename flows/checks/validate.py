@@ -350,5 +350,4 @@ def validate_files(
     kind: Kind, frames: list[pl.DataFrame], infos: list[InputFile], program: Program
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Validate the rows of some files of a delivery together: checked rows and quarantine."""
-    delivery = Delivery(kind, pl.concat(frames), infos, any(i.fullwidth for i in infos))
-    return validate_delivery(delivery, program)
+    return validate_delivery(Delivery.of(kind, frames, infos), program)

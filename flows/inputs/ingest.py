@@ -105,6 +105,11 @@ class Delivery:
     files: list[InputFile] = field(default_factory=list)
     fullwidth: bool = True  # false when no file can hold full-width digits (skips that pass)
 
+    @classmethod
+    def of(cls, kind: Kind, frames: list[pl.DataFrame], files: list[InputFile]) -> Delivery:
+        """Return the files' rows stacked in order, full-width if any file may hold it."""
+        return cls(kind, pl.concat(frames, how="vertical"), files, any(f.fullwidth for f in files))
+
 
 def is_utf8(raw: bytes) -> bool:
     """Return whether bytes are strict UTF-8, as Python's decoder judges them.
@@ -701,8 +706,7 @@ def read_delivery(paths: list[Path], kind: Kind) -> Delivery:
         raise InputRejected(
             names[0], _("appears twice in the delivery"), _("Rename one of the files.")
         )
-    fullwidth = any(f.fullwidth for f in files)
-    return Delivery(kind, pl.concat(frames, how="vertical"), files, fullwidth)
+    return Delivery.of(kind, frames, files)
 
 
 def empty_delivery(kind: Kind) -> Delivery:

@@ -44,7 +44,7 @@ from flows.decide.dedup import duplicates, mark_duplicates, order_keys
 from flows.decide.rules import RunContext, decide, empty_reissue, empty_reviews, keyed
 from flows.errors import InputRejected
 from flows.i18n import _
-from flows.inputs.ingest import InputFile, chunks, empty_delivery
+from flows.inputs.ingest import InputFile, Kind, chunks, empty_delivery
 from flows.inputs.ledger import Reread
 from flows.pay import render as payouts
 from flows.pay.credit import PaymentFile, StagedFile
@@ -54,7 +54,6 @@ from flows.run.stores import MemoryStore, Store
 from rules.program import Program
 from schemas.audit import DECISION_COLUMNS
 
-Kind = Literal["registry", "enrollment"]
 BUCKET_ROWS = 1_000_000  # registry rows per bucket when the run chooses (--partitions auto)
 CSV_BYTES_PER_ROW = 170  # a generated registry CSV row (93 MB for 541,080 rows), to estimate rows
 WORK_COLUMNS = ("_file", "_pos", "_rrn", "_bucket")
