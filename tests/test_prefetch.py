@@ -10,10 +10,8 @@ nothing early.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from tests.conftest import TEST_KEY
 from tests.support.exactly_once import assert_exactly_once, committed_payments
 from tests.support.flowrun import decisions, run_flow
 from tests.support.frames import decide_written
-from tests.support.processes import env, finish, own_server_env, run_args, start
+from tests.support.processes import env, finish, kill, own_server_env, run_args, start
 
 PROGRAM = "paju-livelihood-2025"
 VARYING = ["run_id", "decided_at"]  # differ between any two runs
@@ -147,9 +145,7 @@ def test_a_run_killed_while_its_spill_waits_for_the_early_read_is_finished_by_th
             time.sleep(0.01)
         locked = lock_file(out, PROGRAM).exists()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(victim.pid, signal.SIGKILL)
-        _, err = victim.communicate(timeout=30)
+        err = kill(victim)
     assert spill.exists(), f"the run's spill never waited for the early read:\n{err[-3000:]}"
     assert Path(held.read_text(encoding="utf-8")).parent.parent == story  # held on a delivery file
     assert locked, "the run was killed before it held the program's lock"

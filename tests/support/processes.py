@@ -66,11 +66,12 @@ def start(args: list[str], environ: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def kill(process: subprocess.Popen[str]) -> None:
-    """SIGKILL the process and its session (no handler, no cleanup can run), and reap it."""
+def kill(process: subprocess.Popen[str]) -> str:
+    """SIGKILL the process and its session (no handler, no cleanup can run), reap it, and
+    return what it wrote to stderr (to say why, when a test expected it elsewhere)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate(timeout=30)
+    return process.communicate(timeout=30)[1] or ""
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
