@@ -2,9 +2,10 @@
 
     python -m bench.scale --data DIR [DIR ...] --program national-relief-2020
         [--run-month 2020-08] [--partitions auto|N|none] [--results bench/results/scale.jsonl]
-        [--scratch /tmp/jiwon-bench/scratch] [--note TEXT]
+        [--scratch /tmp/jiwon-bench/scratch] [--note TEXT] [--cores N]
     python -m bench.scale --summary [--results FILE]     # Markdown table of what was recorded
     python -m bench.scale --phases [--results FILE]      # seconds per phase, from the run logs
+    python -m bench.scale --scaling [--results FILE]     # time against cores, and cores needed
 
 DIR is what `jiwon fixtures generate --program P --scope national --rows N --out DIR` wrote
 (registry/, enrollments/ and welfare/ when the program needs it). For each DIR, in this order and
@@ -24,17 +25,21 @@ The pipeline runs against a long-lived local Prefect server that this benchmark 
 the child gets PREFECT_API_URL. So Prefect's temporary-server start-up (about 7 s here) is not
 counted against the floor; the server's own memory is not in the pipeline's peak either.
 
-Per measurement: wall seconds; peak memory as the largest sum of resident memory over the
-process tree (sampled with psutil every 0.2 s) and the kernel's ru_maxrss of the largest single
-process (from wait4); the load average before and after. For the pipeline also its exit code, the
-last lines of its output, the time its Prefect task runs took (read from the server) and its
-memory every 5 s (SCRATCH/<id>/memory.csv). A run whose tree exceeds --memory-cap-gb (default 16)
-is killed by the benchmark, so that it cannot push the shared machine into the OOM killer. Rows per
-second count registry + enrollment input rows. Every measurement is appended as one JSON line to
---results, so sizes can be run separately (52 million alone takes long) and summarised together.
-Targets: pipeline/floor at most 1.5 at 540,000 (issue 7) and 5 from 5.4 million up, 52 million in
-5 minutes, peak memory at most 6 GB (issue 16). They live here, never in tests.
-"""
+Per measurement: wall seconds; CPU seconds (user + system, from wait4); peak memory as the largest
+sum of resident memory over the process tree (sampled with psutil every 0.2 s) and the kernel's
+ru_maxrss of the largest single process (from wait4); the load average before and after. For the
+pipeline also its exit code, the last lines of its output, the time its Prefect task runs took
+(read from the server) and its memory every 5 s (SCRATCH/<id>/memory.csv). A run whose tree exceeds
+--memory-cap-gb (default 16) is killed by the benchmark, so that it cannot push the shared machine
+into the OOM killer. Rows per second count registry + enrollment input rows. Every measurement is
+appended as one JSON line to --results, so sizes can be run separately (52 million alone takes
+long) and summarised together. `--cores N` lets the floor and the pipeline run on the first N CPUs
+only (their affinity, and POLARS_MAX_THREADS=N; the Prefect server is not pinned: it does a run's
+15 requests). With a run of a size on fewer cores beside one on the whole machine, `--scaling` fits
+T(n) = serial + parallel / n to the two (Amdahl's law) and prints what 4, 8 and 16 cores would take
+and how many cores each target needs: a projection from this machine, said as one. Targets:
+pipeline/floor at most 1.5 at 540,000 (issue 7) and 5 from 5.4 million up, 52 million in 5 minutes,
+peak memory at most 6 GB (issue 16). They live here, never in tests."""
 
 from __future__ import annotations
 
@@ -177,6 +182,9 @@ class Row:
     floor_peak_bytes: int
     load: str
     when: str
+    cores: int = 0  # the cores the floor and the pipeline were allowed (0: not recorded)
+    floor_cpu_seconds: float | None = None  # user + system CPU of the process (from wait4)
+    pipeline_cpu_seconds: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -195,8 +203,17 @@ class Row:
         return self.pipeline_ok and self.peak_tree_bytes <= PEAK_TARGET_BYTES
 
 
-def summarise(records: list[dict[str, Any]]) -> list[Row]:
-    """Pair each benchmark run's floor and pipeline; keep the latest run per program and size."""
+def cores_of(record: dict[str, Any]) -> int:
+    """Return the cores a measurement was allowed: `--cores`, else the machine's (0: unknown)."""
+    return int(record.get("cores") or record.get("cpus") or 0)
+
+
+def summarise(records: list[dict[str, Any]], cores: int | None = None) -> list[Row]:
+    """Pair each benchmark run's floor and pipeline; keep the latest run per program and size.
+
+    Only runs that had the whole machine count, unless `cores` asks for the runs allowed that
+    many cores (`--cores`).
+    """
     by_run: dict[str, dict[str, dict[str, Any]]] = {}
     for record in records:
         by_run.setdefault(record["bench_id"], {})[record["kind"]] = record
@@ -205,6 +222,9 @@ def summarise(records: list[dict[str, Any]]) -> list[Row]:
         if "floor" not in pair or "pipeline" not in pair:
             continue
         floor, pipe = pair["floor"], pair["pipeline"]
+        allowed = cores_of(pipe)
+        if allowed != (cores if cores is not None else pipe.get("cpus", allowed)):
+            continue
         loads = (pipe["load_before"][0], pipe["load_after"][0])
         row = Row(
             program=pipe["program"],
@@ -219,6 +239,9 @@ def summarise(records: list[dict[str, Any]]) -> list[Row]:
             floor_peak_bytes=floor["peak_tree_bytes"],
             load=f"{min(loads):.1f}-{max(loads):.1f}",
             when=pipe["when"],
+            cores=allowed,
+            floor_cpu_seconds=floor.get("cpu_seconds"),
+            pipeline_cpu_seconds=pipe.get("cpu_seconds"),
         )
         key = (row.program, row.residents)
         if key not in latest or latest[key].when < row.when:
@@ -267,6 +290,100 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Amdahl:
+    """Seconds that do not shrink with cores and seconds that do, from two core counts.
+
+    T(n) = serial + parallel / n, solved from runs on `a` and `b` cores (a < b). Two points fit
+    the line exactly: it is a projection of this machine's runs, not a measurement of others.
+    """
+
+    serial: float
+    parallel: float
+
+    @classmethod
+    def fit(cls, a: int, t_a: float, b: int, t_b: float) -> Amdahl:
+        parallel = max(0.0, (t_a - t_b) / (1 / a - 1 / b))
+        return cls(t_a - parallel / a, parallel)
+
+    def seconds(self, cores: int) -> float:
+        return self.serial + self.parallel / cores
+
+    def cores_for(self, seconds: float, most: int = 1024) -> int | None:
+        """Return the fewest cores projected to take at most `seconds` (None: no number does)."""
+        return next((n for n in range(1, most + 1) if self.seconds(n) <= seconds), None)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """One program and size measured on fewer cores (`few`) and on the whole machine (`all`)."""
+
+    few: Row
+    all: Row
+
+    @property
+    def pipeline(self) -> Amdahl:
+        f, a = self.few, self.all
+        return Amdahl.fit(f.cores, f.pipeline_seconds, a.cores, a.pipeline_seconds)
+
+    @property
+    def floor(self) -> Amdahl:
+        f, a = self.few, self.all
+        return Amdahl.fit(f.cores, f.floor_seconds, a.cores, a.floor_seconds)
+
+    def ratio(self, cores: int) -> float:
+        return self.pipeline.seconds(cores) / self.floor.seconds(cores)
+
+    def cores_for_ratio(self, target: float, most: int = 1024) -> int | None:
+        return next((n for n in range(1, most + 1) if self.ratio(n) <= target), None)
+
+
+def scalings(records: list[dict[str, Any]]) -> list[Scaling]:
+    """Pair each size's latest whole-machine run with its latest run on fewer cores."""
+    whole = {(r.program, r.residents): r for r in summarise(records) if r.pipeline_ok}
+    fewer = sorted({cores_of(r) for r in records if cores_of(r) < r.get("cpus", 0)})
+    found = []
+    for cores in fewer:
+        for r in summarise(records, cores):
+            other = whole.get((r.program, r.residents))
+            if r.pipeline_ok and other is not None and other.cores > r.cores:
+                found.append(Scaling(r, other))
+    return found
+
+
+def _or_none(n: int | None) -> str:
+    return "none" if n is None else str(n)
+
+
+def scaling_table(found: list[Scaling], projected: tuple[int, ...] = (4, 8, 16)) -> str:
+    """Render how each size's time and ratio shrink with cores, and the cores each target needs.
+
+    The 52-million wall target is read off the same fit for that size; the ratio target from
+    the pipeline's and the floor's fits together (the floor gains from cores too).
+    """
+    heads = " | ".join(f"{n} cores s (ratio)" for n in projected)
+    lines = [
+        "| program | residents | cores: pipeline s / floor s | serial + parallel s "
+        f"| {heads} | cores for the ratio target | cores for {NATIONAL_WALL_TARGET_S:.0f} s |",
+        "|---|---:|---|---:|" + "---:|" * len(projected) + "---:|---:|",
+    ]
+    for s in found:
+        f, a, fit = s.few, s.all, s.pipeline
+        measured = (
+            f"{f.cores}: {f.pipeline_seconds:.1f} / {f.floor_seconds:.1f}; "
+            f"{a.cores}: {a.pipeline_seconds:.1f} / {a.floor_seconds:.1f}"
+        )
+        cells = " | ".join(f"{fit.seconds(n):.1f} ({s.ratio(n):.1f}×)" for n in projected)
+        target = ratio_target(a.residents)
+        wall = _or_none(fit.cores_for(NATIONAL_WALL_TARGET_S)) if a.residents >= NATIONAL else ""
+        lines.append(
+            f"| {a.program} | {a.residents:,} | {measured} "
+            f"| {fit.serial:.1f} + {fit.parallel:.1f} | {cells} "
+            f"| {_or_none(s.cores_for_ratio(target))} (≤ {target}×) | {wall} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def phases_table(records: list[dict[str, Any]]) -> str:
     """Render seconds per phase of each recorded pipeline run whose log is still on disk."""
     runs = [r for r in records if r["kind"] == "pipeline" and Path(r.get("log", "")).is_file()]
@@ -293,6 +410,7 @@ class Measured:
     max_process_bytes: int
     output: str
     timeline: list[tuple[float, int]]  # (seconds since start, tree RSS), every TIMELINE_SECONDS
+    cpu_seconds: float = 0.0  # user + system, the process and the children it waited for
 
 
 def _tree_rss(root: psutil.Process) -> int:
@@ -321,19 +439,41 @@ def _kill_tree(root: psutil.Process) -> None:
             continue
 
 
+def allowed_env(env: dict[str, str], cores: int | None) -> dict[str, str]:
+    """Return ``env`` for a child allowed ``cores`` cores: polars sizes its pool to them."""
+    return env if cores is None else env | {"POLARS_MAX_THREADS": str(cores)}
+
+
 def run_measured(
-    command: list[str], env: dict[str, str], log: Path, cap_bytes: int | None = None
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    cap_bytes: int | None = None,
+    cores: int | None = None,
 ) -> Measured:
     """Run ``command``, sampling its process tree's memory; its output goes to ``log``.
 
     With ``cap_bytes``, the tree is killed (SIGKILL) as soon as its resident memory exceeds it,
-    so that a run that would not fit cannot push the shared machine into the OOM killer.
+    so that a run that would not fit cannot push the shared machine into the OOM killer. With
+    ``cores``, the child (and what it starts) may run on the first ``cores`` CPUs only.
     """
+    first = sorted(os.sched_getaffinity(0))[:cores] if cores is not None else None
+
+    def pin() -> None:
+        if first is not None:
+            os.sched_setaffinity(0, first)
+
     peak = [0]
     timeline: list[tuple[float, int]] = []
     with log.open("wb") as sink:
         start = time.perf_counter()
-        child = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            command,
+            env=allowed_env(env, cores),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin,
+        )
         root = psutil.Process(child.pid)
         done = threading.Event()
 
@@ -361,8 +501,9 @@ def run_measured(
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     tail = log.read_text(errors="replace").splitlines()[-15:]
+    cpu = usage.ru_utime + usage.ru_stime
     return Measured(
-        seconds, child.returncode, peak[0], usage.ru_maxrss * 1024, "\n".join(tail), timeline
+        seconds, child.returncode, peak[0], usage.ru_maxrss * 1024, "\n".join(tail), timeline, cpu
     )
 
 
@@ -508,6 +649,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
         "commit": _git_commit(),
         "note": args.note,
         "cpus": os.cpu_count(),
+        "cores": args.cores or os.cpu_count(),  # what the floor and the pipeline were allowed
         "memory_bytes": psutil.virtual_memory().total,
     }
     warm_seconds, input_bytes = warm_up(data)
@@ -518,6 +660,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
         [sys.executable, "-m", "bench.floor", str(data), str(scratch / "floor")],
         env,
         scratch / "floor.log",
+        cores=args.cores,
     )
     if floor.exit_code != 0:
         raise SystemExit(f"floor failed on {data}:\n{floor.output}")
@@ -530,6 +673,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     record |= {
         "seconds": sunk["seconds"],
         "process_seconds": floor.seconds,
+        "cpu_seconds": floor.cpu_seconds,
         "exit_code": 0,
         "peak_tree_bytes": floor.peak_tree_bytes,
         "max_process_bytes": floor.max_process_bytes,
@@ -551,13 +695,14 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     load_before = list(os.getloadavg())
     started = dt.datetime.now(dt.UTC)
     cap = int(args.memory_cap_gb * 1e9)
-    pipe = run_measured(command, env, scratch / "pipeline.log", cap_bytes=cap)
+    pipe = run_measured(command, env, scratch / "pipeline.log", cap_bytes=cap, cores=args.cores)
     (scratch / "memory.csv").write_text(
         "seconds,tree_rss_bytes\n" + "".join(f"{t},{b}\n" for t, b in pipe.timeline)
     )
     record = common | sizes | {"kind": "pipeline", "when": dt.datetime.now(dt.UTC).isoformat()}
     record |= {
         "seconds": pipe.seconds,
+        "cpu_seconds": pipe.cpu_seconds,
         "exit_code": pipe.exit_code,
         "peak_tree_bytes": pipe.peak_tree_bytes,
         "max_process_bytes": pipe.max_process_bytes,
@@ -578,7 +723,7 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
     print(
         f"  pipeline: {verdict}, {pipe.seconds:.1f} s, peak {pipe.peak_tree_bytes / 1e9:.2f} GB "
         f"(largest process {pipe.max_process_bytes / 1e9:.2f} GB), "
-        f"ratio {pipe.seconds / sunk['seconds']:.2f}"
+        f"ratio {pipe.seconds / sunk['seconds']:.2f}, {pipe.cpu_seconds:.1f} CPU s"
     )
     if pipe.exit_code != 0:
         print(pipe.output, file=sys.stderr)
@@ -610,13 +755,27 @@ def main() -> None:
         "--memory-cap-gb", type=float, default=16.0, help="kill the run above this (shared machine)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the pipeline's output")
+    parser.add_argument(
+        "--cores", type=int, default=None, help="allow the floor and the pipeline N cores only"
+    )
+    parser.add_argument(
+        "--scaling", action="store_true", help="print how time shrinks with cores (recorded)"
+    )
     parser.add_argument("--summary", action="store_true", help="print the recorded table")
     parser.add_argument("--phases", action="store_true", help="print seconds per phase (logs)")
     args = parser.parse_args()
-    if args.summary or args.phases:
+    if args.summary or args.phases or args.scaling:
         records = read_results(args.results)
-        print(markdown_table(summarise(records)) if args.summary else phases_table(records), end="")
+        if args.scaling:
+            print(scaling_table(scalings(records)), end="")
+        else:
+            print(
+                markdown_table(summarise(records)) if args.summary else phases_table(records),
+                end="",
+            )
         return
+    if args.cores is not None and not 0 < args.cores <= len(os.sched_getaffinity(0)):
+        parser.error(f"--cores must be between 1 and {len(os.sched_getaffinity(0))}")
     args.data += [generated(args, n) for n in args.rows]
     if not args.data:
         parser.error("give --data DIR or --rows N (or --summary)")

@@ -13,11 +13,14 @@ from typing import Any
 from bench.floor import input_files
 from bench.plot import plot, series
 from bench.scale import (
+    Amdahl,
     default_run_month,
     log_phases,
     markdown_table,
     ratio_target,
     read_results,
+    scaling_table,
+    scalings,
     stage_seconds,
     summarise,
     task_base_name,
@@ -176,3 +179,37 @@ def test_log_phases_leave_out_what_a_failed_run_never_reached() -> None:
     phases = log_phases(cut, total_seconds=40.0)
     assert "decide buckets" not in phases and "outside flow" not in phases
     assert phases["validate + spill every file"] == 20.0
+
+
+def test_amdahl_fit_passes_through_both_runs_and_projects_more_cores() -> None:
+    fit = Amdahl.fit(1, 100.0, 2, 60.0)  # 20 s serial, 80 s that halves with each doubling
+    assert (fit.serial, fit.parallel) == (20.0, 80.0)
+    assert (fit.seconds(1), fit.seconds(2), fit.seconds(8)) == (100.0, 60.0, 30.0)
+    assert fit.cores_for(30.0) == 8
+    assert fit.cores_for(20.0) is None  # the serial part alone takes that long
+
+
+def test_a_run_no_faster_on_more_cores_is_all_serial() -> None:
+    fit = Amdahl.fit(1, 50.0, 2, 52.0)
+    assert (fit.serial, fit.parallel) == (50.0, 0.0)
+    assert fit.cores_for(49.0) is None
+
+
+def test_runs_on_fewer_cores_stay_out_of_the_summary_and_pair_up_for_scaling() -> None:
+    records = [
+        record("floor", "all", "2026-11-24T10:00:00", cpus=2, cores=2, seconds=4.0),
+        record("pipeline", "all", "2026-11-24T10:01:00", cpus=2, cores=2, seconds=60.0),
+        record("floor", "one", "2026-11-24T11:00:00", cpus=2, cores=1, seconds=6.0),
+        record("pipeline", "one", "2026-11-24T11:02:00", cpus=2, cores=1, seconds=100.0),
+        record("floor", "old", "2026-11-23T10:00:00", cpus=2),  # before `cores` was recorded
+        record("pipeline", "old", "2026-11-23T10:01:00", cpus=2, residents=5_400_000),
+    ]
+    assert [(r.residents, r.cores) for r in summarise(records)] == [(540_000, 2), (5_400_000, 2)]
+    assert [r.pipeline_seconds for r in summarise(records, cores=1)] == [100.0]
+    (found,) = scalings(records)
+    assert (found.few.cores, found.all.cores) == (1, 2)
+    assert found.floor.seconds(2) == 4.0 and found.pipeline.seconds(1) == 100.0
+    assert found.ratio(8) == found.pipeline.seconds(8) / found.floor.seconds(8)
+    table = scaling_table([found])
+    assert "| 1: 100.0 / 6.0; 2: 60.0 / 4.0 | 20.0 + 80.0 |" in table
+    assert "none (≤ 1.5×)" in table  # the floor gains from cores as much: no count reaches 1.5×
