@@ -9,7 +9,9 @@ wrappers are set here before the run. A stage's CPU seconds are the process's (e
 polars works on all cores), so CPU > wall means the stage ran in parallel. Prefect task runs are
 counted by the wrappers of the task functions (spill-chunk, shuffle, decide-bucket).
 
-Prints a table per size and appends one JSON line per size to bench/results/profile.jsonl.
+Prints a table per size and appends one JSON line per size to bench/results/profile.jsonl,
+with the cores the process may use: `POLARS_MAX_THREADS=1 taskset -c 0 python -m bench.profile`
+profiles on one core (the temporary Prefect server too), to see which stages gain from a second.
 """
 
 from __future__ import annotations
@@ -298,7 +300,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="jiwon-profile-") as tmp:
             result = profile(rows, args.seed, Path(tmp))
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        result |= {"commit": commit_id(), "at": at}
+        # the cores it may use: `taskset -c 0 python -m bench.profile` profiles on one
+        result |= {"commit": commit_id(), "at": at, "cores": len(os.sched_getaffinity(0))}
         print("\n".join(table(result)), flush=True)
         with RESULTS.open("a", encoding="utf-8") as f:
             f.write(json.dumps(result, ensure_ascii=False) + "\n")
