@@ -183,6 +183,8 @@ class Row:
     load: str
     when: str
     cores: int = 0  # the cores the floor and the pipeline were allowed (0: not recorded)
+    cpus: int = 0  # the machine's
+    commit: str = ""
     floor_cpu_seconds: float | None = None  # user + system CPU of the process (from wait4)
     pipeline_cpu_seconds: float | None = None
 
@@ -223,7 +225,7 @@ def summarise(records: list[dict[str, Any]], cores: int | None = None) -> list[R
             continue
         floor, pipe = pair["floor"], pair["pipeline"]
         allowed = cores_of(pipe)
-        if allowed != (cores if cores is not None else pipe.get("cpus", allowed)):
+        if allowed != (cores if cores is not None else pipe.get("cpus") or allowed):
             continue
         loads = (pipe["load_before"][0], pipe["load_after"][0])
         row = Row(
@@ -240,6 +242,8 @@ def summarise(records: list[dict[str, Any]], cores: int | None = None) -> list[R
             load=f"{min(loads):.1f}-{max(loads):.1f}",
             when=pipe["when"],
             cores=allowed,
+            cpus=pipe.get("cpus") or 0,
+            commit=pipe.get("commit", ""),
             floor_cpu_seconds=floor.get("cpu_seconds"),
             pipeline_cpu_seconds=pipe.get("cpu_seconds"),
         )
@@ -294,8 +298,9 @@ def markdown_table(rows: list[Row]) -> str:
 class Amdahl:
     """Seconds that do not shrink with cores and seconds that do, from two core counts.
 
-    T(n) = serial + parallel / n, solved from runs on `a` and `b` cores (a < b). Two points fit
-    the line exactly: it is a projection of this machine's runs, not a measurement of others.
+    T(n) = serial + parallel / n, solved from runs on `a` and `b` cores (a < b): a projection of
+    this machine's runs, not a measurement of others. A pair that gained nothing from more
+    cores is all serial; one that gained more than the cores (caches, noise) is all parallel.
     """
 
     serial: float
@@ -303,7 +308,9 @@ class Amdahl:
 
     @classmethod
     def fit(cls, a: int, t_a: float, b: int, t_b: float) -> Amdahl:
-        parallel = max(0.0, (t_a - t_b) / (1 / a - 1 / b))
+        if not 0 < a < b:
+            raise ValueError(f"fit runs on fewer cores to runs on more, not {a} to {b}")
+        parallel = min(max(0.0, (t_a - t_b) / (1 / a - 1 / b)), t_a * a)
         return cls(t_a - parallel / a, parallel)
 
     def seconds(self, cores: int) -> float:
@@ -339,14 +346,23 @@ class Scaling:
 
 
 def scalings(records: list[dict[str, Any]]) -> list[Scaling]:
-    """Pair each size's latest whole-machine run with its latest run on fewer cores."""
+    """Pair each size's latest whole-machine run with its latest run on fewer cores.
+
+    Only runs of the same commit on the same machine (its CPU count) are paired: a fit across
+    two versions of the code would measure the change, not the cores.
+    """
     whole = {(r.program, r.residents): r for r in summarise(records) if r.pipeline_ok}
-    fewer = sorted({cores_of(r) for r in records if cores_of(r) < r.get("cpus", 0)})
+    fewer = sorted({cores_of(r) for r in records if cores_of(r) < (r.get("cpus") or 0)})
     found = []
     for cores in fewer:
         for r in summarise(records, cores):
             other = whole.get((r.program, r.residents))
-            if r.pipeline_ok and other is not None and other.cores > r.cores:
+            if (
+                r.pipeline_ok
+                and other is not None
+                and other.cores > r.cores
+                and (other.commit, other.cpus) == (r.commit, r.cpus)
+            ):
                 found.append(Scaling(r, other))
     return found
 
@@ -472,7 +488,7 @@ def run_measured(
             env=allowed_env(env, cores),
             stdout=sink,
             stderr=subprocess.STDOUT,
-            preexec_fn=pin,
+            preexec_fn=pin if first is not None else None,  # no Python between fork and exec
         )
         root = psutil.Process(child.pid)
         done = threading.Event()
@@ -648,8 +664,9 @@ def bench_one(args: argparse.Namespace, data: Path, server: PrefectServer) -> No
         "data": str(data),
         "commit": _git_commit(),
         "note": args.note,
-        "cpus": os.cpu_count(),
-        "cores": args.cores or os.cpu_count(),  # what the floor and the pipeline were allowed
+        "cpus": os.cpu_count() or 0,
+        # what the floor and the pipeline were allowed (a bench under taskset: fewer than cpus)
+        "cores": args.cores or len(os.sched_getaffinity(0)),
         "memory_bytes": psutil.virtual_memory().total,
     }
     warm_seconds, input_bytes = warm_up(data)

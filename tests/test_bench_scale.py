@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.floor import input_files
 from bench.plot import plot, series
 from bench.scale import (
@@ -195,6 +197,18 @@ def test_a_run_no_faster_on_more_cores_is_all_serial() -> None:
     assert fit.cores_for(49.0) is None
 
 
+def test_a_run_more_than_twice_as_fast_on_two_cores_is_all_parallel_never_negative() -> None:
+    fit = Amdahl.fit(1, 100.0, 2, 40.0)  # noise or caches: no serial part below zero
+    assert (fit.serial, fit.parallel) == (0.0, 100.0)
+    assert fit.seconds(16) == 6.25
+
+
+def test_a_fit_needs_fewer_cores_first() -> None:
+    for a, b in ((2, 2), (2, 1), (0, 2)):
+        with pytest.raises(ValueError, match="fit runs on fewer cores"):
+            Amdahl.fit(a, 10.0, b, 8.0)
+
+
 def test_runs_on_fewer_cores_stay_out_of_the_summary_and_pair_up_for_scaling() -> None:
     records = [
         record("floor", "all", "2026-11-24T10:00:00", cpus=2, cores=2, seconds=4.0),
@@ -213,3 +227,34 @@ def test_runs_on_fewer_cores_stay_out_of_the_summary_and_pair_up_for_scaling() -
     table = scaling_table([found])
     assert "| 1: 100.0 / 6.0; 2: 60.0 / 4.0 | 20.0 + 80.0 |" in table
     assert "none (≤ 1.5×)" in table  # the floor gains from cores as much: no count reaches 1.5×
+
+
+def national_pair(commit_two: str = "abc1234") -> list[dict[str, Any]]:
+    """A 52-million run on one core and on two: pipeline 900 / 600 s, floor 80 / 40 s."""
+    big = {"cpus": 2, "residents": 52_000_000}
+    return [
+        record("floor", "two", "2026-11-24T10:00:00", cores=2, seconds=40.0, commit=commit_two)
+        | big,
+        record("pipeline", "two", "2026-11-24T10:10:00", cores=2, seconds=600.0, commit=commit_two)
+        | big,
+        record("floor", "one", "2026-11-24T11:00:00", cores=1, seconds=80.0, commit="abc1234")
+        | big,
+        record("pipeline", "one", "2026-11-24T11:20:00", cores=1, seconds=900.0, commit="abc1234")
+        | big,
+    ]
+
+
+def test_scaling_says_how_many_cores_reach_the_national_wall_and_ratio_targets() -> None:
+    (found,) = scalings(national_pair())
+    # pipeline 300 + 600/n, floor 0 + 80/n: 300 s is never reached, 5x the floor at n = 1 already
+    # fails (900 / 80) and the ratio grows with n; a 7x target would be met on no count either
+    assert (found.pipeline.serial, found.pipeline.parallel) == (300.0, 600.0)
+    assert found.pipeline.cores_for(300.0) is None and found.pipeline.cores_for(400.0) == 6
+    assert found.cores_for_ratio(5.0) is None
+    assert found.cores_for_ratio(12.0) == 1  # 900 / 80 = 11.25
+    row = scaling_table([found]).splitlines()[-1]
+    assert row.endswith("| none (≤ 5.0×) | none |")
+
+
+def test_runs_of_two_commits_are_not_fitted_together() -> None:
+    assert scalings(national_pair(commit_two="def5678")) == []
