@@ -36,15 +36,17 @@ appended as one JSON line to --results, so sizes can be run separately (52 milli
 long) and summarised together. `--cores N` lets the floor and the pipeline run on the first N CPUs
 only (their affinity, and POLARS_MAX_THREADS=N; the Prefect server is not pinned: it does a run's
 15 requests). With a run of a size on fewer cores beside one on the whole machine, `--scaling` fits
-T(n) = serial + parallel / n to the two (Amdahl's law) and prints what 4, 8 and 16 cores would take
-and how many cores each target needs: a projection from this machine, said as one. Targets:
-pipeline/floor at most 1.5 at 540,000 (issue 7) and 5 from 5.4 million up, 52 million in 5 minutes,
-peak memory at most 6 GB (issue 16). They live here, never in tests."""
+T(n) = serial + parallel / n to the two (Amdahl's law), and to each Prefect stage of them, and
+prints what 4, 8 and 16 cores would take and how many cores each target needs: a projection from
+this machine, said as one. Targets: pipeline/floor at most 1.5 at 540,000 (issue 7) and 5 from 5.4
+million up, 52 million in 5 minutes, peak memory at most 6 GB (issue 16). They live here, never in
+tests."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -56,8 +58,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +110,9 @@ def stage_seconds(task_runs: list[dict[str, Any]]) -> dict[str, dict[str, float]
         stage = stages.setdefault(name, {"runs": 0, "seconds": 0.0, "first": None, "last": None})
         stage["runs"] += 1
         stage["seconds"] += float(run.get("total_run_time") or 0.0)
-        for key, field, pick in (("first", "start_time", min), ("last", "end_time", max)):
-            if run.get(field):
-                when = dt.datetime.fromisoformat(str(run[field]))
+        for key, column, pick in (("first", "start_time", min), ("last", "end_time", max)):
+            if run.get(column):
+                when = dt.datetime.fromisoformat(str(run[column]))
                 stage[key] = when if stage[key] is None else pick(stage[key], when)
     return {
         name: {
@@ -187,6 +189,8 @@ class Row:
     commit: str = ""
     floor_cpu_seconds: float | None = None  # user + system CPU of the process (from wait4)
     pipeline_cpu_seconds: float | None = None
+    # each Prefect task's runs, first start to last end
+    stage_spans: dict[str, float] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -225,7 +229,8 @@ def summarise(records: list[dict[str, Any]], cores: int | None = None) -> list[R
             continue
         floor, pipe = pair["floor"], pair["pipeline"]
         allowed = cores_of(pipe)
-        if allowed != (cores if cores is not None else pipe.get("cpus") or allowed):
+        wanted = cores if cores is not None else pipe.get("cpus") or allowed
+        if allowed != wanted:
             continue
         loads = (pipe["load_before"][0], pipe["load_after"][0])
         row = Row(
@@ -246,6 +251,7 @@ def summarise(records: list[dict[str, Any]], cores: int | None = None) -> list[R
             commit=pipe.get("commit", ""),
             floor_cpu_seconds=floor.get("cpu_seconds"),
             pipeline_cpu_seconds=pipe.get("cpu_seconds"),
+            stage_spans={name: t["span"] for name, t in pipe.get("stages", {}).items()},
         )
         key = (row.program, row.residents)
         if key not in latest or latest[key].when < row.when:
@@ -316,9 +322,25 @@ class Amdahl:
     def seconds(self, cores: int) -> float:
         return self.serial + self.parallel / cores
 
-    def cores_for(self, seconds: float, most: int = 1024) -> int | None:
+    def cores_for(self, seconds: float) -> int | None:
         """Return the fewest cores projected to take at most `seconds` (None: no number does)."""
-        return next((n for n in range(1, most + 1) if self.seconds(n) <= seconds), None)
+        return fewest_cores(lambda n: self.seconds(n) <= seconds)
+
+
+def fewest_cores(enough: Callable[[int], bool], most: int = 1024) -> int | None:
+    """Return the fewest cores, up to `most`, for which `enough(cores)` holds (None: none)."""
+    return next((n for n in range(1, most + 1) if enough(n)), None)
+
+
+REST = "rest"  # a run's time outside its Prefect task runs
+
+
+def _span(name: str, row: Row) -> float:
+    return row.stage_spans[name]
+
+
+def _rest(row: Row) -> float:
+    return row.pipeline_seconds - sum(row.stage_spans.values())
 
 
 @dataclass(frozen=True)
@@ -328,21 +350,32 @@ class Scaling:
     few: Row
     all: Row
 
-    @property
-    def pipeline(self) -> Amdahl:
-        f, a = self.few, self.all
-        return Amdahl.fit(f.cores, f.pipeline_seconds, a.cores, a.pipeline_seconds)
+    def fit(self, seconds: Callable[[Row], float]) -> Amdahl:
+        """Fit one figure of the two runs, read from each by `seconds`."""
+        return Amdahl.fit(self.few.cores, seconds(self.few), self.all.cores, seconds(self.all))
 
-    @property
+    @functools.cached_property
+    def pipeline(self) -> Amdahl:
+        return self.fit(lambda r: r.pipeline_seconds)
+
+    @functools.cached_property
     def floor(self) -> Amdahl:
-        f, a = self.few, self.all
-        return Amdahl.fit(f.cores, f.floor_seconds, a.cores, a.floor_seconds)
+        return self.fit(lambda r: r.floor_seconds)
+
+    def stages(self) -> dict[str, Amdahl]:
+        """Fit each Prefect task (its runs' span) both runs had, and the rest of the run."""
+
+        names = [n for n in self.all.stage_spans if n in self.few.stage_spans]
+        if not names:
+            return {}
+        fits = {n: self.fit(functools.partial(_span, n)) for n in names}
+        return fits | {REST: self.fit(_rest)}
 
     def ratio(self, cores: int) -> float:
         return self.pipeline.seconds(cores) / self.floor.seconds(cores)
 
-    def cores_for_ratio(self, target: float, most: int = 1024) -> int | None:
-        return next((n for n in range(1, most + 1) if self.ratio(n) <= target), None)
+    def cores_for_ratio(self, target: float) -> int | None:
+        return fewest_cores(lambda n: self.ratio(n) <= target)
 
 
 def scalings(records: list[dict[str, Any]]) -> list[Scaling]:
@@ -379,25 +412,50 @@ def scaling_table(found: list[Scaling], projected: tuple[int, ...] = (4, 8, 16))
     """
     heads = " | ".join(f"{n} cores s (ratio)" for n in projected)
     lines = [
-        "| program | residents | cores: pipeline s / floor s | serial + parallel s "
-        f"| {heads} | cores for the ratio target | cores for {NATIONAL_WALL_TARGET_S:.0f} s |",
-        "|---|---:|---|---:|" + "---:|" * len(projected) + "---:|---:|",
+        "| program | residents | cores: pipeline s / floor s | CPU s, pipeline / floor "
+        f"| serial + parallel s | {heads} | cores for the ratio target "
+        f"| cores for {NATIONAL_WALL_TARGET_S:.0f} s |",
+        "|---|---:|---|---|---:|" + "---:|" * len(projected) + "---:|---:|",
     ]
     for s in found:
         f, a, fit = s.few, s.all, s.pipeline
-        measured = (
-            f"{f.cores}: {f.pipeline_seconds:.1f} / {f.floor_seconds:.1f}; "
-            f"{a.cores}: {a.pipeline_seconds:.1f} / {a.floor_seconds:.1f}"
+        measured = "; ".join(
+            f"{r.cores}: {r.pipeline_seconds:.1f} / {r.floor_seconds:.1f}" for r in (f, a)
+        )
+        cpu = "; ".join(
+            f"{r.cores}: {_seconds(r.pipeline_cpu_seconds)} / {_seconds(r.floor_cpu_seconds)}"
+            for r in (f, a)
         )
         cells = " | ".join(f"{fit.seconds(n):.1f} ({s.ratio(n):.1f}×)" for n in projected)
         target = ratio_target(a.residents)
         wall = _or_none(fit.cores_for(NATIONAL_WALL_TARGET_S)) if a.residents >= NATIONAL else ""
         lines.append(
-            f"| {a.program} | {a.residents:,} | {measured} "
-            f"| {fit.serial:.1f} + {fit.parallel:.1f} | {cells} "
+            f"| {a.program} | {a.residents:,} | {measured} | {cpu} "
+            f"| {_fitted(fit)} | {cells} "
             f"| {_or_none(s.cores_for_ratio(target))} (≤ {target}×) | {wall} |"
         )
+    staged = [(s, s.stages()) for s in found if s.stages()]
+    names = list(dict.fromkeys(n for _, fits in staged for n in fits))
+    if staged:
+        lines += [
+            "",
+            "Per stage, serial + parallel s (Prefect task runs' spans; rest: outside them)",
+            "",
+        ]
+        lines.append("| program | residents | " + " | ".join(names) + " |")
+        lines.append("|---|---:|" + "---:|" * len(names))
+        for s, fits in staged:
+            cells = " | ".join(_fitted(fits[n]) if n in fits else "" for n in names)
+            lines.append(f"| {s.all.program} | {s.all.residents:,} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def _fitted(fit: Amdahl) -> str:
+    return f"{fit.serial:.1f} + {fit.parallel:.1f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
 
 
 def phases_table(records: list[dict[str, Any]]) -> str:
@@ -473,12 +531,8 @@ def run_measured(
     so that a run that would not fit cannot push the shared machine into the OOM killer. With
     ``cores``, the child (and what it starts) may run on the first ``cores`` CPUs only.
     """
-    first = sorted(os.sched_getaffinity(0))[:cores] if cores is not None else None
-
-    def pin() -> None:
-        if first is not None:
-            os.sched_setaffinity(0, first)
-
+    first = None if cores is None else sorted(os.sched_getaffinity(0))[:cores]
+    pin = None if first is None else functools.partial(os.sched_setaffinity, 0, first)
     peak = [0]
     timeline: list[tuple[float, int]] = []
     with log.open("wb") as sink:
@@ -488,7 +542,7 @@ def run_measured(
             env=allowed_env(env, cores),
             stdout=sink,
             stderr=subprocess.STDOUT,
-            preexec_fn=pin if first is not None else None,  # no Python between fork and exec
+            preexec_fn=pin,  # None without `cores`: no Python between fork and exec
         )
         root = psutil.Process(child.pid)
         done = threading.Event()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from bench.scale import (
     markdown_table,
     ratio_target,
     read_results,
+    run_measured,
     scaling_table,
     scalings,
     stage_seconds,
@@ -223,9 +226,9 @@ def test_runs_on_fewer_cores_stay_out_of_the_summary_and_pair_up_for_scaling() -
     (found,) = scalings(records)
     assert (found.few.cores, found.all.cores) == (1, 2)
     assert found.floor.seconds(2) == 4.0 and found.pipeline.seconds(1) == 100.0
-    assert found.ratio(8) == found.pipeline.seconds(8) / found.floor.seconds(8)
+    assert found.ratio(8) == 12.0  # (20 + 80/8) / (2 + 4/8)
     table = scaling_table([found])
-    assert "| 1: 100.0 / 6.0; 2: 60.0 / 4.0 | 20.0 + 80.0 |" in table
+    assert "| 1: 100.0 / 6.0; 2: 60.0 / 4.0 | 1: ? / ?; 2: ? / ? | 20.0 + 80.0 |" in table
     assert "none (≤ 1.5×)" in table  # the floor gains from cores as much: no count reaches 1.5×
 
 
@@ -254,6 +257,32 @@ def test_scaling_says_how_many_cores_reach_the_national_wall_and_ratio_targets()
     assert found.cores_for_ratio(12.0) == 1  # 900 / 80 = 11.25
     row = scaling_table([found]).splitlines()[-1]
     assert row.endswith("| none (≤ 5.0×) | none |")
+
+
+def test_scaling_fits_each_prefect_stage_and_the_rest_of_the_run() -> None:
+    records = national_pair()
+    for r, spans in zip(records[1::2], ((200.0, 300.0), (300.0, 500.0)), strict=True):
+        r["stages"] = {
+            "spill-chunk": {"runs": 3, "seconds": 1.0, "span": spans[0]},
+            "decide-bucket": {"runs": 5, "seconds": 1.0, "span": spans[1]},
+        }
+    (found,) = scalings(records)
+    fits = found.stages()
+    assert (fits["spill-chunk"].serial, fits["spill-chunk"].parallel) == (100.0, 200.0)
+    assert (fits["decide-bucket"].serial, fits["decide-bucket"].parallel) == (100.0, 400.0)
+    assert (fits["rest"].serial, fits["rest"].parallel) == (100.0, 0.0)  # 100 s both times
+    assert "| spill-chunk | decide-bucket | rest |" in scaling_table([found])
+    assert "| 100.0 + 200.0 | 100.0 + 400.0 | 100.0 + 0.0 |" in scaling_table([found])
+
+
+def test_a_measured_child_runs_on_the_cores_it_was_allowed(tmp_path: Path) -> None:
+    probe = "import os; print(len(os.sched_getaffinity(0)), os.environ.get('POLARS_MAX_THREADS'))"
+    command = [sys.executable, "-c", probe]
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"}
+    pinned = run_measured(command, env, tmp_path / "one.log", cores=1)
+    assert pinned.output == "1 1" and pinned.cpu_seconds > 0
+    free = run_measured(command, env, tmp_path / "all.log")
+    assert free.output == f"{len(os.sched_getaffinity(0))} None"
 
 
 def test_runs_of_two_commits_are_not_fitted_together() -> None:
